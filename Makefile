@@ -1,0 +1,54 @@
+# Tollgate — every command a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+FILTERS := header_mod
+WASM_TARGET := wasm32-wasip1
+WASM_OUT := target/$(WASM_TARGET)/release
+
+.PHONY: help setup build test unit e2e lint fmt run bench bench-headers clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: ## Install everything the build and tests need (idempotent; Debian, as root)
+	@scripts/setup.sh
+
+build: ## Build the filters into dist/*.wasm and the tools into dist/
+	@echo "==> building wasm filters: $(FILTERS)"
+	cargo build --release --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p $(subst _,-,$(f)))
+	@mkdir -p dist
+	@for f in $(FILTERS); do cp $(WASM_OUT)/$$f.wasm dist/$$f.wasm; echo "    dist/$$f.wasm ($$(stat -c %s dist/$$f.wasm) bytes)"; done
+	@echo "==> building tools (echo-backend, bench)"
+	cargo build --release -p e2e --bins
+	@cp target/release/echo-backend dist/echo-backend
+
+lint: ## rustfmt check and clippy with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p $(subst _,-,$(f))) -- -D warnings
+
+fmt: ## Format the code
+	cargo fmt --all
+
+unit: ## Unit tests (filters/core and the harness's own tests)
+	cargo test --workspace --lib --bins
+
+e2e: build ## End-to-end tests against a real Envoy
+	cargo test -p e2e --tests
+
+test: lint build ## Lint, unit tests and end-to-end tests (what CI runs after `make setup`)
+	cargo test --workspace --no-fail-fast
+
+run: build ## Start Envoy with the example config, filters and backends; prints curl commands
+	@scripts/run.sh
+
+bench: bench-headers ## All benchmarks
+
+bench-headers: build ## Header filter vs native header_mutation vs no filter (prints a table)
+	target/release/bench headers
+
+clean: ## Remove build outputs
+	cargo clean
+	rm -rf dist

@@ -1,0 +1,135 @@
+//! Builders for the Envoy configs tests run: one HTTP listener, a route table,
+//! a chain of HTTP filters and static clusters. Output is JSON, which Envoy reads
+//! as readily as YAML.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+/// Name of the single listener [`bootstrap`] creates.
+pub const LISTENER: &str = "http";
+
+/// One HTTP listener's worth of config: the downstream filter chain, the router's
+/// upstream filter chain, routes and the clusters they use.
+#[derive(Debug, Clone, Default)]
+pub struct Listener {
+    /// `http_filters` before the router (where users put filters).
+    pub http_filters: Vec<Value>,
+    /// The router's `upstream_http_filters` (run after the route is chosen, per upstream attempt).
+    pub upstream_filters: Vec<Value>,
+    pub routes: Vec<Value>,
+    pub clusters: Vec<Value>,
+}
+
+impl Listener {
+    /// A bootstrap with the admin API and this listener, all on port 0 of 127.0.0.1.
+    pub fn bootstrap(&self) -> Value {
+        let mut filters = self.http_filters.clone();
+        filters.push(router(&self.upstream_filters));
+        json!({
+            "admin": {"address": socket(0)},
+            "static_resources": {
+                "listeners": [{
+                    "name": LISTENER,
+                    "address": socket(0),
+                    "filter_chains": [{"filters": [{
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                            "stat_prefix": "ingress",
+                            "route_config": {
+                                "name": "local",
+                                "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": self.routes}]
+                            },
+                            "http_filters": filters
+                        }
+                    }]}]
+                }],
+                "clusters": self.clusters
+            }
+        })
+    }
+}
+
+fn socket(port: u16) -> Value {
+    json!({"socket_address": {"address": "127.0.0.1", "port_value": port}})
+}
+
+/// The router; a non-empty `upstream` chain is closed with the required upstream codec.
+pub fn router(upstream: &[Value]) -> Value {
+    let mut typed_config =
+        json!({"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"});
+    if !upstream.is_empty() {
+        let mut chain = upstream.to_vec();
+        chain.push(json!({
+            "name": "envoy.filters.http.upstream_codec",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"}
+        }));
+        typed_config["upstream_http_filters"] = Value::Array(chain);
+    }
+    json!({"name": "envoy.filters.http.router", "typed_config": typed_config})
+}
+
+/// One of our wasm filters with its JSON configuration. `FAIL_RELOAD` makes
+/// Envoy reload a crashed VM instead of failing every later request.
+pub fn wasm_filter(name: &str, wasm: &Path, config: &Value) -> Value {
+    json!({
+        "name": format!("tollgate.{name}"),
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "root_id": name,
+                "failure_policy": "FAIL_RELOAD",
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": config_string(config)
+                },
+                "vm_config": {
+                    "vm_id": name,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": wasm.display().to_string()}}
+                }
+            }
+        }
+    })
+}
+
+/// A config given as a JSON value is serialised; a string is passed verbatim
+/// (so tests can hand Envoy malformed JSON).
+fn config_string(config: &Value) -> String {
+    match config {
+        Value::String(raw) => raw.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A static cluster with one endpoint.
+pub fn cluster(name: &str, addr: SocketAddr) -> Value {
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                "address": addr.ip().to_string(), "port_value": addr.port()
+            }}}}]}]
+        }
+    })
+}
+
+/// A named route on a path prefix to a cluster.
+pub fn prefix_route(name: &str, prefix: &str, cluster: &str) -> Value {
+    json!({"name": name, "match": {"prefix": prefix}, "route": {"cluster": cluster}})
+}
+
+/// A named route answering directly (no upstream), with `body`.
+pub fn direct_route(name: &str, prefix: &str, body: &str) -> Value {
+    json!({
+        "name": name,
+        "match": {"prefix": prefix},
+        "direct_response": {"status": 200, "body": {"inline_string": body}}
+    })
+}

