@@ -73,6 +73,16 @@ impl Envoy {
 
     /// Starts Envoy and waits for `/ready`; on failure returns what Envoy said.
     pub async fn try_start(config: &Value, options: &Options) -> Result<Envoy, StartFailure> {
+        Self::try_start_text(&config.to_string(), "envoy.json", options).await
+    }
+
+    /// Like [`Envoy::try_start`] with the config as text; `file_name`'s extension
+    /// (`.yaml` or `.json`) tells Envoy how to read it.
+    pub async fn try_start_text(
+        config: &str,
+        file_name: &str,
+        options: &Options,
+    ) -> Result<Envoy, StartFailure> {
         let dir = tempfile::Builder::new()
             .prefix("tollgate-envoy-")
             .tempdir()
@@ -86,9 +96,9 @@ impl Envoy {
             log: read_log(dir),
             reason,
         };
-        let config_path = dir.path().join("envoy.json");
+        let config_path = dir.path().join(file_name);
         let admin_path = dir.path().join("admin-address");
-        std::fs::write(&config_path, config.to_string())
+        std::fs::write(&config_path, config)
             .map_err(|e| fail(dir.path(), None, format!("writing the config: {e}")))?;
         let log = File::create(dir.path().join("envoy.log"))
             .map_err(|e| fail(dir.path(), None, format!("creating the log file: {e}")))?;
@@ -96,7 +106,9 @@ impl Envoy {
             .try_clone()
             .map_err(|e| fail(dir.path(), None, e.to_string()))?;
         let bin = paths::envoy_bin();
-        let mut child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        die_with_parent(&mut command);
+        let mut child = command
             .arg("-c")
             .arg(&config_path)
             .arg("--admin-address-path")
@@ -228,6 +240,23 @@ impl Envoy {
             .filter_map(|(_, v)| v.trim().parse::<f64>().ok())
             .map(|v| v as u64)
             .sum())
+    }
+}
+
+/// Envoy gets SIGKILL if the test process dies without running `Drop` (a killed
+/// test binary, a CI timeout), so no Envoy outlives its test. The signal follows
+/// the spawning *thread*; tests spawn from their runtime's thread, which lives as
+/// long as the test.
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 

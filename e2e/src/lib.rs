@@ -4,9 +4,11 @@
 //!   ports and stops it when dropped, printing its log if the test failed.
 //! - [`envoy_config`] builds those configs.
 //! - [`echo`] is a backend following the Gateway API conformance echo contract.
+//! - [`bench`] measures Envoy CPU per request with wrk, side by side with native filters.
 //! - [`roundtrip`] sends a request and compares what the backend saw and what the
 //!   client got with an expectation, conformance style.
 
+pub mod bench;
 pub mod echo;
 pub mod envoy;
 pub mod envoy_config;

@@ -134,17 +134,14 @@ fn parse_var(field: &str, name: &str) -> Result<Var, ConfigError> {
         "source.address" => Var::SourceAddress,
         "request.id" => Var::RequestId,
         _ => match name.strip_prefix("request.header.") {
-            Some(header) => Var::Header(http_field::header_name(field, header).or_else(|e| {
-                // Reading Host is fine (only writing it is not); say what to use instead.
-                if header.eq_ignore_ascii_case("host") {
-                    Err(ConfigError::new(
-                        field,
-                        "use `%{request.host}` to read the host",
-                    ))
-                } else {
-                    Err(e)
-                }
-            })?),
+            // Reading Host is fine (only writing it is not); say what to use instead.
+            Some(header) if header.eq_ignore_ascii_case("host") => {
+                return Err(ConfigError::new(
+                    field,
+                    "use `%{request.host}` to read the host",
+                ))
+            }
+            Some(header) => Var::Header(http_field::header_name(field, header)?),
             None => {
                 return Err(ConfigError::new(
                     field,

@@ -1,0 +1,173 @@
+//! `make bench-*`: each suite runs Envoy with no filter, with Envoy's native
+//! filter doing the same job, and with ours, alternating for several rounds, and
+//! prints a Markdown table of medians (method: shared/BENCHMARKING.md).
+
+use anyhow::{ensure, Result};
+use clap::{Parser, ValueEnum};
+use e2e::bench::{self, Settings, Variant};
+use e2e::envoy_config::{direct_route, wasm_filter, Listener};
+use e2e::paths;
+use e2e::roundtrip::Exchange;
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(
+    about = "Tollgate filter benchmarks (Envoy CPU per request, side by side with native filters)"
+)]
+struct Args {
+    suite: Suite,
+    /// Rounds of alternating variants; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds of each measured wrk run.
+    #[arg(long, default_value_t = 4)]
+    seconds: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Suite {
+    /// header_mod.wasm vs envoy.filters.http.header_mutation.
+    Headers,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let settings = Settings {
+        rounds: args.rounds,
+        duration: std::time::Duration::from_secs(args.seconds),
+        ..Settings::default()
+    };
+    let (title, variants) = match args.suite {
+        Suite::Headers => ("header modification", headers()),
+    };
+    eprintln!(
+        "benchmark: {title}; {} rounds × {} variants, wrk -t1 -c{} -d{}s, Envoy --concurrency 1",
+        settings.rounds,
+        variants.len(),
+        settings.connections,
+        args.seconds
+    );
+    let samples = bench::run(&variants, &settings).await?;
+    let summaries = bench::summarize(&variants, &samples);
+    println!(
+        "\n{title} — {} (medians of {} rounds)\n",
+        today(),
+        settings.rounds
+    );
+    println!("{}", bench::table(&summaries, "no filter", "native"));
+    Ok(())
+}
+
+fn today() -> String {
+    std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn direct(filters: Vec<Value>) -> Value {
+    Listener {
+        http_filters: filters,
+        routes: vec![direct_route("bench", "/", "ok")],
+        ..Listener::default()
+    }
+    .bootstrap()
+}
+
+/// The same edits both ways: request set + add + remove, response set + add.
+fn headers() -> Vec<Variant> {
+    let ours = json!({
+        "request": {
+            "set": [{"name": "x-set", "value": "set-value"}],
+            "add": [{"name": "x-add", "value": "add-value"}],
+            "remove": ["x-remove"]
+        },
+        "response": {
+            "set": [{"name": "x-resp-set", "value": "set-value"}],
+            "add": [{"name": "x-resp-add", "value": "add-value"}]
+        }
+    });
+    let append = |key: &str, value: &str, action: &str| json!({"append": {"header": {"key": key, "value": value}, "append_action": action}});
+    let native = json!({
+        "name": "envoy.filters.http.header_mutation",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+            "mutations": {
+                "request_mutations": [
+                    {"remove": "x-remove"},
+                    append("x-set", "set-value", "OVERWRITE_IF_EXISTS_OR_ADD"),
+                    append("x-add", "add-value", "APPEND_IF_EXISTS_OR_ADD")
+                ],
+                "response_mutations": [
+                    append("x-resp-set", "set-value", "OVERWRITE_IF_EXISTS_OR_ADD"),
+                    append("x-resp-add", "add-value", "APPEND_IF_EXISTS_OR_ADD")
+                ]
+            }
+        }
+    });
+    let headers = vec![
+        ("x-remove".to_string(), "1".to_string()),
+        ("x-set".to_string(), "old".to_string()),
+    ];
+    let edited = |ex: &Exchange| -> Result<()> {
+        ensure!(ex.status == 200, "status {}", ex.status);
+        ensure!(
+            ex.header("x-resp-set").as_deref() == Some("set-value"),
+            "x-resp-set missing"
+        );
+        ensure!(
+            ex.header("x-resp-add").as_deref() == Some("add-value"),
+            "x-resp-add missing"
+        );
+        Ok(())
+    };
+    vec![
+        Variant {
+            name: "no filter".into(),
+            config: direct(vec![]),
+            headers: headers.clone(),
+            check: Box::new(|ex| {
+                ensure!(
+                    ex.status == 200 && ex.header("x-resp-set").is_none(),
+                    "unexpected response"
+                );
+                Ok(())
+            }),
+        },
+        Variant {
+            name: "native".into(),
+            config: direct(vec![native]),
+            headers: headers.clone(),
+            check: Box::new(edited),
+        },
+        Variant {
+            name: "tollgate".into(),
+            config: direct(vec![wasm_filter(
+                "header_mod",
+                &paths::wasm("header_mod"),
+                &ours,
+            )]),
+            headers: headers.clone(),
+            check: Box::new(edited),
+        },
+        // The same module with nothing to do: Envoy's fixed cost of calling a wasm filter.
+        Variant {
+            name: "tollgate, no edits".into(),
+            config: direct(vec![wasm_filter(
+                "header_mod",
+                &paths::wasm("header_mod"),
+                &json!({}),
+            )]),
+            headers,
+            check: Box::new(|ex| {
+                ensure!(
+                    ex.status == 200 && ex.header("x-resp-set").is_none(),
+                    "unexpected response"
+                );
+                Ok(())
+            }),
+        },
+    ]
+}
