@@ -349,25 +349,36 @@ async fn counters_are_exported_to_prometheus() {
         )
         .await;
     }
-    let requests = s
-        .envoy
-        .prometheus_counter("tollgate_header_mod_requests_modified")
-        .await
-        .expect("stats");
-    let responses = s
-        .envoy
-        .prometheus_counter("tollgate_header_mod_responses_modified")
-        .await
-        .expect("stats");
+    // Counters are flushed to Envoy once a second (filters/host/src/metrics.rs).
+    let counts = || async {
+        let requests = s
+            .envoy
+            .prometheus_counter("tollgate_header_mod_requests_modified")
+            .await
+            .expect("stats");
+        let responses = s
+            .envoy
+            .prometheus_counter("tollgate_header_mod_responses_modified")
+            .await
+            .expect("stats");
+        (requests, responses)
+    };
+    let mut seen = counts().await;
+    for _ in 0..50 {
+        if seen == (3, 3) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        seen = counts().await;
+    }
     assert_eq!(
-        (requests, responses),
+        seen,
         (3, 3),
-        "{}\n{}",
+        "{}",
         s.envoy
             .admin_get("/stats/prometheus")
             .await
-            .unwrap_or_default(),
-        s.envoy.admin_get("/stats").await.unwrap_or_default()
+            .unwrap_or_default()
     );
 }
 

@@ -10,17 +10,24 @@ use tollgate_core::headers::{HeaderPolicy, Rendered};
 use tollgate_core::route_policy::RoutePolicies;
 use tollgate_host::headers::{HostHeaders, HostRequest};
 use tollgate_host::metrics::Counter;
-use tollgate_host::{config, request};
+use tollgate_host::{config, metrics, request};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
     proxy_wasm::set_root_context(|_| Box::new(Root::default()));
 }}
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Metrics {
     requests_modified: Counter,
     responses_modified: Counter,
+}
+
+impl Metrics {
+    fn flush(&self) {
+        self.requests_modified.flush();
+        self.responses_modified.flush();
+    }
 }
 
 #[derive(Default)]
@@ -37,16 +44,25 @@ impl RootContext for Root {
             return false;
         };
         self.policies = Some(policies);
-        self.metrics.get_or_insert_with(|| Metrics {
-            requests_modified: Counter::define("tollgate_header_mod_requests_modified"),
-            responses_modified: Counter::define("tollgate_header_mod_responses_modified"),
-        });
+        if self.metrics.is_none() {
+            self.metrics = Some(Metrics {
+                requests_modified: Counter::define("tollgate_header_mod_requests_modified"),
+                responses_modified: Counter::define("tollgate_header_mod_responses_modified"),
+            });
+            metrics::start_flushing();
+        }
         true
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.flush();
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         // on_configure succeeded before Envoy creates any stream, so both are set.
-        let (policies, metrics) = (self.policies.clone()?, self.metrics?);
+        let (policies, metrics) = (self.policies.clone()?, self.metrics.clone()?);
         Some(Box::new(Stream {
             policies,
             metrics,
