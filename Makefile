@@ -39,7 +39,9 @@ e2e: build ## End-to-end tests against a real Envoy
 	cargo test -p e2e --tests
 
 test: lint build ## Lint, unit tests and end-to-end tests (what CI runs after `make setup`)
-	cargo test --workspace --no-fail-fast
+	@mkdir -p .run
+	cargo test --workspace --no-fail-fast 2>&1 | tee .run/test.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "all tests: %d passed, %d failed\n", p, f }' .run/test.log
 
 run: build ## Start Envoy with the example config, filters and backends; prints curl commands
 	@scripts/run.sh

@@ -27,15 +27,33 @@ fn header_filter(config: &Value) -> Value {
     wasm_filter("header_mod", &paths::wasm("header_mod"), config)
 }
 
+impl Placement {
+    fn place(self, listener: &mut Listener, filter: Value) {
+        match self {
+            Placement::Downstream => listener.http_filters.push(filter),
+            Placement::Upstream => listener.upstream_filters.push(filter),
+        }
+    }
+}
+
 /// Envoy with the header filter and one echo backend `backend-a` behind route `default`.
 async fn start(config: Value) -> Setup {
+    start_on_routes(Placement::Downstream, config, &[("default", "/")]).await
+}
+
+/// Envoy with the header filter where `placement` says and one echo backend
+/// `backend-a` behind the named prefix routes `(name, prefix)`.
+async fn start_on_routes(placement: Placement, config: Value, routes: &[(&str, &str)]) -> Setup {
     let a = Echo::start("backend-a").await.expect("echo backend");
-    let listener = Listener {
-        http_filters: vec![header_filter(&config)],
-        routes: vec![prefix_route("default", "/", "a")],
+    let mut listener = Listener {
+        routes: routes
+            .iter()
+            .map(|(name, prefix)| prefix_route(name, prefix, "a"))
+            .collect(),
         clusters: vec![cluster("a", a.addr())],
         ..Listener::default()
     };
+    placement.place(&mut listener, header_filter(&config));
     launch(listener, vec![a]).await
 }
 
@@ -181,7 +199,6 @@ async fn templates_render_request_values() {
 
 #[tokio::test]
 async fn per_route_policies_apply_only_on_their_route_and_default_elsewhere() {
-    let a = Echo::start("backend-a").await.expect("echo");
     let config = json!({
         "routes": {
             "api": {"request": {"set": [{"name": "x-policy", "value": "api"}]}},
@@ -189,17 +206,8 @@ async fn per_route_policies_apply_only_on_their_route_and_default_elsewhere() {
         },
         "default": {"request": {"set": [{"name": "x-policy", "value": "default"}]}}
     });
-    let listener = Listener {
-        http_filters: vec![header_filter(&config)],
-        routes: vec![
-            prefix_route("api", "/api", "a"),
-            prefix_route("admin", "/admin", "a"),
-            prefix_route("other", "/", "a"),
-        ],
-        clusters: vec![cluster("a", a.addr())],
-        ..Listener::default()
-    };
-    let s = launch(listener, vec![a]).await;
+    let routes = [("api", "/api"), ("admin", "/admin"), ("other", "/")];
+    let s = start_on_routes(Placement::Downstream, config, &routes).await;
     s.check(
         Req::get("/api/x"),
         Expect::status(200)
@@ -223,19 +231,14 @@ async fn per_route_policies_apply_only_on_their_route_and_default_elsewhere() {
 
 #[tokio::test]
 async fn per_route_without_default_leaves_other_routes_untouched() {
-    let a = Echo::start("backend-a").await.expect("echo");
     let config =
         json!({"routes": {"api": {"request": {"set": [{"name": "x-policy", "value": "api"}]}}}});
-    let listener = Listener {
-        http_filters: vec![header_filter(&config)],
-        routes: vec![
-            prefix_route("api", "/api", "a"),
-            prefix_route("other", "/", "a"),
-        ],
-        clusters: vec![cluster("a", a.addr())],
-        ..Listener::default()
-    };
-    let s = launch(listener, vec![a]).await;
+    let s = start_on_routes(
+        Placement::Downstream,
+        config,
+        &[("api", "/api"), ("other", "/")],
+    )
+    .await;
     s.check(
         Req::get("/api"),
         Expect::status(200).backend_header("x-policy", "api"),
@@ -264,10 +267,7 @@ async fn route_stability_setup(placement: Placement) -> Setup {
         clusters: vec![cluster("a", a.addr()), cluster("b", b.addr())],
         ..Listener::default()
     };
-    match placement {
-        Placement::Downstream => listener.http_filters.push(filter),
-        Placement::Upstream => listener.upstream_filters.push(filter),
-    }
+    placement.place(&mut listener, filter);
     launch(listener, vec![a, b]).await
 }
 
@@ -306,21 +306,16 @@ async fn downstream_placement_is_rerouted_by_envoy_1_40() {
 
 #[tokio::test]
 async fn upstream_placement_supports_the_per_route_envelope() {
-    let a = Echo::start("backend-a").await.expect("echo");
     let config = json!({
         "routes": {"api": {"request": {"set": [{"name": "x-policy", "value": "api"}]}}},
         "default": {"request": {"set": [{"name": "x-policy", "value": "default"}]}}
     });
-    let listener = Listener {
-        upstream_filters: vec![header_filter(&config)],
-        routes: vec![
-            prefix_route("api", "/api", "a"),
-            prefix_route("other", "/", "a"),
-        ],
-        clusters: vec![cluster("a", a.addr())],
-        ..Listener::default()
-    };
-    let s = launch(listener, vec![a]).await;
+    let s = start_on_routes(
+        Placement::Upstream,
+        config,
+        &[("api", "/api"), ("other", "/")],
+    )
+    .await;
     s.check(
         Req::get("/api"),
         Expect::status(200).backend_header("x-policy", "api"),
