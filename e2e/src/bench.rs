@@ -235,48 +235,78 @@ pub struct Summary {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub cpu_us: f64,
+    /// Median over rounds of (this variant − the baseline *in the same round*): the
+    /// machine's speed drifts between rounds by more than a filter costs, and pairing
+    /// each run with its neighbour cancels most of that drift.
+    pub added_us: f64,
+    /// Lowest and highest of those per-round differences.
+    pub added_range: (f64, f64),
     pub rss_mib: f64,
 }
 
-pub fn summarize(variants: &[Variant], samples: &[Vec<Sample>]) -> Vec<Summary> {
+/// Medians per variant; added cost is paired with `baseline`'s run in each round.
+pub fn summarize(variants: &[Variant], samples: &[Vec<Sample>], baseline: &str) -> Vec<Summary> {
+    let base = variants
+        .iter()
+        .position(|v| v.name == baseline)
+        .map(|i| &samples[i]);
     variants
         .iter()
         .zip(samples)
         .map(|(v, s)| {
             let m = |f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
+            let added: Vec<f64> = match base {
+                Some(base) => s
+                    .iter()
+                    .zip(base)
+                    .map(|(x, b)| x.cpu_us_per_request - b.cpu_us_per_request)
+                    .collect(),
+                None => Vec::new(),
+            };
+            let range = added
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                    (lo.min(*x), hi.max(*x))
+                });
             Summary {
                 name: v.name.clone(),
                 rps: m(|s| s.rps),
                 p50_ms: m(|s| s.p50_ms),
                 p99_ms: m(|s| s.p99_ms),
                 cpu_us: m(|s| s.cpu_us_per_request),
+                added_us: median(added),
+                added_range: range,
                 rss_mib: m(|s| s.rss_mib),
             }
         })
         .collect()
 }
 
-/// A Markdown table: added cost is over `baseline`, the ratio is to `native`.
+/// A Markdown table: added cost is paired with `baseline` per round (see
+/// [`Summary::added_us`]); the ratio compares added costs with `native`'s.
 pub fn table(summaries: &[Summary], baseline: &str, native: &str) -> String {
-    let cpu_of = |name: &str| summaries.iter().find(|s| s.name == name).map(|s| s.cpu_us);
-    let base = cpu_of(baseline).unwrap_or(f64::NAN);
-    let native_added = cpu_of(native).map(|c| c - base).unwrap_or(f64::NAN);
+    let native_added = summaries
+        .iter()
+        .find(|s| s.name == native)
+        .map_or(f64::NAN, |s| s.added_us);
     let mut out = String::from(
-        "| variant | req/s | p50 ms | p99 ms | CPU µs/req | added µs/req | added vs native | RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| variant | req/s | p50 ms | p99 ms | CPU µs/req | added µs/req (range over rounds) | added vs native | RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for s in summaries {
-        let added = s.cpu_us - base;
-        let (added_s, ratio_s) = if s.name == baseline {
+        let (added, ratio) = if s.name == baseline {
             ("—".to_string(), "—".to_string())
         } else {
             (
-                format!("{added:.2}"),
-                format!("{:.2}×", added / native_added),
+                format!(
+                    "{:.1} ({:.1} … {:.1})",
+                    s.added_us, s.added_range.0, s.added_range.1
+                ),
+                format!("{:.1}×", s.added_us / native_added),
             )
         };
         out.push_str(&format!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {:.1} |\n",
-            s.name, s.rps, s.p50_ms, s.p99_ms, s.cpu_us, added_s, ratio_s, s.rss_mib
+            "| {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {:.1} |\n",
+            s.name, s.rps, s.p50_ms, s.p99_ms, s.cpu_us, added, ratio, s.rss_mib
         ));
     }
     out

@@ -2,6 +2,8 @@
 //! filter doing the same job, and with ours, alternating for several rounds, and
 //! prints a Markdown table of medians (method: shared/BENCHMARKING.md).
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{ensure, Result};
 use clap::{Parser, ValueEnum};
 use e2e::bench::{self, Settings, Variant};
@@ -22,6 +24,10 @@ struct Args {
     /// Seconds of each measured wrk run.
     #[arg(long, default_value_t = 4)]
     seconds: u64,
+    /// Also run our filter built from another .wasm (e.g. the previous commit's), to
+    /// A/B a change in the same run.
+    #[arg(long)]
+    compare_wasm: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -38,8 +44,12 @@ async fn main() -> Result<()> {
         duration: std::time::Duration::from_secs(args.seconds),
         ..Settings::default()
     };
+    let scratch = tempfile::tempdir()?;
     let (title, variants) = match args.suite {
-        Suite::Headers => ("header modification", headers()),
+        Suite::Headers => (
+            "header modification",
+            headers(args.compare_wasm.as_deref(), scratch.path())?,
+        ),
     };
     eprintln!(
         "benchmark: {title}; {} rounds × {} variants, wrk -t1 -c{} -d{}s, Envoy --concurrency 1",
@@ -49,7 +59,7 @@ async fn main() -> Result<()> {
         args.seconds
     );
     let samples = bench::run(&variants, &settings).await?;
-    let summaries = bench::summarize(&variants, &samples);
+    let summaries = bench::summarize(&variants, &samples, "no filter");
     println!(
         "\n{title} — {} (medians of {} rounds)\n",
         today(),
@@ -77,7 +87,7 @@ fn direct(filters: Vec<Value>) -> Value {
 }
 
 /// The same edits both ways: request set + add + remove, response set + add.
-fn headers() -> Vec<Variant> {
+fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
     let ours = json!({
         "request": {
             "set": [{"name": "x-set", "value": "set-value"}],
@@ -123,7 +133,7 @@ fn headers() -> Vec<Variant> {
         );
         Ok(())
     };
-    vec![
+    let mut variants = vec![
         Variant {
             name: "no filter".into(),
             config: direct(vec![]),
@@ -169,5 +179,27 @@ fn headers() -> Vec<Variant> {
                 Ok(())
             }),
         },
-    ]
+    ];
+    // The same edits from the cheapest proxy-wasm module possible (bench-data/*.wat):
+    // what any wasm filter costs in this Envoy, whatever its code does.
+    let floor = scratch.join("header_edits_floor.wasm");
+    std::fs::write(
+        &floor,
+        wat::parse_file(paths::workspace_root().join("e2e/bench-data/header_edits_floor.wat"))?,
+    )?;
+    variants.push(Variant {
+        name: "wasm floor".into(),
+        config: direct(vec![wasm_filter("floor", &floor, &json!({}))]),
+        headers: variants[0].headers.clone(),
+        check: Box::new(edited),
+    });
+    if let Some(wasm) = compare {
+        variants.push(Variant {
+            name: format!("tollgate @ {}", wasm.display()),
+            config: direct(vec![wasm_filter("header_mod", wasm, &ours)]),
+            headers: variants[0].headers.clone(),
+            check: Box::new(edited),
+        });
+    }
+    Ok(variants)
 }
