@@ -59,10 +59,10 @@ Header modification (dist/header_mod.wasm), per-route policies:
 
   # default policy: sets x-forwarded-path from a template, removes x-internal-secret,
   # and on the response sets x-served-by and strips every x-debug-* header the backend sent:
-  curl -si http://$LISTENER/anything?q=1 -H 'x-internal-secret: s3cr3t' \\
+  curl -si 'http://$LISTENER/anything?q=1' -H 'x-internal-secret: s3cr3t' \\
        -H 'X-Echo-Set-Header: X-Debug-Trace:abc,X-Kept:yes'
 
-  # the filter's counters, in Prometheus format:
+  # the filter's counters, in Prometheus format (flushed to Envoy once a second):
   curl -s http://$ADMIN/stats/prometheus | grep tollgate_
 
 Press Ctrl-C to stop.

@@ -14,7 +14,7 @@ use tollgate_host::{config, metrics, request};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
-    proxy_wasm::set_root_context(|_| Box::new(Root::default()));
+    proxy_wasm::set_root_context(|_| Box::new(Root::new()));
 }}
 
 #[derive(Clone)]
@@ -30,10 +30,22 @@ impl Metrics {
     }
 }
 
-#[derive(Default)]
 struct Root {
+    /// None until a configuration has been accepted.
     policies: Option<Arc<RoutePolicies<HeaderPolicy>>>,
-    metrics: Option<Metrics>,
+    metrics: Metrics,
+}
+
+impl Root {
+    fn new() -> Self {
+        Root {
+            policies: None,
+            metrics: Metrics {
+                requests_modified: Counter::define("tollgate_header_mod_requests_modified"),
+                responses_modified: Counter::define("tollgate_header_mod_responses_modified"),
+            },
+        }
+    }
 }
 
 impl Context for Root {}
@@ -43,29 +55,23 @@ impl RootContext for Root {
         let Some(policies) = config::load("header_mod", HeaderPolicy::compile) else {
             return false;
         };
-        self.policies = Some(policies);
-        if self.metrics.is_none() {
-            self.metrics = Some(Metrics {
-                requests_modified: Counter::define("tollgate_header_mod_requests_modified"),
-                responses_modified: Counter::define("tollgate_header_mod_responses_modified"),
-            });
+        if self.policies.replace(policies).is_none() {
             metrics::start_flushing();
         }
         true
     }
 
     fn on_tick(&mut self) {
-        if let Some(metrics) = &self.metrics {
-            metrics.flush();
-        }
+        self.metrics.flush();
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        // on_configure succeeded before Envoy creates any stream, so both are set.
-        let (policies, metrics) = (self.policies.clone()?, self.metrics.clone()?);
+        // Never None: the SDK panics (killing the VM) when a root context refuses a
+        // stream. Envoy configures before it creates streams, so `policies` is set in
+        // practice; without it the stream passes untouched.
         Some(Box::new(Stream {
-            policies,
-            metrics,
+            policies: self.policies.clone(),
+            metrics: self.metrics.clone(),
             response: None,
         }))
     }
@@ -78,7 +84,7 @@ impl RootContext for Root {
 /// Per-request state: the policy chosen at request time (the route is known then)
 /// and the response values rendered from the request as it arrived.
 struct Stream {
-    policies: Arc<RoutePolicies<HeaderPolicy>>,
+    policies: Option<Arc<RoutePolicies<HeaderPolicy>>>,
     metrics: Metrics,
     response: Option<(Arc<HeaderPolicy>, Rendered)>,
 }
@@ -87,30 +93,24 @@ impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let route = if self.policies.needs_route_name() {
+        let Some(policies) = &self.policies else {
+            return Action::Continue;
+        };
+        let route = if policies.needs_route_name() {
             request::route_name()
         } else {
             None
         };
-        let Some(policy) = self.policies.for_route(route.as_deref()) else {
+        let Some(policy) = policies.for_route(route.as_deref()) else {
             return Action::Continue;
         };
         if let Some(mods) = &policy.request {
-            let rendered = if mods.is_dynamic() {
-                mods.render(&mut HostRequest)
-            } else {
-                Rendered::default()
-            };
-            mods.apply(&rendered, &mut HostHeaders::request());
+            mods.apply(&mods.render(&mut HostRequest), &mut HostHeaders::request());
             self.metrics.requests_modified.inc();
         }
         if let Some(mods) = &policy.response {
-            let rendered = if mods.is_dynamic() {
-                mods.render(&mut HostRequest)
-            } else {
-                Rendered::default()
-            };
-            self.response = Some((Arc::clone(policy), rendered));
+            // Rendered now: response templates read the request as it arrived.
+            self.response = Some((Arc::clone(policy), mods.render(&mut HostRequest)));
         }
         Action::Continue
     }

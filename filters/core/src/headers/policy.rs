@@ -108,16 +108,12 @@ impl Mods {
             && self.add.is_empty()
     }
 
-    /// True when some value has a variable, i.e. [`Mods::render`] must run per request.
-    pub fn is_dynamic(&self) -> bool {
-        self.values().any(|(_, t)| t.as_literal().is_none())
-    }
-
     fn values(&self) -> impl Iterator<Item = &(String, Template)> {
         self.set.iter().chain(self.add.iter())
     }
 
     /// Renders the templated values for one request (before any edit is applied).
+    /// Literal-only mods make no host call and allocate nothing here.
     pub fn render(&self, src: &mut dyn RequestSource) -> Rendered {
         Rendered(
             self.values()
@@ -322,7 +318,6 @@ mod tests {
         }}))
         .unwrap();
         let mods = p.request.as_ref().unwrap();
-        assert!(mods.is_dynamic());
         let mut m = Map::of(&[(":path", "/p"), ("x-user", "alice")]);
         run(mods, &mut m);
         assert_eq!(m.get_all("x-who"), ["alice@rid"]);
@@ -331,12 +326,26 @@ mod tests {
         assert!(m.get_all("x-user").is_empty());
     }
 
+    /// A source that fails the test when read: literal values must not touch the host.
+    struct Untouchable;
+    impl RequestSource for Untouchable {
+        fn header(&mut self, name: &str) -> Option<String> {
+            panic!("read header {name}")
+        }
+        fn source_address(&mut self) -> Option<String> {
+            panic!("read source address")
+        }
+        fn request_id(&mut self) -> Option<String> {
+            panic!("read request id")
+        }
+    }
+
     #[test]
-    fn literal_policies_render_nothing() {
-        let p = policy(json!({"request": {"set": [{"name": "a", "value": "b"}]}})).unwrap();
+    fn literal_policies_render_nothing_and_read_nothing() {
+        let p = policy(json!({"request": {"set": [{"name": "a", "value": "b"}], "add": [{"name": "c", "value": "d"}]}}))
+            .unwrap();
         let mods = p.request.as_ref().unwrap();
-        assert!(!mods.is_dynamic());
-        assert_eq!(mods.render(&mut Map::default()), Rendered::default());
+        assert_eq!(mods.render(&mut Untouchable), Rendered::default());
     }
 
     #[test]
