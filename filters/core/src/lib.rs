@@ -5,9 +5,11 @@
 //! (the layout Kuadrant's wasm-shim uses). Configs are parsed and compiled once, at
 //! configure time, into immutable structures; per-request work only reads them.
 
+pub mod duration;
 pub mod error;
 pub mod headers;
 pub mod http_field;
+pub mod jwt;
 pub mod route_policy;
 
 pub use error::ConfigError;

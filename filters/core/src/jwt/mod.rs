@@ -1,0 +1,12 @@
+//! JWT authentication: Envoy Gateway's `SecurityPolicy.jwt`, host-independent.
+//!
+//! Split as Envoy's jwt_authn is: `config` (the public JSON shape), `policy` (the
+//! validated, compiled form), `extract` (finding the token in a request), `token`
+//! (decoding the compact serialization), `claims` (issuer, audience, time and
+//! claim-to-header checks). Signature verification and the JWKS cache come next.
+
+pub mod claims;
+pub mod config;
+pub mod extract;
+pub mod policy;
+pub mod token;
