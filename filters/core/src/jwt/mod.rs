@@ -3,10 +3,13 @@
 //! Split as Envoy's jwt_authn is: `config` (the public JSON shape), `policy` (the
 //! validated, compiled form), `extract` (finding the token in a request), `token`
 //! (decoding the compact serialization), `claims` (issuer, audience, time and
-//! claim-to-header checks). Signature verification and the JWKS cache come next.
+//! claim-to-header checks), `jwks` (key sets parsed into verification keys) and
+//! `verify` (key selection and signature checks). The JWKS cache comes next.
 
 pub mod claims;
 pub mod config;
 pub mod extract;
+pub mod jwks;
 pub mod policy;
 pub mod token;
+pub mod verify;

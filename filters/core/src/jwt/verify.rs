@@ -1,0 +1,172 @@
+//! Signature verification: which keys a token may be checked against, and the check.
+//!
+//! Key choice is where JWT libraries get attacked, so it is strict: the token's
+//! `alg` must fit the key's type (an RSA key is never an HMAC secret, which is
+//! the RS/HS confusion attack), must equal the JWK's own `alg` when it has one,
+//! and a token with a `kid` is only tried against keys with that `kid`.
+
+use hmac::{Hmac, KeyInit, Mac};
+use rsa::{Pkcs1v15Sign, Pss};
+use sha2::{Digest, Sha256, Sha384, Sha512};
+
+use super::jwks::{Jwk, Jwks, KeyMaterial};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alg {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+    HS256,
+    HS384,
+    HS512,
+}
+
+impl Alg {
+    pub fn parse(name: &str) -> Option<Alg> {
+        Some(match name {
+            "RS256" => Alg::RS256,
+            "RS384" => Alg::RS384,
+            "RS512" => Alg::RS512,
+            "PS256" => Alg::PS256,
+            "PS384" => Alg::PS384,
+            "PS512" => Alg::PS512,
+            "ES256" => Alg::ES256,
+            "ES384" => Alg::ES384,
+            "EdDSA" => Alg::EdDSA,
+            "HS256" => Alg::HS256,
+            "HS384" => Alg::HS384,
+            "HS512" => Alg::HS512,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Alg::RS256 => "RS256",
+            Alg::RS384 => "RS384",
+            Alg::RS512 => "RS512",
+            Alg::PS256 => "PS256",
+            Alg::PS384 => "PS384",
+            Alg::PS512 => "PS512",
+            Alg::ES256 => "ES256",
+            Alg::ES384 => "ES384",
+            Alg::EdDSA => "EdDSA",
+            Alg::HS256 => "HS256",
+            Alg::HS384 => "HS384",
+            Alg::HS512 => "HS512",
+        }
+    }
+
+    /// Whether a key of this material may verify this algorithm. HMAC secrets
+    /// shorter than the hash are refused (RFC 7518 §3.2).
+    pub fn fits(self, key: &KeyMaterial) -> bool {
+        use Alg::*;
+        match (self, key) {
+            (RS256 | RS384 | RS512 | PS256 | PS384 | PS512, KeyMaterial::Rsa(_)) => true,
+            (ES256, KeyMaterial::P256(_))
+            | (ES384, KeyMaterial::P384(_))
+            | (EdDSA, KeyMaterial::Ed25519(_)) => true,
+            (HS256, KeyMaterial::Oct(k)) => k.len() >= 32,
+            (HS384, KeyMaterial::Oct(k)) => k.len() >= 48,
+            (HS512, KeyMaterial::Oct(k)) => k.len() >= 64,
+            _ => false,
+        }
+    }
+}
+
+/// The keys a token with `alg` and `kid` may be verified with, in set order.
+pub fn candidates<'a>(
+    jwks: &'a Jwks,
+    alg: Alg,
+    kid: Option<&'a str>,
+) -> impl Iterator<Item = &'a Jwk> + 'a {
+    jwks.keys.iter().filter(move |key| {
+        let kid_ok = match (kid, key.kid.as_deref()) {
+            (Some(want), Some(have)) => want == have,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        kid_ok && key.alg.is_none_or(|a| a == alg) && alg.fits(&key.material)
+    })
+}
+
+/// Checks `signature` over `signing_input` with `key`.
+pub fn verify(alg: Alg, key: &KeyMaterial, signing_input: &[u8], signature: &[u8]) -> bool {
+    use Alg::*;
+    match (alg, key) {
+        (RS256, KeyMaterial::Rsa(k)) => k
+            .verify(
+                Pkcs1v15Sign::new::<Sha256>(),
+                &Sha256::digest(signing_input),
+                signature,
+            )
+            .is_ok(),
+        (RS384, KeyMaterial::Rsa(k)) => k
+            .verify(
+                Pkcs1v15Sign::new::<Sha384>(),
+                &Sha384::digest(signing_input),
+                signature,
+            )
+            .is_ok(),
+        (RS512, KeyMaterial::Rsa(k)) => k
+            .verify(
+                Pkcs1v15Sign::new::<Sha512>(),
+                &Sha512::digest(signing_input),
+                signature,
+            )
+            .is_ok(),
+        (PS256, KeyMaterial::Rsa(k)) => k
+            .verify(
+                Pss::<Sha256>::new(),
+                &Sha256::digest(signing_input),
+                signature,
+            )
+            .is_ok(),
+        (PS384, KeyMaterial::Rsa(k)) => k
+            .verify(
+                Pss::<Sha384>::new(),
+                &Sha384::digest(signing_input),
+                signature,
+            )
+            .is_ok(),
+        (PS512, KeyMaterial::Rsa(k)) => k
+            .verify(
+                Pss::<Sha512>::new(),
+                &Sha512::digest(signing_input),
+                signature,
+            )
+            .is_ok(),
+        (ES256, KeyMaterial::P256(k)) => {
+            use p256::ecdsa::signature::Verifier;
+            p256::ecdsa::Signature::from_slice(signature)
+                .is_ok_and(|s| k.verify(signing_input, &s).is_ok())
+        }
+        (ES384, KeyMaterial::P384(k)) => {
+            use p384::ecdsa::signature::Verifier;
+            p384::ecdsa::Signature::from_slice(signature)
+                .is_ok_and(|s| k.verify(signing_input, &s).is_ok())
+        }
+        (EdDSA, KeyMaterial::Ed25519(k)) => <&[u8; 64]>::try_from(signature).is_ok_and(|s| {
+            k.verify_strict(signing_input, &ed25519_dalek::Signature::from_bytes(s))
+                .is_ok()
+        }),
+        (HS256, KeyMaterial::Oct(k)) => hmac_ok::<Hmac<Sha256>>(k, signing_input, signature),
+        (HS384, KeyMaterial::Oct(k)) => hmac_ok::<Hmac<Sha384>>(k, signing_input, signature),
+        (HS512, KeyMaterial::Oct(k)) => hmac_ok::<Hmac<Sha512>>(k, signing_input, signature),
+        _ => false,
+    }
+}
+
+/// Constant-time HMAC comparison.
+fn hmac_ok<M: Mac + KeyInit>(key: &[u8], msg: &[u8], signature: &[u8]) -> bool {
+    <M as KeyInit>::new_from_slice(key).is_ok_and(|mut mac| {
+        mac.update(msg);
+        mac.verify_slice(signature).is_ok()
+    })
+}
