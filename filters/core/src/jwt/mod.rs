@@ -6,6 +6,7 @@
 //! claim-to-header checks), `jwks` (key sets parsed into verification keys) and
 //! `verify` (key selection and signature checks). The JWKS cache comes next.
 
+pub mod authn;
 pub mod claims;
 pub mod config;
 pub mod extract;
