@@ -439,3 +439,54 @@ async fn bad_configs_are_rejected_at_startup_naming_the_field() {
         );
     }
 }
+
+/// Sends one raw HTTP/1.1 request (bytes as given) and returns the status line.
+async fn raw_status_line(base: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    String::from_utf8_lossy(&response)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Header values may carry obs-text bytes (0x80–0xFF), which Envoy accepts. Reading
+/// them (templates, removeMatching) must not crash the VM: the SDK's own wrappers
+/// would have panicked on the UTF-8 conversion.
+#[tokio::test]
+async fn non_utf8_header_bytes_never_crash_the_filter() {
+    let s = start(json!({"request": {
+        "removeMatching": ["x-drop-.*"],
+        "set": [{"name": "x-copy", "value": "%{request.header.x-obs}"}]
+    }}))
+    .await;
+    let request = b"GET /obs HTTP/1.1\r\nHost: example.com\r\nx-obs: caf\xe9 \xff\r\nx-drop-me: \xfe\r\nConnection: close\r\n\r\n";
+    for _ in 0..3 {
+        let status = raw_status_line(&s.base, request).await;
+        assert_eq!(status, "HTTP/1.1 200 OK", "{}", s.envoy.log());
+    }
+    s.check(
+        Req::get("/after")
+            .header("x-drop-me", "1")
+            .header("x-obs", "plain"),
+        Expect::status(200)
+            .backend_absent("x-drop-me")
+            .backend_header("x-copy", "plain"),
+    )
+    .await;
+    let crashes = s
+        .envoy
+        .prometheus_counter("envoy_wasm_header_mod_vm_reload")
+        .await
+        .expect("stats");
+    assert_eq!(crashes, 0, "the VM was reloaded, so it crashed");
+}

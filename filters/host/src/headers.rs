@@ -1,9 +1,9 @@
 //! The core's header traits over the host's header maps.
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::types::MapType;
 use tollgate_core::headers::{HeaderEditor, RequestSource};
 
+use crate::abi::{self, HostError};
 use crate::request::property_string;
 
 /// One of the two header maps a filter edits.
@@ -20,47 +20,40 @@ impl HostHeaders {
     }
 
     pub fn get(self, name: &str) -> Option<String> {
-        match hostcalls::get_map_value(self.0, name) {
-            Ok(value) => value,
-            Err(status) => {
-                log::debug!("tollgate: reading header {name} failed: {status:?}");
-                None
-            }
-        }
+        abi::get_header(self.0, name).unwrap_or_else(|e| {
+            log::debug!("tollgate: reading header {name} failed: {e:?}");
+            None
+        })
     }
 
-    fn report(self, op: &str, name: &str, result: Result<(), proxy_wasm::types::Status>) {
-        if let Err(status) = result {
-            log::warn!("tollgate: {op} of header {name} refused by the host: {status:?}");
+    fn report(self, op: &str, name: &str, result: Result<(), HostError>) {
+        if let Err(e) = result {
+            log::warn!("tollgate: {op} of header {name} refused by the host: {e:?}");
         }
     }
 }
 
 impl HeaderEditor for HostHeaders {
     fn names(&mut self) -> Vec<String> {
-        match hostcalls::get_map(self.0) {
+        match abi::get_headers(self.0) {
             Ok(pairs) => pairs.into_iter().map(|(name, _)| name).collect(),
-            Err(status) => {
-                log::warn!("tollgate: listing headers failed: {status:?}");
+            Err(e) => {
+                log::warn!("tollgate: listing headers failed: {e:?}");
                 Vec::new()
             }
         }
     }
 
     fn remove(&mut self, name: &str) {
-        self.report("remove", name, hostcalls::remove_map_value(self.0, name));
+        self.report("remove", name, abi::remove_header(self.0, name));
     }
 
     fn set(&mut self, name: &str, value: &str) {
-        self.report(
-            "set",
-            name,
-            hostcalls::set_map_value(self.0, name, Some(value)),
-        );
+        self.report("set", name, abi::replace_header(self.0, name, value));
     }
 
     fn add(&mut self, name: &str, value: &str) {
-        self.report("add", name, hostcalls::add_map_value(self.0, name, value));
+        self.report("add", name, abi::add_header(self.0, name, value));
     }
 }
 

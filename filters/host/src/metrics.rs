@@ -10,6 +10,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use proxy_wasm::hostcalls;
+
+use crate::abi;
 use proxy_wasm::types::MetricType;
 
 /// How often pending counts reach Envoy (the root context's tick period).
@@ -54,8 +56,8 @@ impl Counter {
         if delta == 0 {
             return;
         }
-        if let Err(status) = hostcalls::increment_metric(id, delta) {
-            log::debug!("tollgate: increment_metric({id}) failed: {status:?}");
+        if let Err(e) = abi::increment_metric(id, delta) {
+            log::debug!("tollgate: increment_metric({id}) failed: {e:?}");
             // Keep the count for the next tick rather than lose it.
             self.pending.set(self.pending.get().saturating_add(n));
         }

@@ -1,0 +1,229 @@
+//! The proxy-wasm host calls our filters make, wrapped so that every status the
+//! host can return becomes a `Result` and no byte sequence can panic.
+//!
+//! Why not the SDK's wrappers: proxy-wasm 0.2.5 `panic!`s on any status it does
+//! not expect (52 places) and `unwrap`s UTF-8 conversions of header maps, so a
+//! client sending a header value with obs-text bytes (which Envoy accepts) would
+//! kill the VM the moment a filter read it. Here statuses are plain integers (an
+//! unknown one is an error, not undefined behaviour), strings are decoded lossily,
+//! and the SDK is left to do what it does well: dispatching contexts.
+
+#![allow(unsafe_code)]
+
+use std::ptr::null_mut;
+
+use proxy_wasm::types::MapType;
+
+/// A host status other than Ok, as the ABI numbers it (e.g. 1 NotFound, 2 BadArgument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostError(pub u32);
+
+const OK: u32 = 0;
+const NOT_FOUND: u32 = 1;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+}
+
+fn check(status: u32) -> Result<(), HostError> {
+    if status == OK {
+        Ok(())
+    } else {
+        Err(HostError(status))
+    }
+}
+
+/// Takes ownership of a buffer the host allocated in our memory (through the
+/// SDK's `proxy_on_memory_allocate`, which hands out boxed slices of exactly `size`).
+fn take_buffer(data: *mut u8, size: usize) -> Option<Vec<u8>> {
+    if data.is_null() {
+        return None;
+    }
+    // SAFETY: the host wrote `size` bytes into a block that proxy_on_memory_allocate
+    // allocated as a Box<[u8]> of length `size`; we are its only owner now.
+    Some(unsafe { Vec::from_raw_parts(data, size, size) })
+}
+
+/// Runs a host call that returns a buffer; NotFound is `Ok(None)`.
+fn call_returning_buffer(
+    call: impl FnOnce(*mut *mut u8, *mut usize) -> u32,
+) -> Result<Option<Vec<u8>>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    match call(&mut data, &mut size) {
+        OK => Ok(take_buffer(data, size)),
+        NOT_FOUND => Ok(None),
+        status => Err(HostError(status)),
+    }
+}
+
+/// First value of header `key`, decoded lossily; None when absent.
+pub fn get_header(map: MapType, key: &str) -> Result<Option<String>, HostError> {
+    // SAFETY: pointers are to live locals/slices for the duration of the call.
+    let buffer = call_returning_buffer(|data, size| unsafe {
+        proxy_get_header_map_value(map as u32, key.as_ptr(), key.len(), data, size)
+    })?;
+    Ok(buffer.map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
+/// Every header of a map, in order, decoded lossily.
+pub fn get_headers(map: MapType) -> Result<Vec<(String, String)>, HostError> {
+    // SAFETY: as above.
+    let buffer = call_returning_buffer(|data, size| unsafe {
+        proxy_get_header_map_pairs(map as u32, data, size)
+    })?;
+    Ok(buffer.map(|b| decode_pairs(&b)).unwrap_or_default())
+}
+
+pub fn replace_header(map: MapType, key: &str, value: &str) -> Result<(), HostError> {
+    // SAFETY: as above.
+    check(unsafe {
+        proxy_replace_header_map_value(
+            map as u32,
+            key.as_ptr(),
+            key.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
+}
+
+pub fn add_header(map: MapType, key: &str, value: &str) -> Result<(), HostError> {
+    // SAFETY: as above.
+    check(unsafe {
+        proxy_add_header_map_value(
+            map as u32,
+            key.as_ptr(),
+            key.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
+}
+
+pub fn remove_header(map: MapType, key: &str) -> Result<(), HostError> {
+    // SAFETY: as above.
+    check(unsafe { proxy_remove_header_map_value(map as u32, key.as_ptr(), key.len()) })
+}
+
+/// An Envoy attribute by path (e.g. `["xds", "route_name"]`); None when absent.
+pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+    // The ABI takes the path as its parts, each followed by a NUL.
+    let mut encoded = Vec::with_capacity(path.iter().map(|p| p.len() + 1).sum());
+    for part in path {
+        encoded.extend_from_slice(part.as_bytes());
+        encoded.push(0);
+    }
+    // SAFETY: as above.
+    call_returning_buffer(|data, size| unsafe {
+        proxy_get_property(encoded.as_ptr(), encoded.len(), data, size)
+    })
+}
+
+pub fn increment_metric(id: u32, offset: i64) -> Result<(), HostError> {
+    // SAFETY: no pointers.
+    check(unsafe { proxy_increment_metric(id, offset) })
+}
+
+/// Decodes the ABI's header-map serialization: a little-endian u32 count, then a
+/// (key length, value length) u32 pair per entry, then each key and value followed
+/// by a NUL. A truncated or inconsistent buffer yields the entries read so far.
+pub fn decode_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+    let u32_at = |at: usize| -> Option<usize> {
+        let b = bytes.get(at..at + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let Some(count) = u32_at(0) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(count.min(1024));
+    let mut data = 4usize.saturating_add(count.saturating_mul(8));
+    for i in 0..count {
+        let (Some(key_len), Some(value_len)) = (u32_at(4 + i * 8), u32_at(8 + i * 8)) else {
+            break;
+        };
+        let key = bytes.get(data..data.saturating_add(key_len));
+        data = data.saturating_add(key_len).saturating_add(1);
+        let value = bytes.get(data..data.saturating_add(value_len));
+        data = data.saturating_add(value_len).saturating_add(1);
+        let (Some(key), Some(value)) = (key, value) else {
+            break;
+        };
+        out.push((
+            String::from_utf8_lossy(key).into_owned(),
+            String::from_utf8_lossy(value).into_owned(),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_pairs;
+
+    fn encode(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+        for (k, v) in pairs {
+            out.extend((k.len() as u32).to_le_bytes());
+            out.extend((v.len() as u32).to_le_bytes());
+        }
+        for (k, v) in pairs {
+            out.extend_from_slice(k);
+            out.push(0);
+            out.extend_from_slice(v);
+            out.push(0);
+        }
+        out
+    }
+
+    #[test]
+    fn decodes_pairs_and_survives_any_bytes() {
+        let bytes = encode(&[(b":path", b"/"), (b"x-obs", b"caf\xe9 \xff")]);
+        assert_eq!(
+            decode_pairs(&bytes),
+            [
+                (":path".to_string(), "/".to_string()),
+                ("x-obs".into(), "caf\u{fffd} \u{fffd}".into())
+            ]
+        );
+        for cut in 0..bytes.len() {
+            let _ = decode_pairs(&bytes[..cut]);
+        }
+        assert!(decode_pairs(&[0xff, 0xff, 0xff, 0xff]).is_empty());
+        assert!(decode_pairs(&[]).is_empty());
+    }
+}
