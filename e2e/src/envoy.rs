@@ -229,17 +229,22 @@ impl Envoy {
         format!("http://127.0.0.1:{port}")
     }
 
-    /// The value of one counter from `/stats/prometheus` (0 when absent).
+    /// The value of one counter from `/stats/prometheus`, summed over its labels.
+    /// A metric Envoy does not export is an error, so a misspelt name cannot pass
+    /// as zero.
     pub async fn prometheus_counter(&self, metric: &str) -> Result<u64> {
         let text = self.admin_get("/stats/prometheus").await?;
-        Ok(text
+        let values: Vec<f64> = text
             .lines()
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| l.split_once(' '))
             .filter(|(name, _)| *name == metric || name.starts_with(&format!("{metric}{{")))
             .filter_map(|(_, v)| v.trim().parse::<f64>().ok())
-            .map(|v| v as u64)
-            .sum())
+            .collect();
+        if values.is_empty() {
+            bail!("Envoy exports no metric {metric}");
+        }
+        Ok(values.iter().sum::<f64>() as u64)
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`envoy_config`] builds those configs.
 //! - [`echo`] is a backend following the Gateway API conformance echo contract.
 //! - [`bench`] measures Envoy CPU per request with wrk, side by side with native filters.
+//! - [`jwt_mint`] signs test JWTs with real keys of every supported algorithm.
 //! - [`roundtrip`] sends a request and compares what the backend saw and what the
 //!   client got with an expectation, conformance style.
 
@@ -12,5 +13,6 @@ pub mod bench;
 pub mod echo;
 pub mod envoy;
 pub mod envoy_config;
+pub mod jwt_mint;
 pub mod paths;
 pub mod roundtrip;

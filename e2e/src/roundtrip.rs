@@ -159,6 +159,12 @@ impl Expect {
         self
     }
 
+    /// The response must come from Envoy (local reply), not the echo backend.
+    pub fn no_backend(mut self) -> Self {
+        self.no_backend = true;
+        self
+    }
+
     pub fn pod(mut self, pod: &str) -> Self {
         self.pod = Some(pod.to_string());
         self

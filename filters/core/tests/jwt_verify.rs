@@ -1,112 +1,23 @@
-//! JWT signature checks with tokens minted here from real keys of every family:
-//! valid tokens pass, and the classic attacks fail (RS/HS confusion, `alg: none`,
-//! unknown `kid`, tampering, a key that is not in the set).
+//! JWT signature checks with tokens minted from real keys of every family
+//! (`e2e::jwt_mint`): valid tokens pass, and the classic attacks fail (RS/HS
+//! confusion, `alg: none`, unknown `kid`, tampering, a key not in the set).
 
 // Test helpers outside #[test] functions: a failed expectation here is a test failure.
 #![allow(clippy::expect_used, clippy::panic)]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use hmac::{Hmac, KeyInit, Mac};
-use rsa::pkcs8::DecodePrivateKey;
-use rsa::signature::{SignatureEncoding, Signer};
-use rsa::traits::PublicKeyParts;
-use serde_json::{json, Value};
+use e2e::jwt_mint::{alg_none, b64, hmac, Keys, ALGORITHMS};
+use hmac::Hmac;
+use serde_json::json;
 use tollgate_core::jwt::jwks::{self, Jwks};
 use tollgate_core::jwt::token;
 use tollgate_core::jwt::verify::{candidates, verify, Alg};
 
-const RSA_PEM: &str = include_str!("fixtures/rsa2048.pem");
-const HMAC_SECRET: &[u8] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The signing keys and the public JWKS for them.
-struct Keys {
-    rsa: rsa::RsaPrivateKey,
-    p256: p256::ecdsa::SigningKey,
-    p384: p384::ecdsa::SigningKey,
-    ed: ed25519_dalek::SigningKey,
-}
-
-fn keys() -> Keys {
-    Keys {
-        rsa: rsa::RsaPrivateKey::from_pkcs8_pem(RSA_PEM).expect("test RSA key"),
-        p256: p256::ecdsa::SigningKey::from_slice(&[7; 32]).expect("p256"),
-        p384: p384::ecdsa::SigningKey::from_slice(&[9; 48]).expect("p384"),
-        ed: ed25519_dalek::SigningKey::from_bytes(&[5; 32]),
-    }
-}
-
-fn ec_jwk(kid: &str, crv: &str, point: &[u8]) -> Value {
-    let len = (point.len() - 1) / 2;
-    json!({"kty": "EC", "kid": kid, "crv": crv, "x": b64(&point[1..1 + len]), "y": b64(&point[1 + len..])})
-}
-
-fn jwks_json(k: &Keys) -> String {
-    let public = k.rsa.to_public_key();
-    json!({"keys": [
-        {"kty": "RSA", "kid": "rsa", "n": b64(&public.n().to_be_bytes()), "e": b64(&public.e().to_be_bytes())},
-        ec_jwk("p256", "P-256", k.p256.verifying_key().to_sec1_point(false).as_bytes()),
-        ec_jwk("p384", "P-384", k.p384.verifying_key().to_sec1_point(false).as_bytes()),
-        {"kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": b64(k.ed.verifying_key().as_bytes())},
-        {"kty": "oct", "kid": "hmac", "k": b64(HMAC_SECRET)},
-        {"kty": "RSA", "kid": "enc-only", "use": "enc", "n": "AQAB", "e": "AQAB"}
-    ]})
-    .to_string()
-}
-
-fn sign(k: &Keys, alg: &str, kid: Option<&str>, claims: &Value) -> String {
-    let mut header = json!({"alg": alg, "typ": "JWT"});
-    if let Some(kid) = kid {
-        header["kid"] = json!(kid);
-    }
-    let input = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
-    let msg = input.as_bytes();
-    let sig: Vec<u8> = match alg {
-        "RS256" => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(k.rsa.clone())
-            .sign(msg)
-            .to_vec(),
-        "RS384" => rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new(k.rsa.clone())
-            .sign(msg)
-            .to_vec(),
-        "RS512" => rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(k.rsa.clone())
-            .sign(msg)
-            .to_vec(),
-        "PS256" => rsa::pss::SigningKey::<sha2::Sha256>::new(k.rsa.clone())
-            .sign(msg)
-            .to_vec(),
-        "PS384" => rsa::pss::SigningKey::<sha2::Sha384>::new(k.rsa.clone())
-            .sign(msg)
-            .to_vec(),
-        "PS512" => rsa::pss::SigningKey::<sha2::Sha512>::new(k.rsa.clone())
-            .sign(msg)
-            .to_vec(),
-        "ES256" => {
-            let s: p256::ecdsa::Signature = k.p256.sign(msg);
-            s.to_bytes().to_vec()
-        }
-        "ES384" => {
-            let s: p384::ecdsa::Signature = k.p384.sign(msg);
-            s.to_bytes().to_vec()
-        }
-        "EdDSA" => k.ed.sign(msg).to_bytes().to_vec(),
-        "HS256" => hmac::<Hmac<sha2::Sha256>>(HMAC_SECRET, msg),
-        other => panic!("no signer for {other}"),
-    };
-    format!("{input}.{}", b64(&sig))
-}
-
-fn hmac<M: Mac + KeyInit>(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut mac = <M as KeyInit>::new_from_slice(key).expect("hmac key");
-    mac.update(msg);
-    mac.finalize().into_bytes().to_vec()
+fn key_set(keys: &Keys) -> Jwks {
+    let (set, skipped) = jwks::parse(&keys.jwks().to_string()).expect("jwks");
+    assert_eq!(skipped.len(), 1, "the enc-only key is skipped: {skipped:?}");
+    set
 }
 
 /// Whether `token` verifies against any candidate key of `set`.
@@ -124,28 +35,16 @@ fn accepted(set: &Jwks, token: &str) -> bool {
 
 #[test]
 fn every_algorithm_verifies_with_and_without_kid() {
-    let k = keys();
-    let (set, skipped) = jwks::parse(&jwks_json(&k)).expect("jwks");
-    assert_eq!(skipped.len(), 1, "the enc-only key is skipped: {skipped:?}");
+    let k = Keys::default();
+    let set = key_set(&k);
     let claims = json!({"sub": "alice"});
-    for (alg, kid) in [
-        ("RS256", "rsa"),
-        ("RS384", "rsa"),
-        ("RS512", "rsa"),
-        ("PS256", "rsa"),
-        ("PS384", "rsa"),
-        ("PS512", "rsa"),
-        ("ES256", "p256"),
-        ("ES384", "p384"),
-        ("EdDSA", "ed"),
-        ("HS256", "hmac"),
-    ] {
+    for (alg, kid) in ALGORITHMS {
         assert!(
-            accepted(&set, &sign(&k, alg, Some(kid), &claims)),
+            accepted(&set, &k.sign(alg, Some(kid), &claims)),
             "{alg} with kid"
         );
         assert!(
-            accepted(&set, &sign(&k, alg, None, &claims)),
+            accepted(&set, &k.sign(alg, None, &claims)),
             "{alg} without kid (keys whose type fits)"
         );
     }
@@ -153,34 +52,20 @@ fn every_algorithm_verifies_with_and_without_kid() {
 
 #[test]
 fn attacks_are_refused() {
-    let k = keys();
-    let (set, _) = jwks::parse(&jwks_json(&k)).expect("jwks");
+    let k = Keys::default();
+    let set = key_set(&k);
     let claims = json!({"sub": "mallory", "admin": true});
-    let good = sign(&k, "RS256", Some("rsa"), &claims);
-
-    // RS/HS confusion: HS256 "signed" with the RSA public key as the HMAC secret.
-    let public_n = k.rsa.to_public_key().n().to_be_bytes();
-    let header = b64(json!({"alg": "HS256", "kid": "rsa"}).to_string().as_bytes());
-    let input = format!("{header}.{}", b64(claims.to_string().as_bytes()));
-    let confused = format!(
-        "{input}.{}",
-        b64(&hmac::<Hmac<sha2::Sha256>>(&public_n, input.as_bytes()))
-    );
-    assert!(!accepted(&set, &confused), "RS/HS confusion");
-
-    // alg: none with an empty signature.
-    let none = format!(
-        "{}.{}.",
-        b64(br#"{"alg":"none"}"#),
-        b64(claims.to_string().as_bytes())
-    );
-    assert!(!accepted(&set, &none), "alg none");
-
-    // Unknown kid; tampered payload; tampered signature; alg swapped to another RSA scheme.
     assert!(
-        !accepted(&set, &sign(&k, "RS256", Some("nope"), &claims)),
+        !accepted(&set, &k.rs_hs_confused(&claims)),
+        "RS/HS confusion"
+    );
+    assert!(!accepted(&set, &alg_none(&claims)), "alg none");
+    assert!(
+        !accepted(&set, &k.sign("RS256", Some("nope"), &claims)),
         "unknown kid"
     );
+
+    let good = k.sign("RS256", Some("rsa"), &claims);
     let parts: Vec<&str> = good.split('.').collect();
     let tampered_payload = format!("{}.{}.{}", parts[0], b64(br#"{"sub":"root"}"#), parts[2]);
     assert!(!accepted(&set, &tampered_payload), "tampered payload");
@@ -196,30 +81,24 @@ fn attacks_are_refused() {
         "RS256 signature under PS256"
     );
 
-    // A token signed by a key that is not in the set.
-    let stranger = Keys {
-        p256: p256::ecdsa::SigningKey::from_slice(&[8; 32]).expect("p256"),
-        ..keys()
-    };
-    assert!(
-        !accepted(&set, &sign(&stranger, "ES256", Some("p256"), &claims)),
-        "foreign key"
-    );
-    assert!(
-        !accepted(&set, &sign(&stranger, "ES256", None, &claims)),
-        "foreign key, no kid"
-    );
+    let stranger = Keys::stranger();
+    for alg in ["ES256", "ES384", "EdDSA"] {
+        assert!(
+            !accepted(&set, &stranger.sign(alg, None, &claims)),
+            "{alg} by a key not in the set"
+        );
+    }
 }
 
 #[test]
 fn jwk_alg_pins_the_algorithm() {
-    let k = keys();
-    let public = k.rsa.to_public_key();
-    let pinned = json!({"keys": [{"kty": "RSA", "alg": "PS256", "n": b64(&public.n().to_be_bytes()), "e": b64(&public.e().to_be_bytes())}]});
-    let (set, _) = jwks::parse(&pinned.to_string()).expect("jwks");
-    assert!(accepted(&set, &sign(&k, "PS256", None, &json!({}))));
+    let k = Keys::default();
+    let mut rsa_only = k.jwks()["keys"][0].clone();
+    rsa_only["alg"] = json!("PS256");
+    let (set, _) = jwks::parse(&json!({"keys": [rsa_only]}).to_string()).expect("jwks");
+    assert!(accepted(&set, &k.sign("PS256", None, &json!({}))));
     assert!(
-        !accepted(&set, &sign(&k, "RS256", None, &json!({}))),
+        !accepted(&set, &k.sign("RS256", None, &json!({}))),
         "RS256 against a PS256-only key"
     );
 }
@@ -243,8 +122,7 @@ fn unusable_key_sets_are_errors() {
 fn short_hmac_secrets_are_never_used() {
     let (set, _) = jwks::parse(&json!({"keys": [{"kty": "oct", "k": b64(b"short")}]}).to_string())
         .expect("jwks");
-    let header = b64(br#"{"alg":"HS256"}"#);
-    let input = format!("{header}.{}", b64(b"{}"));
+    let input = format!("{}.{}", b64(br#"{"alg":"HS256"}"#), b64(b"{}"));
     let t = format!(
         "{input}.{}",
         b64(&hmac::<Hmac<sha2::Sha256>>(b"short", input.as_bytes()))

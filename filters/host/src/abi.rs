@@ -57,6 +57,25 @@ extern "C" {
         return_value_size: *mut usize,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+    fn proxy_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        results_data: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
 }
 
 fn check(status: u32) -> Result<(), HostError> {
@@ -159,6 +178,71 @@ pub fn increment_metric(id: u32, offset: i64) -> Result<(), HostError> {
     check(unsafe { proxy_increment_metric(id, offset) })
 }
 
+/// Wall-clock seconds since the Unix epoch, as Envoy's clock says.
+pub fn now_seconds() -> Result<u64, HostError> {
+    let mut nanos: u64 = 0;
+    // SAFETY: the host writes one u64 into a live local.
+    check(unsafe { proxy_get_current_time_nanoseconds(&mut nanos) })?;
+    Ok(nanos / 1_000_000_000)
+}
+
+/// Answers the request locally. Envoy turns it into a gRPC trailers-only response
+/// with `grpc_status` (and the body as grpc-message) when the request is gRPC, and
+/// ignores `grpc_status` otherwise.
+pub fn send_local_response(
+    status: u32,
+    headers: &[(&str, &str)],
+    body: &str,
+    grpc_status: u32,
+) -> Result<(), HostError> {
+    let headers = encode_pairs(headers);
+    let grpc = i32::try_from(grpc_status).unwrap_or(-1);
+    // SAFETY: pointers are to live slices for the duration of the call.
+    check(unsafe {
+        proxy_send_local_response(
+            status,
+            std::ptr::null(),
+            0,
+            body.as_ptr(),
+            body.len(),
+            headers.as_ptr(),
+            headers.len(),
+            grpc,
+        )
+    })
+}
+
+/// Calls an Envoy foreign function by name with no arguments; NotFound when this
+/// Envoy does not have it.
+pub fn call_foreign_function(name: &str) -> Result<(), HostError> {
+    // SAFETY: as above; any result buffer is taken back and dropped.
+    let result = call_returning_buffer(|data, size| unsafe {
+        proxy_call_foreign_function(name.as_ptr(), name.len(), std::ptr::null(), 0, data, size)
+    });
+    result.map(drop)
+}
+
+/// The ABI's header-map serialization (see [`decode_pairs`]).
+pub fn encode_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let size = 4 + pairs
+        .iter()
+        .map(|(k, v)| 8 + k.len() + v.len() + 2)
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    for (k, v) in pairs {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
 /// Decodes the ABI's header-map serialization: a little-endian u32 count, then a
 /// (key length, value length) u32 pair per entry, then each key and value followed
 /// by a NUL. A truncated or inconsistent buffer yields the entries read so far.
@@ -208,6 +292,16 @@ mod tests {
             out.push(0);
         }
         out
+    }
+
+    #[test]
+    fn encode_and_decode_agree() {
+        let pairs = [
+            ("www-authenticate", "Bearer realm=\"x\""),
+            ("content-type", "text/plain"),
+        ];
+        let back = decode_pairs(&super::encode_pairs(&pairs));
+        assert_eq!(back, pairs.map(|(k, v)| (k.to_string(), v.to_string())));
     }
 
     #[test]

@@ -17,3 +17,15 @@ pub fn property_string(path: &[&str]) -> Option<String> {
         }
     }
 }
+
+/// Makes Envoy re-select the route after this filter's header edits. Called where
+/// re-routing is the point (JWT `recomputeRoute`, canary), so it stays correct on
+/// an Envoy that no longer clears the route cache by itself. Envoy before 1.33 has
+/// no such function (NotFound) and clears on every edit anyway.
+pub fn clear_route_cache() {
+    const NOT_FOUND: u32 = 1;
+    match abi::call_foreign_function("clear_route_cache") {
+        Ok(()) | Err(abi::HostError(NOT_FOUND)) => {}
+        Err(e) => log::warn!("tollgate: clear_route_cache failed: {e:?}"),
+    }
+}

@@ -111,6 +111,7 @@ pub fn lookup<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a
 mod tests {
     use super::*;
     use crate::jwt::extract::TokenSource;
+    use crate::jwt::jwks::Jwks;
     use crate::jwt::policy::KeySource;
     use serde_json::json;
 
@@ -119,7 +120,7 @@ mod tests {
             name: "p".into(),
             issuer: issuer.map(str::to_string),
             audiences: audiences.iter().map(|a| a.to_string()).collect(),
-            keys: KeySource::Local(String::new()),
+            keys: KeySource::Local(Jwks { keys: vec![] }),
             claim_to_headers: vec![],
             sources: TokenSource::compile(None).unwrap(),
             clock_skew_seconds: 60,

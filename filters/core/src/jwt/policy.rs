@@ -6,6 +6,7 @@ use super::config::{
     ClaimToHeaderConfig, JwtConfig, LocalJwksConfig, ProviderConfig, RemoteJwksConfig,
 };
 use super::extract::TokenSource;
+use super::jwks::{self, Jwks};
 use crate::{duration, http_field, ConfigError};
 
 /// Clock skew allowed on `exp`/`nbf`/`iat` unless a provider says otherwise.
@@ -22,6 +23,8 @@ pub struct JwtPolicy {
     pub providers: Vec<Provider>,
     pub optional: bool,
     pub fail_open: bool,
+    /// Keys of inline JWKS that were skipped (the filter logs these at configure time).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -40,8 +43,8 @@ pub struct Provider {
 
 #[derive(Debug)]
 pub enum KeySource {
-    /// The inline JWKS document (validated JSON with a non-empty `keys` array).
-    Local(String),
+    /// An inline JWKS, parsed into verification keys once.
+    Local(Jwks),
     Remote(RemoteJwks),
 }
 
@@ -75,9 +78,10 @@ impl JwtPolicy {
             ));
         }
         let mut providers: Vec<Provider> = Vec::with_capacity(config.providers.len());
+        let mut warnings = Vec::new();
         for (i, p) in config.providers.into_iter().enumerate() {
             let at = format!("providers[{i}]");
-            let provider = compile_provider(p).map_err(|e| e.within(&at))?;
+            let provider = compile_provider(p, &mut warnings).map_err(|e| e.within(&at))?;
             if providers.iter().any(|q| q.name == provider.name) {
                 return Err(ConfigError::new(
                     format!("{at}.name"),
@@ -90,11 +94,15 @@ impl JwtPolicy {
             providers,
             optional: config.optional,
             fail_open: config.fail_open,
+            warnings,
         })
     }
 }
 
-fn compile_provider(p: ProviderConfig) -> Result<Provider, ConfigError> {
+fn compile_provider(
+    p: ProviderConfig,
+    warnings: &mut Vec<String>,
+) -> Result<Provider, ConfigError> {
     if p.name.is_empty() {
         return Err(ConfigError::new("name", "provider name is empty"));
     }
@@ -115,7 +123,14 @@ fn compile_provider(p: ProviderConfig) -> Result<Provider, ConfigError> {
             KeySource::Remote(compile_remote(remote).map_err(|e| e.within("remoteJWKS"))?)
         }
         (None, Some(local)) => {
-            KeySource::Local(compile_local(local).map_err(|e| e.within("localJWKS"))?)
+            let (keys, skipped) = compile_local(local).map_err(|e| e.within("localJWKS"))?;
+            let name = &p.name;
+            warnings.extend(
+                skipped
+                    .into_iter()
+                    .map(|s| format!("provider {name}: localJWKS {s} (skipped)")),
+            );
+            KeySource::Local(keys)
         }
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
@@ -176,16 +191,8 @@ fn compile_claim_headers(list: &[ClaimToHeaderConfig]) -> Result<Vec<ClaimToHead
     Ok(out)
 }
 
-fn compile_local(local: LocalJwksConfig) -> Result<String, ConfigError> {
-    let doc: serde_json::Value = serde_json::from_str(&local.inline)
-        .map_err(|e| ConfigError::new("inline", format!("not a JSON document: {e}")))?;
-    match doc.get("keys").and_then(|k| k.as_array()) {
-        Some(keys) if !keys.is_empty() => Ok(local.inline),
-        _ => Err(ConfigError::new(
-            "inline",
-            "a JWKS needs a non-empty `keys` array",
-        )),
-    }
+fn compile_local(local: LocalJwksConfig) -> Result<(Jwks, Vec<String>), ConfigError> {
+    jwks::parse(&local.inline).map_err(|why| ConfigError::new("inline", why))
 }
 
 fn compile_remote(remote: RemoteJwksConfig) -> Result<RemoteJwks, ConfigError> {
@@ -259,7 +266,8 @@ mod tests {
     use crate::error::from_value;
     use serde_json::json;
 
-    const JWKS: &str = r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#;
+    const JWKS: &str =
+        r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}, {"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}"#;
 
     fn compile(v: serde_json::Value) -> Result<JwtPolicy, ConfigError> {
         JwtPolicy::compile(from_value(v)?)
@@ -275,6 +283,16 @@ mod tests {
         ]}))
         .unwrap();
         assert!(!p.optional && !p.fail_open);
+        assert_eq!(
+            p.warnings.len(),
+            1,
+            "the short RSA key is skipped: {:?}",
+            p.warnings
+        );
+        let KeySource::Local(keys) = &p.providers[1].keys else {
+            panic!("local")
+        };
+        assert_eq!(keys.keys.len(), 1);
         let KeySource::Remote(remote) = &p.providers[0].keys else {
             panic!("remote")
         };
