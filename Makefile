@@ -7,7 +7,7 @@ FILTERS := header_mod jwt_auth
 WASM_TARGET := wasm32-wasip1
 WASM_OUT := target/$(WASM_TARGET)/release
 
-.PHONY: help setup build test unit e2e lint fmt run bench bench-headers clean
+.PHONY: help setup build test unit e2e lint fmt run bench bench-headers bench-jwt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,10 +46,13 @@ test: lint build ## Lint, unit tests and end-to-end tests (what CI runs after `m
 run: build ## Start Envoy with the example config, filters and backends; prints curl commands
 	@scripts/run.sh
 
-bench: bench-headers ## All benchmarks
+bench: bench-headers bench-jwt ## All benchmarks
 
 bench-headers: build ## Header filter vs native header_mutation vs no filter (prints a table)
 	target/release/bench headers
+
+bench-jwt: build ## JWT filter vs native jwt_authn (RS256, ES256; one token, 10k distinct tokens)
+	target/release/bench jwt
 
 clean: ## Remove build outputs
 	cargo clean

@@ -6,6 +6,7 @@
 //! filter, ours) alternate for several rounds and medians are reported, because
 //! this 2-core machine is noisy. Each run is checked to have done its job.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -26,8 +27,33 @@ pub struct Variant {
     pub config: Value,
     /// Headers every wrk request carries.
     pub headers: Vec<(String, String)>,
+    /// A wrk Lua script (`-s`), e.g. to vary a header per request.
+    pub script: Option<PathBuf>,
     /// Proves the filter did its job on one request before the run.
     pub check: Check,
+}
+
+/// Writes `values` to `dir` and a wrk script that sends each request with the next
+/// one as header `name` (cycling), so a run sees many distinct values.
+pub fn rotating_header_script(
+    dir: &Path,
+    tag: &str,
+    name: &str,
+    prefix: &str,
+    values: &[String],
+) -> Result<PathBuf> {
+    let list = dir.join(format!("{tag}.txt"));
+    std::fs::write(&list, values.join("\n") + "\n")?;
+    let script = dir.join(format!("{tag}.lua"));
+    std::fs::write(
+        &script,
+        format!(
+            "local values = {{}}\nfor line in io.lines(\"{}\") do values[#values + 1] = line end\nlocal i = 0\n\
+             request = function()\n  i = i % #values + 1\n  return wrk.format(nil, nil, {{[\"{name}\"] = \"{prefix}\" .. values[i]}})\nend\n",
+            list.display()
+        ),
+    )?;
+    Ok(script)
 }
 
 /// What one measured wrk run gave.
@@ -92,14 +118,16 @@ async fn measure(variant: &Variant, settings: &Settings) -> Result<Sample> {
     let ex = roundtrip::send(&roundtrip::client(), &base, &req).await?;
     (variant.check)(&ex).with_context(|| {
         format!(
-            "the filter did not do its job: {} {:?}",
-            ex.status, ex.headers
+            "the filter did not do its job: {} {:?} {}",
+            ex.status, ex.headers, ex.body
         )
     })?;
 
+    let script = variant.script.as_deref();
     wrk(
         &base,
         &variant.headers,
+        script,
         Duration::from_secs(1),
         settings.connections,
     )?;
@@ -107,6 +135,7 @@ async fn measure(variant: &Variant, settings: &Settings) -> Result<Sample> {
     let out = wrk(
         &base,
         &variant.headers,
+        script,
         settings.duration,
         settings.connections,
     )?;
@@ -129,6 +158,7 @@ async fn measure(variant: &Variant, settings: &Settings) -> Result<Sample> {
 fn wrk(
     base: &str,
     headers: &[(String, String)],
+    script: Option<&Path>,
     duration: Duration,
     connections: u32,
 ) -> Result<String> {
@@ -143,6 +173,9 @@ fn wrk(
     cmd.args(["--timeout", "5s"]);
     for (name, value) in headers {
         cmd.args(["-H", &format!("{name}: {value}")]);
+    }
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
     }
     cmd.arg(format!("{base}/"));
     let out = cmd
@@ -283,12 +316,16 @@ pub fn summarize(variants: &[Variant], samples: &[Vec<Sample>], baseline: &str) 
 }
 
 /// A Markdown table: added cost is paired with `baseline` per round (see
-/// [`Summary::added_us`]); the ratio compares added costs with `native`'s.
-pub fn table(summaries: &[Summary], baseline: &str, native: &str) -> String {
-    let native_added = summaries
-        .iter()
-        .find(|s| s.name == native)
-        .map_or(f64::NAN, |s| s.added_us);
+/// [`Summary::added_us`]). The ratio compares a variant's added cost with its native
+/// counterpart: the variant named like it with `tollgate` replaced by `native`, else
+/// the one named `native`.
+pub fn table(summaries: &[Summary], baseline: &str) -> String {
+    let added_of = |name: &str| {
+        summaries
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.added_us)
+    };
     let mut out = String::from(
         "| variant | req/s | p50 ms | p99 ms | CPU µs/req | added µs/req (range over rounds) | added vs native | RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
@@ -296,12 +333,14 @@ pub fn table(summaries: &[Summary], baseline: &str, native: &str) -> String {
         let (added, ratio) = if s.name == baseline {
             ("—".to_string(), "—".to_string())
         } else {
+            let native =
+                added_of(&s.name.replacen("tollgate", "native", 1)).or_else(|| added_of("native"));
             (
                 format!(
                     "{:.1} ({:.1} … {:.1})",
                     s.added_us, s.added_range.0, s.added_range.1
                 ),
-                format!("{:.1}×", s.added_us / native_added),
+                native.map_or("—".to_string(), |n| format!("{:.1}×", s.added_us / n)),
             )
         };
         out.push_str(&format!(

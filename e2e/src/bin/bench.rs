@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Result};
 use clap::{Parser, ValueEnum};
+use e2e::bench::rotating_header_script;
 use e2e::bench::{self, Settings, Variant};
 use e2e::envoy_config::{direct_route, wasm_filter, Listener};
+use e2e::jwt_mint::Keys;
 use e2e::paths;
 use e2e::roundtrip::Exchange;
 use serde_json::{json, Value};
@@ -34,6 +36,8 @@ struct Args {
 enum Suite {
     /// header_mod.wasm vs envoy.filters.http.header_mutation.
     Headers,
+    /// jwt_auth.wasm vs envoy.filters.http.jwt_authn (RS256, ES256; repeated and distinct tokens).
+    Jwt,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -50,6 +54,7 @@ async fn main() -> Result<()> {
             "header modification",
             headers(args.compare_wasm.as_deref(), scratch.path())?,
         ),
+        Suite::Jwt => ("JWT authentication", jwt(scratch.path())?),
     };
     eprintln!(
         "benchmark: {title}; {} rounds × {} variants, wrk -t1 -c{} -d{}s, Envoy --concurrency 1",
@@ -65,7 +70,7 @@ async fn main() -> Result<()> {
         today(),
         settings.rounds
     );
-    println!("{}", bench::table(&summaries, "no filter", "native"));
+    println!("{}", bench::table(&summaries, "no filter"));
     Ok(())
 }
 
@@ -138,6 +143,7 @@ fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
             name: "no filter".into(),
             config: direct(vec![]),
             headers: headers.clone(),
+            script: None,
             check: Box::new(|ex| {
                 ensure!(
                     ex.status == 200 && ex.header("x-resp-set").is_none(),
@@ -150,6 +156,7 @@ fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
             name: "native".into(),
             config: direct(vec![native]),
             headers: headers.clone(),
+            script: None,
             check: Box::new(edited),
         },
         Variant {
@@ -160,6 +167,7 @@ fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
                 &ours,
             )]),
             headers: headers.clone(),
+            script: None,
             check: Box::new(edited),
         },
         // The same module with nothing to do: Envoy's fixed cost of calling a wasm filter.
@@ -171,6 +179,7 @@ fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
                 &json!({}),
             )]),
             headers,
+            script: None,
             check: Box::new(|ex| {
                 ensure!(
                     ex.status == 200 && ex.header("x-resp-set").is_none(),
@@ -191,6 +200,7 @@ fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
         name: "wasm floor".into(),
         config: direct(vec![wasm_filter("floor", &floor, &json!({}))]),
         headers: variants[0].headers.clone(),
+        script: None,
         check: Box::new(edited),
     });
     if let Some(wasm) = compare {
@@ -198,8 +208,115 @@ fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
             name: format!("tollgate @ {}", wasm.display()),
             config: direct(vec![wasm_filter("header_mod", wasm, &ours)]),
             headers: variants[0].headers.clone(),
+            script: None,
             check: Box::new(edited),
         });
+    }
+    Ok(variants)
+}
+
+/// How many distinct tokens the "distinct" variants cycle through.
+const DISTINCT_TOKENS: usize = 10_000;
+
+/// Our filter and native jwt_authn with the same inline JWKS, provider and claim header.
+/// The route echoes the claim header back (`x-seen-user`), so every check proves the
+/// token was verified and its claims used, not just that a request got through.
+fn jwt(scratch: &Path) -> Result<Vec<Variant>> {
+    let keys = Keys::default();
+    let mut jwks = keys.jwks();
+    if let Some(list) = jwks["keys"].as_array_mut() {
+        list.retain(|k| k["kid"] != "enc-only");
+    }
+    let jwks = jwks.to_string();
+    let issuer = "https://issuer.example";
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 3600;
+    let ours = json!({"providers": [{
+        "name": "example", "issuer": issuer, "audiences": ["api"],
+        "localJWKS": {"inline": jwks},
+        "claimToHeaders": [{"header": "x-user", "claim": "sub"}]
+    }]});
+    let native = json!({
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"example": {
+                "issuer": issuer, "audiences": ["api"],
+                "local_jwks": {"inline_string": jwks},
+                "claim_to_headers": [{"header_name": "x-user", "claim_name": "sub"}]
+            }},
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "example"}}]
+        }
+    });
+    let config = |filters: Vec<Value>| {
+        Listener {
+            http_filters: filters,
+            routes: vec![json!({
+                "name": "bench",
+                "match": {"prefix": "/"},
+                "direct_response": {"status": 200, "body": {"inline_string": "ok"}},
+                "response_headers_to_add": [{"header": {"key": "x-seen-user", "value": "%REQ(x-user)%"}}]
+            })],
+            ..Listener::default()
+        }
+        .bootstrap()
+    };
+    let verified = |ex: &Exchange| -> Result<()> {
+        ensure!(ex.status == 200, "status {}", ex.status);
+        ensure!(
+            ex.header("x-seen-user").as_deref() == Some("alice"),
+            "claim header not set"
+        );
+        Ok(())
+    };
+    let refused = |ex: &Exchange| -> Result<()> {
+        ensure!(
+            ex.status == 401,
+            "a request without a token got {}",
+            ex.status
+        );
+        Ok(())
+    };
+    let mut variants = vec![Variant {
+        name: "no filter".into(),
+        config: config(vec![]),
+        headers: vec![],
+        script: None,
+        check: Box::new(|ex| {
+            ensure!(ex.status == 200, "status {}", ex.status);
+            Ok(())
+        }),
+    }];
+    for (alg, kid) in [("RS256", "rsa"), ("ES256", "p256")] {
+        let claims = |jti: usize| json!({"iss": issuer, "aud": "api", "sub": "alice", "exp": exp, "jti": jti.to_string()});
+        let one = vec![(
+            "authorization".to_string(),
+            format!("Bearer {}", keys.sign(alg, Some(kid), &claims(0))),
+        )];
+        eprintln!("minting {DISTINCT_TOKENS} distinct {alg} tokens");
+        let tokens: Vec<String> = (1..=DISTINCT_TOKENS)
+            .map(|i| keys.sign(alg, Some(kid), &claims(i)))
+            .collect();
+        let script = rotating_header_script(scratch, alg, "authorization", "Bearer ", &tokens)?;
+        let wasm = || wasm_filter("jwt_auth", &paths::wasm("jwt_auth"), &ours);
+        for (who, filter) in [("native", native.clone()), ("tollgate", wasm())] {
+            variants.push(Variant {
+                name: format!("{who} {alg} one token"),
+                config: config(vec![filter.clone()]),
+                headers: one.clone(),
+                script: None,
+                check: Box::new(verified),
+            });
+            variants.push(Variant {
+                name: format!("{who} {alg} {DISTINCT_TOKENS} tokens"),
+                config: config(vec![filter]),
+                headers: vec![],
+                script: Some(script.clone()),
+                check: Box::new(refused),
+            });
+        }
     }
     Ok(variants)
 }

@@ -219,6 +219,9 @@ fn check(
         ClaimError::BadTime(name) => {
             Denial::Malformed(format!("`{name}` is not a number of seconds"))
         }
+        ClaimError::BadType(name) => {
+            Denial::Malformed(format!("Jwt payload [{name}] field has the wrong type"))
+        }
         ClaimError::BadIssuer => Denial::BadIssuer,
         ClaimError::BadAudience => Denial::BadAudience,
     })?;

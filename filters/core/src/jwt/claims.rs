@@ -18,6 +18,9 @@ pub enum ClaimError {
     IssuedInFuture,
     #[error("`{0}` is not a number of seconds")]
     BadTime(&'static str),
+    /// A registered claim of the wrong JSON type (RFC 7519 §4.1), as Envoy's jwt_authn refuses it.
+    #[error("`{0}` has the wrong type")]
+    BadType(&'static str),
     #[error("issuer not accepted")]
     BadIssuer,
     #[error("audience not accepted")]
