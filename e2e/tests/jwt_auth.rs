@@ -396,3 +396,32 @@ async fn bad_configs_are_rejected_at_startup_naming_the_field() {
         );
     }
 }
+
+/// The verified-token cache never outlives the token: cached while valid, refused
+/// once `exp` has passed (no skew here, so the test waits only a few seconds).
+#[tokio::test]
+async fn a_cached_token_is_refused_once_it_expires() {
+    let keys = Keys::default();
+    let mut p = provider(&keys);
+    p["clockSkewSeconds"] = json!(0);
+    let s = start(json!({"providers": [p]})).await;
+    let mut short = claims();
+    short["exp"] = json!(now() + 2);
+    let token = keys.sign("ES256", Some("p256"), &short);
+    for _ in 0..3 {
+        s.check(
+            bearer("/foo", &token),
+            Expect::status(200).backend_header("x-user", "alice"),
+        )
+        .await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    s.check(
+        bearer("/foo", &token),
+        Expect::status(401).no_backend().response_header(
+            "www-authenticate",
+            r#"Bearer realm="http://www.example.com/foo", error="invalid_token""#,
+        ),
+    )
+    .await;
+}

@@ -10,6 +10,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
 use tollgate_core::error::from_value;
 use tollgate_core::jwt::authn::{authenticate, Allowed, Decision, Denial, KeyStore, Keys};
+use tollgate_core::jwt::cache::VerifiedCache;
 use tollgate_core::jwt::extract::{TokenCarrier, TokenSource};
 use tollgate_core::jwt::jwks::{self, Jwks};
 use tollgate_core::jwt::policy::JwtPolicy;
@@ -108,8 +109,43 @@ fn bearer(token: &str) -> Req {
     }
 }
 
+/// One decision with a fresh cache.
 fn decide(p: &JwtPolicy, req: &mut Req, store: &Store) -> Decision {
-    authenticate(p, req, store, NOW)
+    authenticate(p, req, store, &mut VerifiedCache::default(), NOW)
+}
+
+#[test]
+fn verified_tokens_are_reused_only_while_valid() {
+    let p = two_providers(json!({}));
+    let mut cache = VerifiedCache::default();
+    let token = hs256(SECRET_A, json!({"iss": "a", "aud": "api", "exp": NOW + 60}));
+    let first = authenticate(&p, &mut bearer(&token), &ready(), &mut cache, NOW);
+    assert!(matches!(first, Decision::Allow(_)));
+    assert_eq!(cache.len(), 1);
+    // A hit gives the same decision without the keys being consulted for a signature.
+    assert_eq!(
+        authenticate(&p, &mut bearer(&token), &ready(), &mut cache, NOW + 10),
+        first
+    );
+    // Past exp + skew the entry is dropped and the full check refuses the token.
+    assert_eq!(
+        authenticate(&p, &mut bearer(&token), &ready(), &mut cache, NOW + 121),
+        Decision::Deny(Denial::Expired)
+    );
+    // Without keys, a cached token is not trusted.
+    authenticate(&p, &mut bearer(&token), &ready(), &mut cache, NOW);
+    let no_keys = Store {
+        sets: vec![None, None],
+        missing: || Keys::Unavailable,
+    };
+    assert_eq!(
+        authenticate(&p, &mut bearer(&token), &no_keys, &mut cache, NOW),
+        Decision::Deny(Denial::KeysUnavailable)
+    );
+    // Failures are never cached.
+    let mut fresh = VerifiedCache::default();
+    authenticate(&p, &mut bearer("a.b.c"), &ready(), &mut fresh, NOW);
+    assert!(fresh.is_empty());
 }
 
 #[test]

@@ -5,12 +5,16 @@
 //! This build verifies against inline JWKS (`localJWKS`); a config with
 //! `remoteJWKS` is refused at configure time until the JWKS fetcher lands.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 use tollgate_core::headers::HeaderEditor;
 use tollgate_core::jwt::authn::{authenticate, Allowed, Decision, Denial, KeyStore, Keys};
+use tollgate_core::jwt::cache::VerifiedCache;
 use tollgate_core::jwt::config::JwtConfig;
 use tollgate_core::jwt::extract::{self, TokenCarrier, TokenSource};
 use tollgate_core::jwt::policy::{JwtPolicy, KeySource};
@@ -71,9 +75,15 @@ impl Metrics {
     }
 }
 
+/// Verified-token caches of this worker's VM, one per compiled policy (keyed by its
+/// address, which is stable while the configuration lives; a new configuration
+/// starts with no caches, so no token outlives the keys it was verified with).
+type Caches = Rc<RefCell<HashMap<usize, VerifiedCache>>>;
+
 struct Root {
     policies: Option<Arc<RoutePolicies<JwtPolicy>>>,
     metrics: Metrics,
+    caches: Caches,
 }
 
 impl Root {
@@ -81,6 +91,7 @@ impl Root {
         Root {
             policies: None,
             metrics: Metrics::new(),
+            caches: Caches::default(),
         }
     }
 }
@@ -114,6 +125,7 @@ impl RootContext for Root {
         if self.policies.replace(policies).is_none() {
             metrics::start_flushing();
         }
+        self.caches.borrow_mut().clear();
         true
     }
 
@@ -126,6 +138,7 @@ impl RootContext for Root {
         Some(Box::new(Stream {
             policies: self.policies.clone(),
             metrics: self.metrics.clone(),
+            caches: Rc::clone(&self.caches),
         }))
     }
 
@@ -137,6 +150,7 @@ impl RootContext for Root {
 struct Stream {
     policies: Option<Arc<RoutePolicies<JwtPolicy>>>,
     metrics: Metrics,
+    caches: Caches,
 }
 
 impl Context for Stream {}
@@ -156,7 +170,18 @@ impl HttpContext for Stream {
         };
         let mut req = RequestHeaders::fetch();
         let now = abi::now_seconds().unwrap_or(0);
-        match authenticate(policy, &mut req, &InlineKeys(policy), now) {
+        let decision = {
+            // The VM is single-threaded and nothing below re-enters; a busy borrow
+            // would only cost the cache, never the request.
+            let mut spare = VerifiedCache::with_capacity(1);
+            let mut caches = self.caches.try_borrow_mut();
+            let cache = match caches.as_mut() {
+                Ok(map) => map.entry(Arc::as_ptr(policy) as usize).or_default(),
+                Err(_) => &mut spare,
+            };
+            authenticate(policy, &mut req, &InlineKeys(policy), cache, now)
+        };
+        match decision {
             Decision::Allow(allowed) => {
                 remove_claim_headers(policy);
                 apply(&allowed, &mut req);

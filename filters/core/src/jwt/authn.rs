@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::cache::{Verified, VerifiedCache};
 use super::claims::{self, ClaimError};
 use super::extract::{self, Found, TokenCarrier, TokenSource};
 use super::jwks::Jwks;
@@ -136,11 +137,13 @@ impl Denial {
     }
 }
 
-/// Decides for one request at `now` (seconds since the epoch).
+/// Decides for one request at `now` (seconds since the epoch). `cache` holds the
+/// tokens this policy verified before with the same keys (see [`VerifiedCache`]).
 pub fn authenticate(
     policy: &JwtPolicy,
     req: &mut dyn TokenCarrier,
     keys: &dyn KeyStore,
+    cache: &mut VerifiedCache,
     now: u64,
 ) -> Decision {
     let mut worst: Option<Denial> = None;
@@ -167,14 +170,28 @@ pub fn authenticate(
             }
         };
         any_keys = true;
+        let allow = |claim_headers| {
+            Decision::Allow(Allowed {
+                provider: index,
+                claim_headers,
+                strip: (!provider.forward).then(|| provider.sources[source].clone()),
+                recompute_route: provider.recompute_route,
+            })
+        };
+        if let Some(hit) = cache.get(index, &token, now) {
+            return allow(hit.claim_headers.clone());
+        }
         match check(provider, jwks, &token, now) {
             Ok(claims) => {
-                return Decision::Allow(Allowed {
-                    provider: index,
-                    claim_headers: claims::claim_headers(&claims, &provider.claim_to_headers),
-                    strip: (!provider.forward).then(|| provider.sources[source].clone()),
-                    recompute_route: provider.recompute_route,
-                })
+                let claim_headers = claims::claim_headers(&claims, &provider.claim_to_headers);
+                let (not_before, not_after) = claims::window(&claims, provider.clock_skew_seconds);
+                let verified = Verified {
+                    claim_headers: claim_headers.clone(),
+                    not_before,
+                    not_after,
+                };
+                cache.insert(index, &token, verified, now);
+                return allow(claim_headers);
             }
             Err(denial) => note(&mut worst, denial),
         }

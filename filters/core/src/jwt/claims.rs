@@ -68,6 +68,17 @@ pub fn validate(
     Ok(())
 }
 
+/// The seconds during which these (validated) claims stay acceptable, skew
+/// included: `(nbf - skew, exp + skew)`, open-ended where a claim is absent.
+pub fn window(claims: &Map<String, Value>, skew: u64) -> (u64, u64) {
+    let nbf = time_claim(claims, "nbf").ok().flatten();
+    let exp = time_claim(claims, "exp").ok().flatten();
+    (
+        nbf.map_or(0, |n| n.saturating_sub(skew)),
+        exp.map_or(u64::MAX, |e| e.saturating_add(skew)),
+    )
+}
+
 /// A NumericDate claim in whole seconds (fractions are truncated, as RFC 7519 allows).
 fn time_claim(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u64>, ClaimError> {
     match claims.get(name) {

@@ -7,6 +7,7 @@
 //! `verify` (key selection and signature checks). The JWKS cache comes next.
 
 pub mod authn;
+pub mod cache;
 pub mod claims;
 pub mod config;
 pub mod extract;
