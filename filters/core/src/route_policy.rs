@@ -81,6 +81,17 @@ impl<P> RoutePolicies<P> {
         !self.routes.is_empty()
     }
 
+    /// The policy for the current request; `route_name` (a host call) is only asked
+    /// when policies differ by route.
+    pub fn select(&self, route_name: impl FnOnce() -> Option<String>) -> Option<&Arc<P>> {
+        let route = if self.needs_route_name() {
+            route_name()
+        } else {
+            None
+        };
+        self.for_route(route.as_deref())
+    }
+
     /// The policy for a request on `route` (None when Envoy knows no route name).
     pub fn for_route(&self, route: Option<&str>) -> Option<&Arc<P>> {
         route
@@ -129,6 +140,20 @@ mod tests {
         assert_eq!(**p.for_route(Some("b")).unwrap(), 2);
         assert_eq!(**p.for_route(Some("c")).unwrap(), 9);
         assert_eq!(**p.for_route(None).unwrap(), 9);
+    }
+
+    #[test]
+    fn select_asks_for_the_route_name_only_when_needed() {
+        let single = RoutePolicies::parse(json!({"n": 1}), compile).unwrap();
+        assert_eq!(
+            **single
+                .select(|| panic!("no lookup for a single policy"))
+                .unwrap(),
+            1
+        );
+        let envelope = RoutePolicies::parse(json!({"routes": {"a": {"n": 2}}}), compile).unwrap();
+        assert_eq!(**envelope.select(|| Some("a".into())).unwrap(), 2);
+        assert!(envelope.select(|| None).is_none());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tollgate_core::headers::{HeaderPolicy, Rendered};
 use tollgate_core::route_policy::RoutePolicies;
 use tollgate_host::headers::{HostHeaders, HostRequest};
 use tollgate_host::metrics::Counter;
-use tollgate_host::{config, metrics, request};
+use tollgate_host::{config, request};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
@@ -52,11 +52,8 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let Some(policies) = config::load("header_mod", HeaderPolicy::compile) else {
+        if !config::reload(&mut self.policies, "header_mod", HeaderPolicy::compile) {
             return false;
-        };
-        if self.policies.replace(policies).is_none() {
-            metrics::start_flushing();
         }
         true
     }
@@ -93,15 +90,11 @@ impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let Some(policies) = &self.policies else {
-            return Action::Continue;
-        };
-        let route = if policies.needs_route_name() {
-            request::route_name()
-        } else {
-            None
-        };
-        let Some(policy) = policies.for_route(route.as_deref()) else {
+        let Some(policy) = self
+            .policies
+            .as_ref()
+            .and_then(|p| p.select(request::route_name))
+        else {
             return Action::Continue;
         };
         if let Some(mods) = &policy.request {

@@ -28,6 +28,23 @@ where
     }
 }
 
+/// `on_configure` for every filter: loads and compiles the configuration into
+/// `slot` (keeping the old one on failure, so the last good config keeps serving
+/// within a VM), and starts the metric flush tick on the first success.
+pub fn reload<R, P, F>(slot: &mut Option<Arc<RoutePolicies<P>>>, filter: &str, compile: F) -> bool
+where
+    R: serde::de::DeserializeOwned,
+    F: Fn(R) -> Result<P, ConfigError>,
+{
+    let Some(policies) = load(filter, compile) else {
+        return false;
+    };
+    if slot.replace(policies).is_none() {
+        crate::metrics::start_flushing();
+    }
+    true
+}
+
 fn read_plugin_configuration() -> Result<Vec<u8>, ConfigError> {
     match hostcalls::get_buffer(
         proxy_wasm::types::BufferType::PluginConfiguration,

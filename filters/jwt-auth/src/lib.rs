@@ -22,7 +22,7 @@ use tollgate_core::route_policy::RoutePolicies;
 use tollgate_core::ConfigError;
 use tollgate_host::headers::HostHeaders;
 use tollgate_host::metrics::Counter;
-use tollgate_host::{abi, config, metrics, request};
+use tollgate_host::{abi, config, request};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
@@ -119,11 +119,8 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let Some(policies) = config::load("jwt_auth", compile) else {
+        if !config::reload(&mut self.policies, "jwt_auth", compile) {
             return false;
-        };
-        if self.policies.replace(policies).is_none() {
-            metrics::start_flushing();
         }
         self.caches.borrow_mut().clear();
         true
@@ -157,15 +154,11 @@ impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let Some(policies) = &self.policies else {
-            return Action::Continue;
-        };
-        let route = if policies.needs_route_name() {
-            request::route_name()
-        } else {
-            None
-        };
-        let Some(policy) = policies.for_route(route.as_deref()) else {
+        let Some(policy) = self
+            .policies
+            .as_ref()
+            .and_then(|p| p.select(request::route_name))
+        else {
             return Action::Continue;
         };
         let mut req = RequestHeaders::fetch();
