@@ -162,7 +162,11 @@ impl HttpContext for Stream {
             return Action::Continue;
         };
         let mut req = RequestHeaders::fetch();
-        let now = abi::now_seconds().unwrap_or(0);
+        // Fail closed: without a clock every token with an `exp` counts as expired.
+        let now = abi::now_seconds().unwrap_or_else(|e| {
+            log::warn!("tollgate jwt_auth: reading the clock failed: {e:?}");
+            u64::MAX
+        });
         let decision = {
             // The VM is single-threaded and nothing below re-enters; a busy borrow
             // would only cost the cache, never the request.
