@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,7 +57,6 @@ struct Identity {
 /// A running echo backend; stops when dropped.
 pub struct Echo {
     addr: SocketAddr,
-    requests: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -81,40 +79,26 @@ impl Echo {
             namespace: namespace.to_string(),
             pod: pod.to_string(),
         });
-        let requests = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&requests);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let identity = Arc::clone(&identity);
-                let counter = Arc::clone(&counter);
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        handle(Arc::clone(&identity), req)
-                    });
+                    let service =
+                        hyper::service::service_fn(move |req| handle(Arc::clone(&identity), req));
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
             }
         });
-        Ok(Echo {
-            addr,
-            requests,
-            task,
-        })
+        Ok(Echo { addr, task })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// Requests served so far.
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
     }
 }
 

@@ -6,7 +6,7 @@
 //! parallel Envoys from fighting over the shared-memory region.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -178,17 +178,8 @@ impl Envoy {
         self.child.id()
     }
 
-    /// The admin address, `127.0.0.1:<port>`.
-    pub fn admin(&self) -> &str {
-        &self.admin
-    }
-
     pub fn log(&self) -> String {
         read_log(self.dir.path())
-    }
-
-    pub fn dir(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
     }
 
     /// GET on the admin API, returning the body.

@@ -11,7 +11,7 @@ use tollgate_core::ConfigError;
 /// On failure logs one line naming the filter and the field, and returns None;
 /// the caller returns `false` from `on_configure` so Envoy rejects the config
 /// (and, on a reload, keeps serving the last good one).
-pub fn load<R, P, F>(filter: &str, compile: F) -> Option<Arc<RoutePolicies<P>>>
+fn load<R, P, F>(filter: &str, compile: F) -> Option<Arc<RoutePolicies<P>>>
 where
     R: serde::de::DeserializeOwned,
     F: Fn(R) -> Result<P, ConfigError>,
