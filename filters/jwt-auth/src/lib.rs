@@ -180,13 +180,13 @@ impl HttpContext for Stream {
         };
         match decision {
             Decision::Allow(allowed) => {
-                remove_claim_headers(policy);
+                remove_claim_headers(policy, &req, &allowed.claim_headers);
                 apply(&allowed, &mut req);
                 self.metrics.allowed.inc();
                 Action::Continue
             }
             Decision::PassWithoutToken | Decision::PassFailOpen => {
-                remove_claim_headers(policy);
+                remove_claim_headers(policy, &req, &[]);
                 self.metrics.passed.inc();
                 Action::Continue
             }
@@ -222,10 +222,16 @@ impl Stream {
 
 /// Client-sent headers named like claim headers are dropped whatever the outcome:
 /// only this filter may set them (no spoofing of e.g. `x-user-id` for the rate limiter).
-fn remove_claim_headers(policy: &JwtPolicy) {
+/// Only names the request carries and that are not about to be `set` (which replaces
+/// every value) cost a host call: each request-header edit is a host call and a
+/// route-cache clear.
+fn remove_claim_headers(policy: &JwtPolicy, req: &RequestHeaders, setting: &[(String, String)]) {
     let mut headers = HostHeaders::request();
     for rule in policy.providers.iter().flat_map(|p| &p.claim_to_headers) {
-        headers.remove(&rule.header);
+        let sent = req.first(&rule.header).is_some();
+        if sent && !setting.iter().any(|(name, _)| *name == rule.header) {
+            headers.remove(&rule.header);
+        }
     }
 }
 
