@@ -6,6 +6,7 @@
 //! - [`echo`] is a backend following the Gateway API conformance echo contract.
 //! - [`bench`] measures Envoy CPU per request with wrk, side by side with native filters.
 //! - [`jwt_mint`] signs test JWTs with real keys of every supported algorithm.
+//! - [`jwks_server`] is an identity provider's JWKS endpoint that counts fetches.
 //! - [`roundtrip`] sends a request and compares what the backend saw and what the
 //!   client got with an expectation, conformance style.
 
@@ -13,6 +14,7 @@ pub mod bench;
 pub mod echo;
 pub mod envoy;
 pub mod envoy_config;
+pub mod jwks_server;
 pub mod jwt_mint;
 pub mod paths;
 pub mod roundtrip;

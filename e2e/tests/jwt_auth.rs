@@ -368,8 +368,8 @@ async fn bad_configs_are_rejected_at_startup_naming_the_field() {
             "`optionl`: unknown field",
         ),
         (
-            json!({"providers": [{"name": "r", "remoteJWKS": {"uri": "https://idp/jwks"}}]}),
-            "`providers[0].remoteJWKS`: remoteJWKS is not supported by this build yet",
+            json!({"providers": [{"name": "r", "remoteJWKS": {"uri": "idp/jwks"}}]}),
+            "`providers[0].remoteJWKS.uri`: `idp/jwks` is not an absolute http(s) URI",
         ),
         (
             json!({"providers": [{"name": "l", "localJWKS": {"inline": "{\"keys\": []}"}}]}),

@@ -92,6 +92,11 @@ impl<P> RoutePolicies<P> {
         self.for_route(route.as_deref())
     }
 
+    /// Every compiled policy (routes' and the default), for set-up that spans them.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<P>> {
+        self.routes.values().chain(self.default.iter())
+    }
+
     /// The policy for a request on `route` (None when Envoy knows no route name).
     pub fn for_route(&self, route: Option<&str>) -> Option<&Arc<P>> {
         route

@@ -60,6 +60,8 @@ fn two_providers(extra: Value) -> JwtPolicy {
 struct Store {
     sets: Vec<Option<Jwks>>,
     missing: fn() -> Keys<'static>,
+    /// What `refetch` answers: whether newer keys are on their way.
+    rotating: bool,
 }
 
 impl KeyStore for Store {
@@ -69,6 +71,10 @@ impl KeyStore for Store {
             None => (self.missing)(),
         }
     }
+
+    fn refetch(&self, _provider: usize) -> bool {
+        self.rotating
+    }
 }
 
 fn ready() -> Store {
@@ -76,6 +82,7 @@ fn ready() -> Store {
     Store {
         sets: vec![set(SECRET_A), set(SECRET_B)],
         missing: || Keys::Unavailable,
+        rotating: false,
     }
 }
 
@@ -137,6 +144,7 @@ fn verified_tokens_are_reused_only_while_valid() {
     let no_keys = Store {
         sets: vec![None, None],
         missing: || Keys::Unavailable,
+        rotating: false,
     };
     assert_eq!(
         authenticate(&p, &mut bearer(&token), &no_keys, &mut cache, NOW),
@@ -262,6 +270,7 @@ fn waiting_for_keys_and_fail_open() {
     let none = |missing: fn() -> Keys<'static>| Store {
         sets: vec![None, None],
         missing,
+        rotating: false,
     };
     let p = two_providers(json!({}));
     assert_eq!(
@@ -284,6 +293,34 @@ fn waiting_for_keys_and_fail_open() {
             &mut bearer(&hs256(b"wrong-wrong-wrong-wrong-wrong-wrong!", json!({}))),
             &ready()
         ),
+        Decision::Deny(Denial::BadSignature)
+    );
+}
+
+#[test]
+fn an_unknown_kid_waits_for_a_refetch_only_when_one_is_coming() {
+    let p = two_providers(json!({}));
+    let input = format!(
+        "{}.{}",
+        b64(br#"{"alg":"HS256","kid":"next"}"#),
+        b64(json!({"iss": "a", "aud": "api"}).to_string().as_bytes())
+    );
+    let token = format!("{input}.{}", b64(&[0u8; 32]));
+    assert_eq!(
+        decide(&p, &mut bearer(&token), &ready()),
+        Decision::Deny(Denial::UnknownKey)
+    );
+    assert_eq!(Denial::UnknownKey.http_status(), 401);
+    assert_eq!(Denial::UnknownKey.reason(), "bad_signature");
+    let rotating = Store {
+        rotating: true,
+        ..ready()
+    };
+    assert_eq!(decide(&p, &mut bearer(&token), &rotating), Decision::Wait);
+    // A known key with a bad signature never waits: refetching cannot fix it.
+    let forged = hs256(b"wrong-wrong-wrong-wrong-wrong-wrong!", json!({}));
+    assert_eq!(
+        decide(&p, &mut bearer(&forged), &rotating),
         Decision::Deny(Denial::BadSignature)
     );
 }

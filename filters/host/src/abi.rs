@@ -20,6 +20,12 @@ pub struct HostError(pub u32);
 
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;
+/// `proxy_set_shared_data`'s answer when the value changed since it was read.
+pub const CAS_MISMATCH: HostError = HostError(8);
+/// `BufferType::HttpCallResponseBody`.
+const HTTP_CALL_RESPONSE_BODY: u32 = 4;
+/// `StreamType::HttpRequest`.
+const HTTP_REQUEST_STREAM: u32 = 0;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -68,6 +74,30 @@ extern "C" {
         headers_size: usize,
         grpc_status: i32,
     ) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_call_foreign_function(
         function_name_data: *const u8,
         function_name_size: usize,
@@ -180,10 +210,66 @@ pub fn increment_metric(id: u32, offset: i64) -> Result<(), HostError> {
 
 /// Wall-clock seconds since the Unix epoch, as Envoy's clock says.
 pub fn now_seconds() -> Result<u64, HostError> {
+    Ok(now_nanos()? / 1_000_000_000)
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_millis() -> Result<u64, HostError> {
+    Ok(now_nanos()? / 1_000_000)
+}
+
+fn now_nanos() -> Result<u64, HostError> {
     let mut nanos: u64 = 0;
     // SAFETY: the host writes one u64 into a live local.
     check(unsafe { proxy_get_current_time_nanoseconds(&mut nanos) })?;
-    Ok(nanos / 1_000_000_000)
+    Ok(nanos)
+}
+
+/// A shared-data value (shared by every VM of the plugin's vm_id, i.e. by all
+/// Envoy workers) and its compare-and-swap version; `(None, 0)` when absent.
+pub fn get_shared_data(key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+    let mut cas: u32 = 0;
+    // SAFETY: pointers are to a live slice and live locals for the duration of the call.
+    let value = call_returning_buffer(|data, size| unsafe {
+        proxy_get_shared_data(key.as_ptr(), key.len(), data, size, &mut cas)
+    })?;
+    Ok((value, cas))
+}
+
+/// Writes a shared-data value if its version is still `cas` (0: unconditionally);
+/// [`CAS_MISMATCH`] when another VM wrote it in between.
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+    // SAFETY: pointers are to live slices for the duration of the call.
+    check(unsafe {
+        proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas)
+    })
+}
+
+/// The body of the HTTP call response being delivered (at most `size` bytes).
+pub fn http_call_response_body(size: usize) -> Result<Option<Vec<u8>>, HostError> {
+    // SAFETY: the host allocates the result through proxy_on_memory_allocate.
+    call_returning_buffer(|data, out| unsafe {
+        proxy_get_buffer_bytes(HTTP_CALL_RESPONSE_BODY, 0, size, data, out)
+    })
+}
+
+/// Makes later host calls in this callback act on another context (a paused
+/// stream, from the root context). Fails when that context is gone.
+pub fn set_effective_context(context_id: u32) -> Result<(), HostError> {
+    // SAFETY: no pointers.
+    check(unsafe { proxy_set_effective_context(context_id) })
+}
+
+/// Resumes the effective context's paused request.
+pub fn continue_request() -> Result<(), HostError> {
+    // SAFETY: no pointers.
+    check(unsafe { proxy_continue_stream(HTTP_REQUEST_STREAM) })
+}
+
+/// How often the root context's `on_tick` runs.
+pub fn set_tick_period_millis(period: u32) -> Result<(), HostError> {
+    // SAFETY: no pointers.
+    check(unsafe { proxy_set_tick_period_milliseconds(period) })
 }
 
 /// Answers the request locally. Envoy turns it into a gRPC trailers-only response

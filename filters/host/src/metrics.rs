@@ -7,7 +7,6 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 
@@ -15,7 +14,8 @@ use crate::abi;
 use proxy_wasm::types::MetricType;
 
 /// How often pending counts reach Envoy (the root context's tick period).
-pub const FLUSH_PERIOD: Duration = Duration::from_secs(1);
+/// A filter with other periodic work may tick faster; counters then flush more often.
+pub const FLUSH_PERIOD_MILLIS: u32 = 1000;
 
 /// A counter Envoy exports (as `wasmcustom.<name>` in /stats; as plain `<name>` in
 /// /stats/prometheus). Clones share the pending count (one VM is one thread).
@@ -66,7 +66,7 @@ impl Counter {
 
 /// Starts the root context's tick that flushes counters; logs if the host refuses.
 pub fn start_flushing() {
-    if let Err(status) = hostcalls::set_tick_period(FLUSH_PERIOD) {
+    if let Err(status) = abi::set_tick_period_millis(FLUSH_PERIOD_MILLIS) {
         log::warn!("tollgate: set_tick_period failed ({status:?}); counters will not be exported");
     }
 }

@@ -24,6 +24,12 @@ pub enum Keys<'a> {
 /// Where the glue gets each provider's keys (local keys, or the JWKS cache).
 pub trait KeyStore {
     fn keys(&self, provider: usize) -> Keys<'_>;
+
+    /// A token named a key the provider's set lacks: true when newer keys may
+    /// come (a remote set being refetched), so the request should wait for them.
+    fn refetch(&self, _provider: usize) -> bool {
+        false
+    }
 }
 
 /// What to do with the request.
@@ -56,6 +62,8 @@ pub enum Denial {
     Missing,
     Malformed(String),
     BadSignature,
+    /// No key of the set has the token's `kid` (or fits its `alg`).
+    UnknownKey,
     Expired,
     NotYetValid,
     BadIssuer,
@@ -86,7 +94,7 @@ impl Denial {
         match self {
             Denial::Missing => "missing",
             Denial::Malformed(_) => "malformed",
-            Denial::BadSignature => "bad_signature",
+            Denial::BadSignature | Denial::UnknownKey => "bad_signature",
             Denial::Expired | Denial::NotYetValid => "expired",
             Denial::BadIssuer => "bad_issuer",
             Denial::BadAudience => "bad_audience",
@@ -102,6 +110,7 @@ impl Denial {
                 format!("Jwt is not in the form of Header.Payload.Signature ({why})")
             }
             Denial::BadSignature => "Jwt verification fails".into(),
+            Denial::UnknownKey => "Jwks doesn't have key to match kid or alg from Jwt".into(),
             Denial::Expired => "Jwt is expired".into(),
             Denial::NotYetValid => "Jwt not yet valid".into(),
             Denial::BadIssuer => "Jwt issuer is not configured".into(),
@@ -129,7 +138,7 @@ impl Denial {
             Denial::Missing => 0,
             Denial::KeysUnavailable => 1,
             Denial::Malformed(_) => 2,
-            Denial::BadSignature => 3,
+            Denial::BadSignature | Denial::UnknownKey => 3,
             Denial::BadIssuer => 4,
             Denial::Expired | Denial::NotYetValid => 5,
             Denial::BadAudience => 6,
@@ -193,6 +202,7 @@ pub fn authenticate(
                 cache.insert(index, &token, verified, now);
                 return allow(claim_headers);
             }
+            Err(Denial::UnknownKey) if keys.refetch(index) => waiting = true,
             Err(denial) => note(&mut worst, denial),
         }
     }
@@ -225,7 +235,11 @@ fn check(
         TokenError::UnsupportedAlgorithm(_) => Denial::BadSignature,
     })?;
     let alg = Alg::parse(&t.alg).ok_or(Denial::BadSignature)?;
-    let verified = verify::candidates(jwks, alg, t.kid.as_deref())
+    let mut candidates = verify::candidates(jwks, alg, t.kid.as_deref()).peekable();
+    if candidates.peek().is_none() {
+        return Err(Denial::UnknownKey);
+    }
+    let verified = candidates
         .any(|key| verify::verify(alg, &key.material, t.signing_input.as_bytes(), &t.signature));
     if !verified {
         return Err(Denial::BadSignature);

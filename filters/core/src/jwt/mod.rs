@@ -4,7 +4,8 @@
 //! validated, compiled form), `extract` (finding the token in a request), `token`
 //! (decoding the compact serialization), `claims` (issuer, audience, time and
 //! claim-to-header checks), `jwks` (key sets parsed into verification keys) and
-//! `verify` (key selection and signature checks). The JWKS cache comes next.
+//! `verify` (key selection and signature checks), and `jwks_cache` (when remote
+//! key sets are fetched and refreshed).
 
 pub mod authn;
 pub mod cache;
@@ -12,6 +13,7 @@ pub mod claims;
 pub mod config;
 pub mod extract;
 pub mod jwks;
+pub mod jwks_cache;
 pub mod policy;
 pub mod token;
 pub mod verify;
