@@ -425,3 +425,55 @@ async fn a_cached_token_is_refused_once_it_expires() {
     )
     .await;
 }
+
+/// Claim-based routing: a route matched on the `x-team` claim header. With
+/// `recomputeRoute: true` the filter asks Envoy to re-select the route after
+/// setting the claim headers. Without it Envoy 1.40 re-selects anyway, because
+/// it clears the route cache on every header edit a wasm module makes (ABI
+/// 0.2.1; see the header filter's route-stability notes): the second half pins
+/// that behaviour so a change in Envoy shows up here.
+#[tokio::test]
+async fn recompute_route_routes_by_claim() {
+    let keys = Keys::default();
+    let core = Echo::start("core-team").await.expect("echo");
+    let rest = Echo::start("everyone").await.expect("echo");
+    for recompute in [true, false] {
+        let mut p = provider(&keys);
+        p["recomputeRoute"] = json!(recompute);
+        let listener = Listener {
+            http_filters: vec![wasm_filter(
+                "jwt_auth",
+                &paths::wasm("jwt_auth"),
+                &json!({"providers": [p], "optional": true}),
+            )],
+            routes: vec![
+                json!({"name": "core", "match": {"prefix": "/", "headers": [
+                    {"name": "x-team", "string_match": {"exact": "core"}}
+                ]}, "route": {"cluster": "core"}}),
+                prefix_route("rest", "/", "rest"),
+            ],
+            clusters: vec![cluster("core", core.addr()), cluster("rest", rest.addr())],
+            ..Listener::default()
+        };
+        let envoy = Envoy::start(&listener.bootstrap()).await;
+        let base = envoy.listener_url(LISTENER).await;
+        let http = client();
+        let token = keys.sign("ES256", Some("p256"), &claims());
+        roundtrip(
+            &http,
+            &base,
+            &bearer("/x", &token),
+            &Expect::status(200).pod("core-team"),
+        )
+        .await;
+        // A client sending the claim header itself (no token; `optional`) is not
+        // routed by it: the header is removed and the route re-selected.
+        roundtrip(
+            &http,
+            &base,
+            &Req::get("/x").header("x-team", "core"),
+            &Expect::status(200).pod("everyone").backend_absent("x-team"),
+        )
+        .await;
+    }
+}
