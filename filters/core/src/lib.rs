@@ -10,6 +10,7 @@ pub mod error;
 pub mod headers;
 pub mod http_field;
 pub mod jwt;
+pub mod ratelimit;
 pub mod route_policy;
 
 pub use error::ConfigError;
