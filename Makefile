@@ -42,10 +42,11 @@ unit: ## Unit tests (filters/core and the harness's own tests)
 e2e: build ## End-to-end tests against a real Envoy
 	cargo test -p e2e --tests
 
-test: lint build ## Lint, unit tests and end-to-end tests (what CI runs after `make setup`)
+test: lint build ## Lint, unit tests, end-to-end tests and a bounded fuzz run (what CI runs after `make setup`)
 	@mkdir -p .run
 	cargo test --workspace --no-fail-fast 2>&1 | tee .run/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "all tests: %d passed, %d failed\n", p, f }' .run/test.log
+	@$(MAKE) --no-print-directory fuzz
 
 fuzz: ## Run every fuzz target for FUZZ_SECONDS (default 60) at once; fails on a crash
 	@scripts/fuzz.sh
