@@ -3,8 +3,9 @@
 //! Split as Envoy's jwt_authn is: `config` (the public JSON shape), `policy` (the
 //! validated, compiled form), `extract` (finding the token in a request), `token`
 //! (decoding the compact serialization), `claims` (issuer, audience, time and
-//! claim-to-header checks), `jwks` (key sets parsed into verification keys) and
-//! `verify` (key selection and signature checks). The JWKS cache comes next.
+//! claim-to-header checks), `jwks` (key sets parsed into verification keys),
+//! `verify` (key selection and signature checks) and `rsa` (the RSA verifier `verify`
+//! uses). The JWKS cache comes next.
 
 pub mod authn;
 pub mod cache;
@@ -13,5 +14,6 @@ pub mod config;
 pub mod extract;
 pub mod jwks;
 pub mod policy;
+pub mod rsa;
 pub mod token;
 pub mod verify;
