@@ -29,7 +29,7 @@ pub struct Jwk {
 #[derive(Debug)]
 pub enum KeyMaterial {
     Rsa(RsaPublicKey),
-    P256(p256::ecdsa::VerifyingKey),
+    P256(crrl::p256::PublicKey),
     P384(p384::ecdsa::VerifyingKey),
     Ed25519(ed25519_dalek::VerifyingKey),
     /// An HMAC secret (`kty: oct`).
@@ -113,10 +113,7 @@ fn parse_key(raw: RawJwk) -> Result<Jwk, String> {
         )?),
         ("EC", Some("P-256")) => {
             let point = sec1_point(&field("x", &raw.x)?, &field("y", &raw.y)?, 32)?;
-            KeyMaterial::P256(
-                p256::ecdsa::VerifyingKey::from_sec1_bytes(&point)
-                    .map_err(|_| "not a point on P-256")?,
-            )
+            KeyMaterial::P256(crrl::p256::PublicKey::decode(&point).ok_or("not a point on P-256")?)
         }
         ("EC", Some("P-384")) => {
             let point = sec1_point(&field("x", &raw.x)?, &field("y", &raw.y)?, 48)?;
