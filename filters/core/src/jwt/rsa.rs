@@ -117,11 +117,6 @@ impl RsaPublicKey {
         })
     }
 
-    /// Significant bits of the modulus.
-    pub fn bits(&self) -> u32 {
-        self.bits
-    }
-
     /// RSASSA-PKCS1-v1_5 verification (RFC 8017 §8.2.2) of `signature` over `msg`.
     pub fn verify_pkcs1v15<H: RsaHash>(&self, msg: &[u8], signature: &[u8]) -> bool {
         self.public_op(signature)
@@ -181,7 +176,7 @@ fn exponent(e: &[u8]) -> Result<u64, String> {
 
 /// EMSA-PKCS1-v1_5 check (RFC 8017 §8.2.2 steps 3–4): `em` must equal
 /// `00 01 FF…FF 00 || DigestInfo || H(msg)`, compared byte for byte over its whole length.
-pub fn pkcs1v15_encoding_ok<H: RsaHash>(em: &[u8], msg: &[u8]) -> bool {
+fn pkcs1v15_encoding_ok<H: RsaHash>(em: &[u8], msg: &[u8]) -> bool {
     let hash = H::digest(msg);
     let t_len = H::DIGEST_INFO.len() + hash.len();
     // At least 8 bytes of FF padding (§9.2 step 3); always true for 2048-bit and larger keys.
@@ -204,7 +199,7 @@ pub fn pkcs1v15_encoding_ok<H: RsaHash>(em: &[u8], msg: &[u8]) -> bool {
 /// EMSA-PSS-VERIFY (RFC 8017 §9.1.2) with MGF1 over `H` and a salt of `H`'s output
 /// length. `m` is the `k`-byte output of the RSA operation for a `mod_bits`-bit modulus;
 /// it is unmasked in place.
-pub fn pss_encoding_ok<H: Digest>(m: &mut [u8], mod_bits: usize, msg: &[u8]) -> bool {
+fn pss_encoding_ok<H: Digest>(m: &mut [u8], mod_bits: usize, msg: &[u8]) -> bool {
     let h_len = <H as Digest>::output_size();
     let s_len = h_len;
     // emBits = modBits − 1 (§8.1.2 step 2c): when that is a multiple of 8 the encoding is
@@ -448,7 +443,7 @@ mod tests {
         let mut padded = vec![0, 0];
         padded.extend(n(2048));
         assert_eq!(
-            RsaPublicKey::new(&padded, &[0, 1, 0, 1]).map(|k| k.bits()),
+            RsaPublicKey::new(&padded, &[0, 1, 0, 1]).map(|k| k.bits),
             Ok(2048)
         );
         let mut short = n(2048);
