@@ -4,6 +4,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 FILTERS := header_mod jwt_auth
+# Benchmark-only modules (`bench verify`): built next to the filters, never copied to dist/,
+# and in a cargo run of their own so their dependencies never change the filters' features.
+BENCH_MODULES := verify_bench
 WASM_TARGET := wasm32-wasip1
 WASM_OUT := target/$(WASM_TARGET)/release
 
@@ -20,6 +23,9 @@ build: ## Build the filters into dist/*.wasm and the tools into dist/
 	cargo build --release --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p $(subst _,-,$(f)))
 	@mkdir -p dist
 	@for f in $(FILTERS); do cp $(WASM_OUT)/$$f.wasm dist/$$f.wasm; echo "    dist/$$f.wasm ($$(stat -c %s dist/$$f.wasm) bytes)"; done
+	@echo "==> building benchmark modules: $(BENCH_MODULES)"
+	cargo build --release --target $(WASM_TARGET) -p verify-bench-wasm
+	@for f in $(BENCH_MODULES); do echo "    $(WASM_OUT)/$$f.wasm ($$(stat -c %s $(WASM_OUT)/$$f.wasm) bytes, not shipped)"; done
 	@echo "==> building tools (echo-backend, bench)"
 	cargo build --release -p e2e --bins
 	@cp target/release/echo-backend dist/echo-backend
@@ -28,7 +34,7 @@ lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check
 	cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p $(subst _,-,$(f))) -- -D warnings
+	cargo clippy --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p $(subst _,-,$(f))) -p verify-bench-wasm -- -D warnings
 	@# fuzz/ is a workspace of its own; sharing target/ reuses the dependencies checked above.
 	cargo clippy --manifest-path fuzz/Cargo.toml --target-dir target --all-targets -- -D warnings
 
@@ -59,8 +65,9 @@ bench: bench-headers bench-jwt ## All benchmarks
 bench-headers: build ## Header filter vs native header_mutation vs no filter (prints a table)
 	target/release/bench headers
 
-bench-jwt: build ## JWT filter vs native jwt_authn (RS256, ES256; one token, 10k distinct tokens)
+bench-jwt: build ## JWT filter vs native jwt_authn (RS256, ES256; one token, 10k distinct tokens), then one verification per algorithm in V8
 	target/release/bench jwt
+	target/release/bench verify
 
 clean: ## Remove build outputs
 	cargo clean

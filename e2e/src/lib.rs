@@ -5,12 +5,15 @@
 //! - [`envoy_config`] builds those configs.
 //! - [`echo`] is a backend following the Gateway API conformance echo contract.
 //! - [`bench`] measures Envoy CPU per request with wrk, side by side with native filters.
+//! - [`bench_verify`] measures one JWT signature verification per algorithm inside
+//!   Envoy's V8 and natively.
 //! - [`jwt_mint`] signs test JWTs with real keys of every supported algorithm.
 //! - [`jwks_server`] is an identity provider's JWKS endpoint that counts fetches.
 //! - [`roundtrip`] sends a request and compares what the backend saw and what the
 //!   client got with an expectation, conformance style.
 
 pub mod bench;
+pub mod bench_verify;
 pub mod echo;
 pub mod envoy;
 pub mod envoy_config;

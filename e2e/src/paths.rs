@@ -22,6 +22,20 @@ pub fn wasm(name: &str) -> PathBuf {
     path
 }
 
+/// A benchmark-only module, built by `make build` into cargo's wasm output directory
+/// and never copied to `dist/`. Panics with the fix when it is missing.
+pub fn bench_wasm(name: &str) -> PathBuf {
+    let path = workspace_root()
+        .join("target/wasm32-wasip1/release")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make build` first",
+        path.display()
+    );
+    path
+}
+
 /// The Envoy to run: `$ENVOY_BIN`, else the project's `.venv/bin/envoy` (installed
 /// by `make setup`), else `envoy` on PATH.
 pub fn envoy_bin() -> PathBuf {

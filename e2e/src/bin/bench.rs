@@ -8,6 +8,7 @@ use anyhow::{ensure, Result};
 use clap::{Parser, ValueEnum};
 use e2e::bench::rotating_header_script;
 use e2e::bench::{self, Settings, Variant};
+use e2e::bench_verify;
 use e2e::envoy_config::{direct_route, wasm_filter, Listener};
 use e2e::jwt_mint::Keys;
 use e2e::paths;
@@ -27,9 +28,15 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     seconds: u64,
     /// Also run our filter built from another .wasm (e.g. the previous commit's), to
-    /// A/B a change in the same run.
+    /// A/B a change in the same run. For `verify`, another build of verify_bench.wasm.
     #[arg(long)]
     compare_wasm: Option<PathBuf>,
+    /// `verify`: rounds of batches (every algorithm once per round).
+    #[arg(long, default_value_t = 9)]
+    verify_rounds: usize,
+    /// `verify`: shortest batch of verifications, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    batch_ms: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -38,6 +45,9 @@ enum Suite {
     Headers,
     /// jwt_auth.wasm vs envoy.filters.http.jwt_authn (RS256, ES256; repeated and distinct tokens).
     Jwt,
+    /// One JWT signature verification per algorithm inside Envoy's V8 (the prebuilt
+    /// verify_bench.wasm) and natively.
+    Verify,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -55,6 +65,7 @@ async fn main() -> Result<()> {
             headers(args.compare_wasm.as_deref(), scratch.path())?,
         ),
         Suite::Jwt => ("JWT authentication", jwt(scratch.path())?),
+        Suite::Verify => return verify(&args).await,
     };
     eprintln!(
         "benchmark: {title}; {} rounds × {} variants, wrk -t1 -c{} -d{}s, Envoy --concurrency 1",
@@ -71,6 +82,36 @@ async fn main() -> Result<()> {
         settings.rounds
     );
     println!("{}", bench::table(&summaries, "no filter"));
+    Ok(())
+}
+
+/// The in-VM cost of one verification per algorithm, next to the native cost.
+async fn verify(args: &Args) -> Result<()> {
+    let wasm = paths::bench_wasm("verify_bench");
+    let config = bench_verify::config(args.batch_ms, args.verify_rounds);
+    eprintln!(
+        "benchmark: one JWT signature verification per algorithm; {} rounds of batches of ≥{} ms, in Envoy's V8 ({}) and natively",
+        config.rounds,
+        config.batch_ms,
+        wasm.display()
+    );
+    let vm = bench_verify::in_envoy(&wasm, &config).await?;
+    let other = match &args.compare_wasm {
+        Some(path) => Some(bench_verify::in_envoy(path, &config).await?),
+        None => None,
+    };
+    let native = bench_verify::native(&config)?;
+    println!(
+        "\nJWT signature verification, µs per verification — {} (min and median of {} batches; Envoy clock step {} ns)\n",
+        today(),
+        config.rounds,
+        vm.clock_step_ns
+    );
+    let other = other.as_ref().map(|o| ("other", o.timings.as_slice()));
+    println!("{}", bench_verify::table(&vm.timings, &native, other));
+    if let Some(path) = &args.compare_wasm {
+        println!("other = {}", path.display());
+    }
     Ok(())
 }
 

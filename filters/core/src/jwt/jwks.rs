@@ -1,19 +1,16 @@
 //! JSON Web Key Sets: parsing each key once into ready-to-use verification keys.
 //!
-//! A key that cannot be used (unknown `kty`, `use: enc`, an RSA modulus under
-//! 2048 bits, a malformed component) is skipped and reported, so one odd key in
+//! A key that cannot be used (unknown `kty`, `use: enc`, an RSA modulus outside
+//! 2048–8192 bits, a malformed component) is skipped and reported, so one odd key in
 //! an identity provider's set does not take the others down; a set with no
 //! usable key at all is an error.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rsa::BoxedUint;
 use serde::Deserialize;
 
+use super::rsa::RsaPublicKey;
 use super::verify::Alg;
-
-/// Smallest RSA modulus accepted (NIST SP 800-131A); largest is the rsa crate's 4096.
-pub const MIN_RSA_BITS: usize = 2048;
 
 /// Usable keys of a set, in document order.
 #[derive(Debug)]
@@ -31,8 +28,8 @@ pub struct Jwk {
 
 #[derive(Debug)]
 pub enum KeyMaterial {
-    Rsa(rsa::RsaPublicKey),
-    P256(p256::ecdsa::VerifyingKey),
+    Rsa(RsaPublicKey),
+    P256(crrl::p256::PublicKey),
     P384(p384::ecdsa::VerifyingKey),
     Ed25519(ed25519_dalek::VerifyingKey),
     /// An HMAC secret (`kty: oct`).
@@ -110,26 +107,13 @@ fn parse_key(raw: RawJwk) -> Result<Jwk, String> {
             .map_err(|e| format!("`{name}` is not base64url: {e}"))
     };
     let material = match (raw.kty.as_str(), raw.crv.as_deref()) {
-        ("RSA", _) => {
-            let n = field("n", &raw.n)?;
-            let e = field("e", &raw.e)?;
-            let n = BoxedUint::from_be_slice_vartime(&n);
-            let bits = n.bits_vartime() as usize;
-            if bits < MIN_RSA_BITS {
-                return Err(format!(
-                    "RSA modulus of {bits} bits; at least {MIN_RSA_BITS} required"
-                ));
-            }
-            let key = rsa::RsaPublicKey::new(n, BoxedUint::from_be_slice_vartime(&e))
-                .map_err(|e| format!("bad RSA key: {e}"))?;
-            KeyMaterial::Rsa(key)
-        }
+        ("RSA", _) => KeyMaterial::Rsa(RsaPublicKey::new(
+            &field("n", &raw.n)?,
+            &field("e", &raw.e)?,
+        )?),
         ("EC", Some("P-256")) => {
             let point = sec1_point(&field("x", &raw.x)?, &field("y", &raw.y)?, 32)?;
-            KeyMaterial::P256(
-                p256::ecdsa::VerifyingKey::from_sec1_bytes(&point)
-                    .map_err(|_| "not a point on P-256")?,
-            )
+            KeyMaterial::P256(crrl::p256::PublicKey::decode(&point).ok_or("not a point on P-256")?)
         }
         ("EC", Some("P-384")) => {
             let point = sec1_point(&field("x", &raw.x)?, &field("y", &raw.y)?, 48)?;

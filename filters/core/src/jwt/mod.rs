@@ -3,9 +3,9 @@
 //! Split as Envoy's jwt_authn is: `config` (the public JSON shape), `policy` (the
 //! validated, compiled form), `extract` (finding the token in a request), `token`
 //! (decoding the compact serialization), `claims` (issuer, audience, time and
-//! claim-to-header checks), `jwks` (key sets parsed into verification keys) and
-//! `verify` (key selection and signature checks), and `jwks_cache` (when remote
-//! key sets are fetched and refreshed).
+//! claim-to-header checks), `jwks` (key sets parsed into verification keys),
+//! `verify` (key selection and signature checks), `rsa` (the RSA verifier
+//! `verify` uses) and `jwks_cache` (when remote key sets are fetched and refreshed).
 
 pub mod authn;
 pub mod cache;
@@ -15,5 +15,6 @@ pub mod extract;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod policy;
+pub mod rsa;
 pub mod token;
 pub mod verify;

@@ -6,7 +6,6 @@
 //! and a token with a `kid` is only tried against keys with that `kid`.
 
 use hmac::{Hmac, KeyInit, Mac};
-use rsa::{Pkcs1v15Sign, Pss};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use super::jwks::{Jwk, Jwks, KeyMaterial};
@@ -100,52 +99,18 @@ pub fn candidates<'a>(
 pub fn verify(alg: Alg, key: &KeyMaterial, signing_input: &[u8], signature: &[u8]) -> bool {
     use Alg::*;
     match (alg, key) {
-        (RS256, KeyMaterial::Rsa(k)) => k
-            .verify(
-                Pkcs1v15Sign::new::<Sha256>(),
-                &Sha256::digest(signing_input),
-                signature,
-            )
-            .is_ok(),
-        (RS384, KeyMaterial::Rsa(k)) => k
-            .verify(
-                Pkcs1v15Sign::new::<Sha384>(),
-                &Sha384::digest(signing_input),
-                signature,
-            )
-            .is_ok(),
-        (RS512, KeyMaterial::Rsa(k)) => k
-            .verify(
-                Pkcs1v15Sign::new::<Sha512>(),
-                &Sha512::digest(signing_input),
-                signature,
-            )
-            .is_ok(),
-        (PS256, KeyMaterial::Rsa(k)) => k
-            .verify(
-                Pss::<Sha256>::new(),
-                &Sha256::digest(signing_input),
-                signature,
-            )
-            .is_ok(),
-        (PS384, KeyMaterial::Rsa(k)) => k
-            .verify(
-                Pss::<Sha384>::new(),
-                &Sha384::digest(signing_input),
-                signature,
-            )
-            .is_ok(),
-        (PS512, KeyMaterial::Rsa(k)) => k
-            .verify(
-                Pss::<Sha512>::new(),
-                &Sha512::digest(signing_input),
-                signature,
-            )
-            .is_ok(),
+        (RS256, KeyMaterial::Rsa(k)) => k.verify_pkcs1v15::<Sha256>(signing_input, signature),
+        (RS384, KeyMaterial::Rsa(k)) => k.verify_pkcs1v15::<Sha384>(signing_input, signature),
+        (RS512, KeyMaterial::Rsa(k)) => k.verify_pkcs1v15::<Sha512>(signing_input, signature),
+        (PS256, KeyMaterial::Rsa(k)) => k.verify_pss::<Sha256>(signing_input, signature),
+        (PS384, KeyMaterial::Rsa(k)) => k.verify_pss::<Sha384>(signing_input, signature),
+        (PS512, KeyMaterial::Rsa(k)) => k.verify_pss::<Sha512>(signing_input, signature),
+        // JWS carries r || s, 32 bytes each (RFC 7518 §3.4); crrl would also take
+        // zero-padded longer forms, which are not ES256 signatures. A high S is valid
+        // ECDSA (Wycheproof's P-256 vectors count it valid, BoringSSL under Envoy's
+        // jwt_authn accepts it), and signers produce it, so it is accepted.
         (ES256, KeyMaterial::P256(k)) => {
-            use p256::ecdsa::signature::Verifier;
-            p256::ecdsa::Signature::from_slice(signature)
-                .is_ok_and(|s| k.verify(signing_input, &s).is_ok())
+            signature.len() == 64 && k.verify_hash(signature, &Sha256::digest(signing_input))
         }
         (ES384, KeyMaterial::P384(k)) => {
             use p384::ecdsa::signature::Verifier;
