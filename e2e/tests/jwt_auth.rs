@@ -125,6 +125,10 @@ async fn every_algorithm_passes() {
             .await
             .expect("send");
             assert_eq!(ex.status, 200, "{alg} kid={kid:?}: {}", ex.body);
+            let echo = ex.echo.expect("the backend answered");
+            assert_eq!(echo.header("x-user").as_deref(), Some("alice"), "{alg}");
+            assert_eq!(echo.header("x-team").as_deref(), Some("core"), "{alg}");
+            assert_eq!(echo.header("authorization"), None, "{alg}: token stripped");
         }
     }
 }
