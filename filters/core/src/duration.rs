@@ -46,9 +46,35 @@ pub fn parse(field: &str, s: &str) -> Result<Duration, ConfigError> {
     Ok(total)
 }
 
+/// An optional timeout field: `default` when absent, and never zero (a zero
+/// timeout would make every call fail).
+pub fn timeout(
+    field: &str,
+    value: Option<&str>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let timeout = value
+        .map(|v| parse(field, v))
+        .transpose()?
+        .unwrap_or(default);
+    if timeout.is_zero() {
+        return Err(ConfigError::new(field, "must be more than 0"));
+    }
+    Ok(timeout)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_default_and_are_never_zero() {
+        let d = Duration::from_secs(5);
+        assert_eq!(timeout("t", None, d).unwrap(), d);
+        assert_eq!(timeout("t", Some("1s"), d).unwrap(), Duration::from_secs(1));
+        assert_eq!(timeout("t", Some("0s"), d).unwrap_err().field, "t");
+        assert_eq!(timeout("t", Some("x"), d).unwrap_err().field, "t");
+    }
 
     #[test]
     fn gateway_api_durations() {

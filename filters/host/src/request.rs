@@ -1,6 +1,16 @@
 //! Per-request facts read from the host: the route name and the attributes templates use.
 
+use std::sync::Arc;
+
+use tollgate_core::route_policy::RoutePolicies;
+
 use crate::abi;
+
+/// The policy for the current request, when the filter is configured and has one
+/// for its route (the route name is only asked when policies differ by route).
+pub fn policy<P>(policies: &Option<Arc<RoutePolicies<P>>>) -> Option<&Arc<P>> {
+    policies.as_ref()?.select(route_name)
+}
 
 /// Envoy's `xds.route_name` for the current request, if the request matched a named route.
 pub fn route_name() -> Option<String> {

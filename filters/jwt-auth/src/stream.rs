@@ -224,11 +224,7 @@ impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let Some(policy) = self
-            .policies
-            .as_ref()
-            .and_then(|p| p.select(request::route_name))
-        else {
+        let Some(policy) = request::policy(&self.policies) else {
             return Action::Continue;
         };
         let now = now_millis();

@@ -219,14 +219,7 @@ fn compile_remote(remote: RemoteJwksConfig) -> Result<RemoteJwks, ConfigError> {
     if cache_duration < Duration::from_secs(1) {
         return Err(ConfigError::new("cacheDuration", "must be at least 1s"));
     }
-    let timeout = remote
-        .timeout
-        .map(|d| duration::parse("timeout", &d))
-        .transpose()?
-        .unwrap_or(DEFAULT_FETCH_TIMEOUT);
-    if timeout.is_zero() {
-        return Err(ConfigError::new("timeout", "must be more than 0"));
-    }
+    let timeout = duration::timeout("timeout", remote.timeout.as_deref(), DEFAULT_FETCH_TIMEOUT)?;
     Ok(RemoteJwks {
         uri: remote.uri,
         cluster,

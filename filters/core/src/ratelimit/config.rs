@@ -122,11 +122,11 @@ pub enum PathMatchType {
 #[serde(deny_unknown_fields)]
 pub struct LimitConfig {
     pub requests: u64,
-    pub unit: UnitConfig,
+    pub unit: Unit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum UnitConfig {
+pub enum Unit {
     Second,
     Minute,
     Hour,
@@ -134,6 +134,35 @@ pub enum UnitConfig {
     Week,
     Month,
     Year,
+}
+
+impl Unit {
+    /// Window length: the dividers envoyproxy/ratelimit uses (a month is 30
+    /// days, a year 365), so both modes count the same windows.
+    pub fn seconds(self) -> u64 {
+        match self {
+            Unit::Second => 1,
+            Unit::Minute => 60,
+            Unit::Hour => 3600,
+            Unit::Day => 86_400,
+            Unit::Week => 7 * 86_400,
+            Unit::Month => 30 * 86_400,
+            Unit::Year => 365 * 86_400,
+        }
+    }
+
+    /// The `RateLimitResponse.RateLimit.Unit` name of the ratelimit API.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Unit::Second => "SECOND",
+            Unit::Minute => "MINUTE",
+            Unit::Hour => "HOUR",
+            Unit::Day => "DAY",
+            Unit::Week => "WEEK",
+            Unit::Month => "MONTH",
+            Unit::Year => "YEAR",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

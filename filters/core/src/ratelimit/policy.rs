@@ -14,9 +14,10 @@ use std::time::Duration;
 use regex_lite::Regex;
 
 use super::cidr::Cidr;
+pub use super::config::Unit;
 use super::config::{
     CidrMatchType, FailureModeConfig, HeaderMatchConfig, ModeConfig, PathMatchType,
-    RateLimitConfig, RuleConfig, SelectorConfig, ServiceConfig, UnitConfig, ValueMatchType,
+    RateLimitConfig, RuleConfig, SelectorConfig, ServiceConfig, ValueMatchType,
 };
 use crate::{duration, http_field, ConfigError};
 
@@ -45,46 +46,6 @@ pub struct Rule {
 pub struct Limit {
     pub requests: u64,
     pub unit: Unit,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    Second,
-    Minute,
-    Hour,
-    Day,
-    Week,
-    Month,
-    Year,
-}
-
-impl Unit {
-    /// Window length: the dividers envoyproxy/ratelimit uses (a month is 30
-    /// days, a year 365), so both modes count the same windows.
-    pub fn seconds(self) -> u64 {
-        match self {
-            Unit::Second => 1,
-            Unit::Minute => 60,
-            Unit::Hour => 3600,
-            Unit::Day => 86_400,
-            Unit::Week => 7 * 86_400,
-            Unit::Month => 30 * 86_400,
-            Unit::Year => 365 * 86_400,
-        }
-    }
-
-    /// The `RateLimitResponse.RateLimit.Unit` name of the ratelimit API.
-    pub fn api_name(self) -> &'static str {
-        match self {
-            Unit::Second => "SECOND",
-            Unit::Minute => "MINUTE",
-            Unit::Hour => "HOUR",
-            Unit::Day => "DAY",
-            Unit::Week => "WEEK",
-            Unit::Month => "MONTH",
-            Unit::Year => "YEAR",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,15 +209,7 @@ fn compile_rule(mode: &str, index: usize, rule: RuleConfig) -> Result<Rule, Conf
         selectors,
         limit: Limit {
             requests: rule.limit.requests,
-            unit: match rule.limit.unit {
-                UnitConfig::Second => Unit::Second,
-                UnitConfig::Minute => Unit::Minute,
-                UnitConfig::Hour => Unit::Hour,
-                UnitConfig::Day => Unit::Day,
-                UnitConfig::Week => Unit::Week,
-                UnitConfig::Month => Unit::Month,
-                UnitConfig::Year => Unit::Year,
-            },
+            unit: rule.limit.unit,
         },
         shadow: rule.shadow_mode,
     })
@@ -374,14 +327,7 @@ fn compile_service(s: ServiceConfig) -> Result<Service, ConfigError> {
     if s.cluster.is_empty() {
         return Err(ConfigError::new("cluster", "is empty"));
     }
-    let timeout = s
-        .timeout
-        .map(|t| duration::parse("timeout", &t))
-        .transpose()?
-        .unwrap_or(DEFAULT_SERVICE_TIMEOUT);
-    if timeout.is_zero() {
-        return Err(ConfigError::new("timeout", "must be more than 0"));
-    }
+    let timeout = duration::timeout("timeout", s.timeout.as_deref(), DEFAULT_SERVICE_TIMEOUT)?;
     Ok(Service {
         cluster: s.cluster,
         domain: s.domain.unwrap_or_else(|| DEFAULT_DOMAIN.to_string()),
