@@ -1,0 +1,124 @@
+//! Local-mode counters: a fixed table of slots per rule in proxy-wasm shared
+//! data, so every Envoy worker counts against one budget and memory stays
+//! bounded however many distinct values clients send.
+//!
+//! Shared data cannot delete keys, so a counter per distinct value would grow
+//! without end. Instead each rule owns [`SLOTS`] keys, created once at configure
+//! time (which also makes every later write a true compare-and-swap: a write to
+//! a missing key cannot be compared). A bucket hashes to a slot and probes up to
+//! [`PROBES`] neighbours; a slot holds one bucket's count for one window and is
+//! reused once its window is over. When every probed slot holds another live
+//! bucket the table is full for this window and the request is not counted
+//! (the filter lets it through and counts the event), so a flood of distinct
+//! values can cost availability of the limit, never memory.
+
+/// Slots per rule: distinct buckets one rule can count within one window.
+pub const SLOTS: u32 = 16_384;
+/// Slots tried per bucket before the table counts as full.
+pub const PROBES: u32 = 8;
+
+/// The slots a bucket may live in, in probing order. Rules without `Distinct`
+/// have the single bucket "" and so always use one slot.
+pub fn slots(bucket: &str) -> impl Iterator<Item = u32> {
+    let start = fnv1a(bucket.as_bytes());
+    (0..PROBES).map(move |i| ((start + u64::from(i)) % u64::from(SLOTS)) as u32)
+}
+
+/// The shared-data key of one slot.
+pub fn slot_key(scope: &str, rule: &str, slot: u32) -> String {
+    format!("tollgate.ratelimit|{scope}|{rule}|{slot}")
+}
+
+/// What counting one request in a slot gives.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Take {
+    /// Write `value` (compare-and-swap); the request is number `count` of its window.
+    Counted { value: Vec<u8>, count: u64 },
+    /// Another bucket is counting here in this window: try the next slot.
+    Occupied,
+}
+
+/// Counts one request of `bucket` in window `window` (its start, in seconds)
+/// against the slot's current value.
+pub fn take(current: &[u8], bucket: &str, window: u64) -> Take {
+    let (held_window, count, held_bucket) = decode(current).unwrap_or((0, 0, ""));
+    let count = if held_bucket == bucket && held_window >= window {
+        // Same bucket and window (a worker whose clock runs behind never resets it).
+        count + 1
+    } else if count == 0 || held_window < window {
+        1
+    } else {
+        return Take::Occupied;
+    };
+    let window = window.max(held_window);
+    Take::Counted {
+        value: format!("{window} {count} {bucket}").into_bytes(),
+        count,
+    }
+}
+
+fn decode(value: &[u8]) -> Option<(u64, u64, &str)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let mut parts = text.splitn(3, ' ');
+    let window = parts.next()?.parse().ok()?;
+    let count = parts.next()?.parse().ok()?;
+    Some((window, count, parts.next().unwrap_or("")))
+}
+
+/// FNV-1a: stable across VMs and builds (a std hasher is not), and cheap.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(t: &Take) -> u64 {
+        match t {
+            Take::Counted { count, .. } => *count,
+            Take::Occupied => 0,
+        }
+    }
+
+    fn value(t: Take) -> Vec<u8> {
+        match t {
+            Take::Counted { value, .. } => value,
+            Take::Occupied => panic!("occupied"),
+        }
+    }
+
+    #[test]
+    fn counts_within_a_window_and_restarts_in_the_next() {
+        let mut v = Vec::new();
+        for n in 1..=3 {
+            let t = take(&v, "u=1", 3600);
+            assert_eq!(count(&t), n);
+            v = value(t);
+        }
+        assert_eq!(count(&take(&v, "u=1", 7200)), 1, "new window");
+        assert_eq!(count(&take(&v, "u=1", 0)), 4, "a clock behind keeps counting");
+    }
+
+    #[test]
+    fn a_live_slot_belongs_to_its_bucket_until_its_window_ends() {
+        let v = value(take(b"", "a", 60));
+        assert_eq!(take(&v, "b", 60), Take::Occupied);
+        assert_eq!(count(&take(&v, "b", 120)), 1, "stale: reused");
+        assert_eq!(count(&take(b"garbage", "b", 60)), 1);
+        assert_eq!(count(&take(b"60 2 a b c", "a b c", 60)), 3, "spaces in buckets");
+    }
+
+    #[test]
+    fn slots_are_stable_and_bounded() {
+        let s: Vec<u32> = slots("x-user-id=alice").collect();
+        assert_eq!(s.len(), PROBES as usize);
+        assert_eq!(s, slots("x-user-id=alice").collect::<Vec<_>>());
+        assert!(s.iter().all(|i| *i < SLOTS));
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(slot_key("route", "r", 7), "tollgate.ratelimit|route|r|7");
+    }
+}
