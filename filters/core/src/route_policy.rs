@@ -92,6 +92,30 @@ impl<P> RoutePolicies<P> {
         self.for_route(route.as_deref())
     }
 
+    /// Like [`select`](Self::select), also naming the policy's scope: the route name
+    /// when a route's own policy applies, "" for the default. Filters that keep
+    /// state shared across workers (counters) key it by scope, so two routes with
+    /// equal policies still count apart.
+    pub fn select_scoped(
+        &self,
+        route_name: impl FnOnce() -> Option<String>,
+    ) -> Option<(&str, &Arc<P>)> {
+        if self.needs_route_name() {
+            if let Some((name, policy)) = route_name().and_then(|r| self.routes.get_key_value(&r)) {
+                return Some((name.as_str(), policy));
+            }
+        }
+        self.default.as_ref().map(|p| ("", p))
+    }
+
+    /// Every policy with its scope (see [`select_scoped`](Self::select_scoped)).
+    pub fn all_scoped(&self) -> impl Iterator<Item = (&str, &Arc<P>)> {
+        self.routes
+            .iter()
+            .map(|(name, p)| (name.as_str(), p))
+            .chain(self.default.iter().map(|p| ("", p)))
+    }
+
     /// Every compiled policy (routes' and the default), for set-up that spans them.
     pub fn all(&self) -> impl Iterator<Item = &Arc<P>> {
         self.routes.values().chain(self.default.iter())

@@ -99,7 +99,11 @@ mod tests {
             v = value(t);
         }
         assert_eq!(count(&take(&v, "u=1", 7200)), 1, "new window");
-        assert_eq!(count(&take(&v, "u=1", 0)), 4, "a clock behind keeps counting");
+        assert_eq!(
+            count(&take(&v, "u=1", 0)),
+            4,
+            "a clock behind keeps counting"
+        );
     }
 
     #[test]
@@ -108,7 +112,11 @@ mod tests {
         assert_eq!(take(&v, "b", 60), Take::Occupied);
         assert_eq!(count(&take(&v, "b", 120)), 1, "stale: reused");
         assert_eq!(count(&take(b"garbage", "b", 60)), 1);
-        assert_eq!(count(&take(b"60 2 a b c", "a b c", 60)), 3, "spaces in buckets");
+        assert_eq!(
+            count(&take(b"60 2 a b c", "a b c", 60)),
+            3,
+            "spaces in buckets"
+        );
     }
 
     #[test]

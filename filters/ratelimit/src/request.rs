@@ -1,0 +1,53 @@
+//! The request as the rate limit rules see it: headers read with one host call,
+//! the client address only when a rule asks for it.
+
+use std::cell::OnceCell;
+use std::net::{IpAddr, SocketAddr};
+
+use proxy_wasm::types::MapType;
+use tollgate_core::ratelimit::policy::RequestAttrs;
+use tollgate_host::{abi, request};
+
+pub struct Attrs {
+    headers: Vec<(String, String)>,
+    source: OnceCell<Option<IpAddr>>,
+}
+
+impl Attrs {
+    pub fn fetch() -> Self {
+        Attrs {
+            headers: abi::get_headers(MapType::HttpRequestHeaders).unwrap_or_else(|e| {
+                log::warn!("tollgate ratelimit: reading request headers failed: {e:?}");
+                Vec::new()
+            }),
+            source: OnceCell::new(),
+        }
+    }
+}
+
+impl RequestAttrs for Attrs {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn method(&self) -> &str {
+        self.header(":method").unwrap_or_default()
+    }
+
+    fn path(&self) -> &str {
+        self.header(":path").unwrap_or("/")
+    }
+
+    /// Envoy's `source.address` (`ip:port`): the downstream peer, or the address
+    /// Envoy derived from `x-forwarded-for` when configured to trust it.
+    fn source_ip(&self) -> Option<IpAddr> {
+        *self.source.get_or_init(|| {
+            request::property_string(&["source", "address"])
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+                .map(|a| a.ip())
+        })
+    }
+}
