@@ -273,3 +273,72 @@ async fn bad_configs_are_rejected_naming_the_field() {
         );
     }
 }
+
+/// Envoy's resident memory in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .expect("VmRSS")
+}
+
+/// 100,000 distinct `x-user-id` values in one window: the counters live in a
+/// fixed table created at configure time, so Envoy's memory does not follow
+/// the number of distinct values; once the table is full for the window, the
+/// overflow is let through and counted.
+#[tokio::test]
+async fn distinct_values_cannot_grow_memory() {
+    const USERS: usize = 100_000;
+    const CLIENTS: usize = 50;
+    let s = start(rule(
+        json!([{"headers": [{"name": "x-user-id", "type": "Distinct"}]}]),
+        3,
+        "Hour",
+    ))
+    .await;
+    assert_eq!(s.get(user("warm-up")).await.status, 200);
+    let before = rss_kib(s.envoy.pid());
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (http, base) = (client(), s.base.clone());
+            tokio::spawn(async move {
+                let mut failures = 0;
+                for i in (c..USERS).step_by(CLIENTS) {
+                    let req = Req::get("/foo").header("x-user-id", &format!("user-{i}"));
+                    match send(&http, &base, &req).await {
+                        Ok(ex) if ex.status == 200 => {}
+                        _ => failures += 1,
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let mut failures = 0;
+    for t in tasks {
+        failures += t.await.expect("client task");
+    }
+    assert_eq!(failures, 0, "every first request of a user passes");
+    let after = rss_kib(s.envoy.pid());
+    let grown = after.saturating_sub(before);
+    eprintln!("Envoy RSS {before} KiB -> {after} KiB (+{grown} KiB) after {USERS} distinct users");
+    assert!(grown < 16 * 1024, "RSS grew {grown} KiB");
+    let mut full = 0;
+    for _ in 0..30 {
+        full = s
+            .envoy
+            .prometheus_counter("tollgate_ratelimit_bucket_table_full")
+            .await
+            .expect("stats");
+        if full > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(full > 0, "the table filled up and said so");
+}
