@@ -10,7 +10,7 @@ BENCH_MODULES := verify_bench
 WASM_TARGET := wasm32-wasip1
 WASM_OUT := target/$(WASM_TARGET)/release
 
-.PHONY: help setup build test unit e2e lint fmt fuzz run bench bench-headers bench-jwt clean
+.PHONY: help setup build test unit e2e lint fmt fuzz run bench bench-headers bench-jwt bench-ratelimit clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -60,7 +60,7 @@ fuzz: ## Run every fuzz target for FUZZ_SECONDS (default 60) at once; fails on a
 run: build ## Start Envoy with the example config, filters and backends; prints curl commands
 	@scripts/run.sh
 
-bench: bench-headers bench-jwt ## All benchmarks
+bench: bench-headers bench-jwt bench-ratelimit ## All benchmarks
 
 bench-headers: build ## Header filter vs native header_mutation vs no filter (prints a table)
 	target/release/bench headers
@@ -68,6 +68,9 @@ bench-headers: build ## Header filter vs native header_mutation vs no filter (pr
 bench-jwt: build ## JWT filter vs native jwt_authn (RS256, ES256; one token, 10k distinct tokens), then one verification per algorithm in V8
 	target/release/bench jwt
 	target/release/bench verify
+
+bench-ratelimit: build ## Rate limit filter (local mode) vs native local_ratelimit (limit never reached)
+	target/release/bench ratelimit
 
 clean: ## Remove build outputs
 	cargo clean

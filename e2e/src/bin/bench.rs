@@ -48,6 +48,8 @@ enum Suite {
     /// One JWT signature verification per algorithm inside Envoy's V8 (the prebuilt
     /// verify_bench.wasm) and natively.
     Verify,
+    /// ratelimit.wasm (local mode) vs envoy.filters.http.local_ratelimit, limit never reached.
+    Ratelimit,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -66,6 +68,7 @@ async fn main() -> Result<()> {
         ),
         Suite::Jwt => ("JWT authentication", jwt(scratch.path())?),
         Suite::Verify => return verify(&args).await,
+        Suite::Ratelimit => ("local rate limiting", ratelimit(scratch.path())?),
     };
     eprintln!(
         "benchmark: {title}; {} rounds × {} variants, wrk -t1 -c{} -d{}s, Envoy --concurrency 1",
@@ -360,4 +363,79 @@ fn jwt(scratch: &Path) -> Result<Vec<Variant>> {
         }
     }
     Ok(variants)
+}
+
+/// Distinct `x-user-id` values cycled by the distinct-bucket variant.
+const DISTINCT_USERS: usize = 10_000;
+
+/// One limit, set so high nothing is refused, both ways; both add the draft-03
+/// `x-ratelimit-*` headers. Ours also with one bucket per `x-user-id`, which
+/// native local_ratelimit cannot express without route descriptors.
+fn ratelimit(scratch: &Path) -> Result<Vec<Variant>> {
+    let huge = 1_000_000_000u64;
+    let native = json!({
+        "name": "envoy.filters.http.local_ratelimit",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": "bench",
+            "token_bucket": {"max_tokens": huge, "tokens_per_fill": huge, "fill_interval": "1s"},
+            "filter_enabled": {"runtime_key": "rl_enabled", "default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+            "filter_enforced": {"runtime_key": "rl_enforced", "default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+            "enable_x_ratelimit_headers": "DRAFT_VERSION_03"
+        }
+    });
+    let limit = json!({"requests": huge, "unit": "Second"});
+    let all = json!({"local": {"rules": [{"limit": limit}]}});
+    let per_user = json!({"local": {"rules": [{
+        "clientSelectors": [{"headers": [{"name": "x-user-id", "type": "Distinct"}]}],
+        "limit": limit
+    }]}});
+    let ours = |config: &Value| wasm_filter("ratelimit", &paths::wasm("ratelimit"), config);
+    let counted = |ex: &Exchange| -> Result<()> {
+        ensure!(ex.status == 200, "status {}", ex.status);
+        ensure!(
+            ex.header("x-ratelimit-limit").is_some(),
+            "no x-ratelimit-limit header"
+        );
+        Ok(())
+    };
+    let users: Vec<String> = (0..DISTINCT_USERS).map(|i| format!("user-{i}")).collect();
+    let script = rotating_header_script(scratch, "users", "x-user-id", "", &users)?;
+    Ok(vec![
+        Variant {
+            name: "no filter".into(),
+            config: direct(vec![]),
+            headers: vec![],
+            script: None,
+            check: Box::new(|ex| {
+                ensure!(ex.status == 200, "status {}", ex.status);
+                Ok(())
+            }),
+        },
+        Variant {
+            name: "native".into(),
+            config: direct(vec![native]),
+            headers: vec![],
+            script: None,
+            check: Box::new(counted),
+        },
+        Variant {
+            name: "tollgate".into(),
+            config: direct(vec![ours(&all)]),
+            headers: vec![],
+            script: None,
+            check: Box::new(counted),
+        },
+        Variant {
+            name: format!("tollgate Distinct x-user-id ({DISTINCT_USERS} values)"),
+            config: direct(vec![ours(&per_user)]),
+            headers: vec![],
+            script: Some(script),
+            // The check request carries no x-user-id: the rule does not apply.
+            check: Box::new(|ex| {
+                ensure!(ex.status == 200, "status {}", ex.status);
+                Ok(())
+            }),
+        },
+    ])
 }
