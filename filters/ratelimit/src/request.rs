@@ -1,5 +1,6 @@
-//! The request as the rate limit rules see it: headers read with one host call,
-//! the client address only when a rule asks for it.
+//! The request as the rate limit rules see it: headers read with one host call
+//! and the client address with another, each only when a rule asks for it (a
+//! rule without selectors needs neither).
 
 use std::cell::OnceCell;
 use std::net::{IpAddr, SocketAddr};
@@ -8,26 +9,26 @@ use proxy_wasm::types::MapType;
 use tollgate_core::ratelimit::policy::RequestAttrs;
 use tollgate_host::{abi, request};
 
+#[derive(Default)]
 pub struct Attrs {
-    headers: Vec<(String, String)>,
+    headers: OnceCell<Vec<(String, String)>>,
     source: OnceCell<Option<IpAddr>>,
 }
 
 impl Attrs {
-    pub fn fetch() -> Self {
-        Attrs {
-            headers: abi::get_headers(MapType::HttpRequestHeaders).unwrap_or_else(|e| {
+    fn headers(&self) -> &[(String, String)] {
+        self.headers.get_or_init(|| {
+            abi::get_headers(MapType::HttpRequestHeaders).unwrap_or_else(|e| {
                 log::warn!("tollgate ratelimit: reading request headers failed: {e:?}");
                 Vec::new()
-            }),
-            source: OnceCell::new(),
-        }
+            })
+        })
     }
 }
 
 impl RequestAttrs for Attrs {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
+        self.headers()
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
