@@ -9,6 +9,7 @@
 //!   Envoy's V8 and natively.
 //! - [`jwt_mint`] signs test JWTs with real keys of every supported algorithm.
 //! - [`jwks_server`] is an identity provider's JWKS endpoint that counts fetches.
+//! - [`stage`] is the common test stage: Envoy with one filter before one echo backend.
 //! - [`roundtrip`] sends a request and compares what the backend saw and what the
 //!   client got with an expectation, conformance style.
 
@@ -21,3 +22,4 @@ pub mod jwks_server;
 pub mod jwt_mint;
 pub mod paths;
 pub mod roundtrip;
+pub mod stage;

@@ -9,7 +9,8 @@ use e2e::envoy::{Envoy, Options};
 use e2e::envoy_config::{cluster, prefix_route, wasm_filter, Listener, LISTENER};
 use e2e::jwt_mint::{alg_none, b64, Keys, ALGORITHMS};
 use e2e::paths;
-use e2e::roundtrip::{client, roundtrip, send, Exchange, Expect, Req};
+use e2e::roundtrip::{client, roundtrip, send, Expect, Req};
+use e2e::stage::Stage;
 use serde_json::{json, Value};
 
 const ISSUER: &str = "https://issuer.example";
@@ -35,33 +36,10 @@ fn provider(keys: &Keys) -> Value {
     })
 }
 
-struct Setup {
-    envoy: Envoy,
-    base: String,
-    http: reqwest::Client,
-    _backend: Echo,
-}
+type Setup = Stage;
 
-/// Routes `foo` (/foo) and `bar` (/bar) to one echo backend; `config` is the filter's.
 async fn start(config: Value) -> Setup {
-    let backend = Echo::start("backend").await.expect("echo");
-    let listener = Listener {
-        http_filters: vec![wasm_filter("jwt_auth", &paths::wasm("jwt_auth"), &config)],
-        routes: vec![
-            prefix_route("foo", "/foo", "a"),
-            prefix_route("bar", "/bar", "a"),
-        ],
-        clusters: vec![cluster("a", backend.addr())],
-        ..Listener::default()
-    };
-    let envoy = Envoy::start(&listener.bootstrap()).await;
-    let base = envoy.listener_url(LISTENER).await;
-    Setup {
-        envoy,
-        base,
-        http: client(),
-        _backend: backend,
-    }
+    Stage::start("jwt_auth", &config).await
 }
 
 /// Envoy Gateway's guide: `/foo` requires a JWT, `/bar` does not.
@@ -75,17 +53,11 @@ fn bearer(path: &str, token: &str) -> Req {
         .header("authorization", &format!("Bearer {token}"))
 }
 
-impl Setup {
-    async fn check(&self, req: Req, expect: Expect) -> Exchange {
-        roundtrip(&self.http, &self.base, &req, &expect).await
-    }
-
-    async fn vm_reloads(&self) -> u64 {
-        self.envoy
-            .prometheus_counter("envoy_wasm_jwt_auth_vm_reload")
-            .await
-            .expect("stats")
-    }
+async fn vm_reloads(s: &Setup) -> u64 {
+    s.envoy
+        .prometheus_counter("envoy_wasm_jwt_auth_vm_reload")
+        .await
+        .expect("stats")
 }
 
 #[tokio::test]
@@ -228,7 +200,7 @@ async fn forged_and_invalid_tokens_are_refused_and_nothing_crashes() {
     // After all that, a valid token still passes and the VM never crashed.
     s.check(bearer("/foo", &good), Expect::status(200)).await;
     assert_eq!(
-        s.vm_reloads().await,
+        vm_reloads(&s).await,
         0,
         "the VM was reloaded, so it crashed:\n{}",
         s.envoy.log()

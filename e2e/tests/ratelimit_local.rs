@@ -5,40 +5,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use e2e::echo::Echo;
 use e2e::envoy::{Envoy, Options};
-use e2e::envoy_config::{cluster, prefix_route, wasm_filter, Listener, LISTENER};
+use e2e::envoy_config::{wasm_filter, Listener};
 use e2e::paths;
-use e2e::roundtrip::{client, send, Exchange, Req};
+use e2e::roundtrip::{client, send, Req};
+use e2e::stage::Stage;
 use serde_json::{json, Value};
 
-struct Setup {
-    envoy: Envoy,
-    base: String,
-    http: reqwest::Client,
-    _backend: Echo,
-}
-
-/// Routes `foo` (/foo) and `bar` (/bar) to one echo backend.
-async fn start(config: Value) -> Setup {
-    let backend = Echo::start("backend").await.expect("echo");
-    let listener = Listener {
-        http_filters: vec![wasm_filter("ratelimit", &paths::wasm("ratelimit"), &config)],
-        routes: vec![
-            prefix_route("foo", "/foo", "backend"),
-            prefix_route("bar", "/bar", "backend"),
-        ],
-        clusters: vec![cluster("backend", backend.addr())],
-        ..Listener::default()
-    };
-    let envoy = Envoy::start(&listener.bootstrap()).await;
-    let base = envoy.listener_url(LISTENER).await;
-    Setup {
-        envoy,
-        base,
-        http: client(),
-        _backend: backend,
-    }
+async fn start(config: Value) -> Stage {
+    Stage::start("ratelimit", &config).await
 }
 
 fn rule(selectors: Value, requests: u64, unit: &str) -> Value {
@@ -47,18 +22,13 @@ fn rule(selectors: Value, requests: u64, unit: &str) -> Value {
     ]}})
 }
 
-impl Setup {
-    async fn get(&self, req: Req) -> Exchange {
-        send(&self.http, &self.base, &req).await.expect("send")
+/// Statuses of `n` requests in a row.
+async fn statuses(s: &Stage, req: &Req, n: usize) -> Vec<u16> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(s.send(req).await.status);
     }
-
-    async fn statuses(&self, req: &Req, n: usize) -> Vec<u16> {
-        let mut out = Vec::new();
-        for _ in 0..n {
-            out.push(self.get(req.clone()).await.status);
-        }
-        out
-    }
+    out
 }
 
 fn user(id: &str) -> Req {
@@ -74,9 +44,9 @@ async fn guide_exact_header() {
         "Hour",
     ))
     .await;
-    assert_eq!(s.statuses(&user("one"), 4).await, [200, 200, 200, 429]);
-    assert_eq!(s.statuses(&user("two"), 5).await, [200; 5]);
-    let limited = s.get(user("one")).await;
+    assert_eq!(statuses(&s, &user("one"), 4).await, [200, 200, 200, 429]);
+    assert_eq!(statuses(&s, &user("two"), 5).await, [200; 5]);
+    let limited = s.send(&user("one")).await;
     assert_eq!(limited.status, 429);
     assert_eq!(
         limited.header("x-ratelimit-limit").as_deref(),
@@ -103,16 +73,20 @@ async fn guide_distinct_header() {
     ))
     .await;
     for id in ["one", "two", "three"] {
-        assert_eq!(s.statuses(&user(id), 4).await, [200, 200, 200, 429], "{id}");
+        assert_eq!(
+            statuses(&s, &user(id), 4).await,
+            [200, 200, 200, 429],
+            "{id}"
+        );
     }
-    let first = s.get(user("four")).await;
+    let first = s.send(&user("four")).await;
     assert_eq!(first.header("x-ratelimit-remaining").as_deref(), Some("2"));
     assert_eq!(
         first.header("x-ratelimit-limit").as_deref(),
         Some("3, 3;w=3600")
     );
     // No header: the rule does not apply.
-    assert_eq!(s.statuses(&Req::get("/foo"), 5).await, [200; 5]);
+    assert_eq!(statuses(&s, &Req::get("/foo"), 5).await, [200; 5]);
 }
 
 #[tokio::test]
@@ -120,7 +94,7 @@ async fn guide_no_selectors_share_one_budget() {
     let s = start(rule(json!([]), 3, "Hour")).await;
     let mut got = Vec::new();
     for id in ["a", "b", "c", "d", "e"] {
-        got.push(s.get(user(id)).await.status);
+        got.push(s.send(&user(id)).await.status);
     }
     assert_eq!(got, [200, 200, 200, 429, 429]);
 }
@@ -170,7 +144,7 @@ async fn shadow_mode_counts_but_never_refuses() {
         {"limit": {"requests": 2, "unit": "Hour"}, "shadowMode": true}
     ]}}))
     .await;
-    assert_eq!(s.statuses(&Req::get("/foo"), 5).await, [200; 5]);
+    assert_eq!(statuses(&s, &Req::get("/foo"), 5).await, [200; 5]);
     let mut shadow = 0;
     for _ in 0..30 {
         shadow = s
@@ -190,9 +164,9 @@ async fn shadow_mode_counts_but_never_refuses() {
 async fn per_route_policies_count_apart() {
     let limit = |n| json!({"local": {"rules": [{"limit": {"requests": n, "unit": "Hour"}}]}});
     let s = start(json!({"routes": {"foo": limit(1), "bar": limit(1)}})).await;
-    assert_eq!(s.statuses(&Req::get("/foo"), 2).await, [200, 429]);
+    assert_eq!(statuses(&s, &Req::get("/foo"), 2).await, [200, 429]);
     assert_eq!(
-        s.statuses(&Req::get("/bar"), 2).await,
+        statuses(&s, &Req::get("/bar"), 2).await,
         [200, 429],
         "own budget"
     );
@@ -212,16 +186,19 @@ async fn methods_paths_regex_and_source_address() {
     .await;
     let admin = |r: Req| r.header("x-role", "admin");
     let post = admin(Req::get("/foo").method("POST"));
-    assert_eq!(s.statuses(&post, 2).await, [200, 429]);
+    assert_eq!(statuses(&s, &post, 2).await, [200, 429]);
     assert_eq!(
-        s.statuses(&admin(Req::get("/foo")), 3).await,
+        statuses(&s, &admin(Req::get("/foo")), 3).await,
         [200; 3],
         "GET is not limited"
     );
     let bot = admin(Req::get("/bar").header("user-agent", "bot-7"));
-    assert_eq!(s.statuses(&bot, 2).await, [200, 429]);
+    assert_eq!(statuses(&s, &bot, 2).await, [200, 429]);
     // Non-admins from 127.0.0.0/8 share 3 per client address.
-    assert_eq!(s.statuses(&Req::get("/bar"), 4).await, [200, 200, 200, 429]);
+    assert_eq!(
+        statuses(&s, &Req::get("/bar"), 4).await,
+        [200, 200, 200, 429]
+    );
 }
 
 #[tokio::test]
@@ -230,8 +207,8 @@ async fn grpc_requests_get_resource_exhausted() {
     let grpc = Req::get("/foo")
         .method("POST")
         .header("content-type", "application/grpc");
-    assert_eq!(s.get(grpc.clone()).await.status, 200);
-    let limited = s.get(grpc).await;
+    assert_eq!(s.send(&grpc.clone()).await.status, 200);
+    let limited = s.send(&grpc).await;
     assert_eq!(
         limited.status, 200,
         "gRPC errors travel in trailers-only responses"
@@ -301,7 +278,7 @@ async fn distinct_values_cannot_grow_memory() {
         "Hour",
     ))
     .await;
-    assert_eq!(s.get(user("warm-up")).await.status, 200);
+    assert_eq!(s.send(&user("warm-up")).await.status, 200);
     let before = rss_kib(s.envoy.pid());
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|c| {

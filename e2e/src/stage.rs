@@ -1,0 +1,52 @@
+//! The common test stage: a real Envoy running one of our filters in front of
+//! one echo backend, on routes `foo` (/foo) and `bar` (/bar).
+
+use serde_json::Value;
+
+use crate::echo::Echo;
+use crate::envoy::Envoy;
+use crate::envoy_config::{cluster, prefix_route, wasm_filter, Listener, LISTENER};
+use crate::paths;
+use crate::roundtrip::{client, roundtrip, send, Exchange, Expect, Req};
+
+pub struct Stage {
+    pub envoy: Envoy,
+    /// `http://127.0.0.1:<listener port>`.
+    pub base: String,
+    pub http: reqwest::Client,
+    _backend: Echo,
+}
+
+impl Stage {
+    /// Starts Envoy with `dist/<filter>.wasm` configured with `config`.
+    pub async fn start(filter: &str, config: &Value) -> Stage {
+        let backend = Echo::start("backend").await.expect("echo backend");
+        let listener = Listener {
+            http_filters: vec![wasm_filter(filter, &paths::wasm(filter), config)],
+            routes: vec![
+                prefix_route("foo", "/foo", "backend"),
+                prefix_route("bar", "/bar", "backend"),
+            ],
+            clusters: vec![cluster("backend", backend.addr())],
+            ..Listener::default()
+        };
+        let envoy = Envoy::start(&listener.bootstrap()).await;
+        let base = envoy.listener_url(LISTENER).await;
+        Stage {
+            envoy,
+            base,
+            http: client(),
+            _backend: backend,
+        }
+    }
+
+    /// Sends `req`; panics on a transport error.
+    pub async fn send(&self, req: &Req) -> Exchange {
+        send(&self.http, &self.base, req).await.expect("send")
+    }
+
+    /// Sends `req` and checks the exchange against `expect`.
+    pub async fn check(&self, req: Req, expect: Expect) -> Exchange {
+        roundtrip(&self.http, &self.base, &req, &expect).await
+    }
+}
