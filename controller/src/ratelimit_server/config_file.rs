@@ -85,10 +85,7 @@ enum NodeRule {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
     #[error("reading {path}: {error}")]
-    Read {
-        path: String,
-        error: std::io::Error,
-    },
+    Read { path: String, error: std::io::Error },
     /// Syntax or shape; the YAML parser's message names the field path, line and column.
     #[error("{path}: invalid rate limit config: {message}")]
     Parse { path: String, message: String },
