@@ -3,6 +3,9 @@
 //! YAML file, Redis going away and coming back, health, shutdown, and the Redis
 //! round trips per call under concurrent load.
 
+// Test helpers outside #[test] functions fail the test on a broken setup.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::time::Duration;
 
