@@ -22,7 +22,9 @@
 //! is the one on the node the *last* entry lands on. Anything else (an entry
 //! that matches nothing, a node without `rate_limit`) means "not limited".
 //! Unknown fields are errors, as everywhere in Tollgate, so a typo never turns a
-//! limit off silently.
+//! limit off silently; the parts of envoyproxy/ratelimit's format not
+//! implemented here (`replaces`, `detailed_metric`, wildcard values ending in
+//! `*`) are refused the same way rather than read differently.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -242,6 +244,12 @@ fn compile_level(
             rule,
             children: compile_level(d.descriptors, &format!("{here}.descriptors"), invalid)?,
         };
+        if d.value.as_deref().is_some_and(|v| v.ends_with('*')) {
+            return Err(invalid(
+                format!("{here}.value"),
+                "wildcard values (ending in `*`) are not supported".into(),
+            ));
+        }
         let nodes = level.keys.entry(d.key.clone()).or_default();
         let duplicate = match d.value {
             Some(value) => nodes.by_value.insert(value, node).is_some(),
@@ -424,6 +432,8 @@ descriptors:
         assert!(e.contains("second entry for key `b`"), "{e}");
         let e = error("domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unlimited: true, unit: second}\n");
         assert!(e.contains("`unlimited: true` takes no"), "{e}");
+        let e = error("domain: d\ndescriptors:\n  - {key: k, value: 'ab*'}\n");
+        assert!(e.contains("`descriptors[0].value`: wildcard values"), "{e}");
         let e = error("domain: d\ndescriptors:\n  - key: ''\n");
         assert!(e.contains("`descriptors[0].key`: must not be empty"), "{e}");
     }
