@@ -18,7 +18,7 @@ help: ## List the targets
 setup: ## Install everything the build and tests need (idempotent; Debian, as root)
 	@scripts/setup.sh
 
-build: ## Build the filters into dist/*.wasm and the tools into dist/
+build: ## Build the filters into dist/*.wasm, the tollgate binary and the tools into dist/
 	@echo "==> building wasm filters: $(FILTERS)"
 	cargo build --release --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p $(subst _,-,$(f)))
 	@mkdir -p dist
@@ -29,6 +29,10 @@ build: ## Build the filters into dist/*.wasm and the tools into dist/
 	@echo "==> building tools (echo-backend, bench)"
 	cargo build --release -p e2e --bins
 	@cp target/release/echo-backend dist/echo-backend
+	@echo "==> building the tollgate binary"
+	cargo build --release -p tollgate
+	@cp target/release/tollgate dist/tollgate
+	@echo "    dist/tollgate ($$(stat -c %s dist/tollgate) bytes)"
 
 lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check

@@ -15,6 +15,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::paths;
+use crate::process::die_with_parent;
 
 /// How long Envoy may take to become ready (V8 compiles every filter at startup).
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -236,23 +237,6 @@ impl Envoy {
             bail!("Envoy exports no metric {metric}");
         }
         Ok(values.iter().sum::<f64>() as u64)
-    }
-}
-
-/// Envoy gets SIGKILL if the test process dies without running `Drop` (a killed
-/// test binary, a CI timeout), so no Envoy outlives its test. The signal follows
-/// the spawning *thread*; tests spawn from their runtime's thread, which lives as
-/// long as the test.
-fn die_with_parent(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
 }
 

@@ -133,3 +133,57 @@ pub fn direct_route(name: &str, prefix: &str, body: &str) -> Value {
         "direct_response": {"status": 200, "body": {"inline_string": body}}
     })
 }
+
+/// A static cluster with one endpoint speaking HTTP/2 (gRPC services).
+pub fn grpc_cluster(name: &str, addr: SocketAddr) -> Value {
+    let mut c = cluster(name, addr);
+    c["typed_extension_protocol_options"] = json!({
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}}
+        }
+    });
+    c
+}
+
+/// Envoy's native global rate limit filter (`envoy.filters.http.ratelimit`)
+/// calling the RateLimitService on `cluster`, with draft-03 response headers.
+/// `failure_mode_deny`: refuse requests (500) when the service answers an
+/// error, instead of letting them through. The timeout is generous (Envoy's
+/// default is 20 ms) so a busy test machine does not turn into the failure mode.
+pub fn native_ratelimit_filter(domain: &str, cluster: &str, failure_mode_deny: bool) -> Value {
+    json!({
+        "name": "envoy.filters.http.ratelimit",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+            "domain": domain,
+            "failure_mode_deny": failure_mode_deny,
+            "timeout": "2s",
+            "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+            "rate_limit_service": {
+                "grpc_service": {"envoy_grpc": {"cluster_name": cluster}},
+                "transport_api_version": "V3"
+            }
+        }
+    })
+}
+
+/// A route on a path prefix to a cluster whose requests carry one rate limit
+/// descriptor: request header `header` as descriptor key `key` (no descriptor,
+/// so no limit, when the header is absent).
+pub fn header_ratelimited_route(
+    name: &str,
+    prefix: &str,
+    cluster: &str,
+    header: &str,
+    key: &str,
+) -> Value {
+    json!({
+        "name": name,
+        "match": {"prefix": prefix},
+        "route": {
+            "cluster": cluster,
+            "rate_limits": [{"actions": [{"request_headers": {"header_name": header, "descriptor_key": key}}]}]
+        }
+    })
+}

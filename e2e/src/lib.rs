@@ -10,6 +10,9 @@
 //! - [`jwt_mint`] signs test JWTs with real keys of every supported algorithm.
 //! - [`jwks_server`] is an identity provider's JWKS endpoint that counts fetches.
 //! - [`stage`] is the common test stage: Envoy with one filter before one echo backend.
+//! - [`redis`] is a real `redis-server` on a free loopback port that a test can kill and restart.
+//! - [`ratelimit_server`] runs `tollgate ratelimit-server` against it.
+//! - [`process`] keeps every process a test starts from outliving it.
 //! - [`roundtrip`] sends a request and compares what the backend saw and what the
 //!   client got with an expectation, conformance style.
 
@@ -21,5 +24,8 @@ pub mod envoy_config;
 pub mod jwks_server;
 pub mod jwt_mint;
 pub mod paths;
+pub mod process;
+pub mod ratelimit_server;
+pub mod redis;
 pub mod roundtrip;
 pub mod stage;

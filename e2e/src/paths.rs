@@ -48,3 +48,15 @@ pub fn envoy_bin() -> PathBuf {
     }
     PathBuf::from("envoy")
 }
+
+/// The `tollgate` binary built by `make build` (`dist/tollgate`). Panics with the
+/// fix when it is missing. (The controller's own tests use cargo's fresh build.)
+pub fn tollgate_bin() -> PathBuf {
+    let path = workspace_root().join("dist/tollgate");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make build` first (make test does)",
+        path.display()
+    );
+    path
+}

@@ -1,0 +1,464 @@
+//! The `--config` file: envoyproxy/ratelimit's YAML format, so a config written
+//! for that service (and Envoy's native `envoy.filters.http.ratelimit` filter
+//! pointed at it) works here unchanged.
+//!
+//! ```yaml
+//! domain: edge
+//! descriptors:
+//!   - key: user                 # any value of `user` ...
+//!     rate_limit: {unit: hour, requests_per_unit: 3}
+//!   - key: user
+//!     value: admin              # ... except `admin` (value-specific entries win)
+//!     rate_limit: {unlimited: true}
+//!   - key: remote_address
+//!     descriptors:              # nested: descriptor (remote_address, path)
+//!       - key: path
+//!         rate_limit: {unit: second, requests_per_unit: 10}
+//!         shadow_mode: true     # counted, reported, never refused
+//! ```
+//!
+//! Matching is envoyproxy/ratelimit's: a request descriptor's entries walk the
+//! tree one level each, `key`+`value` first, then the key-only entry; the limit
+//! is the one on the node the *last* entry lands on. Anything else (an entry
+//! that matches nothing, a node without `rate_limit`) means "not limited".
+//! Unknown fields are errors, as everywhere in Tollgate, so a typo never turns a
+//! limit off silently; the parts of envoyproxy/ratelimit's format not
+//! implemented here (`replaces`, `detailed_metric`, wildcard values ending in
+//! `*`) are refused the same way rather than read differently.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use tollgate_core::ratelimit::config::Unit;
+
+/// A limit as the API reports it back (`current_limit`): from a descriptor's
+/// override or from the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub requests_per_unit: u32,
+    pub unit: Unit,
+    /// `rate_limit.name` from the file; empty for overrides.
+    pub name: String,
+}
+
+/// What the file says about one request descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule<'a> {
+    Limited {
+        limit: &'a Limit,
+        shadow_mode: bool,
+    },
+    /// `rate_limit: {unlimited: true}`: matched, never counted.
+    Unlimited,
+}
+
+/// A loaded, validated config file.
+#[derive(Debug, Default)]
+pub struct ConfigFile {
+    domain: String,
+    root: Level,
+}
+
+#[derive(Debug, Default)]
+struct Level {
+    /// By key: the value-specific nodes and the key-only node.
+    keys: HashMap<String, KeyNodes>,
+}
+
+#[derive(Debug, Default)]
+struct KeyNodes {
+    by_value: HashMap<String, Node>,
+    any_value: Option<Node>,
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    rule: Option<NodeRule>,
+    children: Level,
+}
+
+#[derive(Debug)]
+enum NodeRule {
+    Limited { limit: Limit, shadow_mode: bool },
+    Unlimited,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("reading {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    /// Syntax or shape; the YAML parser's message names the field path, line and column.
+    #[error("{path}: invalid rate limit config: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: invalid rate limit config at `{at}`: {message}")]
+    Invalid {
+        path: String,
+        at: String,
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileYaml {
+    domain: String,
+    #[serde(default)]
+    descriptors: Vec<DescriptorYaml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DescriptorYaml {
+    key: String,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    rate_limit: Option<RateLimitYaml>,
+    #[serde(default)]
+    shadow_mode: bool,
+    #[serde(default)]
+    descriptors: Vec<DescriptorYaml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitYaml {
+    #[serde(default, deserialize_with = "unit_name")]
+    unit: Option<Unit>,
+    #[serde(default)]
+    requests_per_unit: Option<u32>,
+    #[serde(default)]
+    unlimited: bool,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// envoyproxy/ratelimit reads units case-insensitively (`second`, `HOUR`, …).
+fn unit_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Unit>, D::Error> {
+    let name = String::deserialize(d)?;
+    parse_unit(&name).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "unknown unit `{name}`, expected one of second, minute, hour, day, week, month, year"
+        ))
+    })
+}
+
+/// A unit by its API name, in any case.
+pub fn parse_unit(name: &str) -> Option<Unit> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "second" => Unit::Second,
+        "minute" => Unit::Minute,
+        "hour" => Unit::Hour,
+        "day" => Unit::Day,
+        "week" => Unit::Week,
+        "month" => Unit::Month,
+        "year" => Unit::Year,
+        _ => return None,
+    })
+}
+
+impl ConfigFile {
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigFileError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigFileError::Read {
+            path: path.display().to_string(),
+            error,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates `text`; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<ConfigFile, ConfigFileError> {
+        let yaml: FileYaml = serde_yaml_ng::from_str(text).map_err(|e| ConfigFileError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        let invalid = |at: String, message: String| ConfigFileError::Invalid {
+            path: origin.to_string(),
+            at,
+            message,
+        };
+        if yaml.domain.is_empty() {
+            return Err(invalid("domain".into(), "must not be empty".into()));
+        }
+        let root = compile_level(yaml.descriptors, "descriptors", &invalid)?;
+        Ok(ConfigFile {
+            domain: yaml.domain,
+            root,
+        })
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// The rule for a request descriptor of `domain` with these `(key, value)`
+    /// entries; `None` when the file does not limit it.
+    pub fn lookup<'a, 'e>(
+        &'a self,
+        domain: &str,
+        entries: impl IntoIterator<Item = (&'e str, &'e str)>,
+    ) -> Option<Rule<'a>> {
+        if domain != self.domain {
+            return None;
+        }
+        let mut level = &self.root;
+        let mut node = None;
+        for (key, value) in entries {
+            let nodes = level.keys.get(key)?;
+            let next = nodes.by_value.get(value).or(nodes.any_value.as_ref())?;
+            level = &next.children;
+            node = Some(next);
+        }
+        match node?.rule.as_ref()? {
+            NodeRule::Limited { limit, shadow_mode } => Some(Rule::Limited {
+                limit,
+                shadow_mode: *shadow_mode,
+            }),
+            NodeRule::Unlimited => Some(Rule::Unlimited),
+        }
+    }
+}
+
+fn compile_level(
+    descriptors: Vec<DescriptorYaml>,
+    at: &str,
+    invalid: &impl Fn(String, String) -> ConfigFileError,
+) -> Result<Level, ConfigFileError> {
+    let mut level = Level::default();
+    for (i, d) in descriptors.into_iter().enumerate() {
+        let here = format!("{at}[{i}]");
+        if d.key.is_empty() {
+            return Err(invalid(format!("{here}.key"), "must not be empty".into()));
+        }
+        let rule = match d.rate_limit {
+            None => None,
+            Some(r) => Some(compile_rule(
+                r,
+                d.shadow_mode,
+                &format!("{here}.rate_limit"),
+                invalid,
+            )?),
+        };
+        let node = Node {
+            rule,
+            children: compile_level(d.descriptors, &format!("{here}.descriptors"), invalid)?,
+        };
+        if d.value.as_deref().is_some_and(|v| v.ends_with('*')) {
+            return Err(invalid(
+                format!("{here}.value"),
+                "wildcard values (ending in `*`) are not supported".into(),
+            ));
+        }
+        let nodes = level.keys.entry(d.key.clone()).or_default();
+        let duplicate = match d.value {
+            Some(value) => nodes.by_value.insert(value, node).is_some(),
+            None => nodes.any_value.replace(node).is_some(),
+        };
+        if duplicate {
+            return Err(invalid(
+                here,
+                format!(
+                    "a second entry for key `{}` with the same value; each key/value pair may appear once per level",
+                    d.key
+                ),
+            ));
+        }
+    }
+    Ok(level)
+}
+
+fn compile_rule(
+    r: RateLimitYaml,
+    shadow_mode: bool,
+    at: &str,
+    invalid: &impl Fn(String, String) -> ConfigFileError,
+) -> Result<NodeRule, ConfigFileError> {
+    if r.unlimited {
+        if r.unit.is_some() || r.requests_per_unit.is_some() {
+            return Err(invalid(
+                at.to_string(),
+                "`unlimited: true` takes no `unit` or `requests_per_unit`".into(),
+            ));
+        }
+        return Ok(NodeRule::Unlimited);
+    }
+    let unit = r.unit.ok_or_else(|| {
+        invalid(
+            format!("{at}.unit"),
+            "missing (second, minute, hour, day, week, month or year)".into(),
+        )
+    })?;
+    let requests_per_unit = r.requests_per_unit.ok_or_else(|| {
+        invalid(
+            format!("{at}.requests_per_unit"),
+            "missing (or set `unlimited: true`)".into(),
+        )
+    })?;
+    Ok(NodeRule::Limited {
+        limit: Limit {
+            requests_per_unit,
+            unit,
+            name: r.name.unwrap_or_default(),
+        },
+        shadow_mode,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "
+domain: edge
+descriptors:
+  - key: user
+    rate_limit: {unit: hour, requests_per_unit: 3}
+  - key: user
+    value: admin
+    rate_limit: {unlimited: true}
+  - key: user
+    value: vip
+    rate_limit: {unit: MINUTE, requests_per_unit: 100, name: vip}
+  - key: remote_address
+    descriptors:
+      - key: path
+        value: /login
+        rate_limit: {unit: second, requests_per_unit: 1}
+        shadow_mode: true
+      - key: path
+        rate_limit: {unit: Day, requests_per_unit: 1000}
+  - key: tenant
+";
+
+    fn good() -> ConfigFile {
+        ConfigFile::parse(GOOD, "test.yaml").unwrap()
+    }
+
+    fn limited(rule: Option<Rule<'_>>) -> (u32, Unit, bool) {
+        match rule {
+            Some(Rule::Limited { limit, shadow_mode }) => {
+                (limit.requests_per_unit, limit.unit, shadow_mode)
+            }
+            other => panic!("expected a limit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn key_only_entries_match_any_value() {
+        let c = good();
+        assert_eq!(c.domain(), "edge");
+        assert_eq!(
+            limited(c.lookup("edge", [("user", "alice")])),
+            (3, Unit::Hour, false)
+        );
+    }
+
+    #[test]
+    fn value_specific_entries_win_over_key_only_ones() {
+        let c = good();
+        assert_eq!(c.lookup("edge", [("user", "admin")]), Some(Rule::Unlimited));
+        let vip = c.lookup("edge", [("user", "vip")]);
+        assert_eq!(limited(vip), (100, Unit::Minute, false));
+        match vip {
+            Some(Rule::Limited { limit, .. }) => assert_eq!(limit.name, "vip"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nested_descriptors_take_the_limit_of_the_last_entry() {
+        let c = good();
+        let login = [("remote_address", "10.0.0.1"), ("path", "/login")];
+        assert_eq!(limited(c.lookup("edge", login)), (1, Unit::Second, true));
+        let other = [("remote_address", "10.0.0.1"), ("path", "/x")];
+        assert_eq!(limited(c.lookup("edge", other)), (1000, Unit::Day, false));
+        // The parent node has no limit of its own.
+        assert_eq!(c.lookup("edge", [("remote_address", "10.0.0.1")]), None);
+    }
+
+    #[test]
+    fn unmatched_descriptors_are_not_limited() {
+        let c = good();
+        assert_eq!(c.lookup("edge", [("nobody", "x")]), None);
+        assert_eq!(c.lookup("edge", [("tenant", "x")]), None, "no rate_limit");
+        assert_eq!(c.lookup("edge", [("user", "alice"), ("extra", "y")]), None);
+        assert_eq!(c.lookup("other-domain", [("user", "alice")]), None);
+        assert_eq!(c.lookup("edge", []), None);
+    }
+
+    fn error(text: &str) -> String {
+        ConfigFile::parse(text, "bad.yaml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_unit_names_the_field_and_line() {
+        let e = error("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: fortnight, requests_per_unit: 1}\n");
+        assert!(e.contains("descriptors[0].rate_limit: unknown unit"), "{e}");
+        assert!(e.contains("unknown unit `fortnight`"), "{e}");
+        assert!(e.contains("line 4"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        let e = error("domain: d\ndescriptors:\n  - key: k\n    rate_limt: {unit: second, requests_per_unit: 1}\n");
+        assert!(e.contains("unknown field `rate_limt`"), "{e}");
+        assert!(e.contains("descriptors[0]"), "{e}");
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let e = error("descriptors: []\n");
+        assert!(e.contains("missing field `domain`"), "{e}");
+        let e = error("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second}\n");
+        assert!(
+            e.contains("`descriptors[0].rate_limit.requests_per_unit`: missing"),
+            "{e}"
+        );
+        let e =
+            error("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {requests_per_unit: 5}\n");
+        assert!(
+            e.contains("`descriptors[0].rate_limit.unit`: missing"),
+            "{e}"
+        );
+        let e = error("domain: ''\n");
+        assert!(e.contains("`domain`: must not be empty"), "{e}");
+    }
+
+    #[test]
+    fn duplicates_and_contradictions_are_errors() {
+        let e = error("domain: d\ndescriptors:\n  - key: a\n    descriptors:\n      - {key: b, value: x}\n      - {key: b, value: x}\n");
+        assert!(e.contains("`descriptors[0].descriptors[1]`"), "{e}");
+        assert!(e.contains("second entry for key `b`"), "{e}");
+        let e = error("domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unlimited: true, unit: second}\n");
+        assert!(e.contains("`unlimited: true` takes no"), "{e}");
+        let e = error("domain: d\ndescriptors:\n  - {key: k, value: 'ab*'}\n");
+        assert!(e.contains("`descriptors[0].value`: wildcard values"), "{e}");
+        let e = error("domain: d\ndescriptors:\n  - key: ''\n");
+        assert!(e.contains("`descriptors[0].key`: must not be empty"), "{e}");
+    }
+
+    #[test]
+    fn negative_or_huge_requests_are_syntax_errors() {
+        let e = error("domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unit: second, requests_per_unit: -1}\n");
+        assert!(
+            e.contains("descriptors[0].rate_limit.requests_per_unit"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn not_yaml_is_an_error_with_a_position() {
+        let e = error("domain: [unclosed\n");
+        assert!(e.contains("bad.yaml"), "{e}");
+        assert!(e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_file_names_the_path() {
+        let e = ConfigFile::load(Path::new("/nonexistent/limits.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("reading /nonexistent/limits.yaml"), "{e}");
+    }
+}

@@ -1,0 +1,152 @@
+//! `tollgate ratelimit-server`: the global rate limit service.
+//!
+//! Envoy's standard `envoy.service.ratelimit.v3.RateLimitService` over gRPC,
+//! counting in Redis so that every Envoy replica pointed at it shares one budget.
+//! Tollgate's wasm filter sends each descriptor's limit with it; Envoy's native
+//! `envoy.filters.http.ratelimit` filter can use it too, with limits from an
+//! envoyproxy/ratelimit-style `--config` file.
+//!
+//! - [`service`]: the gRPC method: descriptors → counters → answer.
+//! - [`redis_store`]: the counters, and why one pipeline serves many calls.
+//! - [`config_file`]: the YAML limits file and its matching.
+//! - [`metrics`]: Prometheus counters and the `/metrics`, `/healthz` endpoint.
+
+pub mod config_file;
+pub mod metrics;
+pub mod redis_store;
+pub mod service;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::RateLimitServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::server::TcpIncoming;
+
+use config_file::ConfigFile;
+use metrics::Metrics;
+use redis_store::RedisStore;
+use service::RateLimiter;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Redis holding the counters, e.g. `redis://127.0.0.1:6379` (`rediss://` for TLS is not built in).
+    #[arg(long, env = "TOLLGATE_REDIS_URL", value_name = "URL")]
+    redis: String,
+    /// Address of the gRPC server (RateLimitService and grpc.health.v1.Health).
+    #[arg(long, default_value = "127.0.0.1:8081", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Address of the HTTP endpoint serving `/metrics` (Prometheus) and `/healthz`; off when absent.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// envoyproxy/ratelimit-style YAML limits for descriptors that carry no `limit` override.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// Runs until SIGTERM or SIGINT, then stops accepting calls, finishes the ones
+/// in flight (their Redis pipeline included) and returns.
+pub async fn run(args: Args) -> Result<()> {
+    let config = match &args.config {
+        Some(path) => {
+            let config = ConfigFile::load(path)?;
+            tracing::info!(path = %path.display(), domain = config.domain(), "loaded rate limit config");
+            Some(Arc::new(config))
+        }
+        None => None,
+    };
+    let metrics = Metrics::new();
+    let (store, batches) = RedisStore::start(&args.redis, metrics.clone())?;
+
+    let grpc_listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding --listen {}", args.listen))?;
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(metrics::bind(addr).await?),
+        None => None,
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            // An error means the sender is gone, which also means stop.
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+
+    let metrics_task = match metrics_listener {
+        Some(listener) => {
+            tracing::info!(addr = %local_addr(&listener), "serving /metrics and /healthz");
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                metrics.clone(),
+                stopped(),
+            )))
+        }
+        None => None,
+    };
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<RateLimitServiceServer<RateLimiter>>()
+        .await;
+    let limiter = RateLimiter::new(config, store, metrics);
+    tracing::info!(addr = %local_addr(&grpc_listener), redis = %args.redis, "rate limit service listening");
+    let grpc_stopped = stopped();
+    let health_on_stop = health.clone();
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(RateLimitServiceServer::new(limiter))
+        .serve_with_incoming_shutdown(TcpIncoming::from(grpc_listener), async move {
+            grpc_stopped.await;
+            tracing::info!("shutting down: draining calls in flight");
+            health_on_stop
+                .set_not_serving::<RateLimitServiceServer<RateLimiter>>()
+                .await;
+        })
+        .await
+        .context("gRPC server")?;
+    // The server dropped the service and with it the last store handle: the
+    // batch task answers what is queued and ends.
+    batches.await.context("redis batch task")?;
+    if let Some(task) = metrics_task {
+        task.await
+            .context("metrics endpoint")?
+            .context("metrics endpoint")?;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn local_addr(listener: &TcpListener) -> String {
+    listener
+        .local_addr()
+        .map_or_else(|e| format!("<unknown: {e}>"), |a| a.to_string())
+}
+
+/// SIGTERM (Kubernetes, systemd) or SIGINT (Ctrl-C). If the SIGTERM handler
+/// cannot be installed, SIGINT alone still stops the server.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("SIGINT received");
+        }
+    }
+}

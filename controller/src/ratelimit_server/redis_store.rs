@@ -1,0 +1,159 @@
+//! Counters in Redis: fixed-window `INCRBY` + `EXPIRE`, as envoyproxy/ratelimit
+//! does, with every concurrent call's commands batched into one pipeline.
+//!
+//! Why the `redis` crate and not `limitador`: limitador (0.14) keeps its limits
+//! in the limiter (registered up front, matched by CEL conditions), while Envoy
+//! sends each limit with the request (`RateLimitDescriptor.limit`); its windows
+//! start at a counter's first hit rather than aligned to the unit; its Redis keys
+//! are its own encoding, not envoyproxy/ratelimit's `<domain>_<key>_<value>_<window>`;
+//! its exact Redis storage runs a Lua script per check (one round trip each), and
+//! its batching storage flushes on a timer and so admits more than the limit
+//! across replicas; and it pins redis 0.27 and tonic 0.12, older than envoy-types
+//! needs. So the counting is ours, and small.
+//!
+//! Round trips: a single task owns the connection. It takes every request
+//! waiting in the queue (up to [`MAX_BATCH_COMMANDS`]), sends all their commands
+//! as one pipeline, waits for the answers, hands each caller its counts, and
+//! repeats. While one pipeline is in flight the next batch queues up, so under
+//! load many calls share one round trip; an idle service still answers a lone
+//! call with one. The `tollgate_ratelimit_redis_pipelines` counter against
+//! `tollgate_ratelimit_requests` gives the round trips per request.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::metrics::Metrics;
+
+/// Most counter increments sent in one pipeline. Bounds the size of a pipeline
+/// (two commands per increment) so one batch cannot hold Redis for long.
+const MAX_BATCH_COMMANDS: usize = 1024;
+/// Calls waiting for the batch task; a full queue makes callers wait (backpressure).
+const QUEUE_LEN: usize = 4096;
+/// Connecting and each pipeline's answer. Envoy's rate limit filter times out
+/// after 20 ms by default; an answer after a second helps no one.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One counter to add to: `INCRBY key hits` then `EXPIRE key expire_secs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Increment {
+    pub key: String,
+    pub hits: u64,
+    pub expire_secs: u64,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid --redis URL `{url}`: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("redis: {0}")]
+    Redis(String),
+    #[error("the redis batch task has stopped")]
+    Stopped,
+}
+
+struct Job {
+    increments: Vec<Increment>,
+    reply: oneshot::Sender<Result<Vec<u64>, StoreError>>,
+}
+
+/// Handle to the batch task; cheap to clone. The task ends once every handle is
+/// dropped and the queue is drained.
+#[derive(Clone)]
+pub struct RedisStore {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl RedisStore {
+    /// Starts the batch task. Does not connect: the first call does, so the
+    /// service starts (and answers UNAVAILABLE) while Redis is down.
+    pub fn start(url: &str, metrics: Metrics) -> Result<(RedisStore, JoinHandle<()>), StoreError> {
+        let client = redis::Client::open(url).map_err(|e| StoreError::BadUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            // Fail fast while Redis is away (the call answers UNAVAILABLE and Envoy
+            // applies its failure mode); the manager reconnects on the next call.
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| StoreError::Redis(e.to_string()))?;
+        let (jobs, queue) = mpsc::channel(QUEUE_LEN);
+        let task = tokio::spawn(run_batches(conn, queue, metrics));
+        Ok((RedisStore { jobs }, task))
+    }
+
+    /// Adds to every counter and returns their new values, in order.
+    pub async fn increment(&self, increments: Vec<Increment>) -> Result<Vec<u64>, StoreError> {
+        if increments.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { increments, reply })
+            .await
+            .map_err(|_| StoreError::Stopped)?;
+        answer.await.map_err(|_| StoreError::Stopped)?
+    }
+}
+
+async fn run_batches(
+    mut conn: ConnectionManager,
+    mut queue: mpsc::Receiver<Job>,
+    metrics: Metrics,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut commands = first.increments.len();
+        let mut batch = vec![first];
+        while commands < MAX_BATCH_COMMANDS {
+            match queue.try_recv() {
+                Ok(job) => {
+                    commands += job.increments.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut pipe = redis::pipe();
+        for inc in batch.iter().flat_map(|job| &job.increments) {
+            pipe.cmd("INCRBY").arg(&inc.key).arg(inc.hits);
+            pipe.cmd("EXPIRE")
+                .arg(&inc.key)
+                .arg(inc.expire_secs)
+                .ignore();
+        }
+        metrics.redis_pipelines.inc();
+        metrics.redis_commands.inc_by(2 * commands as u64);
+        let result: Result<Vec<u64>, _> = pipe.query_async(&mut conn).await;
+        match result {
+            Ok(counts) if counts.len() == commands => {
+                let mut counts = counts.into_iter();
+                for job in batch {
+                    let mine: Vec<u64> = counts.by_ref().take(job.increments.len()).collect();
+                    // A caller that went away (Envoy's timeout) no longer needs its answer.
+                    let _ = job.reply.send(Ok(mine));
+                }
+            }
+            other => {
+                let error = match other {
+                    Ok(counts) => StoreError::Redis(format!(
+                        "expected {commands} counts from the pipeline, got {}",
+                        counts.len()
+                    )),
+                    Err(e) => StoreError::Redis(e.to_string()),
+                };
+                metrics.redis_errors.inc();
+                tracing::warn!(error = %error, calls = batch.len(), "redis pipeline failed; answering UNAVAILABLE");
+                for job in batch {
+                    let _ = job.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+    tracing::debug!("redis batch task stopped");
+}

@@ -1,0 +1,472 @@
+//! `envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit`.
+//!
+//! Per descriptor: its `limit` override if it has one (Tollgate's wasm filter
+//! always sends it), else the `--config` file's entry, else not limited. Every
+//! limited descriptor of a call is one `INCRBY` on a fixed window aligned to the
+//! unit, all in one Redis pipeline (shared with concurrent calls, see
+//! [`super::redis_store`]). The call is OVER_LIMIT if any descriptor is.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
+    Code, DescriptorStatus, RateLimit,
+};
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::RateLimitService;
+use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
+use envoy_types::pb::google::protobuf::Duration as ProtoDuration;
+use tollgate_core::ratelimit::config::Unit;
+use tonic::{Request, Response, Status};
+
+use super::config_file::{ConfigFile, Limit, Rule};
+use super::metrics::Metrics;
+use super::redis_store::{Increment, RedisStore};
+
+pub struct RateLimiter {
+    config: Option<Arc<ConfigFile>>,
+    store: RedisStore,
+    metrics: Metrics,
+}
+
+impl RateLimiter {
+    pub fn new(config: Option<Arc<ConfigFile>>, store: RedisStore, metrics: Metrics) -> Self {
+        RateLimiter {
+            config,
+            store,
+            metrics,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl RateLimitService for RateLimiter {
+    async fn should_rate_limit(
+        &self,
+        request: Request<RateLimitRequest>,
+    ) -> Result<Response<RateLimitResponse>, Status> {
+        let request = request.into_inner();
+        let now = unix_now();
+        let result = self.decide(&request, now).await;
+        match &result {
+            Ok(response) if response.overall_code == Code::OverLimit as i32 => {
+                self.metrics.request("over_limit")
+            }
+            Ok(_) => self.metrics.request("ok"),
+            Err(status) => {
+                self.metrics.request("error");
+                tracing::debug!(domain = %request.domain, error = %status.message(), "ShouldRateLimit failed");
+            }
+        }
+        result.map(Response::new)
+    }
+}
+
+impl RateLimiter {
+    async fn decide(
+        &self,
+        request: &RateLimitRequest,
+        now: u64,
+    ) -> Result<RateLimitResponse, Status> {
+        let plans = plan(request, self.config.as_deref(), now)?;
+        let increments: Vec<Increment> = plans
+            .iter()
+            .filter_map(|p| match p {
+                Plan::Count(c) => Some(c.increment.clone()),
+                Plan::NotCounted => None,
+            })
+            .collect();
+        let counts = self
+            .store
+            .increment(increments)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(respond(&plans, &counts, now, &self.metrics))
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What to do for one descriptor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// No limit applies (or the entry is `unlimited`): OK, nothing counted.
+    NotCounted,
+    Count(Counted),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    pub limit: Limit,
+    pub shadow_mode: bool,
+    pub increment: Increment,
+}
+
+/// Decides, without Redis, which descriptors count and on which keys.
+pub fn plan(
+    request: &RateLimitRequest,
+    config: Option<&ConfigFile>,
+    now: u64,
+) -> Result<Vec<Plan>, Status> {
+    if request.domain.is_empty() {
+        return Err(Status::invalid_argument(
+            "rate limit domain must not be empty",
+        ));
+    }
+    if request.descriptors.is_empty() {
+        return Err(Status::invalid_argument(
+            "rate limit descriptor list must not be empty",
+        ));
+    }
+    let default_hits = if request.hits_addend == 0 {
+        1
+    } else {
+        u64::from(request.hits_addend)
+    };
+    request
+        .descriptors
+        .iter()
+        .enumerate()
+        .map(|(i, d)| plan_one(&request.domain, i, d, config, default_hits, now))
+        .collect()
+}
+
+fn plan_one(
+    domain: &str,
+    index: usize,
+    descriptor: &RateLimitDescriptor,
+    config: Option<&ConfigFile>,
+    default_hits: u64,
+    now: u64,
+) -> Result<Plan, Status> {
+    let (limit, shadow_mode) = match &descriptor.limit {
+        Some(o) => {
+            let unit = unit_from_api(o.unit).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "descriptors[{index}].limit.unit: unknown unit {} (expected SECOND … YEAR)",
+                    o.unit
+                ))
+            })?;
+            let limit = Limit {
+                requests_per_unit: o.requests_per_unit,
+                unit,
+                name: String::new(),
+            };
+            (limit, false)
+        }
+        None => {
+            let entries = descriptor
+                .entries
+                .iter()
+                .map(|e| (e.key.as_str(), e.value.as_str()));
+            match config.and_then(|c| c.lookup(domain, entries)) {
+                Some(Rule::Limited { limit, shadow_mode }) => (limit.clone(), shadow_mode),
+                Some(Rule::Unlimited) | None => return Ok(Plan::NotCounted),
+            }
+        }
+    };
+    let hits = descriptor
+        .hits_addend
+        .as_ref()
+        .map_or(default_hits, |h| h.value);
+    let window = limit.unit.seconds();
+    Ok(Plan::Count(Counted {
+        increment: Increment {
+            key: cache_key(domain, descriptor, now - now % window),
+            hits,
+            expire_secs: window,
+        },
+        limit,
+        shadow_mode,
+    }))
+}
+
+/// envoyproxy/ratelimit's key, so both services count the same keys:
+/// `<domain>_<key>_<value>_…_<window start>`.
+pub fn cache_key(domain: &str, descriptor: &RateLimitDescriptor, window_start: u64) -> String {
+    let mut key = String::with_capacity(64);
+    key.push_str(domain);
+    key.push('_');
+    for e in &descriptor.entries {
+        key.push_str(&e.key);
+        key.push('_');
+        key.push_str(&e.value);
+        key.push('_');
+    }
+    key.push_str(&window_start.to_string());
+    key
+}
+
+/// The API's unit numbers (`RateLimitResponse.RateLimit.Unit`; `RateLimitUnit`
+/// has the same numbers, WEEK being 7).
+fn unit_from_api(unit: i32) -> Option<Unit> {
+    Some(match unit {
+        1 => Unit::Second,
+        2 => Unit::Minute,
+        3 => Unit::Hour,
+        4 => Unit::Day,
+        5 => Unit::Month,
+        6 => Unit::Year,
+        7 => Unit::Week,
+        _ => return None,
+    })
+}
+
+fn unit_to_api(unit: Unit) -> i32 {
+    match unit {
+        Unit::Second => 1,
+        Unit::Minute => 2,
+        Unit::Hour => 3,
+        Unit::Day => 4,
+        Unit::Month => 5,
+        Unit::Year => 6,
+        Unit::Week => 7,
+    }
+}
+
+/// Builds the answer from the plans and the counters' new values (one per
+/// counted plan, in order).
+pub fn respond(plans: &[Plan], counts: &[u64], now: u64, metrics: &Metrics) -> RateLimitResponse {
+    let mut counts = counts.iter();
+    let mut overall = Code::Ok;
+    let statuses = plans
+        .iter()
+        .map(|plan| {
+            let Plan::Count(c) = plan else {
+                return DescriptorStatus {
+                    code: Code::Ok as i32,
+                    ..DescriptorStatus::default()
+                };
+            };
+            // `counts` has one value per counted plan; a missing one (never
+            // expected) reads as zero rather than failing the call.
+            let after = counts.next().copied().unwrap_or(0);
+            let limit = u64::from(c.limit.requests_per_unit);
+            metrics.descriptors_counted.inc();
+            let over = after > limit;
+            let code = if over && c.shadow_mode {
+                metrics.descriptors_shadow_over_limit.inc();
+                Code::Ok
+            } else if over {
+                metrics.descriptors_over_limit.inc();
+                overall = Code::OverLimit;
+                Code::OverLimit
+            } else {
+                Code::Ok
+            };
+            let window = c.limit.unit.seconds();
+            DescriptorStatus {
+                code: code as i32,
+                current_limit: Some(RateLimit {
+                    name: c.limit.name.clone(),
+                    requests_per_unit: c.limit.requests_per_unit,
+                    unit: unit_to_api(c.limit.unit),
+                }),
+                // Fits: at most `requests_per_unit`, a u32.
+                limit_remaining: u32::try_from(limit.saturating_sub(after)).unwrap_or(u32::MAX),
+                duration_until_reset: Some(ProtoDuration {
+                    seconds: i64::try_from(window - now % window).unwrap_or(i64::MAX),
+                    nanos: 0,
+                }),
+                quota: None,
+            }
+        })
+        .collect();
+    RateLimitResponse {
+        overall_code: overall as i32,
+        statuses,
+        ..RateLimitResponse::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::{
+        Entry, RateLimitOverride,
+    };
+    use envoy_types::pb::google::protobuf::UInt64Value;
+
+    fn descriptor(entries: &[(&str, &str)], limit: Option<(u32, i32)>) -> RateLimitDescriptor {
+        RateLimitDescriptor {
+            entries: entries
+                .iter()
+                .map(|(k, v)| Entry {
+                    key: k.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            limit: limit.map(|(requests_per_unit, unit)| RateLimitOverride {
+                requests_per_unit,
+                unit,
+            }),
+            ..RateLimitDescriptor::default()
+        }
+    }
+
+    fn request(descriptors: Vec<RateLimitDescriptor>) -> RateLimitRequest {
+        RateLimitRequest {
+            domain: "edge".into(),
+            descriptors,
+            hits_addend: 0,
+        }
+    }
+
+    const HOUR: i32 = 3;
+    /// 2026-11-21T20:00:05Z: five seconds into an hour.
+    const NOW: u64 = 1_795_377_605;
+
+    fn counted(plan: &Plan) -> &Counted {
+        match plan {
+            Plan::Count(c) => c,
+            Plan::NotCounted => panic!("expected a counted plan"),
+        }
+    }
+
+    #[test]
+    fn keys_and_windows_follow_envoyproxy_ratelimit() {
+        let plans = plan(
+            &request(vec![descriptor(
+                &[("user", "alice"), ("path", "/x")],
+                Some((3, HOUR)),
+            )]),
+            None,
+            NOW,
+        )
+        .unwrap();
+        let c = counted(&plans[0]);
+        let start = NOW - NOW % 3600;
+        assert_eq!(NOW - start, 5);
+        assert_eq!(c.increment.key, format!("edge_user_alice_path_/x_{start}"));
+        assert_eq!(c.increment.expire_secs, 3600);
+        assert_eq!(c.increment.hits, 1);
+        assert_eq!(c.limit.unit, Unit::Hour);
+    }
+
+    #[test]
+    fn every_unit_has_its_divider() {
+        let dividers = [
+            (1, 1),
+            (2, 60),
+            (3, 3600),
+            (4, 86_400),
+            (7, 604_800),
+            (5, 2_592_000),
+            (6, 31_536_000),
+        ];
+        for (api, secs) in dividers {
+            let plans = plan(
+                &request(vec![descriptor(&[("k", "v")], Some((1, api)))]),
+                None,
+                NOW,
+            )
+            .unwrap();
+            let c = counted(&plans[0]);
+            assert_eq!(c.increment.expire_secs, secs, "unit {api}");
+            assert!(c.increment.key.ends_with(&format!("_{}", NOW - NOW % secs)));
+            assert_eq!(unit_to_api(c.limit.unit), api);
+        }
+    }
+
+    #[test]
+    fn hits_addend_comes_from_the_descriptor_then_the_request() {
+        let mut d = descriptor(&[("k", "v")], Some((10, HOUR)));
+        let mut r = request(vec![d.clone()]);
+        r.hits_addend = 4;
+        assert_eq!(counted(&plan(&r, None, NOW).unwrap()[0]).increment.hits, 4);
+        d.hits_addend = Some(UInt64Value { value: 7 });
+        r.descriptors = vec![d];
+        assert_eq!(counted(&plan(&r, None, NOW).unwrap()[0]).increment.hits, 7);
+    }
+
+    #[test]
+    fn descriptors_without_override_use_the_config_file_or_are_not_limited() {
+        let config = ConfigFile::parse(
+            "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: minute, requests_per_unit: 5, name: per-user}\n  - key: user\n    value: root\n    rate_limit: {unlimited: true}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let r = request(vec![
+            descriptor(&[("user", "alice")], None),
+            descriptor(&[("user", "root")], None),
+            descriptor(&[("other", "x")], None),
+        ]);
+        let plans = plan(&r, Some(&config), NOW).unwrap();
+        let c = counted(&plans[0]);
+        assert_eq!(c.limit.requests_per_unit, 5);
+        assert_eq!(c.limit.name, "per-user");
+        assert_eq!(plans[1], Plan::NotCounted);
+        assert_eq!(plans[2], Plan::NotCounted);
+        assert_eq!(plan(&r, None, NOW).unwrap()[0], Plan::NotCounted);
+    }
+
+    #[test]
+    fn bad_requests_are_invalid_argument() {
+        let e = plan(&request(vec![]), None, NOW).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        let mut r = request(vec![descriptor(&[("k", "v")], None)]);
+        r.domain.clear();
+        assert_eq!(
+            plan(&r, None, NOW).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+        let r = request(vec![
+            descriptor(&[("k", "v")], None),
+            descriptor(&[("k", "v")], Some((1, 0))),
+        ]);
+        let e = plan(&r, None, NOW).unwrap_err();
+        assert!(e.message().contains("descriptors[1].limit.unit"), "{e:?}");
+    }
+
+    #[test]
+    fn response_is_over_limit_when_any_descriptor_is() {
+        let metrics = Metrics::new();
+        let r = request(vec![
+            descriptor(&[("a", "1")], Some((3, HOUR))),
+            descriptor(&[("b", "1")], None),
+            descriptor(&[("c", "1")], Some((3, HOUR))),
+        ]);
+        let plans = plan(&r, None, NOW).unwrap();
+        let ok = respond(&plans, &[3, 1], NOW, &metrics);
+        assert_eq!(ok.overall_code, Code::Ok as i32);
+        assert_eq!(ok.statuses.len(), 3);
+        assert_eq!(ok.statuses[0].limit_remaining, 0);
+        assert_eq!(ok.statuses[2].limit_remaining, 2);
+        assert_eq!(
+            ok.statuses[0].duration_until_reset.map(|d| d.seconds),
+            Some(3595)
+        );
+        assert_eq!(ok.statuses[1].current_limit, None);
+        let over = respond(&plans, &[1, 4], NOW, &metrics);
+        assert_eq!(over.overall_code, Code::OverLimit as i32);
+        assert_eq!(over.statuses[0].code, Code::Ok as i32);
+        assert_eq!(over.statuses[2].code, Code::OverLimit as i32);
+        assert_eq!(over.statuses[2].limit_remaining, 0);
+        let limit = over.statuses[2].current_limit.clone().unwrap();
+        assert_eq!((limit.requests_per_unit, limit.unit), (3, HOUR));
+    }
+
+    #[test]
+    fn shadow_mode_reports_but_never_refuses() {
+        let metrics = Metrics::new();
+        let config = ConfigFile::parse(
+            "domain: edge\ndescriptors:\n  - key: k\n    shadow_mode: true\n    rate_limit: {unit: second, requests_per_unit: 1}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let plans = plan(
+            &request(vec![descriptor(&[("k", "v")], None)]),
+            Some(&config),
+            NOW,
+        )
+        .unwrap();
+        let r = respond(&plans, &[5], NOW, &metrics);
+        assert_eq!(r.overall_code, Code::Ok as i32);
+        assert_eq!(metrics.descriptors_shadow_over_limit.get(), 1);
+    }
+}

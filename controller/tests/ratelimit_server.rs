@@ -1,0 +1,356 @@
+//! `tollgate ratelimit-server` as a process, against a real `redis-server`,
+//! called with tonic's client: limits from descriptor overrides and from the
+//! YAML file, Redis going away and coming back, health, shutdown, and the Redis
+//! round trips per call under concurrent load.
+
+// Test helpers outside #[test] functions fail the test on a broken setup.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use e2e::ratelimit_server::RatelimitServer;
+use e2e::redis::Redis;
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::{
+    Entry, RateLimitOverride,
+};
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
+use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
+use tonic::transport::Channel;
+
+const HOUR: i32 = 3;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_tollgate"))
+}
+
+struct Setup {
+    server: RatelimitServer,
+    redis: Redis,
+    client: RateLimitServiceClient<Channel>,
+}
+
+async fn start(config: Option<&str>) -> Setup {
+    let redis = Redis::start().await.unwrap();
+    let server = RatelimitServer::start(bin(), &redis.url(), config)
+        .await
+        .unwrap();
+    let client = RateLimitServiceClient::connect(server.grpc_url())
+        .await
+        .unwrap();
+    Setup {
+        server,
+        redis,
+        client,
+    }
+}
+
+fn descriptor(entries: &[(&str, &str)], limit: Option<(u32, i32)>) -> RateLimitDescriptor {
+    RateLimitDescriptor {
+        entries: entries
+            .iter()
+            .map(|(k, v)| Entry {
+                key: k.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+        limit: limit.map(|(requests_per_unit, unit)| RateLimitOverride {
+            requests_per_unit,
+            unit,
+        }),
+        ..RateLimitDescriptor::default()
+    }
+}
+
+fn request(domain: &str, descriptors: Vec<RateLimitDescriptor>) -> RateLimitRequest {
+    RateLimitRequest {
+        domain: domain.into(),
+        descriptors,
+        hits_addend: 0,
+    }
+}
+
+impl Setup {
+    async fn call(&self, req: RateLimitRequest) -> Result<RateLimitResponse, tonic::Status> {
+        let mut client = self.client.clone();
+        client.should_rate_limit(req).await.map(|r| r.into_inner())
+    }
+
+    async fn codes(&self, req: &RateLimitRequest, n: usize) -> Vec<Code> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let r = self.call(req.clone()).await.unwrap();
+            out.push(Code::try_from(r.overall_code).unwrap());
+        }
+        out
+    }
+}
+
+fn user(id: &str) -> RateLimitRequest {
+    request("edge", vec![descriptor(&[("user", id)], Some((3, HOUR)))])
+}
+
+#[tokio::test]
+async fn limit_override_counts_per_descriptor_value() {
+    let s = start(None).await;
+    use Code::{Ok as Allowed, OverLimit};
+    assert_eq!(
+        s.codes(&user("alice"), 4).await,
+        [Allowed, Allowed, Allowed, OverLimit]
+    );
+    assert_eq!(
+        s.codes(&user("bob"), 3).await,
+        [Allowed; 3],
+        "bob counts apart"
+    );
+    let over = s.call(user("alice")).await.unwrap();
+    let status = &over.statuses[0];
+    assert_eq!(status.code, OverLimit as i32);
+    assert_eq!(status.limit_remaining, 0);
+    let limit = status.current_limit.clone().unwrap();
+    assert_eq!((limit.requests_per_unit, limit.unit), (3, HOUR));
+    let reset = status.duration_until_reset.unwrap().seconds;
+    assert!((1..=3600).contains(&reset), "{reset}");
+
+    // The counter is envoyproxy/ratelimit's key with the hour's start.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let key = format!("edge_user_alice_{}", now - now % 3600);
+    let count = s.redis.command(&format!("GET {key}")).await.unwrap();
+    assert!(count == "5" || now % 3600 < 5, "{key} = {count}");
+    assert_eq!(
+        s.server
+            .metric("tollgate_ratelimit_requests_total{code=\"over_limit\"}")
+            .await
+            .unwrap(),
+        2
+    );
+
+    // Descriptors with neither an override nor a config entry are not limited.
+    let unlimited = request("edge", vec![descriptor(&[("user", "carol")], None)]);
+    let codes = s.codes(&unlimited, 5).await;
+    assert_eq!(codes, [Allowed; 5]);
+    // One over-limit descriptor makes the whole call OVER_LIMIT.
+    let mixed = request(
+        "edge",
+        vec![
+            descriptor(&[("user", "dave")], Some((3, HOUR))),
+            descriptor(&[("user", "alice")], Some((3, HOUR))),
+        ],
+    );
+    let r = s.call(mixed).await.unwrap();
+    assert_eq!(r.overall_code, OverLimit as i32);
+    assert_eq!(r.statuses[0].code, Allowed as i32);
+    assert_eq!(r.statuses[1].code, OverLimit as i32);
+}
+
+#[tokio::test]
+async fn yaml_config_limits_descriptors_without_override() {
+    let yaml = "
+domain: edge
+descriptors:
+  - key: user
+    rate_limit: {unit: hour, requests_per_unit: 2}
+  - key: user
+    value: admin
+    rate_limit: {unlimited: true}
+  - key: tenant
+    descriptors:
+      - key: path
+        value: /login
+        rate_limit: {unit: minute, requests_per_unit: 1, name: login}
+";
+    let s = start(Some(yaml)).await;
+    use Code::{Ok as Allowed, OverLimit};
+    let alice = request("edge", vec![descriptor(&[("user", "alice")], None)]);
+    assert_eq!(s.codes(&alice, 3).await, [Allowed, Allowed, OverLimit]);
+    let admin = request("edge", vec![descriptor(&[("user", "admin")], None)]);
+    assert_eq!(s.codes(&admin, 4).await, [Allowed; 4]);
+    let login = request(
+        "edge",
+        vec![descriptor(&[("tenant", "t1"), ("path", "/login")], None)],
+    );
+    assert_eq!(s.codes(&login, 2).await, [Allowed, OverLimit]);
+    let r = s.call(login).await.unwrap();
+    assert_eq!(r.statuses[0].current_limit.clone().unwrap().name, "login");
+    // Another domain does not match the file.
+    let other = request("other", vec![descriptor(&[("user", "alice")], None)]);
+    assert_eq!(s.codes(&other, 3).await, [Allowed; 3]);
+    // An override still wins over the file.
+    let overridden = request(
+        "edge",
+        vec![descriptor(&[("user", "admin")], Some((1, HOUR)))],
+    );
+    assert_eq!(s.codes(&overridden, 2).await, [Allowed, OverLimit]);
+}
+
+#[tokio::test]
+async fn redis_down_is_unavailable_and_counting_resumes_when_it_is_back() {
+    let mut s = start(None).await;
+    use Code::{Ok as Allowed, OverLimit};
+    assert_eq!(s.codes(&user("alice"), 1).await, [Allowed]);
+
+    s.redis.kill();
+    let error = s.call(user("alice")).await.unwrap_err();
+    assert_eq!(error.code(), tonic::Code::Unavailable, "{error:?}");
+    assert!(error.message().contains("redis"), "{error:?}");
+    assert!(
+        s.server
+            .metric("tollgate_ratelimit_redis_errors_total")
+            .await
+            .unwrap()
+            >= 1
+    );
+
+    // Same port, empty (no persistence): the service reconnects by itself.
+    s.redis.restart().await.unwrap();
+    let mut recovered = false;
+    for _ in 0..100 {
+        if s.call(user("zed")).await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recovered, "no answer within 5 s of Redis coming back");
+    assert_eq!(
+        s.codes(&user("alice"), 4).await,
+        [Allowed, Allowed, Allowed, OverLimit],
+        "alice's count started over in the new Redis"
+    );
+}
+
+#[tokio::test]
+async fn starts_while_redis_is_down_and_serves_once_it_is_up() {
+    let mut redis = Redis::start().await.unwrap();
+    redis.kill();
+    let server = RatelimitServer::start(bin(), &redis.url(), None)
+        .await
+        .unwrap();
+    let mut client = RateLimitServiceClient::connect(server.grpc_url())
+        .await
+        .unwrap();
+    let error = client.should_rate_limit(user("a")).await.unwrap_err();
+    assert_eq!(error.code(), tonic::Code::Unavailable, "{error:?}");
+    redis.restart().await.unwrap();
+    let mut answered = None;
+    for _ in 0..100 {
+        if let Ok(r) = client.should_rate_limit(user("a")).await {
+            answered = Some(r.into_inner());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(answered.map(|r| r.overall_code), Some(Code::Ok as i32));
+}
+
+#[tokio::test]
+async fn bad_requests_are_invalid_argument() {
+    let s = start(None).await;
+    let empty = s.call(request("edge", vec![])).await.unwrap_err();
+    assert_eq!(empty.code(), tonic::Code::InvalidArgument);
+    let no_domain = s.call(request("", vec![descriptor(&[("k", "v")], None)]));
+    assert_eq!(
+        no_domain.await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
+    let bad_unit = request("edge", vec![descriptor(&[("k", "v")], Some((1, 42)))]);
+    let e = s.call(bad_unit).await.unwrap_err();
+    assert!(e.message().contains("descriptors[0].limit.unit"), "{e:?}");
+}
+
+#[tokio::test]
+async fn health_is_serving_and_sigterm_stops_cleanly() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let mut s = start(None).await;
+    let channel = Channel::from_shared(s.server.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    for service in ["", "envoy.service.ratelimit.v3.RateLimitService"] {
+        let r = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let metrics = s.server.metrics_text().await.unwrap();
+    assert!(
+        metrics.contains("tollgate_ratelimit_redis_pipelines_total"),
+        "{metrics}"
+    );
+    let status = s.server.terminate().await.unwrap();
+    assert!(status.success(), "{status}");
+    let log = s.server.log();
+    assert!(
+        log.contains("SIGTERM received") && log.contains("stopped"),
+        "{log}"
+    );
+    drop(s.client);
+}
+
+/// Many concurrent calls share Redis round trips: the batch task sends one
+/// pipeline for all calls waiting, so pipelines < calls. Counts are exact
+/// (every call is one INCRBY), only the sharing varies with timing.
+#[tokio::test]
+async fn concurrent_calls_share_redis_round_trips() {
+    const CLIENTS: usize = 32;
+    const CALLS_PER_CLIENT: usize = 50;
+    let s = start(None).await;
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let mut client = s.client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut over = 0;
+            for _ in 0..CALLS_PER_CLIENT {
+                let req = request(
+                    "edge",
+                    vec![
+                        descriptor(&[("client", &c.to_string())], Some((1000, HOUR))),
+                        descriptor(&[("all", "x")], Some((1000, HOUR))),
+                    ],
+                );
+                let r =
+                    tokio::time::timeout(Duration::from_secs(10), client.should_rate_limit(req))
+                        .await
+                        .expect("call timed out")
+                        .unwrap()
+                        .into_inner();
+                if r.overall_code == Code::OverLimit as i32 {
+                    over += 1;
+                }
+            }
+            over
+        }));
+    }
+    let mut over = 0;
+    for t in tasks {
+        over += t.await.unwrap();
+    }
+    let calls = (CLIENTS * CALLS_PER_CLIENT) as u64;
+    // 1600 calls on "all" with a limit of 1000: exactly 600 refused.
+    assert_eq!(over, calls - 1000);
+    let pipelines = s
+        .server
+        .metric("tollgate_ratelimit_redis_pipelines_total")
+        .await
+        .unwrap();
+    let incrby = s.redis.command_calls("incrby").await.unwrap();
+    assert_eq!(incrby, 2 * calls, "one INCRBY per descriptor");
+    eprintln!(
+        "{calls} calls ({CLIENTS} concurrent clients, 2 descriptors each): {pipelines} Redis pipelines, {:.3} round trips per call",
+        pipelines as f64 / calls as f64
+    );
+    assert!(pipelines < calls, "{pipelines} pipelines for {calls} calls");
+}
