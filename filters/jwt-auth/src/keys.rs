@@ -115,9 +115,6 @@ impl KeyRing {
         let Some(source) = self.source(remote) else {
             return false;
         };
-        if source.state.fetching(now) {
-            return true;
-        }
         let possible = source.state.kid_refetch_possible(now);
         if possible {
             source.refetch_wanted.set(true);

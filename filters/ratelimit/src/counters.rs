@@ -19,6 +19,14 @@ pub fn create(policies: &RoutePolicies<RateLimitPolicy>) {
             } else {
                 counter::slots("").collect()
             };
+            // Slots are created in order by one thread, so a present last slot
+            // means the table exists: workers (and reloads) skip the walk.
+            let last = slots
+                .last()
+                .map(|s| counter::slot_key(scope, &rule.name, *s));
+            if last.is_some_and(|key| matches!(abi::get_shared_data(&key), Ok((Some(_), _)))) {
+                continue;
+            }
             for slot in slots {
                 let key = counter::slot_key(scope, &rule.name, slot);
                 if let Ok((None, _)) = abi::get_shared_data(&key) {
