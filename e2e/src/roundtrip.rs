@@ -109,6 +109,26 @@ pub async fn send(client: &reqwest::Client, base: &str, req: &Req) -> Result<Exc
     })
 }
 
+/// Statuses of `n` requests sent `in_flight` at a time, each on its own connection.
+pub async fn concurrent_statuses(base: &str, req: &Req, n: usize, in_flight: usize) -> Vec<u16> {
+    let http = client();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let batch = (n - out.len()).min(in_flight.max(1));
+        let calls: Vec<_> = (0..batch)
+            .map(|_| {
+                let (http, base, req) = (http.clone(), base.to_string(), req.clone());
+                tokio::spawn(async move { send(&http, &base, &req).await })
+            })
+            .collect();
+        for call in calls {
+            let exchange = call.await.expect("client task").expect("send");
+            out.push(exchange.status);
+        }
+    }
+    out
+}
+
 /// What a test expects of one exchange. Unset fields are not checked.
 #[derive(Debug, Clone, Default)]
 pub struct Expect {

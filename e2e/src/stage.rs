@@ -20,6 +20,11 @@ pub struct Stage {
 impl Stage {
     /// Starts Envoy with `dist/<filter>.wasm` configured with `config`.
     pub async fn start(filter: &str, config: &Value) -> Stage {
+        Stage::start_with(filter, config, Vec::new()).await
+    }
+
+    /// [`Stage::start`] with more clusters (ones the filter calls).
+    pub async fn start_with(filter: &str, config: &Value, clusters: Vec<Value>) -> Stage {
         let backend = Echo::start("backend").await.expect("echo backend");
         let listener = Listener {
             http_filters: vec![wasm_filter(filter, &paths::wasm(filter), config)],
@@ -27,7 +32,7 @@ impl Stage {
                 prefix_route("foo", "/foo", "backend"),
                 prefix_route("bar", "/bar", "backend"),
             ],
-            clusters: vec![cluster("backend", backend.addr())],
+            clusters: [vec![cluster("backend", backend.addr())], clusters].concat(),
             ..Listener::default()
         };
         let envoy = Envoy::start(&listener.bootstrap()).await;

@@ -14,7 +14,7 @@ use e2e::envoy_config::{
 use e2e::paths;
 use e2e::ratelimit_server::RatelimitServer;
 use e2e::redis::Redis;
-use e2e::roundtrip::{client, send, Req};
+use e2e::roundtrip::{client, concurrent_statuses, send, Req};
 
 const LIMITS: &str = "
 domain: edge
@@ -121,8 +121,8 @@ async fn two_envoys_share_one_budget() {
     let b = envoy(&backend, &service, false).await;
     let team = Req::get("/").header("x-team", "blue");
     let (sa, sb) = tokio::join!(
-        concurrent_statuses(&a.base, &team, REQUESTS_PER_ENVOY),
-        concurrent_statuses(&b.base, &team, REQUESTS_PER_ENVOY)
+        concurrent_statuses(&a.base, &team, REQUESTS_PER_ENVOY, 5),
+        concurrent_statuses(&b.base, &team, REQUESTS_PER_ENVOY, 5)
     );
     let admitted = sa.iter().chain(&sb).filter(|s| **s == 200).count();
     let refused = sa.iter().chain(&sb).filter(|s| **s == 429).count();
@@ -131,27 +131,6 @@ async fn two_envoys_share_one_budget() {
         (10, 20),
         "envoy a: {sa:?}, envoy b: {sb:?}"
     );
-}
-
-/// `n` requests, 5 in flight at a time.
-async fn concurrent_statuses(base: &str, req: &Req, n: usize) -> Vec<u16> {
-    let http = client();
-    let mut out = Vec::new();
-    let mut sent = 0;
-    while sent < n {
-        let batch = (n - sent).min(5);
-        let calls: Vec<_> = (0..batch)
-            .map(|_| {
-                let (http, base, req) = (http.clone(), base.to_string(), req.clone());
-                tokio::spawn(async move { send(&http, &base, &req).await })
-            })
-            .collect();
-        for call in calls {
-            out.push(call.await.unwrap().unwrap().status);
-        }
-        sent += batch;
-    }
-    out
 }
 
 #[tokio::test]

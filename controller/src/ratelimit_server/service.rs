@@ -146,7 +146,7 @@ fn plan_one(
 ) -> Result<Plan, Status> {
     let (limit, shadow_mode) = match &descriptor.limit {
         Some(o) => {
-            let unit = unit_from_api(o.unit).ok_or_else(|| {
+            let unit = Unit::from_api_code(o.unit).ok_or_else(|| {
                 Status::invalid_argument(format!(
                     "descriptors[{index}].limit.unit: unknown unit {} (expected SECOND … YEAR)",
                     o.unit
@@ -202,33 +202,6 @@ pub fn cache_key(domain: &str, descriptor: &RateLimitDescriptor, window_start: u
     key
 }
 
-/// The API's unit numbers (`RateLimitResponse.RateLimit.Unit`; `RateLimitUnit`
-/// has the same numbers, WEEK being 7).
-fn unit_from_api(unit: i32) -> Option<Unit> {
-    Some(match unit {
-        1 => Unit::Second,
-        2 => Unit::Minute,
-        3 => Unit::Hour,
-        4 => Unit::Day,
-        5 => Unit::Month,
-        6 => Unit::Year,
-        7 => Unit::Week,
-        _ => return None,
-    })
-}
-
-fn unit_to_api(unit: Unit) -> i32 {
-    match unit {
-        Unit::Second => 1,
-        Unit::Minute => 2,
-        Unit::Hour => 3,
-        Unit::Day => 4,
-        Unit::Month => 5,
-        Unit::Year => 6,
-        Unit::Week => 7,
-    }
-}
-
 /// Builds the answer from the plans and the counters' new values (one per
 /// counted plan, in order).
 pub fn respond(plans: &[Plan], counts: &[u64], now: u64, metrics: &Metrics) -> RateLimitResponse {
@@ -265,7 +238,7 @@ pub fn respond(plans: &[Plan], counts: &[u64], now: u64, metrics: &Metrics) -> R
                 current_limit: Some(RateLimit {
                     name: c.limit.name.clone(),
                     requests_per_unit: c.limit.requests_per_unit,
-                    unit: unit_to_api(c.limit.unit),
+                    unit: c.limit.unit.api_code(),
                 }),
                 // Fits: at most `requests_per_unit`, a u32.
                 limit_remaining: u32::try_from(limit.saturating_sub(after)).unwrap_or(u32::MAX),
@@ -369,7 +342,7 @@ mod tests {
             let c = counted(&plans[0]);
             assert_eq!(c.increment.expire_secs, secs, "unit {api}");
             assert!(c.increment.key.ends_with(&format!("_{}", NOW - NOW % secs)));
-            assert_eq!(unit_to_api(c.limit.unit), api);
+            assert_eq!(c.limit.unit.api_code(), api);
         }
     }
 
@@ -468,5 +441,69 @@ mod tests {
         let r = respond(&plans, &[5], NOW, &metrics);
         assert_eq!(r.overall_code, Code::Ok as i32);
         assert_eq!(metrics.descriptors_shadow_over_limit.get(), 1);
+    }
+
+    /// The wasm filter's hand-declared messages (`tollgate_core::ratelimit::
+    /// service_call`) against the generated API types, both ways: the filter's
+    /// call plans here as intended, and our answer reads back as each rule's
+    /// standing.
+    #[test]
+    fn the_wasm_filters_call_and_our_answer_agree_on_the_wire() {
+        use prost::Message;
+        use tollgate_core::ratelimit::policy::{RateLimitPolicy, RequestAttrs};
+        use tollgate_core::ratelimit::service_call::{build, read_answer};
+        use tollgate_core::ratelimit::verdict::Verdict;
+
+        struct Anyone;
+        impl RequestAttrs for Anyone {
+            fn header(&self, _: &str) -> Option<&str> {
+                Some("alice")
+            }
+            fn method(&self) -> &str {
+                "GET"
+            }
+            fn path(&self) -> &str {
+                "/"
+            }
+            fn source_ip(&self) -> Option<std::net::IpAddr> {
+                None
+            }
+        }
+        let policy = RateLimitPolicy::compile(
+            serde_json::from_value(serde_json::json!({
+                "global": {"rules": [
+                    {"name": "users", "clientSelectors": [{"headers": [{"name": "x-user-id", "type": "Distinct"}]}],
+                     "limit": {"requests": 3, "unit": "Hour"}},
+                    {"name": "weekly", "limit": {"requests": 1, "unit": "Week"}}
+                ]},
+                "service": {"cluster": "rls", "domain": "edge"}
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        let call = build("edge", "foo", &policy.global, &Anyone).unwrap();
+        let request = RateLimitRequest::decode(call.message.as_slice()).unwrap();
+        let plans = plan(&request, None, NOW).unwrap();
+        let keys: Vec<_> = plans
+            .iter()
+            .map(|p| counted(p).increment.key.clone())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                format!(
+                    "edge_route_foo_rule_users_distinct_h:x-user-id=alice_{}",
+                    NOW - NOW % 3600
+                ),
+                format!("edge_route_foo_rule_weekly_{}", NOW - NOW % 604_800),
+            ]
+        );
+        let answer = respond(&plans, &[1, 2], NOW, &Metrics::new()).encode_to_vec();
+        let mut verdict = Verdict::default();
+        read_answer(&answer, &call.sent, NOW, &mut verdict).unwrap();
+        assert!(verdict.is_over(), "the weekly rule is over");
+        let headers = verdict.headers().unwrap();
+        assert_eq!(headers[0].1, "1, 3;w=3600, 1;w=604800");
+        assert_eq!(headers[1].1, "0");
     }
 }

@@ -24,6 +24,8 @@ const NOT_FOUND: u32 = 1;
 pub const CAS_MISMATCH: HostError = HostError(8);
 /// `BufferType::HttpCallResponseBody`.
 const HTTP_CALL_RESPONSE_BODY: u32 = 4;
+/// `BufferType::GrpcReceiveBuffer`.
+const GRPC_RECEIVE_BUFFER: u32 = 5;
 /// `StreamType::HttpRequest`.
 const HTTP_REQUEST_STREAM: u32 = 0;
 
@@ -250,6 +252,14 @@ pub fn http_call_response_body(size: usize) -> Result<Option<Vec<u8>>, HostError
     // SAFETY: the host allocates the result through proxy_on_memory_allocate.
     call_returning_buffer(|data, out| unsafe {
         proxy_get_buffer_bytes(HTTP_CALL_RESPONSE_BODY, 0, size, data, out)
+    })
+}
+
+/// The message of the gRPC call response being delivered (at most `size` bytes).
+pub fn grpc_call_response_body(size: usize) -> Result<Option<Vec<u8>>, HostError> {
+    // SAFETY: the host allocates the result through proxy_on_memory_allocate.
+    call_returning_buffer(|data, out| unsafe {
+        proxy_get_buffer_bytes(GRPC_RECEIVE_BUFFER, 0, size, data, out)
     })
 }
 

@@ -163,6 +163,35 @@ impl Unit {
             Unit::Year => "YEAR",
         }
     }
+
+    /// The `RateLimitUnit` number of the ratelimit API (WEEK, added last, is 7).
+    pub fn api_code(self) -> i32 {
+        match self {
+            Unit::Second => 1,
+            Unit::Minute => 2,
+            Unit::Hour => 3,
+            Unit::Day => 4,
+            Unit::Month => 5,
+            Unit::Year => 6,
+            Unit::Week => 7,
+        }
+    }
+
+    /// The unit of a `RateLimitUnit` number; None for UNKNOWN (0) and numbers
+    /// this build does not know.
+    pub fn from_api_code(code: i32) -> Option<Unit> {
+        [
+            Unit::Second,
+            Unit::Minute,
+            Unit::Hour,
+            Unit::Day,
+            Unit::Week,
+            Unit::Month,
+            Unit::Year,
+        ]
+        .into_iter()
+        .find(|u| u.api_code() == code)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -2,11 +2,15 @@
 //!
 //! `config` (the public JSON shape), `policy` (compiled rules and which bucket
 //! of which rule a request falls under), `cidr` (source ranges), `window`
-//! (fixed windows and the `x-ratelimit-*` response headers) and `counter` (local
-//! counters in a bounded shared-data table).
+//! (fixed windows and the `x-ratelimit-*` response headers), `counter` (local
+//! counters in a bounded shared-data table), `service_call` (the global rate
+//! limit service's request and answer) and `verdict` (a request's standing
+//! against every rule that applied).
 
 pub mod cidr;
 pub mod config;
 pub mod counter;
 pub mod policy;
+pub mod service_call;
+pub mod verdict;
 pub mod window;

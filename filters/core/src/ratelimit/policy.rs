@@ -198,6 +198,12 @@ fn compile_rule(mode: &str, index: usize, rule: RuleConfig) -> Result<Rule, Conf
             "must be at least 1 (to refuse every request, use a route without a backend)",
         ));
     }
+    if mode == "global" && u32::try_from(rule.limit.requests).is_err() {
+        return Err(ConfigError::new(
+            "limit.requests",
+            "at most 4294967295 in global rules (the rate limit API's requests_per_unit is 32-bit)",
+        ));
+    }
     let selectors = rule
         .client_selectors
         .into_iter()
@@ -644,6 +650,11 @@ mod tests {
             (json!({}), "local"),
             (json!({"type": "Local", "global": {"rules": []}}), "local"),
             (json!({"global": {"rules": [{"limit": limit}]}}), "service"),
+            (
+                json!({"global": {"rules": [{"limit": {"requests": 5_000_000_000u64, "unit": "Hour"}}]},
+                       "service": {"cluster": "rls"}}),
+                "global.rules[0].limit.requests",
+            ),
             (
                 json!({"local": {"rules": [{"limit": {"requests": 0, "unit": "Hour"}}]}}),
                 "local.rules[0].limit.requests",
