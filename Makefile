@@ -73,8 +73,9 @@ bench-jwt: build ## JWT filter vs native jwt_authn (RS256, ES256; one token, 10k
 	target/release/bench jwt
 	target/release/bench verify
 
-bench-ratelimit: build ## Rate limit filter (local mode) vs native local_ratelimit (limit never reached)
+bench-ratelimit: build ## Rate limit filter vs native, limit never reached: local mode vs local_ratelimit, global mode vs ratelimit (same service and Redis)
 	target/release/bench ratelimit
+	target/release/bench ratelimit-global
 
 clean: ## Remove build outputs
 	cargo clean

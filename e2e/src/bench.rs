@@ -6,7 +6,9 @@
 //! filter, ours) alternate for several rounds and medians are reported, because
 //! this 2-core machine is noisy. Each run is checked to have done its job.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::Command;
 use std::time::Duration;
 
@@ -31,6 +33,43 @@ pub struct Variant {
     pub script: Option<PathBuf>,
     /// Proves the filter did its job on one request before the run.
     pub check: Check,
+    /// Costs outside Envoy, reported per request.
+    pub side: Side,
+}
+
+/// Reads a count (e.g. from a service's `/metrics`) around a measured run.
+pub type ReadCount = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<u64>>>>>;
+
+/// What else a variant's requests cost, outside Envoy: each reported per
+/// request, as an extra table column.
+#[derive(Default)]
+pub struct Side {
+    /// Processes whose CPU time is measured like Envoy's (a rate limit service, Redis).
+    pub processes: Vec<(String, u32)>,
+    /// Counts whose growth over the run is divided by its requests (Redis round trips).
+    pub counts: Vec<(String, ReadCount)>,
+}
+
+impl Side {
+    /// Column names, in the order of [`Sample::side`].
+    fn columns(&self) -> Vec<String> {
+        self.processes
+            .iter()
+            .map(|(name, _)| format!("{name} CPU µs/req"))
+            .chain(self.counts.iter().map(|(name, _)| format!("{name}/req")))
+            .collect()
+    }
+
+    async fn read(&self) -> Result<Vec<f64>> {
+        let mut out = Vec::new();
+        for (_, pid) in &self.processes {
+            out.push(cpu_seconds(*pid)? * 1e6);
+        }
+        for (name, read) in &self.counts {
+            out.push(read().await.with_context(|| format!("reading {name}"))? as f64);
+        }
+        Ok(out)
+    }
 }
 
 /// Writes `values` to `dir` and a wrk script that sends each request with the next
@@ -66,6 +105,8 @@ pub struct Sample {
     pub p99_ms: f64,
     pub cpu_us_per_request: f64,
     pub rss_mib: f64,
+    /// Per request, for each of the variant's [`Side::columns`].
+    pub side: Vec<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +172,7 @@ async fn measure(variant: &Variant, settings: &Settings) -> Result<Sample> {
         Duration::from_secs(1),
         settings.connections,
     )?;
+    let side_before = variant.side.read().await?;
     let before = cpu_seconds(envoy.pid())?;
     let out = wrk(
         &base,
@@ -140,6 +182,7 @@ async fn measure(variant: &Variant, settings: &Settings) -> Result<Sample> {
         settings.connections,
     )?;
     let after = cpu_seconds(envoy.pid())?;
+    let side_after = variant.side.read().await?;
     let mut sample = parse_wrk(&out)?;
     if sample.requests == 0 {
         bail!("wrk completed no requests:\n{out}");
@@ -151,6 +194,11 @@ async fn measure(variant: &Variant, settings: &Settings) -> Result<Sample> {
         );
     }
     sample.cpu_us_per_request = (after - before) * 1e6 / sample.requests as f64;
+    sample.side = side_after
+        .iter()
+        .zip(&side_before)
+        .map(|(a, b)| (a - b) / sample.requests as f64)
+        .collect();
     sample.rss_mib = rss_mib(envoy.pid())?;
     Ok(sample)
 }
@@ -275,6 +323,8 @@ pub struct Summary {
     /// Lowest and highest of those per-round differences.
     pub added_range: (f64, f64),
     pub rss_mib: f64,
+    /// Medians of the [`Side`] columns, by name.
+    pub side: Vec<(String, f64)>,
 }
 
 /// Medians per variant; added cost is paired with `baseline`'s run in each round.
@@ -310,6 +360,18 @@ pub fn summarize(variants: &[Variant], samples: &[Vec<Sample>], baseline: &str) 
                 added_us: median(added),
                 added_range: range,
                 rss_mib: m(|s| s.rss_mib),
+                side: v
+                    .side
+                    .columns()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, name)| {
+                        (
+                            name,
+                            median(s.iter().filter_map(|x| x.side.get(i).copied()).collect()),
+                        )
+                    })
+                    .collect(),
             }
         })
         .collect()
@@ -326,9 +388,21 @@ pub fn table(summaries: &[Summary], baseline: &str) -> String {
             .find(|s| s.name == name)
             .map(|s| s.added_us)
     };
+    let mut columns: Vec<&str> = Vec::new();
+    for (name, _) in summaries.iter().flat_map(|s| &s.side) {
+        if !columns.contains(&name.as_str()) {
+            columns.push(name);
+        }
+    }
     let mut out = String::from(
-        "| variant | req/s | p50 ms | p99 ms | CPU µs/req | added µs/req (range over rounds) | added vs native | RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| variant | req/s | p50 ms | p99 ms | CPU µs/req | added µs/req (range over rounds) | added vs native | RSS MiB |",
     );
+    for c in &columns {
+        out.push_str(&format!(" {c} |"));
+    }
+    out.push_str("\n|---|---:|---:|---:|---:|---:|---:|---:|");
+    out.push_str(&"---:|".repeat(columns.len()));
+    out.push('\n');
     for s in summaries {
         let (added, ratio) = if s.name == baseline {
             ("—".to_string(), "—".to_string())
@@ -344,9 +418,16 @@ pub fn table(summaries: &[Summary], baseline: &str) -> String {
             )
         };
         out.push_str(&format!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {:.1} |\n",
+            "| {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {:.1} |",
             s.name, s.rps, s.p50_ms, s.p99_ms, s.cpu_us, added, ratio, s.rss_mib
         ));
+        for c in &columns {
+            match s.side.iter().find(|(name, _)| name == c) {
+                Some((_, v)) => out.push_str(&format!(" {v:.2} |")),
+                None => out.push_str(" — |"),
+            }
+        }
+        out.push('\n');
     }
     out
 }

@@ -37,6 +37,11 @@ impl Redis {
         Ok(redis)
     }
 
+    /// The running server's process id (None while killed).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -2,16 +2,24 @@
 //! filter doing the same job, and with ours, alternating for several rounds, and
 //! prints a Markdown table of medians (method: shared/BENCHMARKING.md).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context as _, Result};
 use clap::{Parser, ValueEnum};
 use e2e::bench::rotating_header_script;
-use e2e::bench::{self, Settings, Variant};
+use e2e::bench::{self, Settings, Side, Variant};
 use e2e::bench_verify;
-use e2e::envoy_config::{direct_route, wasm_filter, Listener};
+use e2e::envoy_config::{
+    cluster, direct_route, grpc_cluster, native_ratelimit_filter, prefix_route, wasm_filter,
+    Listener,
+};
 use e2e::jwt_mint::Keys;
 use e2e::paths;
+use e2e::process::{die_with_parent, free_port};
+use e2e::ratelimit_server::RatelimitServer;
+use e2e::redis::Redis;
 use e2e::roundtrip::Exchange;
 use serde_json::{json, Value};
 
@@ -50,6 +58,9 @@ enum Suite {
     Verify,
     /// ratelimit.wasm (local mode) vs envoy.filters.http.local_ratelimit, limit never reached.
     Ratelimit,
+    /// ratelimit.wasm (global mode) vs envoy.filters.http.ratelimit, both calling
+    /// `tollgate ratelimit-server` and one Redis; limit never reached.
+    RatelimitGlobal,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -69,16 +80,30 @@ async fn main() -> Result<()> {
         Suite::Jwt => ("JWT authentication", jwt(scratch.path())?),
         Suite::Verify => return verify(&args).await,
         Suite::Ratelimit => ("local rate limiting", ratelimit(scratch.path())?),
+        Suite::RatelimitGlobal => {
+            let rig = GlobalRig::start(scratch.path()).await?;
+            let variants = rig.variants();
+            return report("global rate limiting", &variants, &settings, args.seconds).await;
+        }
     };
+    report(title, &variants, &settings, args.seconds).await
+}
+
+async fn report(
+    title: &str,
+    variants: &[Variant],
+    settings: &Settings,
+    seconds: u64,
+) -> Result<()> {
     eprintln!(
         "benchmark: {title}; {} rounds × {} variants, wrk -t1 -c{} -d{}s, Envoy --concurrency 1",
         settings.rounds,
         variants.len(),
         settings.connections,
-        args.seconds
+        seconds
     );
-    let samples = bench::run(&variants, &settings).await?;
-    let summaries = bench::summarize(&variants, &samples, "no filter");
+    let samples = bench::run(variants, settings).await?;
+    let summaries = bench::summarize(variants, &samples, "no filter");
     println!(
         "\n{title} — {} (medians of {} rounds)\n",
         today(),
@@ -188,6 +213,7 @@ fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
             config: direct(vec![]),
             headers: headers.clone(),
             script: None,
+            side: Side::default(),
             check: Box::new(|ex| {
                 ensure!(
                     ex.status == 200 && ex.header("x-resp-set").is_none(),
@@ -201,6 +227,7 @@ fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
             config: direct(vec![native]),
             headers: headers.clone(),
             script: None,
+            side: Side::default(),
             check: Box::new(edited),
         },
         Variant {
@@ -212,6 +239,7 @@ fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
             )]),
             headers: headers.clone(),
             script: None,
+            side: Side::default(),
             check: Box::new(edited),
         },
         // The same module with nothing to do: Envoy's fixed cost of calling a wasm filter.
@@ -224,6 +252,7 @@ fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
             )]),
             headers,
             script: None,
+            side: Side::default(),
             check: Box::new(|ex| {
                 ensure!(
                     ex.status == 200 && ex.header("x-resp-set").is_none(),
@@ -245,6 +274,7 @@ fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
         config: direct(vec![wasm_filter("floor", &floor, &json!({}))]),
         headers: variants[0].headers.clone(),
         script: None,
+        side: Side::default(),
         check: Box::new(edited),
     });
     if let Some(wasm) = compare {
@@ -253,6 +283,7 @@ fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
             config: direct(vec![wasm_filter("header_mod", wasm, &ours)]),
             headers: variants[0].headers.clone(),
             script: None,
+            side: Side::default(),
             check: Box::new(edited),
         });
     }
@@ -328,6 +359,7 @@ fn jwt(scratch: &Path) -> Result<Vec<Variant>> {
         config: config(vec![]),
         headers: vec![],
         script: None,
+        side: Side::default(),
         check: Box::new(|ex| {
             ensure!(ex.status == 200, "status {}", ex.status);
             Ok(())
@@ -351,6 +383,7 @@ fn jwt(scratch: &Path) -> Result<Vec<Variant>> {
                 config: config(vec![filter.clone()]),
                 headers: one.clone(),
                 script: None,
+                side: Side::default(),
                 check: Box::new(verified),
             });
             variants.push(Variant {
@@ -358,6 +391,7 @@ fn jwt(scratch: &Path) -> Result<Vec<Variant>> {
                 config: config(vec![filter]),
                 headers: vec![],
                 script: Some(script.clone()),
+                side: Side::default(),
                 check: Box::new(refused),
             });
         }
@@ -407,6 +441,7 @@ fn ratelimit(scratch: &Path) -> Result<Vec<Variant>> {
             config: direct(vec![]),
             headers: vec![],
             script: None,
+            side: Side::default(),
             check: Box::new(|ex| {
                 ensure!(ex.status == 200, "status {}", ex.status);
                 Ok(())
@@ -417,6 +452,7 @@ fn ratelimit(scratch: &Path) -> Result<Vec<Variant>> {
             config: direct(vec![native]),
             headers: vec![],
             script: None,
+            side: Side::default(),
             check: Box::new(counted),
         },
         Variant {
@@ -424,6 +460,7 @@ fn ratelimit(scratch: &Path) -> Result<Vec<Variant>> {
             config: direct(vec![ours(&all)]),
             headers: vec![],
             script: None,
+            side: Side::default(),
             check: Box::new(counted),
         },
         Variant {
@@ -431,6 +468,7 @@ fn ratelimit(scratch: &Path) -> Result<Vec<Variant>> {
             config: direct(vec![ours(&per_user)]),
             headers: vec![],
             script: Some(script),
+            side: Side::default(),
             // The check request carries no x-user-id: the rule does not apply.
             check: Box::new(|ex| {
                 ensure!(ex.status == 200, "status {}", ex.status);
@@ -438,4 +476,151 @@ fn ratelimit(scratch: &Path) -> Result<Vec<Variant>> {
             }),
         },
     ])
+}
+
+/// The global suite's shared parts: one Redis, one `tollgate ratelimit-server`
+/// (its `--config` gives the native filter's descriptor a limit; ours sends
+/// its own), and an echo upstream, because Envoy's native filter only calls
+/// the service for routes that forward (not for `direct_response`).
+struct GlobalRig {
+    redis: Redis,
+    server: Rc<RatelimitServer>,
+    upstream: Upstream,
+}
+
+/// `dist/echo-backend` as a process: the benchmark's event loop is blocked
+/// while wrk runs, so the upstream cannot live in it.
+struct Upstream {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// High enough that nothing is refused, and within the API's 32-bit `requests_per_unit`.
+const GLOBAL_LIMIT: u64 = 1_000_000_000;
+
+impl GlobalRig {
+    async fn start(scratch: &Path) -> Result<GlobalRig> {
+        let redis = Redis::start().await?;
+        let limits = format!(
+            "domain: bench\ndescriptors:\n  - key: generic_key\n    value: all\n    rate_limit: {{unit: second, requests_per_unit: {GLOBAL_LIMIT}}}\n"
+        );
+        let server =
+            RatelimitServer::start(&paths::tollgate_bin(), &redis.url(), Some(&limits)).await?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let log = std::fs::File::create(scratch.join("upstream.log"))?;
+        let mut command =
+            std::process::Command::new(paths::workspace_root().join("dist/echo-backend"));
+        die_with_parent(&mut command);
+        let child = command
+            .args(["--listen", &addr.to_string()])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("running dist/echo-backend (make build)")?;
+        let upstream = Upstream { child, addr };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return Ok(GlobalRig {
+                    redis,
+                    server: Rc::new(server),
+                    upstream,
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("echo-backend did not listen on {addr} within 5 s")
+    }
+
+    fn bootstrap(&self, filters: Vec<Value>, rate_limits: bool) -> Value {
+        let mut route = prefix_route("bench", "/", "upstream");
+        if rate_limits {
+            route["route"]["rate_limits"] =
+                json!([{"actions": [{"generic_key": {"descriptor_value": "all"}}]}]);
+        }
+        Listener {
+            http_filters: filters,
+            routes: vec![route],
+            clusters: vec![
+                cluster("upstream", self.upstream.addr),
+                grpc_cluster("rls", self.server.grpc),
+            ],
+            ..Listener::default()
+        }
+        .bootstrap()
+    }
+
+    fn side(&self) -> Side {
+        let server = Rc::clone(&self.server);
+        let mut processes = vec![("service".to_string(), self.server.pid())];
+        processes.extend(self.redis.pid().map(|pid| ("Redis".to_string(), pid)));
+        Side {
+            processes,
+            counts: vec![(
+                "Redis round trips".to_string(),
+                Box::new(move || {
+                    let server = Rc::clone(&server);
+                    Box::pin(async move {
+                        server
+                            .metric("tollgate_ratelimit_redis_pipelines_total")
+                            .await
+                    })
+                }),
+            )],
+        }
+    }
+
+    /// No filter, the native filter, ours: the same limit, the same service.
+    fn variants(&self) -> Vec<Variant> {
+        let ours = json!({
+            "global": {"rules": [{"limit": {"requests": GLOBAL_LIMIT, "unit": "Second"}}]},
+            "service": {"cluster": "rls", "domain": "bench", "timeout": "2s"}
+        });
+        let counted = |ex: &Exchange| -> Result<()> {
+            ensure!(ex.status == 200, "status {}", ex.status);
+            ensure!(
+                ex.header("x-ratelimit-limit").is_some(),
+                "no x-ratelimit-limit header: the service did not answer"
+            );
+            Ok(())
+        };
+        vec![
+            Variant {
+                name: "no filter".into(),
+                config: self.bootstrap(vec![], false),
+                headers: vec![],
+                script: None,
+                side: self.side(),
+                check: Box::new(|ex| {
+                    ensure!(ex.status == 200, "status {}", ex.status);
+                    Ok(())
+                }),
+            },
+            Variant {
+                name: "native".into(),
+                config: self.bootstrap(vec![native_ratelimit_filter("bench", "rls", false)], true),
+                headers: vec![],
+                script: None,
+                side: self.side(),
+                check: Box::new(counted),
+            },
+            Variant {
+                name: "tollgate".into(),
+                config: self.bootstrap(
+                    vec![wasm_filter("ratelimit", &paths::wasm("ratelimit"), &ours)],
+                    false,
+                ),
+                headers: vec![],
+                script: None,
+                side: self.side(),
+                check: Box::new(counted),
+            },
+        ]
+    }
 }
