@@ -11,6 +11,7 @@ pub mod headers;
 pub mod http_field;
 pub mod jwt;
 pub mod ratelimit;
+pub mod request_parts;
 pub mod route_policy;
 
 pub use error::ConfigError;

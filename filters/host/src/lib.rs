@@ -9,3 +9,4 @@ pub mod config;
 pub mod headers;
 pub mod metrics;
 pub mod request;
+pub mod request_attrs;

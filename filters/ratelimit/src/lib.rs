@@ -4,7 +4,6 @@
 //! workers), asks the rate limit service about global rules, and answers 429.
 
 mod counters;
-mod request;
 mod stream;
 
 use std::sync::Arc;

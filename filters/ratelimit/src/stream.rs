@@ -12,9 +12,9 @@ use tollgate_core::ratelimit::service_call::{self, Sent};
 use tollgate_core::ratelimit::verdict::{Standing, Verdict};
 use tollgate_core::ratelimit::window;
 use tollgate_core::route_policy::RoutePolicies;
+use tollgate_host::request_attrs::Attrs;
 use tollgate_host::{abi, request as host_request};
 
-use crate::request::Attrs;
 use crate::{counters, Metrics};
 
 /// gRPC RESOURCE_EXHAUSTED, for gRPC requests over the limit.

@@ -3,6 +3,7 @@
 //! Also computes the request without the token, for `forward: false`.
 
 use super::config::ExtractFromConfig;
+use crate::request_parts::{cookie_values, query_values};
 use crate::{http_field, ConfigError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,28 +132,6 @@ fn strip_prefix_ignore_case<'a>(value: &'a str, prefix: &str) -> Option<&'a str>
     let head = value.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &value[prefix.len()..])
-}
-
-fn query_values(path: &str, name: &str) -> Vec<String> {
-    let Some((_, query)) = path.split_once('?') else {
-        return Vec::new();
-    };
-    let query = query.split('#').next().unwrap_or_default();
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-        .filter(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-        .collect()
-}
-
-fn cookie_values(header: &str, name: &str) -> Vec<String> {
-    header
-        .split(';')
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"').to_string())
-        .collect()
 }
 
 /// `path` without the query parameter `name` (for `forward: false`).

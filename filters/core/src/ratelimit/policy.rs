@@ -8,7 +8,6 @@
 //! `RegularExpression` condition, and an inverted condition on an absent header
 //! matches (as Envoy's header matcher does).
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use regex_lite::Regex;
@@ -19,6 +18,8 @@ use super::config::{
     CidrMatchType, FailureModeConfig, HeaderMatchConfig, ModeConfig, PathMatchType,
     RateLimitConfig, RuleConfig, SelectorConfig, ServiceConfig, ValueMatchType,
 };
+use crate::request_parts::query_values;
+pub use crate::request_parts::RequestAttrs;
 use crate::{duration, http_field, ConfigError};
 
 /// Default answer deadline of the global rate limit service.
@@ -98,17 +99,6 @@ enum PathKind {
     Exact(String),
     Prefix(String),
     Regex(Regex),
-}
-
-/// What the rules need to know of a request.
-pub trait RequestAttrs {
-    /// First value of a request header (lower-case name).
-    fn header(&self, name: &str) -> Option<&str>;
-    fn method(&self) -> &str;
-    /// `:path`, query included.
-    fn path(&self) -> &str;
-    /// The client address as Envoy sees it.
-    fn source_ip(&self) -> Option<IpAddr>;
 }
 
 impl RateLimitPolicy {
@@ -372,12 +362,9 @@ impl Selector {
         for h in &self.headers {
             h.check(req.header(&h.name), "h", bucket)?;
         }
-        let (path, query) = match req.path().split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (req.path(), None),
-        };
+        let path = req.path().split('?').next().unwrap_or_default();
         for param in &self.query {
-            let value = query.and_then(|q| query_value(q, &param.name));
+            let value = query_values(req.path(), &param.name).into_iter().next();
             param.check(value.as_deref(), "q", bucket)?;
         }
         if !self.methods.is_empty() {
@@ -422,16 +409,6 @@ impl ValueMatch {
     }
 }
 
-/// First value of query parameter `name` (not percent-decoded: names and values
-/// compare as sent).
-fn query_value(query: &str, name: &str) -> Option<String> {
-    query
-        .split('&')
-        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
 /// Gateway API `PathPrefix`: whole segments only (`/foo` matches `/foo/bar`, not `/foobar`).
 fn path_prefix(path: &str, prefix: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
@@ -445,6 +422,7 @@ fn path_prefix(path: &str, prefix: &str) -> bool {
 mod tests {
     use super::*;
     use crate::error::from_value;
+    use std::net::IpAddr;
     use serde_json::{json, Value};
 
     fn compile(v: Value) -> Result<RateLimitPolicy, ConfigError> {

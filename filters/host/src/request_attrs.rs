@@ -1,13 +1,14 @@
-//! The request as the rate limit rules see it: headers read with one host call
-//! and the client address with another, each only when a rule asks for it (a
-//! rule without selectors needs neither).
+//! The request as the rate limit and canary rules see it: headers read with
+//! one host call and the client address with another, each only when a rule
+//! asks for it (a rule without selectors needs neither).
 
 use std::cell::OnceCell;
 use std::net::{IpAddr, SocketAddr};
 
 use proxy_wasm::types::MapType;
-use tollgate_core::ratelimit::policy::RequestAttrs;
-use tollgate_host::{abi, request};
+use tollgate_core::request_parts::RequestAttrs;
+
+use crate::{abi, request};
 
 #[derive(Default)]
 pub struct Attrs {
@@ -19,7 +20,7 @@ impl Attrs {
     fn headers(&self) -> &[(String, String)] {
         self.headers.get_or_init(|| {
             abi::get_headers(MapType::HttpRequestHeaders).unwrap_or_else(|e| {
-                log::warn!("tollgate ratelimit: reading request headers failed: {e:?}");
+                log::warn!("tollgate: reading request headers failed: {e:?}");
                 Vec::new()
             })
         })
