@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-FILTERS := header_mod jwt_auth ratelimit
+FILTERS := header_mod jwt_auth ratelimit canary
 # Benchmark-only modules (`bench verify`): built next to the filters, never copied to dist/,
 # and in a cargo run of their own so their dependencies never change the filters' features.
 BENCH_MODULES := verify_bench

@@ -68,6 +68,24 @@ pub fn header_value(field: &str, value: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Validates a cookie name (an RFC 6265 token; case is kept, cookie names are
+/// case-sensitive).
+pub fn cookie_name(field: &str, name: &str) -> Result<String, ConfigError> {
+    if name.is_empty() {
+        return Err(ConfigError::new(field, "cookie name is empty"));
+    }
+    if let Some(bad) = name.chars().find(|c| !is_token_char(*c)) {
+        return Err(ConfigError::new(
+            field,
+            format!(
+                "cookie name `{}` contains the illegal character {bad:?}",
+                name.escape_debug()
+            ),
+        ));
+    }
+    Ok(name.to_string())
+}
+
 /// RFC 9110 `tchar`, the characters allowed in a header name.
 fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)

@@ -5,6 +5,7 @@
 //! (the layout Kuadrant's wasm-shim uses). Configs are parsed and compiled once, at
 //! configure time, into immutable structures; per-request work only reads them.
 
+pub mod canary;
 pub mod duration;
 pub mod error;
 pub mod headers;

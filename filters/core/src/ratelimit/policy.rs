@@ -18,8 +18,8 @@ use super::config::{
     CidrMatchType, FailureModeConfig, HeaderMatchConfig, ModeConfig, PathMatchType,
     RateLimitConfig, RuleConfig, SelectorConfig, ServiceConfig, ValueMatchType,
 };
-use crate::request_parts::query_values;
 pub use crate::request_parts::RequestAttrs;
+use crate::request_parts::{full_match, query_values};
 use crate::{duration, http_field, ConfigError};
 
 /// Default answer deadline of the global rate limit service.
@@ -313,12 +313,6 @@ fn compile_value(m: HeaderMatchConfig, name: String) -> Result<ValueMatch, Confi
     })
 }
 
-/// Envoy Gateway's regular expressions match the whole value.
-fn full_match(pattern: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{pattern})$"))
-        .map_err(|e| format!("`{pattern}` is not a valid regular expression: {e}"))
-}
-
 fn compile_service(s: ServiceConfig) -> Result<Service, ConfigError> {
     if s.cluster.is_empty() {
         return Err(ConfigError::new("cluster", "is empty"));
@@ -422,8 +416,8 @@ fn path_prefix(path: &str, prefix: &str) -> bool {
 mod tests {
     use super::*;
     use crate::error::from_value;
-    use std::net::IpAddr;
     use serde_json::{json, Value};
+    use std::net::IpAddr;
 
     fn compile(v: Value) -> Result<RateLimitPolicy, ConfigError> {
         RateLimitPolicy::compile(from_value(v)?)

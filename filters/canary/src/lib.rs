@@ -1,0 +1,161 @@
+//! `canary.wasm`: picks a backend per request (rules, then a sticky key, then
+//! weight; `tollgate_core::canary`), writes it to the selection header over
+//! whatever the client sent, and lets Envoy route by it (`cluster_header`, or
+//! routes matching the header). Envoy 1.40 re-selects the route after a wasm
+//! filter edits request headers, so no explicit route-cache clearing is needed.
+
+use std::cell::Cell;
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use tollgate_core::canary::policy::{CanaryPolicy, Draws};
+use tollgate_core::route_policy::RoutePolicies;
+use tollgate_host::metrics::Counter;
+use tollgate_host::request_attrs::Attrs;
+use tollgate_host::{abi, config, request};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Trace);
+    proxy_wasm::set_root_context(|_| Box::new(Root::new()));
+}}
+
+/// Selections per backend name (across every route's policy), and requests
+/// no backend could take.
+struct Metrics {
+    selected: HashMap<String, Counter>,
+    unselected: Counter,
+}
+
+impl Metrics {
+    fn define(policies: &RoutePolicies<CanaryPolicy>) -> Self {
+        let mut selected = HashMap::new();
+        for (_, policy) in policies.all_scoped() {
+            for name in policy.backend_names() {
+                selected.entry(name.clone()).or_insert_with(|| {
+                    Counter::define(&format!("tollgate_canary_selected_{name}"))
+                });
+            }
+        }
+        Metrics {
+            selected,
+            unselected: Counter::define("tollgate_canary_unselected"),
+        }
+    }
+
+    fn flush(&self) {
+        self.selected.values().for_each(Counter::flush);
+        self.unselected.flush();
+    }
+}
+
+struct Root {
+    policies: Option<Arc<RoutePolicies<CanaryPolicy>>>,
+    metrics: Option<Rc<Metrics>>,
+    /// This VM's draws, shared by its streams (one VM is one thread).
+    draws: Rc<Cell<Draws>>,
+}
+
+impl Root {
+    fn new() -> Self {
+        // std's RandomState seeds from WASI `random_get`, which Envoy provides.
+        let seed = RandomState::new().hash_one(0u8);
+        Root {
+            policies: None,
+            metrics: None,
+            draws: Rc::new(Cell::new(Draws::new(seed))),
+        }
+    }
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        if !config::reload(&mut self.policies, "canary", CanaryPolicy::compile) {
+            return false;
+        }
+        if let Some(old) = &self.metrics {
+            old.flush();
+        }
+        self.metrics = self
+            .policies
+            .as_deref()
+            .map(|p| Rc::new(Metrics::define(p)));
+        true
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(m) = &self.metrics {
+            m.flush();
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        // Never None: the SDK panics (killing the VM) when a root context refuses a stream.
+        Some(Box::new(Stream {
+            policies: self.policies.clone(),
+            metrics: self.metrics.clone(),
+            draws: Rc::clone(&self.draws),
+            set_cookie: None,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Stream {
+    policies: Option<Arc<RoutePolicies<CanaryPolicy>>>,
+    metrics: Option<Rc<Metrics>>,
+    draws: Rc<Cell<Draws>>,
+    /// For the response: the sticky key this request was given.
+    set_cookie: Option<String>,
+}
+
+impl Context for Stream {}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let Some(policy) = request::policy(&self.policies) else {
+            return Action::Continue;
+        };
+        let mut draws = self.draws.get();
+        let selection = policy.select(&Attrs::default(), &mut draws);
+        self.draws.set(draws);
+        let written = match &selection {
+            Some(s) => {
+                let name = &policy.backend_names()[s.backend];
+                if let Some(m) = &self.metrics {
+                    m.selected.get(name).inspect(|c| c.inc());
+                }
+                abi::replace_header(MapType::HttpRequestHeaders, &policy.header, name)
+            }
+            None => {
+                if let Some(m) = &self.metrics {
+                    m.unselected.inc();
+                }
+                abi::remove_header(MapType::HttpRequestHeaders, &policy.header)
+            }
+        };
+        if let Err(e) = written {
+            log::warn!("tollgate canary: writing {} failed: {e:?}", policy.header);
+        }
+        self.set_cookie = selection.and_then(|s| s.set_cookie);
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(cookie) = self.set_cookie.take() {
+            if let Err(e) = abi::add_header(MapType::HttpResponseHeaders, "set-cookie", &cookie) {
+                log::debug!("tollgate canary: adding set-cookie failed: {e:?}");
+            }
+        }
+        Action::Continue
+    }
+}
