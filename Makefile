@@ -10,7 +10,7 @@ BENCH_MODULES := verify_bench
 WASM_TARGET := wasm32-wasip1
 WASM_OUT := target/$(WASM_TARGET)/release
 
-.PHONY: help setup build test unit e2e lint fmt fuzz run bench bench-headers bench-jwt bench-ratelimit clean
+.PHONY: help setup build test unit e2e lint fmt fuzz run bench bench-headers bench-jwt bench-ratelimit bench-canary clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -64,7 +64,7 @@ fuzz: ## Run every fuzz target for FUZZ_SECONDS (default 60) at once; fails on a
 run: build ## Start Envoy with the example config, filters and backends; prints curl commands
 	@scripts/run.sh
 
-bench: bench-headers bench-jwt bench-ratelimit ## All benchmarks
+bench: bench-headers bench-jwt bench-ratelimit bench-canary ## All benchmarks
 
 bench-headers: build ## Header filter vs native header_mutation vs no filter (prints a table)
 	target/release/bench headers
@@ -76,6 +76,9 @@ bench-jwt: build ## JWT filter vs native jwt_authn (RS256, ES256; one token, 10k
 bench-ratelimit: build ## Rate limit filter vs native, limit never reached: local mode vs local_ratelimit, global mode vs ratelimit (same service and Redis)
 	target/release/bench ratelimit
 	target/release/bench ratelimit-global
+
+bench-canary: build ## Canary filter + cluster_header route vs native weighted_clusters (weights 1:2)
+	target/release/bench canary
 
 clean: ## Remove build outputs
 	cargo clean

@@ -61,6 +61,8 @@ enum Suite {
     /// ratelimit.wasm (global mode) vs envoy.filters.http.ratelimit, both calling
     /// `tollgate ratelimit-server` and one Redis; limit never reached.
     RatelimitGlobal,
+    /// canary.wasm + a `cluster_header` route vs a native `weighted_clusters` split (1:2).
+    Canary,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -80,6 +82,16 @@ async fn main() -> Result<()> {
         Suite::Jwt => ("JWT authentication", jwt(scratch.path())?),
         Suite::Verify => return verify(&args).await,
         Suite::Ratelimit => ("local rate limiting", ratelimit(scratch.path())?),
+        Suite::Canary => {
+            let upstream = Upstream::start(scratch.path()).await?;
+            return report(
+                "canary selection",
+                &canary(&upstream),
+                &settings,
+                args.seconds,
+            )
+            .await;
+        }
         Suite::RatelimitGlobal => {
             let rig = GlobalRig::start(scratch.path()).await?;
             let variants = rig.variants();
@@ -495,6 +507,30 @@ struct Upstream {
     addr: SocketAddr,
 }
 
+impl Upstream {
+    async fn start(scratch: &Path) -> Result<Upstream> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let log = std::fs::File::create(scratch.join("upstream.log"))?;
+        let mut command =
+            std::process::Command::new(paths::workspace_root().join("dist/echo-backend"));
+        die_with_parent(&mut command);
+        let child = command
+            .args(["--listen", &addr.to_string()])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("running dist/echo-backend (make build)")?;
+        let upstream = Upstream { child, addr };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return Ok(upstream);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("echo-backend did not listen on {addr} within 5 s")
+    }
+}
+
 impl Drop for Upstream {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -513,29 +549,11 @@ impl GlobalRig {
         );
         let server =
             RatelimitServer::start(&paths::tollgate_bin(), &redis.url(), Some(&limits)).await?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let log = std::fs::File::create(scratch.join("upstream.log"))?;
-        let mut command =
-            std::process::Command::new(paths::workspace_root().join("dist/echo-backend"));
-        die_with_parent(&mut command);
-        let child = command
-            .args(["--listen", &addr.to_string()])
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("running dist/echo-backend (make build)")?;
-        let upstream = Upstream { child, addr };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return Ok(GlobalRig {
-                    redis,
-                    server: Rc::new(server),
-                    upstream,
-                });
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        anyhow::bail!("echo-backend did not listen on {addr} within 5 s")
+        Ok(GlobalRig {
+            redis,
+            server: Rc::new(server),
+            upstream: Upstream::start(scratch).await?,
+        })
     }
 
     fn bootstrap(&self, filters: Vec<Value>, rate_limits: bool) -> Value {
@@ -623,4 +641,79 @@ impl GlobalRig {
             },
         ]
     }
+}
+
+/// Weights 1:2 over two clusters (both the same echo upstream, which reports
+/// the selection header back): Envoy's `weighted_clusters` route, and ours
+/// writing the header a `cluster_header` route reads. The baseline forwards to
+/// one cluster.
+fn canary(upstream: &Upstream) -> Vec<Variant> {
+    let bootstrap = |filters: Vec<Value>, route: Value| {
+        Listener {
+            http_filters: filters,
+            routes: vec![json!({"name": "bench", "match": {"prefix": "/"}, "route": route})],
+            clusters: vec![
+                cluster("stable", upstream.addr),
+                cluster("canary", upstream.addr),
+            ],
+            ..Listener::default()
+        }
+        .bootstrap()
+    };
+    let ours =
+        json!({"backends": [{"name": "stable", "weight": 1}, {"name": "canary", "weight": 2}]});
+    let forwarded = |ex: &Exchange| -> Result<()> {
+        ensure!(ex.status == 200, "status {}", ex.status);
+        ensure!(
+            ex.echo.is_some(),
+            "not answered by the upstream: {}",
+            ex.body
+        );
+        Ok(())
+    };
+    vec![
+        Variant {
+            name: "no filter".into(),
+            config: bootstrap(vec![], json!({"cluster": "stable"})),
+            headers: vec![],
+            script: None,
+            side: Side::default(),
+            check: Box::new(forwarded),
+        },
+        Variant {
+            name: "native".into(),
+            config: bootstrap(
+                vec![],
+                json!({"weighted_clusters": {"clusters": [
+                    {"name": "stable", "weight": 1}, {"name": "canary", "weight": 2}
+                ]}}),
+            ),
+            headers: vec![],
+            script: None,
+            side: Side::default(),
+            check: Box::new(forwarded),
+        },
+        Variant {
+            name: "tollgate".into(),
+            config: bootstrap(
+                vec![wasm_filter("canary", &paths::wasm("canary"), &ours)],
+                json!({"cluster_header": "x-tollgate-backend"}),
+            ),
+            headers: vec![],
+            script: None,
+            side: Side::default(),
+            check: Box::new(move |ex| {
+                forwarded(ex)?;
+                let selected = ex
+                    .echo
+                    .as_ref()
+                    .and_then(|e| e.header("x-tollgate-backend"));
+                ensure!(
+                    matches!(selected.as_deref(), Some("stable" | "canary")),
+                    "no selection header upstream: {selected:?}"
+                );
+                Ok(())
+            }),
+        },
+    ]
 }
