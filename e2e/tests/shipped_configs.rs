@@ -94,3 +94,35 @@ async fn header_mod_upstream_example_keeps_the_route() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn canary_example_does_what_its_comments_say() {
+    let (_envoy, base, _backends) = start_shipped("canary.yaml").await;
+    let http = client();
+    let pod = |req: Req| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let ex = e2e::roundtrip::send(&http, &base, &req)
+                .await
+                .expect("send");
+            assert_eq!(ex.status, 200, "{}", ex.body);
+            ex.echo.expect("echo reply").pod
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(pod(Req::get("/").header("env", "canary")).await, "echo-b");
+    }
+    let mut on_canary = 0;
+    for u in 0..100 {
+        let user = Req::get("/").header("x-user-id", &format!("user-{u}"));
+        let first = pod(user.clone()).await;
+        for _ in 0..3 {
+            assert_eq!(pod(user.clone()).await, first, "user-{u} moved");
+        }
+        on_canary += usize::from(first == "echo-b");
+    }
+    assert!(
+        (3..=20).contains(&on_canary),
+        "{on_canary} of 100 users on the canary"
+    );
+}

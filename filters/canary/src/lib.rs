@@ -1,8 +1,10 @@
 //! `canary.wasm`: picks a backend per request (rules, then a sticky key, then
 //! weight; `tollgate_core::canary`), writes it to the selection header over
-//! whatever the client sent, and lets Envoy route by it (`cluster_header`, or
-//! routes matching the header). Envoy 1.40 re-selects the route after a wasm
-//! filter edits request headers, so no explicit route-cache clearing is needed.
+//! whatever the client sent, and makes Envoy route by it (`cluster_header`, or
+//! routes matching the header). Envoy 1.40 re-selects the route after any wasm
+//! request-header edit anyway; the filter also clears the route cache
+//! explicitly, as the JWT filter's `recomputeRoute` does, so that it keeps
+//! working on an Envoy that stops doing that.
 
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
@@ -143,8 +145,9 @@ impl HttpContext for Stream {
                 abi::remove_header(MapType::HttpRequestHeaders, &policy.header)
             }
         };
-        if let Err(e) = written {
-            log::warn!("tollgate canary: writing {} failed: {e:?}", policy.header);
+        match written {
+            Ok(()) => request::clear_route_cache(),
+            Err(e) => log::warn!("tollgate canary: writing {} failed: {e:?}", policy.header),
         }
         self.set_cookie = selection.and_then(|s| s.set_cookie);
         Action::Continue
