@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use crate::echo::Echo;
-use crate::envoy::Envoy;
-use crate::envoy_config::{cluster, prefix_route, wasm_filter, Listener, LISTENER};
+use crate::envoy::{Envoy, Options};
+use crate::envoy_config::{cluster, direct_route, prefix_route, wasm_filter, Listener, LISTENER};
 use crate::paths;
 use crate::roundtrip::{client, roundtrip, send, Exchange, Expect, Req};
 
@@ -54,4 +54,30 @@ impl Stage {
     pub async fn check(&self, req: Req, expect: Expect) -> Exchange {
         roundtrip(&self.http, &self.base, &req, &expect).await
     }
+}
+
+/// Starts Envoy with `dist/<filter>.wasm` configured with `config`, which it
+/// must refuse: returns Envoy's log after checking that Envoy exited non-zero
+/// and that the filter said it rejected the configuration. Panics otherwise.
+pub async fn refused_config_log(filter: &str, config: &Value) -> String {
+    let listener = Listener {
+        http_filters: vec![wasm_filter(filter, &paths::wasm(filter), config)],
+        routes: vec![direct_route("any", "/", "ok")],
+        ..Listener::default()
+    };
+    let failure = match Envoy::try_start(&listener.bootstrap(), &Options::default()).await {
+        Ok(_) => panic!("Envoy started with the bad {filter} config {config}"),
+        Err(f) => f,
+    };
+    assert!(
+        failure.exit.is_some_and(|s| !s.success()),
+        "Envoy should exit non-zero: {failure}"
+    );
+    let said = format!("tollgate {filter}: rejected configuration");
+    assert!(
+        failure.log.contains(&said),
+        "no `{said}` in\n{}",
+        failure.log
+    );
+    failure.log
 }

@@ -8,10 +8,11 @@
 use std::collections::{HashMap, HashSet};
 
 use e2e::echo::Echo;
-use e2e::envoy::{Envoy, Options};
-use e2e::envoy_config::{cluster, direct_route, wasm_filter, Listener, LISTENER};
+use e2e::envoy::Envoy;
+use e2e::envoy_config::{cluster, wasm_filter, Listener, LISTENER};
 use e2e::paths;
 use e2e::roundtrip::{client, send, Exchange, Req};
+use e2e::stage::refused_config_log;
 use serde_json::{json, Value};
 
 const HEADER: &str = "x-tollgate-backend";
@@ -286,19 +287,10 @@ async fn bad_configs_are_rejected_naming_the_field() {
         ),
     ];
     for (config, expected) in cases {
-        let listener = Listener {
-            http_filters: vec![wasm_filter("canary", &paths::wasm("canary"), &config)],
-            routes: vec![direct_route("any", "/", "ok")],
-            ..Listener::default()
-        };
-        let failure = match Envoy::try_start(&listener.bootstrap(), &Options::default()).await {
-            Ok(_) => panic!("Envoy accepted {config}"),
-            Err(f) => f,
-        };
+        let log = refused_config_log("canary", &config).await;
         assert!(
-            failure.log.contains(expected),
-            "{expected}\n{}",
-            failure.log
+            log.contains(expected),
+            "{config}: expected {expected:?} in\n{log}"
         );
     }
 }
