@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make fuzz: build the cargo-fuzz targets in fuzz/ and run every one of them for
-# FUZZ_SECONDS (default 60), all at once (one process each; CI machines have 2
-# cores and there are 2 targets), so the run takes FUZZ_SECONDS plus the build.
+# FUZZ_SECONDS (default 60), all at once (one process each, sharing the CI
+# machine's 2 cores), so the run takes FUZZ_SECONDS plus the build.
 # Fails if any target finds a crash, naming the input that caused it.
 #
 # Each run starts from the committed seeds (fuzz/corpus/<target>) and writes the
