@@ -84,13 +84,8 @@ async fn main() -> Result<()> {
         Suite::Ratelimit => ("local rate limiting", ratelimit(scratch.path())?),
         Suite::Canary => {
             let upstream = Upstream::start(scratch.path()).await?;
-            return report(
-                "canary selection",
-                &canary(&upstream),
-                &settings,
-                args.seconds,
-            )
-            .await;
+            let variants = canary(&upstream, args.compare_wasm.as_deref());
+            return report("canary selection", &variants, &settings, args.seconds).await;
         }
         Suite::RatelimitGlobal => {
             let rig = GlobalRig::start(scratch.path()).await?;
@@ -647,7 +642,7 @@ impl GlobalRig {
 /// the selection header back): Envoy's `weighted_clusters` route, and ours
 /// writing the header a `cluster_header` route reads. The baseline forwards to
 /// one cluster.
-fn canary(upstream: &Upstream) -> Vec<Variant> {
+fn canary(upstream: &Upstream, compare: Option<&Path>) -> Vec<Variant> {
     let bootstrap = |filters: Vec<Value>, route: Value| {
         Listener {
             http_filters: filters,
@@ -671,7 +666,7 @@ fn canary(upstream: &Upstream) -> Vec<Variant> {
         );
         Ok(())
     };
-    vec![
+    let mut variants = vec![
         Variant {
             name: "no filter".into(),
             config: bootstrap(vec![], json!({"cluster": "stable"})),
@@ -715,5 +710,36 @@ fn canary(upstream: &Upstream) -> Vec<Variant> {
                 Ok(())
             }),
         },
-    ]
+        // A wasm filter that does nothing here (the header module with no edits):
+        // what any wasm filter costs in this Envoy before it does anything.
+        Variant {
+            name: "wasm, no edits".into(),
+            config: bootstrap(
+                vec![wasm_filter(
+                    "header_mod",
+                    &paths::wasm("header_mod"),
+                    &json!({}),
+                )],
+                json!({"cluster": "stable"}),
+            ),
+            headers: vec![],
+            script: None,
+            side: Side::default(),
+            check: Box::new(forwarded),
+        },
+    ];
+    if let Some(wasm) = compare {
+        variants.push(Variant {
+            name: format!("tollgate @ {}", wasm.display()),
+            config: bootstrap(
+                vec![wasm_filter("canary", wasm, &ours)],
+                json!({"cluster_header": "x-tollgate-backend"}),
+            ),
+            headers: vec![],
+            script: None,
+            side: Side::default(),
+            check: Box::new(forwarded),
+        });
+    }
+    variants
 }
