@@ -380,7 +380,7 @@ pub fn summarize(variants: &[Variant], samples: &[Vec<Sample>], baseline: &str) 
 /// A Markdown table: added cost is paired with `baseline` per round (see
 /// [`Summary::added_us`]). The ratio compares a variant's added cost with its native
 /// counterpart: the variant named like it with `tollgate` replaced by `native`, else
-/// the one named `native`.
+/// the one named `native` (also for variants without `tollgate` in their name).
 pub fn table(summaries: &[Summary], baseline: &str) -> String {
     let added_of = |name: &str| {
         summaries
@@ -407,8 +407,13 @@ pub fn table(summaries: &[Summary], baseline: &str) -> String {
         let (added, ratio) = if s.name == baseline {
             ("—".to_string(), "—".to_string())
         } else {
-            let native =
-                added_of(&s.name.replacen("tollgate", "native", 1)).or_else(|| added_of("native"));
+            // "tollgate X" pairs with "native X" when there is one; everything
+            // else (a floor module, say) is compared with plain "native".
+            let counterpart = s.name.replacen("tollgate", "native", 1);
+            let native = (counterpart != s.name)
+                .then(|| added_of(&counterpart))
+                .flatten()
+                .or_else(|| added_of("native"));
             (
                 format!(
                     "{:.1} ({:.1} … {:.1})",
