@@ -599,6 +599,45 @@ async fn global_failure_mode_when_the_service_cannot_answer() {
     held.abort();
 }
 
+/// A client that gives up while its request waits for the service: when the
+/// service's answer (here, the timeout) comes for a stream that is gone,
+/// nothing breaks, and later requests are decided as usual.
+#[tokio::test]
+async fn global_a_client_leaving_while_its_request_waits_breaks_nothing() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            connections.push(socket);
+        }
+    });
+    let config = globalize(rule(json!([]), 100, "Hour"), &service("1s", "deny"));
+    let s = Stage::start_with(
+        "ratelimit",
+        &config,
+        vec![grpc_cluster(SERVICE_CLUSTER, silent_addr)],
+    )
+    .await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        let gone = impatient.get(format!("{}/foo", s.base)).send().await;
+        assert!(gone.is_err(), "the client gave up first");
+    }
+    // Past the service timeout of the abandoned requests.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        statuses(&s, &Req::get("/foo"), 3).await,
+        [500; 3],
+        "deny, as before"
+    );
+    assert!(filter_counter(&s.envoy, "tollgate_ratelimit_service_failures", 3).await >= 3);
+    held.abort();
+}
+
 /// Two Envoys against one service and one Redis: limit 10 → exactly 10 admitted.
 #[tokio::test]
 async fn global_two_envoys_share_one_budget() {
