@@ -127,3 +127,54 @@ pub fn rule_action(shares: &[(Share, u32)]) -> Action {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_500(action: &Action) -> bool {
+        matches!(action, Action::DirectResponse(d) if d.status == 500)
+    }
+
+    #[test]
+    fn nothing_to_send_to_is_a_500() {
+        assert!(is_500(&rule_action(&[])));
+        assert!(is_500(&rule_action(&[(Share::Cluster("a".into()), 0)])));
+        assert!(is_500(&rule_action(&[(Share::Invalid("x".into()), 3)])));
+    }
+
+    #[test]
+    fn a_lone_live_cluster_is_a_plain_cluster() {
+        let action = rule_action(&[
+            (Share::Cluster("a".into()), 1),
+            (Share::Invalid("x".into()), 0),
+        ]);
+        let Action::Route(route) = action else {
+            panic!("not a route: {action:?}");
+        };
+        assert_eq!(
+            route.cluster_specifier,
+            Some(ClusterSpecifier::Cluster("a".into()))
+        );
+    }
+
+    #[test]
+    fn an_invalid_share_among_live_ones_answers_500_for_its_share() {
+        let action = rule_action(&[
+            (Share::Cluster("a".into()), 1),
+            (Share::Invalid("x".into()), 1),
+        ]);
+        let Action::Route(route) = action else {
+            panic!("not a route: {action:?}");
+        };
+        assert_eq!(
+            route.cluster_not_found_response_code,
+            ClusterNotFoundResponseCode::InternalServerError as i32
+        );
+        let Some(ClusterSpecifier::WeightedClusters(w)) = route.cluster_specifier else {
+            panic!("not weighted");
+        };
+        let names: Vec<_> = w.clusters.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, vec!["a", "x"]);
+    }
+}
