@@ -298,11 +298,11 @@ fn attach(
         let vhosts = hosts.entry(envoy_port(listener.port, options)).or_default();
         for name in names {
             let vhost = vhosts.entry(name).or_default();
-            for route in routes {
+            for (precedence, envoy_route) in routes {
                 // The same route reaches one virtual host through several
                 // listeners or parentRefs: once is enough.
-                if !vhost.iter().any(|(_, r)| r.name == route.1.name) {
-                    vhost.push(route.clone());
+                if !vhost.iter().any(|(_, r)| r.name == envoy_route.name) {
+                    vhost.push((precedence.clone(), envoy_route.clone()));
                 }
             }
         }
