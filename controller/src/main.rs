@@ -1,13 +1,17 @@
 //! `tollgate`: the companion binary of the Tollgate filters.
 //!
-//! One subcommand per job (see DESIGN.md): `ratelimit-server` now; `serve`,
-//! `translate`, `bootstrap` and `validate` join it as the controller grows.
+//! One subcommand per job (see DESIGN.md): `ratelimit-server` and `translate`
+//! now; `serve`, `bootstrap` and `validate` join them as the controller grows.
 //! Logs go to stderr through `tracing`; `RUST_LOG` sets the filter (default `info`).
 
 mod ratelimit_server;
+mod resources;
+mod translate;
+mod translate_command;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -26,6 +30,8 @@ struct Cli {
 enum Command {
     /// Global rate limit service: Envoy's RateLimitService gRPC API, counters in Redis.
     RatelimitServer(ratelimit_server::Args),
+    /// Translate a directory of Gateway API YAML to Envoy resources and status, offline.
+    Translate(translate_command::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,21 +43,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tollgate: starting the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let result = match cli.command {
+        Command::Translate(args) => translate_command::run(&args),
+        Command::RatelimitServer(args) => serve_async(args),
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::RatelimitServer(args) => ratelimit_server::run(args).await,
-        }
-    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -59,4 +54,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The async subcommands, on a multi-threaded runtime built only for them.
+fn serve_async(args: ratelimit_server::Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(ratelimit_server::run(args))
 }

@@ -1,0 +1,226 @@
+//! backendRefs → Envoy STATIC clusters, one per Service port, shared by every
+//! rule that references it. STATIC rather than EDS: file mode knows every
+//! address up front, and a changed address re-sends the cluster anyway.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use envoy_types::pb::envoy::config::cluster::v3::{
+    cluster::{ClusterDiscoveryType, DiscoveryType},
+    Cluster,
+};
+use envoy_types::pb::envoy::config::core::v3::{
+    address, socket_address::PortSpecifier, Address, SocketAddress,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
+};
+
+use crate::resources::{
+    BackendRef, Resources, Service, SERVICE_NAME_LABEL, STATIC_ENDPOINTS_ANNOTATION,
+};
+
+/// Why a backendRef resolves to nothing: the route's `ResolvedRefs` reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Resolves backendRefs against the loaded Services, collecting the clusters.
+pub struct Backends<'a> {
+    resources: &'a Resources,
+    clusters: BTreeMap<String, Cluster>,
+}
+
+impl<'a> Backends<'a> {
+    pub fn new(resources: &'a Resources) -> Self {
+        Self {
+            resources,
+            clusters: BTreeMap::new(),
+        }
+    }
+
+    /// The Envoy cluster for `backend`, referenced from an HTTPRoute in `route_namespace`.
+    pub fn resolve(
+        &mut self,
+        route_namespace: &str,
+        backend: &BackendRef,
+    ) -> Result<String, Unresolved> {
+        let group = backend.group.as_deref().unwrap_or("");
+        let kind = backend.kind.as_deref().unwrap_or("Service");
+        if !group.is_empty() || kind != "Service" {
+            return Err(Unresolved {
+                reason: "InvalidKind",
+                message: format!("backendRef kind {group:?}/{kind:?} is not a Service"),
+            });
+        }
+        let namespace = backend.namespace.as_deref().unwrap_or(route_namespace);
+        if namespace != route_namespace && !self.granted(route_namespace, namespace, &backend.name)
+        {
+            return Err(Unresolved {
+                reason: "RefNotPermitted",
+                message: format!(
+                    "no ReferenceGrant in {namespace:?} lets HTTPRoutes in {route_namespace:?} reference Service {:?}",
+                    backend.name
+                ),
+            });
+        }
+        let not_found = |message: String| Unresolved {
+            reason: "BackendNotFound",
+            message,
+        };
+        let service = self
+            .resources
+            .services
+            .iter()
+            .map(|s| &s.object)
+            .find(|s| s.metadata.namespace() == namespace && s.metadata.name == backend.name)
+            .ok_or_else(|| not_found(format!("Service {namespace}/{} not found", backend.name)))?;
+        let port = backend.port.ok_or_else(|| {
+            not_found(format!(
+                "backendRef to Service {namespace}/{} has no port",
+                backend.name
+            ))
+        })?;
+        let service_port = service
+            .spec
+            .ports
+            .iter()
+            .find(|p| p.port == port)
+            .ok_or_else(|| {
+                not_found(format!(
+                    "Service {namespace}/{} has no port {port}",
+                    backend.name
+                ))
+            })?;
+        let name = format!("service/{namespace}/{}/{port}", backend.name);
+        if !self.clusters.contains_key(&name) {
+            let endpoints = self
+                .endpoints(service, service_port.name.as_deref())
+                .map_err(not_found)?;
+            self.clusters
+                .insert(name.clone(), static_cluster(&name, &endpoints));
+        }
+        Ok(name)
+    }
+
+    pub fn into_clusters(self) -> Vec<Cluster> {
+        self.clusters.into_values().collect()
+    }
+
+    fn granted(&self, from_namespace: &str, to_namespace: &str, service: &str) -> bool {
+        self.resources
+            .reference_grants
+            .iter()
+            .map(|g| &g.object)
+            .filter(|g| g.metadata.namespace() == to_namespace)
+            .any(|g| {
+                g.spec.from.iter().any(|f| {
+                    f.group == "gateway.networking.k8s.io"
+                        && f.kind == "HTTPRoute"
+                        && f.namespace == from_namespace
+                }) && g.spec.to.iter().any(|t| {
+                    t.group.is_empty()
+                        && t.kind == "Service"
+                        && t.name.as_deref().is_none_or(|n| n == service)
+                })
+            })
+    }
+
+    /// The annotation when present; otherwise the ready IP addresses of the
+    /// Service's EndpointSlices, on the slice port named like the Service port.
+    fn endpoints(
+        &self,
+        service: &Service,
+        port_name: Option<&str>,
+    ) -> Result<Vec<SocketAddr>, String> {
+        if let Some(list) = service
+            .metadata
+            .annotations
+            .get(STATIC_ENDPOINTS_ANNOTATION)
+        {
+            return list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<SocketAddr>().map_err(|_| {
+                        format!(
+                            "Service {}/{}: {STATIC_ENDPOINTS_ANNOTATION}: {s:?} is not ip:port",
+                            service.metadata.namespace(),
+                            service.metadata.name
+                        )
+                    })
+                })
+                .collect();
+        }
+        let port_name = port_name.unwrap_or("");
+        let mut out = Vec::new();
+        let slices = self
+            .resources
+            .endpoint_slices
+            .iter()
+            .map(|s| &s.object)
+            .filter(|s| {
+                s.metadata.namespace() == service.metadata.namespace()
+                    && s.metadata.labels.get(SERVICE_NAME_LABEL) == Some(&service.metadata.name)
+            });
+        for slice in slices {
+            let Some(port) = slice
+                .ports
+                .iter()
+                .find(|p| p.name.as_deref().unwrap_or("") == port_name)
+            else {
+                continue;
+            };
+            for endpoint in slice
+                .endpoints
+                .iter()
+                .filter(|e| e.conditions.ready != Some(false))
+            {
+                // FQDN slices cannot feed a STATIC cluster; they are left out.
+                out.extend(
+                    endpoint
+                        .addresses
+                        .iter()
+                        .filter_map(|a| a.parse::<IpAddr>().ok())
+                        .map(|ip| SocketAddr::new(ip, port.port)),
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn static_cluster(name: &str, endpoints: &[SocketAddr]) -> Cluster {
+    let lb_endpoints = endpoints
+        .iter()
+        .map(|addr| LbEndpoint {
+            host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
+                address: Some(Address {
+                    address: Some(address::Address::SocketAddress(SocketAddress {
+                        address: addr.ip().to_string(),
+                        port_specifier: Some(PortSpecifier::PortValue(u32::from(addr.port()))),
+                        ..SocketAddress::default()
+                    })),
+                }),
+                ..Endpoint::default()
+            })),
+            ..LbEndpoint::default()
+        })
+        .collect();
+    Cluster {
+        name: name.to_owned(),
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Static as i32)),
+        load_assignment: Some(ClusterLoadAssignment {
+            cluster_name: name.to_owned(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints,
+                ..LocalityLbEndpoints::default()
+            }],
+            ..ClusterLoadAssignment::default()
+        }),
+        ..Cluster::default()
+    }
+}

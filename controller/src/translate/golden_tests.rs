@@ -1,0 +1,75 @@
+//! Golden tests in the style of Envoy Gateway's translator tests: each
+//! `tests/translate/<case>/in.yaml` is translated and compared, exactly, with
+//! `out.yaml` (Envoy resources and status). `TOLLGATE_GOLDEN_UPDATE=1`
+//! rewrites the `out.yaml` files instead; review the diff before committing.
+//! An optional `options.yaml` (`portRemap: false`) sets translator options.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::render::{document, Part};
+use super::{translate, Options};
+use crate::resources::{loader::load_str, Resources};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CaseOptions {
+    port_remap: bool,
+}
+
+fn run_case(dir: &Path) -> Result<(), String> {
+    let input = std::fs::read_to_string(dir.join("in.yaml")).map_err(|e| e.to_string())?;
+    let mut resources = Resources::default();
+    load_str("in.yaml", &input, &mut resources).map_err(|e| e.to_string())?;
+    let options = match std::fs::read_to_string(dir.join("options.yaml")) {
+        Ok(text) => {
+            let o: CaseOptions = serde_yaml_ng::from_str(&text).map_err(|e| e.to_string())?;
+            Options {
+                port_remap: o.port_remap,
+            }
+        }
+        Err(_) => Options { port_remap: true },
+    };
+    let rendered =
+        document(&translate(&resources, &options), Part::All).map_err(|e| e.to_string())?;
+    let actual = serde_yaml_ng::to_string(&rendered).map_err(|e| e.to_string())?;
+    let out = dir.join("out.yaml");
+    if std::env::var_os("TOLLGATE_GOLDEN_UPDATE").is_some_and(|v| v == "1") {
+        return std::fs::write(&out, actual).map_err(|e| e.to_string());
+    }
+    let expected = std::fs::read_to_string(&out)
+        .map_err(|e| format!("{e} (TOLLGATE_GOLDEN_UPDATE=1 writes it)"))?;
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "differs from out.yaml (TOLLGATE_GOLDEN_UPDATE=1 rewrites it); got:\n{actual}"
+        ))
+    }
+}
+
+#[test]
+fn golden_cases() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/translate");
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 6,
+        "golden cases missing under {}",
+        root.display()
+    );
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|case| {
+            run_case(case)
+                .err()
+                .map(|e| format!("{}: {e}", case.display()))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

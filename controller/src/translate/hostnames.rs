@@ -1,0 +1,95 @@
+//! Listener × route hostname intersection, as Gateway API defines it: a
+//! wildcard `*.example.com` stands for one or more labels in front of
+//! `example.com` (never `example.com` itself), and where one side is a
+//! wildcard covering the other, the more specific side is what Envoy matches.
+
+/// The hostnames a route serves on a listener; empty means the route does not
+/// attach to that listener (`NoMatchingListenerHostname`). `["*"]` when neither
+/// side restricts hostnames.
+pub fn intersect(listener: Option<&str>, route: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = match (listener, route.is_empty()) {
+        (None, true) => vec!["*".to_owned()],
+        (None, false) => route.to_vec(),
+        (Some(l), true) => vec![l.to_owned()],
+        (Some(l), false) => route.iter().filter_map(|r| pair(l, r)).collect(),
+    };
+    out.dedup();
+    out
+}
+
+fn pair(listener: &str, route: &str) -> Option<String> {
+    if listener == route || covers(listener, route) {
+        Some(route.to_owned())
+    } else if covers(route, listener) {
+        Some(listener.to_owned())
+    } else {
+        None
+    }
+}
+
+/// Whether the wildcard `pattern` (`*.suffix`) matches every name `name` does.
+fn covers(pattern: &str, name: &str) -> bool {
+    let Some(suffix) = pattern.strip_prefix('*') else {
+        return false;
+    };
+    // `suffix` keeps its leading dot, so `*.example.com` never covers `example.com`.
+    let name = name.strip_prefix('*').unwrap_or(name);
+    name.len() > suffix.len() && name.ends_with(suffix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn absent_sides_leave_the_other() {
+        assert_eq!(intersect(None, &[]), names(&["*"]));
+        assert_eq!(intersect(Some("a.com"), &[]), names(&["a.com"]));
+        assert_eq!(intersect(None, &names(&["a.com"])), names(&["a.com"]));
+    }
+
+    #[test]
+    fn wildcard_listener_keeps_the_covered_route_hostnames() {
+        let route = names(&[
+            "foo.example.com",
+            "example.com",
+            "a.b.example.com",
+            "other.org",
+        ]);
+        assert_eq!(
+            intersect(Some("*.example.com"), &route),
+            names(&["foo.example.com", "a.b.example.com"])
+        );
+    }
+
+    #[test]
+    fn wildcard_route_narrows_to_the_listener_and_vice_versa() {
+        assert_eq!(
+            intersect(Some("foo.example.com"), &names(&["*.example.com"])),
+            names(&["foo.example.com"])
+        );
+        assert_eq!(
+            intersect(Some("*.example.com"), &names(&["*.foo.example.com"])),
+            names(&["*.foo.example.com"])
+        );
+        assert_eq!(
+            intersect(Some("*.foo.example.com"), &names(&["*.example.com"])),
+            names(&["*.foo.example.com"])
+        );
+        assert_eq!(
+            intersect(Some("*.example.com"), &names(&["*.example.com"])),
+            names(&["*.example.com"])
+        );
+    }
+
+    #[test]
+    fn no_overlap_is_empty() {
+        assert!(intersect(Some("example.com"), &names(&["example.org"])).is_empty());
+        assert!(intersect(Some("*.example.com"), &names(&["example.com"])).is_empty());
+        assert!(intersect(Some("example.com"), &names(&["*.example.com"])).is_empty());
+    }
+}

@@ -1,0 +1,304 @@
+//! The Envoy protos the translator emits, as the JSON/YAML Envoy's docs use
+//! (snake_case proto field names, defaults omitted, `Any` with `@type`).
+//!
+//! envoy-types ships neither serde/pbjson impls nor a file descriptor set, so
+//! neither `pbjson` nor `prost-reflect` can print its messages without us
+//! compiling Envoy's .proto files ourselves (protoc plus the vendored API
+//! tree). Instead this module renders, from the protos themselves, exactly
+//! the fields `translate` sets; a oneof variant or `Any` type it does not know
+//! is an error, never silently left out, so the rendering cannot hide what
+//! Envoy would get.
+//!
+//! The YAML is YAML 1.2 (serde_yaml_ng): a plain `yes` or `on` is a string
+//! there but a boolean to Envoy's YAML 1.1 loader, so a file meant for Envoy
+//! itself should be the JSON form (`-o json`). The xDS server will send the
+//! protos, not this text.
+
+use envoy_types::pb::envoy::config::cluster::v3::{cluster::ClusterDiscoveryType, Cluster};
+use envoy_types::pb::envoy::config::core::v3::{
+    address, config_source::ConfigSourceSpecifier, socket_address::PortSpecifier, Address,
+    ConfigSource,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
+use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
+use envoy_types::pb::envoy::config::route::v3::{
+    header_matcher::HeaderMatchSpecifier, query_parameter_matcher::QueryParameterMatchSpecifier,
+    route::Action, route_action::ClusterNotFoundResponseCode, route_action::ClusterSpecifier,
+    route_match::PathSpecifier, Route, RouteConfiguration,
+};
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager::{RouteSpecifier, StripPortMode},
+    http_filter, HttpConnectionManager,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher::MatchPattern, StringMatcher};
+use envoy_types::pb::google::protobuf::Any;
+use prost::{Message, Name};
+use serde_json::{json, Map, Value};
+
+#[derive(Debug, thiserror::Error)]
+#[error("rendering {what}: not produced by the translator, so not renderable")]
+pub struct RenderError {
+    what: String,
+}
+
+type Result<T> = std::result::Result<T, RenderError>;
+
+fn unknown<T>(what: impl Into<String>) -> Result<T> {
+    Err(RenderError { what: what.into() })
+}
+
+pub fn listener(l: &Listener) -> Result<Value> {
+    let chains = l
+        .filter_chains
+        .iter()
+        .map(|chain| {
+            let filters = chain
+                .filters
+                .iter()
+                .map(|f| match &f.config_type {
+                    Some(filter::ConfigType::TypedConfig(any)) => {
+                        Ok(json!({"name": f.name, "typed_config": typed(any)?}))
+                    }
+                    _ => unknown(format!("filter {} config", f.name)),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(json!({ "filters": filters }))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(json!({
+        "name": l.name,
+        "address": address(l.address.as_ref())?,
+        "filter_chains": chains,
+    }))
+}
+
+fn typed(any: &Any) -> Result<Value> {
+    if any.type_url == HttpConnectionManager::type_url() {
+        let hcm = HttpConnectionManager::decode(any.value.as_slice()).map_err(|e| RenderError {
+            what: format!("{}: {e}", any.type_url),
+        })?;
+        return http_connection_manager(&hcm);
+    }
+    if any.type_url == Router::type_url() && any.value.is_empty() {
+        return Ok(json!({"@type": any.type_url}));
+    }
+    unknown(any.type_url.clone())
+}
+
+fn http_connection_manager(hcm: &HttpConnectionManager) -> Result<Value> {
+    let Some(RouteSpecifier::Rds(rds)) = &hcm.route_specifier else {
+        return unknown("http_connection_manager route_specifier");
+    };
+    let filters = hcm
+        .http_filters
+        .iter()
+        .map(|f| match &f.config_type {
+            Some(http_filter::ConfigType::TypedConfig(any)) => {
+                Ok(json!({"name": f.name, "typed_config": typed(any)?}))
+            }
+            _ => unknown(format!("http filter {} config", f.name)),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = json!({
+        "@type": HttpConnectionManager::type_url(),
+        "stat_prefix": hcm.stat_prefix,
+        "rds": {
+            "config_source": config_source(rds.config_source.as_ref())?,
+            "route_config_name": rds.route_config_name,
+        },
+        "http_filters": filters,
+    });
+    match hcm.strip_port_mode {
+        Some(StripPortMode::StripAnyHostPort(strip)) => out["strip_any_host_port"] = json!(strip),
+        None => {}
+    }
+    Ok(out)
+}
+
+fn config_source(source: Option<&ConfigSource>) -> Result<Value> {
+    match source.and_then(|s| s.config_source_specifier.as_ref()) {
+        Some(ConfigSourceSpecifier::Ads(_)) => Ok(json!({"ads": {}, "resource_api_version": "V3"})),
+        _ => unknown("config_source"),
+    }
+}
+
+fn address(a: Option<&Address>) -> Result<Value> {
+    match a.and_then(|a| a.address.as_ref()) {
+        Some(address::Address::SocketAddress(s)) => match s.port_specifier {
+            Some(PortSpecifier::PortValue(port)) => Ok(json!({
+                "socket_address": {"address": s.address, "port_value": port}
+            })),
+            _ => unknown("socket_address port"),
+        },
+        _ => unknown("address"),
+    }
+}
+
+pub fn route_configuration(rc: &RouteConfiguration) -> Result<Value> {
+    let vhosts = rc
+        .virtual_hosts
+        .iter()
+        .map(|vh| {
+            let routes = vh.routes.iter().map(route).collect::<Result<Vec<_>>>()?;
+            Ok(json!({"name": vh.name, "domains": vh.domains, "routes": routes}))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = json!({"name": rc.name, "virtual_hosts": vhosts});
+    if let Some(validate) = &rc.validate_clusters {
+        out["validate_clusters"] = json!(validate.value);
+    }
+    Ok(out)
+}
+
+fn route(r: &Route) -> Result<Value> {
+    let mut m = Map::new();
+    let Some(rm) = &r.r#match else {
+        return unknown(format!("route {} without match", r.name));
+    };
+    let (key, value) = match &rm.path_specifier {
+        Some(PathSpecifier::Prefix(p)) => ("prefix", json!(p)),
+        Some(PathSpecifier::Path(p)) => ("path", json!(p)),
+        Some(PathSpecifier::PathSeparatedPrefix(p)) => ("path_separated_prefix", json!(p)),
+        Some(PathSpecifier::SafeRegex(re)) => ("safe_regex", json!({"regex": re.regex})),
+        _ => return unknown(format!("route {} path", r.name)),
+    };
+    m.insert(key.to_owned(), value);
+    if !rm.headers.is_empty() {
+        let headers = rm
+            .headers
+            .iter()
+            .map(|h| match &h.header_match_specifier {
+                Some(HeaderMatchSpecifier::StringMatch(s)) => {
+                    Ok(json!({"name": h.name, "string_match": string_match(s)?}))
+                }
+                _ => unknown(format!("header match {}", h.name)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        m.insert("headers".to_owned(), json!(headers));
+    }
+    if !rm.query_parameters.is_empty() {
+        let params = rm
+            .query_parameters
+            .iter()
+            .map(|q| match &q.query_parameter_match_specifier {
+                Some(QueryParameterMatchSpecifier::StringMatch(s)) => {
+                    Ok(json!({"name": q.name, "string_match": string_match(s)?}))
+                }
+                _ => unknown(format!("query parameter match {}", q.name)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        m.insert("query_parameters".to_owned(), json!(params));
+    }
+    let mut out = json!({"name": r.name, "match": m});
+    match &r.action {
+        Some(Action::DirectResponse(d)) => out["direct_response"] = json!({"status": d.status}),
+        Some(Action::Route(ra)) => {
+            let mut action = match &ra.cluster_specifier {
+                Some(ClusterSpecifier::Cluster(c)) => json!({"cluster": c}),
+                Some(ClusterSpecifier::WeightedClusters(w)) => {
+                    let clusters: Vec<Value> = w
+                        .clusters
+                        .iter()
+                        .map(|c| json!({"name": c.name, "weight": c.weight.as_ref().map(|w| w.value)}))
+                        .collect();
+                    json!({"weighted_clusters": {"clusters": clusters}})
+                }
+                _ => return unknown(format!("route {} cluster", r.name)),
+            };
+            if ra.cluster_not_found_response_code
+                == ClusterNotFoundResponseCode::InternalServerError as i32
+            {
+                action["cluster_not_found_response_code"] = json!("INTERNAL_SERVER_ERROR");
+            }
+            out["route"] = action;
+        }
+        _ => return unknown(format!("route {} action", r.name)),
+    }
+    Ok(out)
+}
+
+fn string_match(s: &StringMatcher) -> Result<Value> {
+    match &s.match_pattern {
+        Some(MatchPattern::Exact(v)) => Ok(json!({"exact": v})),
+        Some(MatchPattern::SafeRegex(re)) => Ok(json!({"safe_regex": {"regex": re.regex}})),
+        _ => unknown("string match"),
+    }
+}
+
+pub fn cluster(c: &Cluster) -> Result<Value> {
+    if !matches!(
+        c.cluster_discovery_type,
+        Some(ClusterDiscoveryType::Type(0))
+    ) {
+        return unknown(format!("cluster {} type", c.name));
+    }
+    let Some(la) = &c.load_assignment else {
+        return unknown(format!("cluster {} without load_assignment", c.name));
+    };
+    let localities = la
+        .endpoints
+        .iter()
+        .map(|locality| {
+            let endpoints = locality
+                .lb_endpoints
+                .iter()
+                .map(|e| match &e.host_identifier {
+                    Some(HostIdentifier::Endpoint(ep)) => {
+                        Ok(json!({"endpoint": {"address": address(ep.address.as_ref())?}}))
+                    }
+                    _ => unknown(format!("cluster {} endpoint", c.name)),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(json!({ "lb_endpoints": endpoints }))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(json!({
+        "name": c.name,
+        "type": "STATIC",
+        "load_assignment": {"cluster_name": la.cluster_name, "endpoints": localities},
+    }))
+}
+
+/// Which part of a translation to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    All,
+    Listener,
+    Route,
+    Cluster,
+    Status,
+}
+
+/// One document holding the requested part(s): `listeners`, `routes`,
+/// `clusters`, `status`.
+pub fn document(t: &super::Translation, part: Part) -> Result<Value> {
+    let mut out = Map::new();
+    if matches!(part, Part::All | Part::Listener) {
+        let v = t
+            .listeners
+            .iter()
+            .map(listener)
+            .collect::<Result<Vec<_>>>()?;
+        out.insert("listeners".to_owned(), json!(v));
+    }
+    if matches!(part, Part::All | Part::Route) {
+        let v = t
+            .route_configurations
+            .iter()
+            .map(route_configuration)
+            .collect::<Result<Vec<_>>>()?;
+        out.insert("routes".to_owned(), json!(v));
+    }
+    if matches!(part, Part::All | Part::Cluster) {
+        let v = t.clusters.iter().map(cluster).collect::<Result<Vec<_>>>()?;
+        out.insert("clusters".to_owned(), json!(v));
+    }
+    if matches!(part, Part::All | Part::Status) {
+        let v = serde_json::to_value(&t.status).map_err(|e| RenderError {
+            what: format!("status: {e}"),
+        })?;
+        out.insert("status".to_owned(), v);
+    }
+    Ok(Value::Object(out))
+}

@@ -1,0 +1,48 @@
+//! `tollgate translate DIR`: the translator offline, for looking at what a
+//! directory becomes and for diffing it in review.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::resources;
+use crate::translate::{self, render};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Directory of Gateway API YAML (`*.yaml`, `*.yml`, recursive, multi-document).
+    dir: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Yaml)]
+    format: Format,
+    /// Which part to print.
+    #[arg(long = "type", value_enum, default_value_t = render::Part::All)]
+    part: render::Part,
+    /// Serve listener ports as written, even below 1024 (by default they move to port + 10000).
+    #[arg(long)]
+    no_port_remap: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Yaml,
+    Json,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let loaded = resources::load_dir(&args.dir)
+        .map_err(|e| anyhow::anyhow!("{} has errors:\n{e}", args.dir.display()))?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let options = translate::Options {
+        port_remap: !args.no_port_remap,
+    };
+    let document = render::document(&translate::translate(&loaded, &options), args.part)?;
+    let text = match args.format {
+        Format::Yaml => serde_yaml_ng::to_string(&document).context("writing YAML")?,
+        Format::Json => serde_json::to_string_pretty(&document).context("writing JSON")? + "\n",
+    };
+    print!("{text}");
+    Ok(())
+}

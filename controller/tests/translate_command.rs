@@ -1,0 +1,68 @@
+//! `tollgate translate` as a user runs it: the binary, a directory, its exit
+//! code and output. The translation itself is pinned by the golden files
+//! (`tests/translate/`, run from `src/translate/golden_tests.rs`).
+#![allow(clippy::unwrap_used)] // test helpers: a failure should stop the test loudly
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn translate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("translate")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("tollgate-translate-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("nested")).unwrap();
+    dir
+}
+
+#[test]
+fn prints_one_part_as_json_from_a_nested_directory() {
+    let dir = scratch_dir("json");
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/translate/basic-routing/in.yaml");
+    std::fs::copy(case, dir.join("nested/gateway.yml")).unwrap();
+    std::fs::write(
+        dir.join("configmap.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    )
+    .unwrap();
+    let out = translate(&[dir.to_str().unwrap(), "-o", "json", "--type", "route"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let object = doc.as_object().unwrap();
+    assert_eq!(object.keys().collect::<Vec<_>>(), vec!["routes"]);
+    assert_eq!(doc["routes"][0]["name"], "http-8080");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("configmap.yaml:1: skipped \"v1\" \"ConfigMap\""),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_schema_error_exits_1_naming_file_line_and_field() {
+    let dir = scratch_dir("error");
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n  - matches:\n    - path: {type: Prefix, value: /}\n";
+    std::fs::write(dir.join("nested/route.yaml"), format!("---\n{route}")).unwrap();
+    let out = translate(&[dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nested/route.yaml:8:"), "{stderr}");
+    assert!(
+        stderr.contains("spec.rules[0].matches[0].path.type"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
