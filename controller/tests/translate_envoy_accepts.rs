@@ -3,7 +3,7 @@
 //! checks as a start, without binding ports): the listeners with their route
 //! configurations inlined where ADS would deliver them, and the clusters.
 //! The golden files pin what we generate; this pins that Envoy takes it.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failure should stop the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failure should stop the test loudly
 
 use std::path::Path;
 use std::process::Command;
