@@ -221,6 +221,20 @@ impl Envoy {
         format!("http://127.0.0.1:{port}")
     }
 
+    /// Polls [`Self::prometheus_counter`] every 100 ms until it reaches
+    /// `at_least` or `within` passes (the filters flush their counters to Envoy
+    /// once a second); returns the last value read, for the test to assert on.
+    pub async fn counter_reaching(&self, metric: &str, at_least: u64, within: Duration) -> u64 {
+        let deadline = Instant::now() + within;
+        loop {
+            let value = self.prometheus_counter(metric).await.expect("stats");
+            if value >= at_least || Instant::now() >= deadline {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The value of one counter from `/stats/prometheus`, summed over its labels.
     /// A metric Envoy does not export is an error, so a misspelt name cannot pass
     /// as zero.

@@ -241,23 +241,15 @@ async fn per_route_policies_and_selection_metrics() {
     for _ in 0..4 {
         assert_eq!(c.pod(&Req::get("/other")).await, "stable");
     }
-    let mut got = (0, 0);
-    for _ in 0..30 {
-        got = (
-            c.envoy
-                .prometheus_counter("tollgate_canary_selected_canary")
-                .await
-                .expect("stats"),
-            c.envoy
-                .prometheus_counter("tollgate_canary_selected_stable")
-                .await
-                .expect("stats"),
-        );
-        if got == (7, 4) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let wait = std::time::Duration::from_secs(3);
+    let got = (
+        c.envoy
+            .counter_reaching("tollgate_canary_selected_canary", 7, wait)
+            .await,
+        c.envoy
+            .counter_reaching("tollgate_canary_selected_stable", 4, wait)
+            .await,
+    );
     assert_eq!(got, (7, 4));
 }
 

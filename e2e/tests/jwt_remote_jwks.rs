@@ -103,15 +103,9 @@ impl Setup {
 
     /// A counter once it reaches `want` (counters flush every second).
     async fn counter_reaches(&self, name: &str, want: u64) -> u64 {
-        let mut got = 0;
-        for _ in 0..40 {
-            got = self.envoy.prometheus_counter(name).await.expect("stats");
-            if got >= want {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        got
+        self.envoy
+            .counter_reaching(name, want, Duration::from_secs(4))
+            .await
     }
 
     /// Polls until a request with `token` gets `status` (bounded), returning how long it took.

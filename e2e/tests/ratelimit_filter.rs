@@ -9,7 +9,6 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use e2e::envoy::Envoy;
 use e2e::envoy_config::grpc_cluster;
 use e2e::paths;
 use e2e::process::free_port;
@@ -256,18 +255,10 @@ async fn shadow_mode_counts_but_never_refuses(mode: Mode) {
     )
     .await;
     assert_eq!(statuses(&s, &Req::get("/foo"), 5).await, [200; 5]);
-    let mut shadow = 0;
-    for _ in 0..30 {
-        shadow = s
-            .envoy
-            .prometheus_counter("tollgate_ratelimit_shadow_limited")
-            .await
-            .expect("stats");
-        if shadow >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let shadow = s
+        .envoy
+        .counter_reaching("tollgate_ratelimit_shadow_limited", 3, FLUSH_WAIT)
+        .await;
     assert_eq!(shadow, 3);
 }
 
@@ -417,34 +408,15 @@ async fn local_distinct_values_cannot_grow_memory() {
     let grown = after.saturating_sub(before);
     eprintln!("Envoy RSS {before} KiB -> {after} KiB (+{grown} KiB) after {USERS} distinct users");
     assert!(grown < 16 * 1024, "RSS grew {grown} KiB");
-    let mut full = 0;
-    for _ in 0..30 {
-        full = s
-            .envoy
-            .prometheus_counter("tollgate_ratelimit_bucket_table_full")
-            .await
-            .expect("stats");
-        if full > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let full = s
+        .envoy
+        .counter_reaching("tollgate_ratelimit_bucket_table_full", 1, FLUSH_WAIT)
+        .await;
     assert!(full > 0, "the table filled up and said so");
 }
 
-/// Polls one of the filter's counters (flushed to Envoy once a second) until
-/// it reaches `at_least` or 3 s pass; returns the last value.
-async fn filter_counter(envoy: &Envoy, name: &str, at_least: u64) -> u64 {
-    let mut value = 0;
-    for _ in 0..30 {
-        value = envoy.prometheus_counter(name).await.expect("stats");
-        if value >= at_least {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    value
-}
+/// How long a test waits for a filter counter to reach Envoy (flushed once a second).
+const FLUSH_WAIT: Duration = Duration::from_secs(3);
 
 /// Local rules are counted first; a request they refuse never reaches the
 /// service, so it does not spend the global budget. The request body waits
@@ -524,7 +496,13 @@ async fn global_failure_mode_when_redis_is_down_and_counting_resumes() {
     let refused = deny.send(&carol).await;
     assert_eq!(refused.status, 500, "deny");
     assert!(refused.echo.is_none());
-    assert!(filter_counter(&allow.envoy, "tollgate_ratelimit_service_failures", 5).await >= 5);
+    assert!(
+        allow
+            .envoy
+            .counter_reaching("tollgate_ratelimit_service_failures", 5, FLUSH_WAIT)
+            .await
+            >= 5
+    );
 
     redis.restart().await.expect("redis back");
     let mut recovered = false;
@@ -592,7 +570,10 @@ async fn global_failure_mode_when_the_service_cannot_answer() {
             );
         }
         assert!(
-            filter_counter(&s.envoy, "tollgate_ratelimit_service_failures", 6).await >= 6,
+            s.envoy
+                .counter_reaching("tollgate_ratelimit_service_failures", 6, FLUSH_WAIT)
+                .await
+                >= 6,
             "{case}"
         );
     }
@@ -634,7 +615,12 @@ async fn global_a_client_leaving_while_its_request_waits_breaks_nothing() {
         [500; 3],
         "deny, as before"
     );
-    assert!(filter_counter(&s.envoy, "tollgate_ratelimit_service_failures", 3).await >= 3);
+    assert!(
+        s.envoy
+            .counter_reaching("tollgate_ratelimit_service_failures", 3, FLUSH_WAIT)
+            .await
+            >= 3
+    );
     held.abort();
 }
 
