@@ -203,7 +203,7 @@ fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
         ("x-set".to_string(), "old".to_string()),
     ];
     let edited = |ex: &Exchange| -> Result<()> {
-        ensure!(ex.status == 200, "status {}", ex.status);
+        status_ok(ex)?;
         ensure!(
             ex.header("x-resp-set").as_deref() == Some("set-value"),
             "x-resp-set missing"
@@ -346,7 +346,7 @@ fn jwt(scratch: &Path) -> Result<Vec<Variant>> {
         .bootstrap()
     };
     let verified = |ex: &Exchange| -> Result<()> {
-        ensure!(ex.status == 200, "status {}", ex.status);
+        status_ok(ex)?;
         ensure!(
             ex.header("x-seen-user").as_deref() == Some("alice"),
             "claim header not set"
@@ -367,10 +367,7 @@ fn jwt(scratch: &Path) -> Result<Vec<Variant>> {
         headers: vec![],
         script: None,
         side: Side::default(),
-        check: Box::new(|ex| {
-            ensure!(ex.status == 200, "status {}", ex.status);
-            Ok(())
-        }),
+        check: Box::new(status_ok),
     }];
     for (alg, kid) in [("RS256", "rsa"), ("ES256", "p256")] {
         let claims = |jti: usize| json!({"iss": issuer, "aud": "api", "sub": "alice", "exp": exp, "jti": jti.to_string()});
@@ -432,14 +429,6 @@ fn ratelimit(scratch: &Path) -> Result<Vec<Variant>> {
         "limit": limit
     }]}});
     let ours = |config: &Value| wasm_filter("ratelimit", &paths::wasm("ratelimit"), config);
-    let counted = |ex: &Exchange| -> Result<()> {
-        ensure!(ex.status == 200, "status {}", ex.status);
-        ensure!(
-            ex.header("x-ratelimit-limit").is_some(),
-            "no x-ratelimit-limit header"
-        );
-        Ok(())
-    };
     let users: Vec<String> = (0..DISTINCT_USERS).map(|i| format!("user-{i}")).collect();
     let script = rotating_header_script(scratch, "users", "x-user-id", "", &users)?;
     Ok(vec![
@@ -449,10 +438,7 @@ fn ratelimit(scratch: &Path) -> Result<Vec<Variant>> {
             headers: vec![],
             script: None,
             side: Side::default(),
-            check: Box::new(|ex| {
-                ensure!(ex.status == 200, "status {}", ex.status);
-                Ok(())
-            }),
+            check: Box::new(status_ok),
         },
         Variant {
             name: "native".into(),
@@ -460,7 +446,7 @@ fn ratelimit(scratch: &Path) -> Result<Vec<Variant>> {
             headers: vec![],
             script: None,
             side: Side::default(),
-            check: Box::new(counted),
+            check: Box::new(rate_limit_counted),
         },
         Variant {
             name: "tollgate".into(),
@@ -468,7 +454,7 @@ fn ratelimit(scratch: &Path) -> Result<Vec<Variant>> {
             headers: vec![],
             script: None,
             side: Side::default(),
-            check: Box::new(counted),
+            check: Box::new(rate_limit_counted),
         },
         Variant {
             name: format!("tollgate Distinct x-user-id ({DISTINCT_USERS} values)"),
@@ -477,10 +463,7 @@ fn ratelimit(scratch: &Path) -> Result<Vec<Variant>> {
             script: Some(script),
             side: Side::default(),
             // The check request carries no x-user-id: the rule does not apply.
-            check: Box::new(|ex| {
-                ensure!(ex.status == 200, "status {}", ex.status);
-                Ok(())
-            }),
+            check: Box::new(status_ok),
         },
     ])
 }
@@ -595,14 +578,6 @@ impl GlobalRig {
             "global": {"rules": [{"limit": {"requests": GLOBAL_LIMIT, "unit": "Second"}}]},
             "service": {"cluster": "rls", "domain": "bench", "timeout": "2s"}
         });
-        let counted = |ex: &Exchange| -> Result<()> {
-            ensure!(ex.status == 200, "status {}", ex.status);
-            ensure!(
-                ex.header("x-ratelimit-limit").is_some(),
-                "no x-ratelimit-limit header: the service did not answer"
-            );
-            Ok(())
-        };
         vec![
             Variant {
                 name: "no filter".into(),
@@ -610,10 +585,7 @@ impl GlobalRig {
                 headers: vec![],
                 script: None,
                 side: self.side(),
-                check: Box::new(|ex| {
-                    ensure!(ex.status == 200, "status {}", ex.status);
-                    Ok(())
-                }),
+                check: Box::new(status_ok),
             },
             Variant {
                 name: "native".into(),
@@ -621,7 +593,7 @@ impl GlobalRig {
                 headers: vec![],
                 script: None,
                 side: self.side(),
-                check: Box::new(counted),
+                check: Box::new(rate_limit_counted),
             },
             Variant {
                 name: "tollgate".into(),
@@ -632,7 +604,7 @@ impl GlobalRig {
                 headers: vec![],
                 script: None,
                 side: self.side(),
-                check: Box::new(counted),
+                check: Box::new(rate_limit_counted),
             },
         ]
     }
@@ -658,7 +630,7 @@ fn canary(upstream: &Upstream, compare: Option<&Path>) -> Vec<Variant> {
     let ours =
         json!({"backends": [{"name": "stable", "weight": 1}, {"name": "canary", "weight": 2}]});
     let forwarded = |ex: &Exchange| -> Result<()> {
-        ensure!(ex.status == 200, "status {}", ex.status);
+        status_ok(ex)?;
         ensure!(
             ex.echo.is_some(),
             "not answered by the upstream: {}",
@@ -742,4 +714,20 @@ fn canary(upstream: &Upstream, compare: Option<&Path>) -> Vec<Variant> {
         });
     }
     variants
+}
+
+/// The request got a 200 (what every baseline checks, and every other check first).
+fn status_ok(ex: &Exchange) -> Result<()> {
+    ensure!(ex.status == 200, "status {}", ex.status);
+    Ok(())
+}
+
+/// Allowed and counted by a rate limit filter (in global mode: the service answered).
+fn rate_limit_counted(ex: &Exchange) -> Result<()> {
+    status_ok(ex)?;
+    ensure!(
+        ex.header("x-ratelimit-limit").is_some(),
+        "no x-ratelimit-limit header: the request was not counted"
+    );
+    Ok(())
 }
