@@ -128,6 +128,16 @@ impl Stream {
         Outcome::Refused
     }
 
+    /// Holds the body and trailers while the service decides: `Continue` from
+    /// their callbacks would send the request on undecided.
+    fn hold_while_waiting(&self) -> Action {
+        if self.waiting.is_some() {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
     /// The service could not decide: `failureMode` does.
     fn service_failed(&mut self, fail_open: bool, local: &Verdict) -> Outcome {
         self.metrics.service_failures.inc();
@@ -229,22 +239,12 @@ impl HttpContext for Stream {
         }
     }
 
-    /// Holds the body while the service decides: `Continue` here would send
-    /// the request on undecided.
     fn on_http_request_body(&mut self, _size: usize, _end_of_stream: bool) -> Action {
-        if self.waiting.is_some() {
-            Action::Pause
-        } else {
-            Action::Continue
-        }
+        self.hold_while_waiting()
     }
 
     fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
-        if self.waiting.is_some() {
-            Action::Pause
-        } else {
-            Action::Continue
-        }
+        self.hold_while_waiting()
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
