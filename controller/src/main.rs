@@ -1,13 +1,17 @@
 //! `tollgate`: the companion binary of the Tollgate filters.
 //!
-//! One subcommand per job (see DESIGN.md): `ratelimit-server` and `translate`
-//! now; `serve`, `bootstrap` and `validate` join them as the controller grows.
+//! One subcommand per job (see DESIGN.md): `serve`, `bootstrap`, `translate`
+//! and `ratelimit-server` now; `validate` joins them as the controller grows.
 //! Logs go to stderr through `tracing`; `RUST_LOG` sets the filter (default `info`).
 
+mod bootstrap_command;
 mod ratelimit_server;
 mod resources;
+mod serve;
+mod shutdown;
 mod translate;
 mod translate_command;
+mod xds;
 
 use std::process::ExitCode;
 
@@ -28,6 +32,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Watch a directory of Gateway API YAML, translate it and serve it to Envoy over ADS (SotW and Delta).
+    Serve(serve::Args),
+    /// Print the Envoy bootstrap (JSON) that points an Envoy at `tollgate serve`.
+    Bootstrap(bootstrap_command::Args),
     /// Global rate limit service: Envoy's RateLimitService gRPC API, counters in Redis.
     RatelimitServer(ratelimit_server::Args),
     /// Translate a directory of Gateway API YAML to Envoy resources and status, offline.
@@ -45,7 +53,9 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Translate(args) => translate_command::run(&args),
-        Command::RatelimitServer(args) => serve_async(args),
+        Command::Bootstrap(args) => bootstrap_command::run(&args),
+        Command::RatelimitServer(args) => run_async(ratelimit_server::run(args)),
+        Command::Serve(args) => run_async(serve::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -57,10 +67,10 @@ fn main() -> ExitCode {
 }
 
 /// The async subcommands, on a multi-threaded runtime built only for them.
-fn serve_async(args: ratelimit_server::Args) -> anyhow::Result<()> {
+fn run_async(job: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(ratelimit_server::run(args))
+    runtime.block_on(job)
 }

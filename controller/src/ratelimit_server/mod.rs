@@ -78,7 +78,7 @@ pub async fn run(args: Args) -> Result<()> {
         }
     };
     tokio::spawn(async move {
-        wait_for_signal().await;
+        crate::shutdown::wait_for_signal().await;
         let _ = stop_tx.send(true);
     });
 
@@ -130,23 +130,4 @@ fn local_addr(listener: &TcpListener) -> String {
     listener
         .local_addr()
         .map_or_else(|e| format!("<unknown: {e}>"), |a| a.to_string())
-}
-
-/// SIGTERM (Kubernetes, systemd) or SIGINT (Ctrl-C). If the SIGTERM handler
-/// cannot be installed, SIGINT alone still stops the server.
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("SIGINT received");
-        }
-    }
 }

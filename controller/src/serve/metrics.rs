@@ -1,0 +1,135 @@
+//! `tollgate serve`'s Prometheus metrics: reloads, the snapshot being served,
+//! how long loading and translating took, and the xDS server's own.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::xds::{self, snapshot::short_type, Snapshot};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    version: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabel {
+    r#type: String,
+}
+
+/// Clones share values.
+#[derive(Clone)]
+pub struct Metrics {
+    pub xds: xds::Metrics,
+    translations: Family<ResultLabel, Counter>,
+    snapshot: Family<VersionLabel, Gauge>,
+    load_seconds: Gauge<f64, AtomicU64>,
+    translate_seconds: Gauge<f64, AtomicU64>,
+    resources: Family<TypeLabel, Gauge>,
+    load_errors: Gauge,
+    registry: Arc<Registry>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("tollgate");
+        let metrics = Metrics {
+            xds: xds::Metrics::default(),
+            translations: Family::default(),
+            snapshot: Family::default(),
+            load_seconds: Gauge::default(),
+            translate_seconds: Gauge::default(),
+            resources: Family::default(),
+            load_errors: Gauge::default(),
+            registry: Arc::new(Registry::default()),
+        };
+        metrics.xds.register(&mut registry);
+        registry.register(
+            "translations",
+            "Reloads of the config directory by result: ok (translated and published), load_error (the last good configuration kept serving)",
+            metrics.translations.clone(),
+        );
+        registry.register(
+            "snapshot",
+            "The configuration version served to nodes that get every Gateway (value 1)",
+            metrics.snapshot.clone(),
+        );
+        registry.register(
+            "last_load_seconds",
+            "Time the last reload took to read and parse the config directory",
+            metrics.load_seconds.clone(),
+        );
+        registry.register(
+            "last_translate_seconds",
+            "Time the last successful reload took to translate",
+            metrics.translate_seconds.clone(),
+        );
+        registry.register(
+            "resources",
+            "Envoy resources in the served snapshot, by type",
+            metrics.resources.clone(),
+        );
+        registry.register(
+            "load_errors",
+            "Problems found by the last reload (0 when the directory loaded cleanly)",
+            metrics.load_errors.clone(),
+        );
+        Metrics {
+            registry: Arc::new(registry),
+            ..metrics
+        }
+    }
+
+    pub fn load_failed(&self, problems: usize, load: Duration) {
+        self.translations
+            .get_or_create(&ResultLabel {
+                result: "load_error",
+            })
+            .inc();
+        self.load_seconds.set(load.as_secs_f64());
+        self.load_errors
+            .set(i64::try_from(problems).unwrap_or(i64::MAX));
+    }
+
+    pub fn translated(&self, snapshot: &Snapshot, load: Duration, translate: Duration) {
+        self.translations
+            .get_or_create(&ResultLabel { result: "ok" })
+            .inc();
+        self.load_seconds.set(load.as_secs_f64());
+        self.translate_seconds.set(translate.as_secs_f64());
+        self.load_errors.set(0);
+        self.snapshot.clear();
+        self.snapshot
+            .get_or_create(&VersionLabel {
+                version: snapshot.version().to_owned(),
+            })
+            .set(1);
+        self.resources.clear();
+        for (type_url, count) in snapshot.counts() {
+            self.resources
+                .get_or_create(&TypeLabel {
+                    r#type: short_type(type_url).to_owned(),
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,297 @@
+//! Which configuration a node gets. By default every Gateway of our class
+//! (file mode: one Envoy serves them all, each listener on its own port). A
+//! node whose metadata names a Gateway (`tollgate bootstrap --gateway NS/NAME`
+//! puts it there) gets only that Gateway's listeners, routes and clusters, as
+//! one Envoy deployment per Gateway on Kubernetes will.
+//!
+//! A Gateway's view is the translation of the resources narrowed to that
+//! Gateway and the routes whose parentRefs name it; computing it with the
+//! translator itself, rather than picking pieces out of the full
+//! translation, keeps it right whatever the translator learns. Views are
+//! computed when a node first asks and on every reload after, while some
+//! stream still follows them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::google::protobuf::value::Kind;
+use tokio::sync::watch;
+
+use crate::resources::{ParentRef, Resources};
+use crate::translate::{self, Translation};
+use crate::xds::{Snapshot, Views};
+
+/// The node metadata key naming the one Gateway a node serves, `NS/NAME`.
+pub const GATEWAY_METADATA_KEY: &str = "tollgate.dev/gateway";
+
+/// `None`: every Gateway; else `(namespace, name)`.
+type ViewKey = Option<(String, String)>;
+type Sender = watch::Sender<Option<Arc<Snapshot>>>;
+
+pub struct GatewayViews {
+    options: translate::Options,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    resources: Option<Arc<Resources>>,
+    views: HashMap<ViewKey, Sender>,
+}
+
+impl GatewayViews {
+    pub fn new(options: translate::Options) -> GatewayViews {
+        GatewayViews {
+            options,
+            inner: Mutex::new(Inner {
+                resources: None,
+                views: HashMap::from([(None, watch::channel(None).0)]),
+            }),
+        }
+    }
+
+    /// Publishes a new configuration: `all` is its translation for every
+    /// Gateway (the caller needs it for status anyway). Streams hear of a
+    /// view only if its version changed. Returns the all-Gateways snapshot and
+    /// whether it changed.
+    pub fn publish(&self, resources: Resources, all: &Translation) -> (Arc<Snapshot>, bool) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let resources = Arc::new(resources);
+        inner.resources = Some(resources.clone());
+        // Views nobody follows any more are dropped (the all-Gateways one stays).
+        inner
+            .views
+            .retain(|key, sender| key.is_none() || sender.receiver_count() > 0);
+        let all = Arc::new(Snapshot::from_translation(all));
+        let mut all_changed = false;
+        for (key, sender) in &inner.views {
+            let snapshot = match key {
+                None => all.clone(),
+                Some((namespace, name)) => {
+                    Arc::new(self.gateway_snapshot(&resources, namespace, name))
+                }
+            };
+            let changed = replace_if_new(sender, snapshot);
+            if key.is_none() {
+                all_changed = changed;
+            }
+        }
+        (all, all_changed)
+    }
+
+    fn gateway_snapshot(&self, resources: &Resources, namespace: &str, name: &str) -> Snapshot {
+        let only = only_gateway(resources, namespace, name);
+        Snapshot::from_translation(&translate::translate(&only, &self.options))
+    }
+}
+
+impl Views for GatewayViews {
+    fn subscribe(&self, node: &Node) -> watch::Receiver<Option<Arc<Snapshot>>> {
+        let key = gateway_of(node);
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = inner.views.get(&key) {
+            return sender.subscribe();
+        }
+        let snapshot = match (&key, &inner.resources) {
+            (Some((namespace, name)), Some(resources)) => {
+                Some(Arc::new(self.gateway_snapshot(resources, namespace, name)))
+            }
+            _ => None,
+        };
+        let (sender, receiver) = watch::channel(snapshot);
+        inner.views.insert(key, sender);
+        receiver
+    }
+}
+
+/// Replaces the view's snapshot unless it has the same version; true if it did.
+fn replace_if_new(sender: &Sender, snapshot: Arc<Snapshot>) -> bool {
+    sender.send_if_modified(|current| {
+        if current
+            .as_ref()
+            .is_some_and(|c| c.version() == snapshot.version())
+        {
+            false
+        } else {
+            *current = Some(snapshot);
+            true
+        }
+    })
+}
+
+/// The Gateway a node's metadata names, if it names one as `NS/NAME`.
+fn gateway_of(node: &Node) -> ViewKey {
+    let value = node.metadata.as_ref()?.fields.get(GATEWAY_METADATA_KEY)?;
+    let Some(Kind::StringValue(text)) = &value.kind else {
+        tracing::warn!(node = %node.id, "node metadata {GATEWAY_METADATA_KEY} is not a string; serving every Gateway");
+        return None;
+    };
+    match parse_gateway(text) {
+        Some(key) => Some(key),
+        None => {
+            tracing::warn!(node = %node.id, value = %text, "node metadata {GATEWAY_METADATA_KEY} is not NAMESPACE/NAME; serving every Gateway");
+            None
+        }
+    }
+}
+
+/// `NS/NAME` → `(NS, NAME)`; both parts non-empty.
+pub fn parse_gateway(text: &str) -> Option<(String, String)> {
+    let (namespace, name) = text.split_once('/')?;
+    (!namespace.is_empty() && !name.is_empty() && !name.contains('/'))
+        .then(|| (namespace.to_owned(), name.to_owned()))
+}
+
+/// The resources with one Gateway left, and only the routes attached to it.
+fn only_gateway(resources: &Resources, namespace: &str, name: &str) -> Resources {
+    let mut only = resources.clone();
+    only.gateways
+        .retain(|g| g.object.metadata.namespace() == namespace && g.object.metadata.name == name);
+    only.http_routes.retain(|route| {
+        let route_namespace = route.object.metadata.namespace();
+        route
+            .object
+            .spec
+            .parent_refs
+            .iter()
+            .any(|p| names_gateway(p, route_namespace, namespace, name))
+    });
+    only
+}
+
+fn names_gateway(parent: &ParentRef, route_namespace: &str, namespace: &str, name: &str) -> bool {
+    parent
+        .group
+        .as_deref()
+        .is_none_or(|g| g == "gateway.networking.k8s.io")
+        && parent.kind.as_deref().is_none_or(|k| k == "Gateway")
+        && parent.namespace.as_deref().unwrap_or(route_namespace) == namespace
+        && parent.name == name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::loader::load_str;
+    use envoy_types::pb::envoy::config::listener::v3::Listener;
+    use envoy_types::pb::google::protobuf::{Struct, Value};
+    use prost::Name;
+
+    const TWO_GATEWAYS: &str = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: tollgate}
+spec: {controllerName: tollgate.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: a, namespace: web}
+spec:
+  gatewayClassName: tollgate
+  listeners: [{name: http, protocol: HTTP, port: 8001}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: b, namespace: web}
+spec:
+  gatewayClassName: tollgate
+  listeners: [{name: http, protocol: HTTP, port: 8002}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: svc-b
+  namespace: web
+  annotations: {tollgate.dev/static-endpoints: \"127.0.0.1:3000\"}
+spec: {ports: [{port: 3000}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-b, namespace: web}
+spec:
+  parentRefs: [{name: b}]
+  rules: [{backendRefs: [{name: svc-b, port: 3000}]}]
+";
+
+    fn node(gateway: Option<&str>) -> Node {
+        let metadata = gateway.map(|g| Struct {
+            fields: [(
+                GATEWAY_METADATA_KEY.to_owned(),
+                Value {
+                    kind: Some(Kind::StringValue(g.to_owned())),
+                },
+            )]
+            .into_iter()
+            .collect(),
+        });
+        Node {
+            id: "n".into(),
+            metadata,
+            ..Node::default()
+        }
+    }
+
+    #[test]
+    fn a_gateway_node_gets_only_its_gateway() {
+        let mut resources = Resources::default();
+        load_str("gw.yaml", TWO_GATEWAYS, &mut resources).unwrap();
+        let options = translate::Options { port_remap: true };
+        let views = GatewayViews::new(options);
+        let all = translate::translate(&resources, &options);
+        let (snapshot, changed) = views.publish(resources.clone(), &all);
+        assert!(changed);
+        assert_eq!(snapshot.resources(&Listener::type_url()).entries.len(), 2);
+        assert_eq!(
+            views
+                .subscribe(&node(None))
+                .borrow()
+                .as_ref()
+                .unwrap()
+                .version(),
+            snapshot.version()
+        );
+
+        let view_a = views.subscribe(&node(Some("web/a")));
+        let view_b = views.subscribe(&node(Some("web/b")));
+        let listeners = |rx: &watch::Receiver<Option<Arc<Snapshot>>>| -> Vec<String> {
+            let s = rx.borrow().clone().unwrap();
+            s.resources(&Listener::type_url())
+                .entries
+                .keys()
+                .cloned()
+                .collect()
+        };
+        assert_eq!(listeners(&view_a), ["http-8001"]);
+        assert_eq!(listeners(&view_b), ["http-8002"]);
+        let clusters = |rx: &watch::Receiver<Option<Arc<Snapshot>>>| {
+            rx.borrow()
+                .clone()
+                .unwrap()
+                .resources(&envoy_types::pb::envoy::config::cluster::v3::Cluster::type_url())
+                .entries
+                .len()
+        };
+        assert_eq!(
+            clusters(&view_a),
+            0,
+            "b's route and its cluster are not a's"
+        );
+        assert_eq!(clusters(&view_b), 1);
+
+        // The same configuration again changes nothing.
+        let (_, changed) = views.publish(resources, &all);
+        assert!(!changed);
+    }
+
+    #[test]
+    fn gateway_names_are_namespace_slash_name() {
+        assert_eq!(
+            parse_gateway("web/a"),
+            Some(("web".to_owned(), "a".to_owned()))
+        );
+        for bad in ["a", "/a", "web/", "web/a/b"] {
+            assert_eq!(parse_gateway(bad), None, "{bad}");
+        }
+        assert_eq!(gateway_of(&node(Some("nonsense"))), None);
+    }
+}
