@@ -3,6 +3,8 @@
 //! - [`envoy`] starts a real Envoy with a generated config on free loopback
 //!   ports and stops it when dropped, printing its log if the test failed.
 //! - [`envoy_config`] builds those configs.
+//! - [`gateway`] is the controller live: `tollgate serve` on a temp config directory
+//!   and an Envoy bootstrapped to it, for tests that change YAML and watch Envoy follow.
 //! - [`echo`] is a backend following the Gateway API conformance echo contract.
 //! - [`bench`] measures Envoy CPU per request with wrk, side by side with native filters.
 //! - [`bench_verify`] measures one JWT signature verification per algorithm inside
@@ -21,6 +23,7 @@ pub mod bench_verify;
 pub mod echo;
 pub mod envoy;
 pub mod envoy_config;
+pub mod gateway;
 pub mod jwks_server;
 pub mod jwt_mint;
 pub mod paths;

@@ -1,0 +1,334 @@
+//! `tollgate serve` feeding a real Envoy over ADS (the Envoy bootstrapped by
+//! `tollgate bootstrap`): routing, edits, added and deleted files, a broken
+//! file, a configuration Envoy rejects, the admin endpoint, Delta xDS, and an
+//! Envoy serving one Gateway. Every wait is bounded (see e2e::gateway).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a broken setup should fail the test loudly
+
+use std::path::Path;
+
+use e2e::echo::Echo;
+use e2e::gateway::{free_port, gateway, gateway_class, service, Gateway, Options};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_tollgate"))
+}
+
+fn route(name: &str, host: &str, path_prefix: &str, service: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  parentRefs: [{{name: eg}}]\n  hostnames: [{host}]\n  rules:\n  - matches: [{{path: {{type: PathPrefix, value: {path_prefix}}}}}]\n    backendRefs: [{{name: {service}, port: 80}}]\n"
+    )
+}
+
+/// Two echo backends behind `web-1` and `web-2`, Gateway `default/eg` on a
+/// free port, and the routes of Envoy Gateway's quickstart and routing guide.
+struct Setup {
+    gw: Gateway,
+    port: u16,
+    _echoes: [Echo; 2],
+}
+
+async fn setup(options: &Options) -> Setup {
+    let echoes = [
+        Echo::start("web-1").await.unwrap(),
+        Echo::start("web-2").await.unwrap(),
+    ];
+    let port = free_port().unwrap();
+    let files = [
+        ("class.yaml", gateway_class()),
+        ("gateway.yaml", gateway("default", "eg", port)),
+        (
+            "services/web-1.yaml",
+            service("default", "web-1", &[echoes[0].addr()]),
+        ),
+        (
+            "services/web-2.yaml",
+            service("default", "web-2", &[echoes[1].addr()]),
+        ),
+        (
+            "routes/example.yaml",
+            route("example", "example.com", "/", "web-1"),
+        ),
+        (
+            "routes/foo.yaml",
+            route("foo", "foo.example.com", "/login", "web-2"),
+        ),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, y)| (*p, y.as_str())).collect();
+    let gw = Gateway::start_with(bin(), &files, options).await.unwrap();
+    Setup {
+        gw,
+        port,
+        _echoes: echoes,
+    }
+}
+
+fn pod(pod: &'static str) -> impl Fn(&e2e::gateway::Reply) -> bool {
+    move |r| r.status == 200 && r.pod().as_deref() == Some(pod)
+}
+
+fn status(code: u16) -> impl Fn(&e2e::gateway::Reply) -> bool {
+    move |r| r.status == code
+}
+
+#[tokio::test]
+async fn host_and_path_routing_follow_edits_added_and_deleted_files() {
+    let Setup { gw, port, _echoes } = setup(&Options::default()).await;
+    let envoy_pid = gw.envoy.pid();
+    gw.wait_until(port, "example.com", "/", "web-1", pod("web-1"))
+        .await
+        .unwrap();
+    gw.wait_until(port, "foo.example.com", "/login", "web-2", pod("web-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        gw.get(port, "foo.example.com", "/").await.unwrap().status,
+        404
+    );
+
+    // An edit reaches the running Envoy.
+    gw.write(
+        "routes/example.yaml",
+        &route("example", "example.com", "/", "web-2"),
+    )
+    .unwrap();
+    gw.wait_until(port, "example.com", "/", "moved to web-2", pod("web-2"))
+        .await
+        .unwrap();
+
+    // A file in a directory created after the start.
+    gw.write(
+        "routes/new/late.yaml",
+        &route("late", "late.example.com", "/", "web-1"),
+    )
+    .unwrap();
+    gw.wait_until(port, "late.example.com", "/x", "added", pod("web-1"))
+        .await
+        .unwrap();
+    gw.remove("routes/new/late.yaml").unwrap();
+    gw.wait_until(port, "late.example.com", "/x", "removed", status(404))
+        .await
+        .unwrap();
+    assert_eq!(gw.envoy.pid(), envoy_pid, "Envoy was never restarted");
+
+    // The admin endpoint.
+    let (code, ready) = gw.admin("/readyz").await.unwrap();
+    assert_eq!(code, 200, "{ready}");
+    assert_eq!(gw.admin("/healthz").await.unwrap().0, 200);
+    let (code, dump) = gw.admin("/config_dump").await.unwrap();
+    assert_eq!(code, 200);
+    let dump: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    assert_eq!(dump["listeners"][0]["name"], format!("http-{port}"));
+    assert!(dump["version"].is_string(), "{dump}");
+    let served = dump["version"].as_str().unwrap();
+    assert!(ready.contains(served), "{ready} vs {served}");
+    let routes = dump["routes"][0]["virtual_hosts"].to_string();
+    assert!(routes.contains("foo.example.com") && !routes.contains("late.example.com"));
+    assert_eq!(gw.metric("tollgate_xds_streams").await.unwrap(), 1);
+    assert!(
+        gw.metric("tollgate_xds_acks_total{type=\"RouteConfiguration\"}")
+            .await
+            .unwrap()
+            >= 3
+    );
+    assert_eq!(
+        gw.metric("tollgate_xds_nacks_total{type=\"RouteConfiguration\"}")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        gw.metric(&format!("tollgate_snapshot{{version=\"{served}\"}}"))
+            .await
+            .unwrap(),
+        1
+    );
+    let (_, status) = gw.admin("/status").await.unwrap();
+    assert!(
+        status.contains("httpRoutes:") && status.contains("name: example"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_file_is_reported_and_the_last_good_configuration_keeps_serving() {
+    let Setup { gw, port, _echoes } = setup(&Options::default()).await;
+    gw.wait_until(port, "example.com", "/", "web-1", pod("web-1"))
+        .await
+        .unwrap();
+    let version = gw.admin("/readyz").await.unwrap().1;
+
+    gw.write("routes/broken.yaml", "apiVersion: v1\nkind: [broken\n")
+        .unwrap();
+    // While the directory is broken, a good edit elsewhere waits too: what
+    // Envoy gets is always one whole, loadable directory.
+    gw.write(
+        "routes/example.yaml",
+        &route("example", "example.com", "/", "web-2"),
+    )
+    .unwrap();
+    let status = gw
+        .admin_until("/status", "reporting the broken file", |s| {
+            s.contains("broken.yaml:2:")
+        })
+        .await
+        .unwrap();
+    assert!(status.contains("loadErrors:"), "{status}");
+    assert!(gw.status_file().unwrap().contains("broken.yaml:2:"));
+    assert!(gw.serve_log().contains("broken.yaml:2:"));
+    assert_eq!(gw.metric("tollgate_load_errors").await.unwrap(), 1);
+    assert!(
+        gw.metric("tollgate_translations_total{result=\"load_error\"}")
+            .await
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(
+        gw.admin("/readyz").await.unwrap().1,
+        version,
+        "still serving the last good version"
+    );
+    let reply = gw.get(port, "example.com", "/").await.unwrap();
+    assert_eq!(reply.pod().as_deref(), Some("web-1"));
+
+    // Fixing the directory applies everything it now says.
+    gw.remove("routes/broken.yaml").unwrap();
+    gw.wait_until(port, "example.com", "/", "moved to web-2", pod("web-2"))
+        .await
+        .unwrap();
+    let status = gw
+        .admin_until("/status", "clean", |s| s.contains("loadErrors: []"))
+        .await
+        .unwrap();
+    assert!(!status.contains("broken.yaml"), "{status}");
+}
+
+#[tokio::test]
+async fn a_configuration_envoy_rejects_is_logged_counted_and_the_previous_keeps_serving() {
+    let Setup { gw, port, _echoes } = setup(&Options::default()).await;
+    gw.wait_until(port, "example.com", "/", "web-1", pod("web-1"))
+        .await
+        .unwrap();
+    // RE2 has no lookahead; the translator passes the regex through and
+    // Envoy rejects the whole route configuration.
+    let lookahead = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: lookahead}\nspec:\n  parentRefs: [{name: eg}]\n  hostnames: [re.example.com]\n  rules:\n  - matches: [{path: {type: RegularExpression, value: \"/(?=x)\"}}]\n    backendRefs: [{name: web-2, port: 80}]\n";
+    gw.write("routes/lookahead.yaml", lookahead).unwrap();
+    gw.admin_until("/metrics", "counting the NACK", |m| {
+        m.contains("tollgate_xds_nacks_total{type=\"RouteConfiguration\"} 1")
+    })
+    .await
+    .unwrap();
+    let log = gw.serve_log();
+    assert!(
+        log.contains("NACK") && log.contains("invalid perl operator"),
+        "Envoy's error is in the log:\n{log}"
+    );
+    // Envoy kept the previous route configuration.
+    assert_eq!(
+        gw.get(port, "example.com", "/")
+            .await
+            .unwrap()
+            .pod()
+            .as_deref(),
+        Some("web-1")
+    );
+    assert_eq!(
+        gw.get(port, "re.example.com", "/x").await.unwrap().status,
+        404
+    );
+
+    // The next good configuration is sent and taken.
+    gw.remove("routes/lookahead.yaml").unwrap();
+    gw.write(
+        "routes/example.yaml",
+        &route("example", "example.com", "/", "web-2"),
+    )
+    .unwrap();
+    gw.wait_until(port, "example.com", "/", "moved to web-2", pod("web-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        gw.metric("tollgate_xds_nacks_total{type=\"RouteConfiguration\"}")
+            .await
+            .unwrap(),
+        1,
+        "the rejected version was not sent again"
+    );
+}
+
+#[tokio::test]
+async fn delta_xds_carries_edits_and_removals() {
+    let options = Options {
+        delta: true,
+        ..Options::default()
+    };
+    let Setup { gw, port, _echoes } = setup(&options).await;
+    gw.wait_until(port, "example.com", "/", "web-1", pod("web-1"))
+        .await
+        .unwrap();
+    gw.write(
+        "routes/example.yaml",
+        &route("example", "example.com", "/", "web-2"),
+    )
+    .unwrap();
+    gw.wait_until(port, "example.com", "/", "moved to web-2", pod("web-2"))
+        .await
+        .unwrap();
+    // The route goes, and with it the only use of web-1's cluster.
+    gw.remove("routes/example.yaml").unwrap();
+    gw.wait_until(port, "example.com", "/", "removed", status(404))
+        .await
+        .unwrap();
+    gw.wait_until(
+        port,
+        "foo.example.com",
+        "/login",
+        "still web-2",
+        pod("web-2"),
+    )
+    .await
+    .unwrap();
+    assert!(gw.serve_log().contains("protocol=\"delta\""));
+    assert_eq!(
+        gw.metric("tollgate_xds_nacks_total{type=\"Cluster\"}")
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn an_envoy_bootstrapped_for_one_gateway_gets_only_that_gateway() {
+    let echo = Echo::start("web-1").await.unwrap();
+    let (port_a, port_b) = (free_port().unwrap(), free_port().unwrap());
+    let route_b = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: b, namespace: team-b}\nspec:\n  parentRefs: [{name: b, namespace: team-b}]\n  hostnames: [b.example.com]\n  rules: [{backendRefs: [{name: web-1, port: 80, namespace: team-a}]}]\n";
+    let route_a = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: a, namespace: team-a}\nspec:\n  parentRefs: [{name: a}]\n  hostnames: [a.example.com]\n  rules: [{backendRefs: [{name: web-1, port: 80}]}]\n";
+    let files = [
+        ("class.yaml", gateway_class()),
+        ("a.yaml", gateway("team-a", "a", port_a)),
+        ("b.yaml", gateway("team-b", "b", port_b)),
+        ("svc.yaml", service("team-a", "web-1", &[echo.addr()])),
+        ("route-a.yaml", route_a.to_owned()),
+        ("route-b.yaml", route_b.to_owned()),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, y)| (*p, y.as_str())).collect();
+    let options = Options {
+        gateway: Some("team-a/a".into()),
+        ..Options::default()
+    };
+    let gw = Gateway::start_with(bin(), &files, &options).await.unwrap();
+    gw.wait_until(port_a, "a.example.com", "/", "web-1", pod("web-1"))
+        .await
+        .unwrap();
+    let listeners = gw.envoy.admin_get("/listeners").await.unwrap();
+    assert!(listeners.contains(&format!("http-{port_a}")), "{listeners}");
+    assert!(
+        !listeners.contains(&format!("http-{port_b}")),
+        "{listeners}"
+    );
+    let clusters = gw.envoy.admin_get("/clusters").await.unwrap();
+    assert!(clusters.contains("web-1"), "{clusters}");
+    // Status still covers every Gateway.
+    let (_, status) = gw.admin("/status").await.unwrap();
+    assert!(status.contains("name: b"), "{status}");
+}
