@@ -332,3 +332,19 @@ async fn an_envoy_bootstrapped_for_one_gateway_gets_only_that_gateway() {
     let (_, status) = gw.admin("/status").await.unwrap();
     assert!(status.contains("name: b"), "{status}");
 }
+
+#[tokio::test]
+async fn the_controller_stops_on_sigterm_and_envoy_keeps_its_configuration() {
+    let Setup {
+        mut gw,
+        port,
+        _echoes,
+    } = setup(&Options::default()).await;
+    gw.wait_until(port, "example.com", "/", "web-1", pod("web-1"))
+        .await
+        .unwrap();
+    let exit = gw.terminate_serve().await.unwrap();
+    assert!(exit.success(), "{exit}\n{}", gw.serve_log());
+    let reply = gw.get(port, "example.com", "/").await.unwrap();
+    assert_eq!(reply.pod().as_deref(), Some("web-1"));
+}

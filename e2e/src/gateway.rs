@@ -17,7 +17,7 @@
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -231,6 +231,28 @@ impl Gateway {
 
     pub fn serve_log(&self) -> String {
         self.serve.log()
+    }
+
+    /// SIGTERM to `tollgate serve`, then waits (at most 10 s) for it to exit.
+    pub async fn terminate_serve(&mut self) -> Result<ExitStatus> {
+        let pid = libc::pid_t::try_from(self.serve.child.id())?;
+        // SAFETY: sending a signal to our own child.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            bail!("kill: {}", std::io::Error::last_os_error());
+        }
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.serve.child.try_wait()? {
+                return Ok(status);
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                bail!(
+                    "tollgate serve still running 10 s after SIGTERM; log:\n{}",
+                    self.serve.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 

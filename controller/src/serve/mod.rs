@@ -137,6 +137,7 @@ pub async fn run(args: Args) -> Result<()> {
     reloader.reload();
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_streams = stop_rx.clone();
     let stopped = move || {
         let mut rx = stop_rx.clone();
         async move {
@@ -153,7 +154,7 @@ pub async fn run(args: Args) -> Result<()> {
         ))
     });
     tracing::info!(addr = %local_addr(&xds_listener), dir = %args.config_dir.display(), "ADS server listening");
-    let ads = AdsServer::new(views, metrics.xds.clone());
+    let ads = AdsServer::new(views, metrics.xds.clone(), stop_streams);
     let grpc = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(AggregatedDiscoveryServiceServer::new(ads))
@@ -169,7 +170,6 @@ pub async fn run(args: Args) -> Result<()> {
         }
     }
     let _ = stop_tx.send(true);
-    // Envoy keeps its streams open; they end with the server.
     grpc.await
         .context("ADS server task")?
         .context("ADS server")?;

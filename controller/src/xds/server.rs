@@ -10,7 +10,7 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -24,11 +24,19 @@ const QUEUE: usize = 16;
 pub struct AdsServer {
     views: Arc<dyn Views>,
     metrics: Metrics,
+    stop: watch::Receiver<bool>,
 }
 
 impl AdsServer {
-    pub fn new(views: Arc<dyn Views>, metrics: Metrics) -> AdsServer {
-        AdsServer { views, metrics }
+    /// Streams end when `stop` turns true (or its sender goes): tonic's
+    /// graceful shutdown waits for every open call, and an ADS stream never
+    /// ends by itself. Envoy keeps its configuration and reconnects.
+    pub fn new(views: Arc<dyn Views>, metrics: Metrics, stop: watch::Receiver<bool>) -> AdsServer {
+        AdsServer {
+            views,
+            metrics,
+            stop,
+        }
     }
 }
 
@@ -45,8 +53,7 @@ impl AggregatedDiscoveryService for AdsServer {
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
         Ok(Response::new(spawn::<sotw::Stream>(
             request.into_inner(),
-            self.views.clone(),
-            self.metrics.clone(),
+            self,
         )))
     }
 
@@ -56,8 +63,7 @@ impl AggregatedDiscoveryService for AdsServer {
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
         Ok(Response::new(spawn::<delta::Stream>(
             request.into_inner(),
-            self.views.clone(),
-            self.metrics.clone(),
+            self,
         )))
     }
 }
@@ -117,17 +123,19 @@ impl Protocol for delta::Stream {
     }
 }
 
-fn spawn<P>(
-    requests: Streaming<P::Request>,
-    views: Arc<dyn Views>,
-    metrics: Metrics,
-) -> ResponseStream<P::Response>
+fn spawn<P>(requests: Streaming<P::Request>, server: &AdsServer) -> ResponseStream<P::Response>
 where
     P: Protocol,
     P::Request: prost::Message + Default,
 {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run::<P>(requests, views, metrics, tx));
+    tokio::spawn(run::<P>(
+        requests,
+        server.views.clone(),
+        server.metrics.clone(),
+        server.stop.clone(),
+        tx,
+    ));
     Box::pin(ReceiverStream::new(rx))
 }
 
@@ -138,19 +146,23 @@ async fn run<P>(
     mut requests: Streaming<P::Request>,
     views: Arc<dyn Views>,
     metrics: Metrics,
+    mut stop: watch::Receiver<bool>,
     tx: mpsc::Sender<Result<P::Response, Status>>,
 ) where
     P: Protocol,
     P::Request: prost::Message + Default,
 {
     let _open = metrics.stream_opened();
-    let first = match requests.message().await {
-        Ok(Some(first)) => first,
-        Ok(None) => return,
-        Err(status) => {
-            tracing::debug!(%status, "xDS stream ended before its first request");
-            return;
-        }
+    let first = tokio::select! {
+        message = requests.message() => match message {
+            Ok(Some(first)) => first,
+            Ok(None) => return,
+            Err(status) => {
+                tracing::debug!(%status, "xDS stream ended before its first request");
+                return;
+            }
+        },
+        _ = stop.wait_for(|stop| *stop) => return,
     };
     let node = P::node(&first).cloned().unwrap_or_default();
     let mut snapshots = views.subscribe(&node);
@@ -185,6 +197,7 @@ async fn run<P>(
                         None => Vec::new(),
                     }
                 }
+                _ = stop.wait_for(|stop| *stop) => break 'serve,
             },
         };
         for response in responses {

@@ -40,6 +40,7 @@ impl Views for OneView {
 
 struct Server {
     publish: watch::Sender<Option<Arc<Snapshot>>>,
+    stop: watch::Sender<bool>,
     registry: Registry,
     client: AggregatedDiscoveryServiceClient<tonic::transport::Channel>,
 }
@@ -52,8 +53,12 @@ impl Server {
         metrics.register(&mut registry);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let service =
-            AggregatedDiscoveryServiceServer::new(AdsServer::new(Arc::new(OneView(rx)), metrics));
+        let (stop, stop_rx) = watch::channel(false);
+        let service = AggregatedDiscoveryServiceServer::new(AdsServer::new(
+            Arc::new(OneView(rx)),
+            metrics,
+            stop_rx,
+        ));
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
@@ -64,6 +69,7 @@ impl Server {
             .unwrap();
         Server {
             publish,
+            stop,
             registry,
             client,
         }
@@ -115,6 +121,16 @@ impl Server {
         let started = Instant::now();
         while self.metric(sample) < value {
             assert!(started.elapsed() < WAIT, "{sample} never reached {value}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Server {
+    async fn metric_reaches_zero(&self, sample: &str) {
+        let started = Instant::now();
+        while self.metric(sample) > 0 {
+            assert!(started.elapsed() < WAIT, "{sample} never reached 0");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -482,4 +498,18 @@ async fn delta_initial_versions_and_nack() {
         v3.resources(&cds).entries["a"].version,
         "the NACKed a is not resent; its next version arrives"
     );
+}
+
+#[tokio::test]
+async fn streams_end_when_the_server_stops() {
+    let mut server = Server::start(Some(snapshot(&[("a", 1)], &[]))).await;
+    let (tx, mut rx) = server.sotw().await;
+    tx.send(request(Cluster::type_url(), &[])).await.unwrap();
+    next(&mut rx).await;
+    server.stop.send_replace(true);
+    let end = tokio::time::timeout(WAIT, rx.message())
+        .await
+        .expect("the stream ends in time");
+    assert!(matches!(end, Ok(None)), "{end:?}");
+    server.metric_reaches_zero("tollgate_xds_streams").await;
 }
