@@ -8,9 +8,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
+use prost::Name;
 
 use super::metrics::Metrics;
 use super::snapshot::{push_order, short_type, wildcard_by_default, Snapshot};
@@ -111,7 +113,10 @@ impl Stream {
             }
         }
         match snapshot {
-            Some(snapshot) => self.diff(&type_url, snapshot, first).into_iter().collect(),
+            Some(snapshot) => self
+                .diff(&type_url, snapshot, first, true)
+                .into_iter()
+                .collect(),
             None => Vec::new(),
         }
     }
@@ -127,20 +132,27 @@ impl Stream {
             .collect();
         others.sort();
         types.extend(others);
-        types
+        // Clusters that go away go last, after the listeners and routes that
+        // used them (make-before-break).
+        let cds = Cluster::type_url();
+        let mut out: Vec<DeltaDiscoveryResponse> = types
             .iter()
-            .filter_map(|t| self.diff(t, snapshot, false))
-            .collect()
+            .filter_map(|t| self.diff(t, snapshot, false, *t != cds))
+            .collect();
+        out.extend(self.diff(&cds, snapshot, false, true));
+        out
     }
 
-    /// The changes of one type the client has not been sent; a response even
-    /// when there are none if `always` (the first request of a type must be
-    /// answered, or Envoy waits out its initial fetch timeout).
+    /// The changes of one type the client has not been sent, removals only
+    /// if `removals`; a response even when there are none if `always` (the
+    /// first request of a type must be answered, or Envoy waits out its
+    /// initial fetch timeout).
     fn diff(
         &mut self,
         type_url: &str,
         snapshot: &Snapshot,
         always: bool,
+        removals: bool,
     ) -> Option<DeltaDiscoveryResponse> {
         let watch = self.watches.get_mut(type_url)?;
         let current = snapshot.resources(type_url);
@@ -156,21 +168,24 @@ impl Stream {
                 });
             }
         }
-        let mut removed: Vec<String> = watch
-            .known
-            .keys()
-            .filter(|name| !current.entries.contains_key(*name))
-            .cloned()
-            .collect();
-        for name in &removed {
-            watch.known.remove(name);
-            if watch.names.contains(name) {
-                watch.absent.insert(name.clone());
+        let mut removed: Vec<String> = Vec::new();
+        if removals {
+            removed = watch
+                .known
+                .keys()
+                .filter(|name| !current.entries.contains_key(*name))
+                .cloned()
+                .collect();
+            for name in &removed {
+                watch.known.remove(name);
+                if watch.names.contains(name) {
+                    watch.absent.insert(name.clone());
+                }
             }
-        }
-        for name in &watch.names {
-            if !current.entries.contains_key(name) && watch.absent.insert(name.clone()) {
-                removed.push(name.clone());
+            for name in &watch.names {
+                if !current.entries.contains_key(name) && watch.absent.insert(name.clone()) {
+                    removed.push(name.clone());
+                }
             }
         }
         // A name reported absent that exists again is sent like any other.

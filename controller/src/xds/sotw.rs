@@ -7,11 +7,17 @@
 //! not sent again (the client would only reject it again); the next snapshot
 //! that changes the type is. A request with an older nonce is stale (a later
 //! response crossed it) and ignored, as the protocol asks.
+//!
+//! Each stream keeps a copy of what it last sent of each type (to hold on to
+//! dropped clusters, see [`Stream::on_snapshot`]): one configuration's worth
+//! of memory per connected Envoy.
 
-use std::collections::BTreeSet;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::google::protobuf::Any;
+use prost::Name;
 
 use super::metrics::Metrics;
 use super::snapshot::{push_order, short_type, wildcard_by_default, Snapshot};
@@ -43,6 +49,8 @@ struct Watch {
     names: Names,
     /// Version and nonce of the last response of this type.
     sent: Option<(String, String)>,
+    /// What that response held, by name.
+    sent_resources: BTreeMap<String, Any>,
 }
 
 pub struct Stream {
@@ -73,8 +81,14 @@ impl Stream {
         let names = Names::of(&type_url, &request.resource_names);
         let respond = match self.watches.get_mut(&type_url) {
             None => {
-                self.watches
-                    .insert(type_url.clone(), Watch { names, sent: None });
+                self.watches.insert(
+                    type_url.clone(),
+                    Watch {
+                        names,
+                        sent: None,
+                        sent_resources: BTreeMap::new(),
+                    },
+                );
                 true
             }
             Some(watch) => {
@@ -116,6 +130,9 @@ impl Stream {
 
     /// What to send when the served snapshot changes: every watched type whose
     /// version differs from the one last sent, in make-before-break order.
+    /// Clusters the snapshot drops stay until the listeners and routes that
+    /// used them are replaced: first the new clusters plus the dropped ones,
+    /// last the new clusters alone.
     pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DiscoveryResponse> {
         let mut types: Vec<String> = push_order().into();
         let mut others: Vec<String> = self
@@ -132,30 +149,71 @@ impl Stream {
                     != Some(snapshot.resources(t).version.as_str())
             })
         });
-        types
-            .iter()
-            .filter_map(|t| self.respond(t, snapshot))
-            .collect()
+        let cds = Cluster::type_url();
+        let current = snapshot.resources(&cds);
+        let dropped: BTreeMap<String, Any> = match self.watches.get(&cds) {
+            Some(watch) if types.contains(&cds) => watch
+                .sent_resources
+                .iter()
+                .filter(|(name, _)| !current.entries.contains_key(*name))
+                .map(|(name, any)| (name.clone(), any.clone()))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        let mut out = Vec::new();
+        for type_url in &types {
+            if *type_url == cds && !dropped.is_empty() {
+                let mut kept = entries(snapshot, type_url);
+                kept.extend(dropped.clone());
+                let version = format!("{}+dropping", current.version);
+                out.extend(self.respond_with(type_url, version, kept));
+            } else {
+                out.extend(self.respond(type_url, snapshot));
+            }
+        }
+        if !dropped.is_empty() {
+            out.extend(self.respond(&cds, snapshot));
+        }
+        out
     }
 
     fn respond(&mut self, type_url: &str, snapshot: &Snapshot) -> Option<DiscoveryResponse> {
+        let version = snapshot.resources(type_url).version.clone();
+        self.respond_with(type_url, version, entries(snapshot, type_url))
+    }
+
+    /// Sends what the client subscribed to of `resources`, as `version`.
+    fn respond_with(
+        &mut self,
+        type_url: &str,
+        version: String,
+        resources: BTreeMap<String, Any>,
+    ) -> Option<DiscoveryResponse> {
         let watch = self.watches.get_mut(type_url)?;
-        let resources = snapshot.resources(type_url);
         self.nonces += 1;
         let nonce = self.nonces.to_string();
-        watch.sent = Some((resources.version.clone(), nonce.clone()));
+        watch.sent = Some((version.clone(), nonce.clone()));
+        watch.sent_resources = resources
+            .into_iter()
+            .filter(|(name, _)| watch.names.wants(name))
+            .collect();
         self.metrics.response(type_url);
         Some(DiscoveryResponse {
-            version_info: resources.version.clone(),
-            resources: resources
-                .entries
-                .iter()
-                .filter(|(name, _)| watch.names.wants(name))
-                .map(|(_, e)| e.resource.clone())
-                .collect(),
+            version_info: version,
+            resources: watch.sent_resources.values().cloned().collect(),
             type_url: type_url.to_owned(),
             nonce,
             ..DiscoveryResponse::default()
         })
     }
+}
+
+/// The resources of one type in `snapshot`, by name.
+fn entries(snapshot: &Snapshot, type_url: &str) -> BTreeMap<String, Any> {
+    snapshot
+        .resources(type_url)
+        .entries
+        .iter()
+        .map(|(name, e)| (name.clone(), e.resource.clone()))
+        .collect()
 }

@@ -513,3 +513,75 @@ async fn streams_end_when_the_server_stops() {
     assert!(matches!(end, Ok(None)), "{end:?}");
     server.metric_reaches_zero("tollgate_xds_streams").await;
 }
+
+/// A cluster that goes away is removed only after the routes that used it
+/// changed: SotW sends the clusters with the dropped one first, the
+/// routes, then the clusters without it.
+#[tokio::test]
+async fn sotw_a_dropped_cluster_goes_after_the_routes() {
+    let v1 = snapshot(&[("a", 1), ("b", 1)], &[("r1", 1)]);
+    let v2 = snapshot(&[("a", 1)], &[("r1", 2)]);
+    let (cds, rds) = (Cluster::type_url(), RouteConfiguration::type_url());
+    let mut server = Server::start(Some(v1)).await;
+    let (tx, mut rx) = server.sotw().await;
+    tx.send(request(cds.clone(), &[])).await.unwrap();
+    tx.send(request(rds.clone(), &["r1"])).await.unwrap();
+    for _ in 0..2 {
+        let r = next(&mut rx).await;
+        let names: &[&str] = if r.type_url == rds { &["r1"] } else { &[] };
+        tx.send(ack(&r, names)).await.unwrap();
+    }
+    server
+        .metric_reaches("tollgate_xds_acks_total{type=\"RouteConfiguration\"}", 1)
+        .await;
+    server
+        .metric_reaches("tollgate_xds_acks_total{type=\"Cluster\"}", 1)
+        .await;
+    server.publish(&v2);
+    let (first, second, third) = (
+        next(&mut rx).await,
+        next(&mut rx).await,
+        next(&mut rx).await,
+    );
+    assert_eq!(first.type_url, cds);
+    assert_eq!(names(&first.resources), ["a", "b"], "b still held");
+    assert_ne!(first.version_info, v2.resources(&cds).version);
+    assert_eq!(second.type_url, rds);
+    assert_eq!(third.type_url, cds);
+    assert_eq!(names(&third.resources), ["a"]);
+    assert_eq!(third.version_info, v2.resources(&cds).version);
+}
+
+#[tokio::test]
+async fn delta_a_removed_cluster_goes_after_the_routes() {
+    let v1 = snapshot(&[("a", 1), ("b", 1)], &[("r1", 1)]);
+    let v2 = snapshot(&[("a", 2)], &[("r1", 2)]);
+    let (cds, rds) = (Cluster::type_url(), RouteConfiguration::type_url());
+    let mut server = Server::start(Some(v1)).await;
+    let (tx, mut rx) = server.delta().await;
+    tx.send(delta_request(cds.clone(), &[])).await.unwrap();
+    tx.send(delta_request(rds.clone(), &["r1"])).await.unwrap();
+    for _ in 0..2 {
+        let r = next(&mut rx).await;
+        tx.send(delta_ack(&r)).await.unwrap();
+    }
+    server
+        .metric_reaches("tollgate_xds_acks_total{type=\"RouteConfiguration\"}", 1)
+        .await;
+    server
+        .metric_reaches("tollgate_xds_acks_total{type=\"Cluster\"}", 1)
+        .await;
+    server.publish(&v2);
+    let (first, second, third) = (
+        next(&mut rx).await,
+        next(&mut rx).await,
+        next(&mut rx).await,
+    );
+    assert_eq!(first.type_url, cds);
+    assert_eq!(delta_names(&first), ["a"]);
+    assert!(first.removed_resources.is_empty(), "b still held");
+    assert_eq!(second.type_url, rds);
+    assert_eq!(third.type_url, cds);
+    assert!(third.resources.is_empty());
+    assert_eq!(third.removed_resources, ["b"]);
+}
