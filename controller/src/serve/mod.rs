@@ -198,6 +198,7 @@ impl Reloader {
         let loaded = resources::load_dir(&self.dir);
         let load_time = started.elapsed();
         let previous = self.current.borrow().clone();
+        let mut publish = None;
         let current = match loaded {
             Err(e) => {
                 self.metrics.load_failed(e.problems.len(), load_time);
@@ -221,10 +222,13 @@ impl Reloader {
                 let translating = Instant::now();
                 let translation = translate::translate(&resources, &self.options);
                 let translate_time = translating.elapsed();
-                let (snapshot, changed) = self.views.publish(resources, &translation);
+                let snapshot = Arc::new(Snapshot::from_translation(&translation));
+                let changed =
+                    previous.snapshot.as_ref().map(|s| s.version()) != Some(snapshot.version());
                 self.metrics
                     .translated(&snapshot, load_time, translate_time);
                 log_publish(&snapshot, changed, translate_time);
+                publish = Some((resources, snapshot.clone()));
                 Current {
                     snapshot: Some(snapshot),
                     translation: Some(Arc::new(translation)),
@@ -245,7 +249,11 @@ impl Reloader {
                 Err(e) => tracing::warn!("{e:#}"),
             }
         }
+        // Status and admin first: once Envoy has a configuration, they show it.
         self.current.send_replace(Arc::new(current));
+        if let Some((resources, snapshot)) = publish {
+            self.views.publish(resources, snapshot);
+        }
     }
 }
 

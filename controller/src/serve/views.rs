@@ -19,7 +19,7 @@ use envoy_types::pb::google::protobuf::value::Kind;
 use tokio::sync::watch;
 
 use crate::resources::{ParentRef, Resources};
-use crate::translate::{self, Translation};
+use crate::translate;
 use crate::xds::{Snapshot, Views};
 
 /// The node metadata key naming the one Gateway a node serves, `NS/NAME`.
@@ -50,11 +50,10 @@ impl GatewayViews {
         }
     }
 
-    /// Publishes a new configuration: `all` is its translation for every
-    /// Gateway (the caller needs it for status anyway). Streams hear of a
-    /// view only if its version changed. Returns the all-Gateways snapshot and
-    /// whether it changed.
-    pub fn publish(&self, resources: Resources, all: &Translation) -> (Arc<Snapshot>, bool) {
+    /// Publishes a new configuration: `all` is its snapshot for every Gateway
+    /// (the caller translates that one anyway, for status). Streams hear of a
+    /// view only if its version changed.
+    pub fn publish(&self, resources: Resources, all: Arc<Snapshot>) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let resources = Arc::new(resources);
         inner.resources = Some(resources.clone());
@@ -62,8 +61,6 @@ impl GatewayViews {
         inner
             .views
             .retain(|key, sender| key.is_none() || sender.receiver_count() > 0);
-        let all = Arc::new(Snapshot::from_translation(all));
-        let mut all_changed = false;
         for (key, sender) in &inner.views {
             let snapshot = match key {
                 None => all.clone(),
@@ -71,12 +68,8 @@ impl GatewayViews {
                     Arc::new(self.gateway_snapshot(&resources, namespace, name))
                 }
             };
-            let changed = replace_if_new(sender, snapshot);
-            if key.is_none() {
-                all_changed = changed;
-            }
+            replace_if_new(sender, snapshot);
         }
-        (all, all_changed)
     }
 
     fn gateway_snapshot(&self, resources: &Resources, namespace: &str, name: &str) -> Snapshot {
@@ -104,8 +97,8 @@ impl Views for GatewayViews {
     }
 }
 
-/// Replaces the view's snapshot unless it has the same version; true if it did.
-fn replace_if_new(sender: &Sender, snapshot: Arc<Snapshot>) -> bool {
+/// Replaces the view's snapshot unless it has the same version.
+fn replace_if_new(sender: &Sender, snapshot: Arc<Snapshot>) {
     sender.send_if_modified(|current| {
         if current
             .as_ref()
@@ -116,7 +109,7 @@ fn replace_if_new(sender: &Sender, snapshot: Arc<Snapshot>) -> bool {
             *current = Some(snapshot);
             true
         }
-    })
+    });
 }
 
 /// The Gateway a node's metadata names, if it names one as `NS/NAME`.
@@ -237,18 +230,16 @@ spec:
         load_str("gw.yaml", TWO_GATEWAYS, &mut resources).unwrap();
         let options = translate::Options { port_remap: true };
         let views = GatewayViews::new(options);
-        let all = translate::translate(&resources, &options);
-        let (snapshot, changed) = views.publish(resources.clone(), &all);
-        assert!(changed);
-        assert_eq!(snapshot.resources(&Listener::type_url()).entries.len(), 2);
+        let all = Arc::new(Snapshot::from_translation(&translate::translate(
+            &resources, &options,
+        )));
+        let mut everything = views.subscribe(&node(None));
+        views.publish(resources.clone(), all.clone());
+        assert!(everything.has_changed().unwrap());
+        assert_eq!(all.resources(&Listener::type_url()).entries.len(), 2);
         assert_eq!(
-            views
-                .subscribe(&node(None))
-                .borrow()
-                .as_ref()
-                .unwrap()
-                .version(),
-            snapshot.version()
+            everything.borrow_and_update().as_ref().unwrap().version(),
+            all.version()
         );
 
         let view_a = views.subscribe(&node(Some("web/a")));
@@ -278,9 +269,9 @@ spec:
         );
         assert_eq!(clusters(&view_b), 1);
 
-        // The same configuration again changes nothing.
-        let (_, changed) = views.publish(resources, &all);
-        assert!(!changed);
+        // The same configuration again notifies nobody.
+        views.publish(resources, all);
+        assert!(!everything.has_changed().unwrap());
     }
 
     #[test]
