@@ -44,51 +44,54 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
+        let xds = xds::Metrics::default();
+        let translations = Family::<ResultLabel, Counter>::default();
+        let snapshot = Family::<VersionLabel, Gauge>::default();
+        let load_seconds = Gauge::<f64, AtomicU64>::default();
+        let translate_seconds = Gauge::<f64, AtomicU64>::default();
+        let resources = Family::<TypeLabel, Gauge>::default();
+        let load_errors = Gauge::default();
         let mut registry = Registry::with_prefix("tollgate");
-        let metrics = Metrics {
-            xds: xds::Metrics::default(),
-            translations: Family::default(),
-            snapshot: Family::default(),
-            load_seconds: Gauge::default(),
-            translate_seconds: Gauge::default(),
-            resources: Family::default(),
-            load_errors: Gauge::default(),
-            registry: Arc::new(Registry::default()),
-        };
-        metrics.xds.register(&mut registry);
+        xds.register(&mut registry);
         registry.register(
             "translations",
             "Reloads of the config directory by result: ok (translated and published), load_error (the last good configuration kept serving)",
-            metrics.translations.clone(),
+            translations.clone(),
         );
         registry.register(
             "snapshot",
             "The configuration version served to nodes that get every Gateway (value 1)",
-            metrics.snapshot.clone(),
+            snapshot.clone(),
         );
         registry.register(
             "last_load_seconds",
             "Time the last reload took to read and parse the config directory",
-            metrics.load_seconds.clone(),
+            load_seconds.clone(),
         );
         registry.register(
             "last_translate_seconds",
             "Time the last successful reload took to translate",
-            metrics.translate_seconds.clone(),
+            translate_seconds.clone(),
         );
         registry.register(
             "resources",
             "Envoy resources in the served snapshot, by type",
-            metrics.resources.clone(),
+            resources.clone(),
         );
         registry.register(
             "load_errors",
             "Problems found by the last reload (0 when the directory loaded cleanly)",
-            metrics.load_errors.clone(),
+            load_errors.clone(),
         );
         Metrics {
+            xds,
+            translations,
+            snapshot,
+            load_seconds,
+            translate_seconds,
+            resources,
+            load_errors,
             registry: Arc::new(registry),
-            ..metrics
         }
     }
 
