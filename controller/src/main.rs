@@ -1,13 +1,14 @@
 //! `tollgate`: the companion binary of the Tollgate filters.
 //!
-//! One subcommand per job (see DESIGN.md): `ratelimit-server` and `translate`
-//! now; `serve`, `bootstrap` and `validate` join them as the controller grows.
+//! One subcommand per job (see DESIGN.md): `ratelimit-server`, `translate`
+//! and `validate` now; `serve` and `bootstrap` join them as the controller grows.
 //! Logs go to stderr through `tracing`; `RUST_LOG` sets the filter (default `info`).
 
 mod ratelimit_server;
 mod resources;
 mod translate;
 mod translate_command;
+mod validate_command;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,8 @@ enum Command {
     RatelimitServer(ratelimit_server::Args),
     /// Translate a directory of Gateway API YAML to Envoy resources and status, offline.
     Translate(translate_command::Args),
+    /// Check a directory of Gateway API and policy YAML; print every problem with file:line.
+    Validate(validate_command::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Translate(args) => translate_command::run(&args),
+        Command::Validate(args) => validate_command::run(&args),
         Command::RatelimitServer(args) => serve_async(args),
     };
     match result {

@@ -188,6 +188,7 @@ impl Typed<'_> {
         Ok(Loaded {
             object,
             order: self.order,
+            source: format!("{}:{}", self.name, self.first_line),
         })
     }
 }

@@ -31,6 +31,8 @@ pub struct Loaded<T> {
     /// Position in load order (files sorted by path, documents in file order):
     /// the precedence tie-break when there is no `creationTimestamp`.
     pub order: usize,
+    /// `path:line` of the document, for problems found after loading.
+    pub source: String,
 }
 
 /// Everything one directory holds, each kind in load order.
