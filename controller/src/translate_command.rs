@@ -21,6 +21,9 @@ pub struct Args {
     /// Serve listener ports as written, even below 1024 (by default they move to port + 10000).
     #[arg(long)]
     no_port_remap: bool,
+    /// Print listeners' TLS private keys instead of `[redacted]` (for a static Envoy config).
+    #[arg(long)]
+    show_secrets: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -38,7 +41,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let options = translate::Options {
         port_remap: !args.no_port_remap,
     };
-    let document = render::document(&translate::translate(&loaded, &options), args.part)?;
+    let secrets = if args.show_secrets {
+        render::Secrets::Reveal
+    } else {
+        render::Secrets::Redact
+    };
+    let document = render::document(&translate::translate(&loaded, &options), args.part, secrets)?;
     let text = match args.format {
         Format::Yaml => serde_yaml_ng::to_string(&document).context("writing YAML")?,
         Format::Json => serde_json::to_string_pretty(&document).context("writing JSON")? + "\n",

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::resources::{self, Loaded, Resources};
-use crate::translate::status::{Condition, Status};
+use crate::translate::status::{Condition, RouteStatus, Status};
 use crate::translate::{self};
 
 #[derive(Debug, clap::Args)]
@@ -97,9 +97,6 @@ fn problems(resources: &Resources, status: &Status) -> Report {
     let gateways = sources(&resources.gateways, |g| {
         (g.metadata.namespace().to_owned(), g.metadata.name.clone())
     });
-    let routes = sources(&resources.http_routes, |r| {
-        (r.metadata.namespace().to_owned(), r.metadata.name.clone())
-    });
     let at = |map: &BTreeMap<(String, String), &str>, ns: &str, name: &str| {
         map.get(&(ns.to_owned(), name.to_owned()))
             .map_or_else(|| "?".to_owned(), |s| (*s).to_owned())
@@ -132,42 +129,67 @@ fn problems(resources: &Resources, status: &Status) -> Report {
             }
         }
     }
-    for route in &status.http_routes {
-        let source = at(&routes, &route.namespace, &route.name);
-        for parent in &route.parents {
-            let p = &parent.parent_ref;
-            let section = p
-                .section_name
-                .as_deref()
-                .map_or_else(String::new, |s| format!(" section {s}"));
-            for c in parent.conditions.iter().filter(|c| is_problem(c)) {
-                report.problems.push(format!(
-                    "{source}: HTTPRoute {}/{} parent Gateway {}/{}{section}: {}",
-                    route.namespace,
-                    route.name,
-                    p.namespace,
-                    p.name,
-                    describe(c)
-                ));
+    let http_routes = sources(&resources.http_routes, |r| {
+        (r.metadata.namespace().to_owned(), r.metadata.name.clone())
+    });
+    let grpc_routes = sources(&resources.grpc_routes, |r| {
+        (r.metadata.namespace().to_owned(), r.metadata.name.clone())
+    });
+    for (kind, statuses, map) in [
+        ("HTTPRoute", &status.http_routes, &http_routes),
+        ("GRPCRoute", &status.grpc_routes, &grpc_routes),
+    ] {
+        for route in statuses {
+            let source = at(map, &route.namespace, &route.name);
+            for parent in &route.parents {
+                let p = &parent.parent_ref;
+                let section = p
+                    .section_name
+                    .as_deref()
+                    .map_or_else(String::new, |s| format!(" section {s}"));
+                for c in parent.conditions.iter().filter(|c| is_problem(c)) {
+                    report.problems.push(format!(
+                        "{source}: {kind} {}/{} parent Gateway {}/{}{section}: {}",
+                        route.namespace,
+                        route.name,
+                        p.namespace,
+                        p.name,
+                        describe(c)
+                    ));
+                }
             }
         }
     }
     // A route whose parentRefs name no Gateway Tollgate owns gets no status;
     // that is right for another controller's route, and a typo otherwise.
+    let unowned = |kind: &str, statuses: &[RouteStatus], ns: &str, name: &str, source: &str| {
+        (!statuses.iter().any(|s| s.namespace == ns && s.name == name)).then(|| {
+            format!(
+                "{source}: {kind} {ns}/{name} attaches to no Gateway of a Tollgate GatewayClass"
+            )
+        })
+    };
     for route in &resources.http_routes {
         let meta = &route.object.metadata;
-        let has_status = status
-            .http_routes
-            .iter()
-            .any(|s| s.namespace == meta.namespace() && s.name == meta.name);
-        if !has_status {
-            report.warnings.push(format!(
-                "{}: HTTPRoute {}/{} attaches to no Gateway of a Tollgate GatewayClass",
-                route.source,
-                meta.namespace(),
-                meta.name
-            ));
-        }
+        let found = unowned(
+            "HTTPRoute",
+            &status.http_routes,
+            meta.namespace(),
+            &meta.name,
+            &route.source,
+        );
+        report.warnings.extend(found);
+    }
+    for route in &resources.grpc_routes {
+        let meta = &route.object.metadata;
+        let found = unowned(
+            "GRPCRoute",
+            &status.grpc_routes,
+            meta.namespace(),
+            &meta.name,
+            &route.source,
+        );
+        report.warnings.extend(found);
     }
     report
 }

@@ -66,3 +66,30 @@ fn a_schema_error_exits_1_naming_file_line_and_field() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn private_keys_are_redacted_unless_asked_for() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let case = root.join("translate/https");
+    let key = std::fs::read_to_string(root.join("tls-test-data/tls.key")).unwrap();
+    let key_body = key.lines().nth(1).unwrap();
+    let default = translate(&[case.to_str().unwrap(), "--type", "listener"]);
+    assert!(default.status.success());
+    let text = String::from_utf8_lossy(&default.stdout);
+    assert!(!text.contains(key_body), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+    let shown = translate(&[case.to_str().unwrap(), "-o", "json", "--show-secrets"]);
+    assert!(shown.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let https = doc["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "http-10443")
+        .unwrap();
+    let socket = &https["filter_chains"][0]["transport_socket"]["typed_config"];
+    assert_eq!(
+        socket["common_tls_context"]["tls_certificates"][0]["private_key"]["inline_string"],
+        key.as_str()
+    );
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::render::{document, Part};
+use super::render::{document, Part, Secrets};
 use super::{translate, Options};
 use crate::resources::{loader::load_str, Resources};
 
@@ -31,8 +31,8 @@ fn run_case(dir: &Path) -> Result<(), String> {
         }
         Err(_) => Options { port_remap: true },
     };
-    let rendered =
-        document(&translate(&resources, &options), Part::All).map_err(|e| e.to_string())?;
+    let rendered = document(&translate(&resources, &options), Part::All, Secrets::Redact)
+        .map_err(|e| e.to_string())?;
     let actual = serde_yaml_ng::to_string(&rendered).map_err(|e| e.to_string())?;
     let out = dir.join("out.yaml");
     if std::env::var_os("TOLLGATE_GOLDEN_UPDATE").is_some_and(|v| v == "1") {

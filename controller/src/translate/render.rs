@@ -9,6 +9,10 @@
 //! is an error, never silently left out, so the rendering cannot hide what
 //! Envoy would get.
 //!
+//! Private keys are redacted unless asked for ([`Secrets::Reveal`]): the
+//! rendering is for reading and diffing, and a listener's key has no place in
+//! a review or a terminal scrollback.
+//!
 //! The YAML is YAML 1.2 (serde_yaml_ng): a plain `yes` or `on` is a string
 //! there but a boolean to Envoy's YAML 1.1 loader, so a file meant for Envoy
 //! itself should be the JSON form (`-o json`). The xDS server will send the
@@ -16,20 +20,28 @@
 
 use envoy_types::pb::envoy::config::cluster::v3::{cluster::ClusterDiscoveryType, Cluster};
 use envoy_types::pb::envoy::config::core::v3::{
-    address, config_source::ConfigSourceSpecifier, socket_address::PortSpecifier, Address,
-    ConfigSource,
+    address, config_source::ConfigSourceSpecifier, data_source, socket_address::PortSpecifier,
+    transport_socket, Address, ConfigSource, DataSource, Http2ProtocolOptions, TransportSocket,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
-use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{filter, listener_filter, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
     header_matcher::HeaderMatchSpecifier, query_parameter_matcher::QueryParameterMatchSpecifier,
     route::Action, route_action::ClusterNotFoundResponseCode, route_action::ClusterSpecifier,
     route_match::PathSpecifier, Route, RouteConfiguration,
 };
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager::{RouteSpecifier, StripPortMode},
     http_filter, HttpConnectionManager,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    http_protocol_options::{
+        explicit_http_config::ProtocolConfig, ExplicitHttpConfig, UpstreamProtocolOptions,
+    },
+    HttpProtocolOptions,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher::MatchPattern, StringMatcher};
 use envoy_types::pb::google::protobuf::Any;
@@ -48,7 +60,17 @@ fn unknown<T>(what: impl Into<String>) -> Result<T> {
     Err(RenderError { what: what.into() })
 }
 
-pub fn listener(l: &Listener) -> Result<Value> {
+/// Whether private keys are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    Redact,
+    Reveal,
+}
+
+/// What a redacted private key renders as.
+pub const REDACTED: &str = "[redacted]";
+
+pub fn listener(l: &Listener, secrets: Secrets) -> Result<Value> {
     let chains = l
         .filter_chains
         .iter()
@@ -63,14 +85,90 @@ pub fn listener(l: &Listener) -> Result<Value> {
                     _ => unknown(format!("filter {} config", f.name)),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Ok(json!({ "filters": filters }))
+            let mut out = json!({ "filters": filters });
+            if !chain.name.is_empty() {
+                out["name"] = json!(chain.name);
+            }
+            if let Some(m) = &chain.filter_chain_match {
+                out["filter_chain_match"] = json!({"server_names": m.server_names});
+            }
+            if let Some(socket) = &chain.transport_socket {
+                out["transport_socket"] = transport_socket(socket, secrets)?;
+            }
+            Ok(out)
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(json!({
+    let mut out = json!({
         "name": l.name,
         "address": address(l.address.as_ref())?,
         "filter_chains": chains,
+    });
+    if !l.listener_filters.is_empty() {
+        let filters = l
+            .listener_filters
+            .iter()
+            .map(|f| match &f.config_type {
+                Some(listener_filter::ConfigType::TypedConfig(any))
+                    if any.type_url == TlsInspector::type_url() && any.value.is_empty() =>
+                {
+                    Ok(json!({"name": f.name, "typed_config": {"@type": any.type_url}}))
+                }
+                _ => unknown(format!("listener filter {}", f.name)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out["listener_filters"] = json!(filters);
+    }
+    Ok(out)
+}
+
+fn transport_socket(socket: &TransportSocket, secrets: Secrets) -> Result<Value> {
+    let Some(transport_socket::ConfigType::TypedConfig(any)) = &socket.config_type else {
+        return unknown(format!("transport socket {} config", socket.name));
+    };
+    if any.type_url != DownstreamTlsContext::type_url() {
+        return unknown(any.type_url.clone());
+    }
+    let context = decode::<DownstreamTlsContext>(any)?;
+    let Some(common) = &context.common_tls_context else {
+        return unknown("downstream TLS context without common_tls_context");
+    };
+    let certificates = common
+        .tls_certificates
+        .iter()
+        .map(|c| {
+            let key = match (secrets, inline_string(c.private_key.as_ref())?) {
+                (Secrets::Reveal, key) => key,
+                (Secrets::Redact, _) => REDACTED.to_owned(),
+            };
+            Ok(json!({
+                "certificate_chain": {"inline_string": inline_string(c.certificate_chain.as_ref())?},
+                "private_key": {"inline_string": key},
+            }))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(json!({
+        "name": socket.name,
+        "typed_config": {
+            "@type": any.type_url,
+            "common_tls_context": {
+                "tls_certificates": certificates,
+                "alpn_protocols": common.alpn_protocols,
+            },
+        },
     }))
+}
+
+fn inline_string(source: Option<&DataSource>) -> Result<String> {
+    match source.and_then(|s| s.specifier.as_ref()) {
+        Some(data_source::Specifier::InlineString(text)) => Ok(text.clone()),
+        _ => unknown("data source"),
+    }
+}
+
+fn decode<M: Message + Name + Default>(any: &Any) -> Result<M> {
+    M::decode(any.value.as_slice()).map_err(|e| RenderError {
+        what: format!("{}: {e}", any.type_url),
+    })
 }
 
 fn typed(any: &Any) -> Result<Value> {
@@ -253,11 +351,37 @@ pub fn cluster(c: &Cluster) -> Result<Value> {
             Ok(json!({ "lb_endpoints": endpoints }))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(json!({
+    let mut out = json!({
         "name": c.name,
         "type": "STATIC",
         "load_assignment": {"cluster_name": la.cluster_name, "endpoints": localities},
-    }))
+    });
+    if !c.typed_extension_protocol_options.is_empty() {
+        let options = c
+            .typed_extension_protocol_options
+            .iter()
+            .map(|(name, any)| Ok((name.clone(), protocol_options(any)?)))
+            .collect::<Result<Map<_, _>>>()?;
+        out["typed_extension_protocol_options"] = Value::Object(options);
+    }
+    Ok(out)
+}
+
+/// Upstream HTTP protocol options: only the explicit HTTP/2 the translator sets.
+fn protocol_options(any: &Any) -> Result<Value> {
+    if any.type_url != HttpProtocolOptions::type_url() {
+        return unknown(any.type_url.clone());
+    }
+    let options = decode::<HttpProtocolOptions>(any)?;
+    match options.upstream_protocol_options {
+        Some(UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
+            protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(h2)),
+        })) if h2 == Http2ProtocolOptions::default() => Ok(json!({
+            "@type": any.type_url,
+            "explicit_http_config": {"http2_protocol_options": {}},
+        })),
+        _ => unknown("upstream HTTP protocol options"),
+    }
 }
 
 /// Which part of a translation to print.
@@ -272,13 +396,13 @@ pub enum Part {
 
 /// One document holding the requested part(s): `listeners`, `routes`,
 /// `clusters`, `status`.
-pub fn document(t: &super::Translation, part: Part) -> Result<Value> {
+pub fn document(t: &super::Translation, part: Part, secrets: Secrets) -> Result<Value> {
     let mut out = Map::new();
     if matches!(part, Part::All | Part::Listener) {
         let v = t
             .listeners
             .iter()
-            .map(listener)
+            .map(|l| listener(l, secrets))
             .collect::<Result<Vec<_>>>()?;
         out.insert("listeners".to_owned(), json!(v));
     }
