@@ -1,6 +1,7 @@
 //! Every golden case's translation, as `tollgate translate -o json` prints it,
 //! is accepted by a real Envoy (`envoy --mode validate`, the same config
-//! checks as a start, without binding ports): the listeners with their route
+//! checks as a start, without binding ports; it also loads our wasm filters
+//! and has them accept their configuration): the listeners with their route
 //! configurations inlined where ADS would deliver them, and the clusters.
 //! The golden files pin what we generate; this pins that Envoy takes it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failure should stop the test loudly
@@ -52,12 +53,19 @@ fn bootstrap(translation: &Value) -> Value {
 fn envoy_accepts_every_golden_translation() {
     let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/translate");
     let scratch = tempfile::tempdir().unwrap();
+    // Envoy's validate mode loads each wasm filter and runs its on_configure on
+    // our configuration: `make build` puts them in dist/.
+    let wasm_dir = e2e::paths::wasm("header_mod").parent().unwrap().to_owned();
     let mut checked = 0;
     for case in std::fs::read_dir(&cases).unwrap() {
         let case = case.unwrap().path();
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
-        command.arg("translate").arg(&case).args(["-o", "json"]);
+        command
+            .arg("translate")
+            .arg(&case)
+            .args(["-o", "json", "--wasm-dir"])
+            .arg(&wasm_dir);
         if name == "no-port-remap" {
             command.arg("--no-port-remap");
         }
@@ -83,5 +91,5 @@ fn envoy_accepts_every_golden_translation() {
         );
         checked += 1;
     }
-    assert!(checked >= 8, "only {checked} golden cases found");
+    assert!(checked >= 15, "only {checked} golden cases found");
 }

@@ -1,11 +1,12 @@
 //! The Gateway API v1 (standard channel) kinds Tollgate reads, limited to the
 //! fields it implements. Spec fields are `deny_unknown_fields`: a field we do
-//! not implement yet (a route `filters` list, listener `tls`) is refused with
+//! not implement yet (listener `tls`, a CORS filter) is refused with
 //! its path instead of being silently ignored, so the routing Envoy gets is
 //! never quietly different from what the YAML says.
 
 use serde::Deserialize;
 
+use super::http_filters::{HttpRouteFilter, HttpRouteTimeouts};
 use super::meta::ObjectMeta;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,14 +116,20 @@ pub struct HttpRouteRule {
     #[serde(default = "default_matches")]
     pub matches: Vec<HttpRouteMatch>,
     #[serde(default)]
+    pub filters: Vec<HttpRouteFilter>,
+    #[serde(default)]
     pub backend_refs: Vec<BackendRef>,
+    #[serde(default)]
+    pub timeouts: Option<HttpRouteTimeouts>,
 }
 
 impl Default for HttpRouteRule {
     fn default() -> Self {
         Self {
             matches: default_matches(),
+            filters: Vec::new(),
             backend_refs: Vec::new(),
+            timeouts: None,
         }
     }
 }
@@ -196,6 +203,10 @@ pub struct BackendRef {
     pub port: Option<u16>,
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// Read so that a rule using them is refused in its status, not silently
+    /// routed without them.
+    #[serde(default)]
+    pub filters: Vec<HttpRouteFilter>,
 }
 
 fn default_weight() -> u32 {

@@ -14,13 +14,14 @@
 
 mod core;
 pub mod gateway_api;
+pub mod http_filters;
 pub mod loader;
 mod meta;
 
 pub use self::core::{EndpointSlice, Service, SERVICE_NAME_LABEL, STATIC_ENDPOINTS_ANNOTATION};
 pub use gateway_api::{
-    BackendRef, FromNamespaces, Gateway, GatewayClass, HttpRoute, HttpRouteMatch, ParentRef,
-    PathMatchType, ReferenceGrant, ValueMatch, ValueMatchType,
+    BackendRef, FromNamespaces, Gateway, GatewayClass, HttpRoute, HttpRouteMatch, HttpRouteRule,
+    ParentRef, PathMatchType, ReferenceGrant, ValueMatch, ValueMatchType,
 };
 pub use loader::load_dir;
 

@@ -16,9 +16,14 @@ mod hostnames;
 mod matches;
 mod precedence;
 pub mod render;
+mod route_filters;
 pub mod status;
+mod timeouts;
+mod wasm_filters;
+mod weights;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
@@ -27,20 +32,25 @@ use envoy_types::pb::google::protobuf::BoolValue;
 
 use crate::resources::{FromNamespaces, Gateway, HttpRoute, Loaded, ParentRef, Resources};
 use backends::{Backends, Unresolved};
-use envoy::Share;
 use precedence::{MatchOrigin, Precedence};
+use route_filters::RuleError;
 use status::{
     Condition, GatewayClassStatus, GatewayStatus, ListenerStatus, ParentReference,
     RouteParentStatus, RouteStatus, Status, CONTROLLER_NAME,
 };
+use wasm_filters::RoutePolicies;
+use weights::Share;
 
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Serve listener ports below 1024 on port + 10000, so Envoy needs no
     /// privilege to bind them.
     pub port_remap: bool,
+    /// The absolute directory holding Tollgate's `.wasm` filters, as Envoy
+    /// will read them.
+    pub wasm_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -104,8 +114,10 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         }
     }
     let mut backends = Backends::new(resources);
+    let mut policies = RoutePolicies::default();
     for route in &resources.http_routes {
-        let (resolved_refs, routes) = envoy_routes(route, &mut backends);
+        let (resolved_refs, invalid_rule, routes) =
+            envoy_routes(route, &mut backends, &mut policies);
         let mut parents = Vec::new();
         for parent in &route.object.spec.parent_refs {
             let namespace = route.object.metadata.namespace();
@@ -121,6 +133,12 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
                 &mut hosts,
                 options,
             );
+            let accepted = match &invalid_rule {
+                Some(e) if accepted.status == "True" => {
+                    Condition::new("Accepted", false, e.reason, e.message.clone())
+                }
+                _ => accepted,
+            };
             parents.push(RouteParentStatus {
                 parent_ref: ParentReference {
                     namespace: gateway.metadata.namespace().to_owned(),
@@ -145,8 +163,15 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         .map(|(gateway, attached)| gateway_status(gateway, attached))
         .collect();
     let listeners = hosts
-        .keys()
-        .map(|port| envoy::http_listener(*port))
+        .iter()
+        .map(|(port, vhosts)| {
+            let served: BTreeSet<&str> = vhosts
+                .values()
+                .flatten()
+                .map(|(_, r)| r.name.as_str())
+                .collect();
+            envoy::http_listener(*port, policies.http_filters(&served, &options.wasm_dir))
+        })
         .collect();
     let route_configurations = hosts.into_iter().map(route_configuration).collect();
     Translation {
@@ -175,15 +200,18 @@ fn find_gateway<'g>(
         .map(|(i, g)| (i, *g))
 }
 
-/// The Envoy routes of one HTTPRoute (not yet placed in a virtual host), and
-/// its `ResolvedRefs` condition.
+/// The Envoy routes of one HTTPRoute (not yet placed in a virtual host), with
+/// their filter policies added to `policies`; its `ResolvedRefs` condition,
+/// and what it cannot program as written (those rules' routes answer 500).
 fn envoy_routes(
     route: &Loaded<HttpRoute>,
     backends: &mut Backends<'_>,
-) -> (Condition, Vec<(Precedence, Route)>) {
+    policies: &mut RoutePolicies,
+) -> (Condition, Option<RuleError>, Vec<(Precedence, Route)>) {
     let meta = &route.object.metadata;
     let namespace = meta.namespace();
     let mut first_unresolved: Option<Unresolved> = None;
+    let mut rule_errors: Vec<RuleError> = Vec::new();
     let mut out = Vec::new();
     for (rule_index, rule) in route.object.spec.rules.iter().enumerate() {
         let invalid = format!(
@@ -201,8 +229,24 @@ fn envoy_routes(
                 }
             })
             .collect();
-        let action = envoy::rule_action(&shares);
+        let planned =
+            route_filters::rule(rule, &shares, namespace, backends, &mut first_unresolved);
         for (match_index, m) in rule.matches.iter().enumerate() {
+            let name = format!(
+                "httproute/{namespace}/{}/rule/{rule_index}/match/{match_index}",
+                meta.name
+            );
+            let action = planned
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|p| p.route(m, match_index, &name, policies))
+                .unwrap_or_else(|e| {
+                    let e = e.in_rule(rule_index);
+                    if !rule_errors.contains(&e) {
+                        rule_errors.push(e);
+                    }
+                    route_filters::failed_rule_action()
+                });
             let origin = MatchOrigin {
                 namespace,
                 name: &meta.name,
@@ -214,12 +258,9 @@ fn envoy_routes(
             out.push((
                 Precedence::of(m, &origin),
                 Route {
-                    name: format!(
-                        "httproute/{namespace}/{}/rule/{rule_index}/match/{match_index}",
-                        meta.name
-                    ),
+                    name,
                     r#match: Some(matches::route_match(m)),
-                    action: Some(action.clone()),
+                    action: Some(action),
                     ..Route::default()
                 },
             ));
@@ -229,7 +270,7 @@ fn envoy_routes(
         None => Condition::new("ResolvedRefs", true, "ResolvedRefs", String::new()),
         Some(u) => Condition::new("ResolvedRefs", false, u.reason, u.message),
     };
-    (condition, out)
+    (condition, route_filters::combined(rule_errors), out)
 }
 
 /// Attaches `route` to the listeners of `gateway` that `parent` selects and
@@ -302,7 +343,8 @@ fn attach(
                 // The same route reaches one virtual host through several
                 // listeners or parentRefs: once is enough.
                 if !vhost.iter().any(|(_, r)| r.name == envoy_route.name) {
-                    vhost.push((precedence.clone(), envoy_route.clone()));
+                    let envoy_route = route_filters::for_listener(envoy_route.clone(), listener);
+                    vhost.push((precedence.clone(), envoy_route));
                 }
             }
         }

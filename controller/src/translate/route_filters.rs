@@ -1,0 +1,801 @@
+//! HTTPRoute rule filters → Envoy, following Envoy Gateway's mapping:
+//!
+//! - `RequestHeaderModifier` / `ResponseHeaderModifier` → the route's entry in
+//!   Tollgate's header filter (values escaped: Gateway API values are
+//!   literal, the filter's `%{…}` are templates);
+//! - `RequestRedirect` → a redirect action (the rule has no backends);
+//! - `URLRewrite` → `host_rewrite_literal` and `prefix_rewrite` /
+//!   `regex_rewrite` on the route action;
+//! - `RequestMirror` → `request_mirror_policies`;
+//! - `timeouts` (see `timeouts.rs`), weighted backends (see `weights.rs`).
+//!
+//! A rule Tollgate cannot apply as written (a CEL rule of the CRD broken, a
+//! value out of range, a filter not implemented yet) is a [`RuleError`]: its
+//! routes answer 500 (the spec: a filter is never skipped) and the route's
+//! `Accepted` condition says why.
+
+use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
+use envoy_types::pb::envoy::config::route::v3::{
+    redirect_action::{PathRewriteSpecifier, RedirectResponseCode, SchemeRewriteSpecifier},
+    route::Action,
+    route_action::{HostRewriteSpecifier, RequestMirrorPolicy},
+    RedirectAction, Route, RouteAction,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatchAndSubstitute, RegexMatcher};
+use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, FractionalPercent};
+use tollgate_core::canary::config::CanaryConfig;
+use tollgate_core::headers::config::{HeaderValueConfig, ModsConfig};
+use tollgate_core::headers::HeaderModConfig;
+use tollgate_core::ConfigError;
+
+use crate::resources::gateway_api::Listener;
+use crate::resources::http_filters::{
+    FilterType, HeaderFilter, HttpHeader, HttpRouteFilter, LocalObjectReference, PathModifier,
+    PathModifierType, RequestMirror, RequestRedirect, UrlRewrite,
+};
+use crate::resources::{BackendRef, HttpRouteMatch, HttpRouteRule, PathMatchType};
+
+use super::backends::{Backends, Unresolved};
+use super::matches;
+use super::wasm_filters::{FilterPolicy, RoutePolicies};
+use super::weights::{backend_action, Share};
+use super::{timeouts, weights};
+
+/// Why a rule cannot be programmed as written: the parent's `Accepted=False`
+/// reason, and a message starting with the field's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl RuleError {
+    pub fn unsupported(message: String) -> Self {
+        Self {
+            reason: "UnsupportedValue",
+            message,
+        }
+    }
+
+    fn incompatible(message: String) -> Self {
+        Self {
+            reason: "IncompatibleFilters",
+            message,
+        }
+    }
+
+    /// Places the message's path under `rules[index]`.
+    pub fn in_rule(mut self, index: usize) -> Self {
+        self.message = format!("rules[{index}].{}", self.message);
+        self
+    }
+}
+
+/// Every error of a route in one condition: the first one's reason, all the
+/// messages.
+pub fn combined(errors: Vec<RuleError>) -> Option<RuleError> {
+    let reason = errors.first()?.reason;
+    Some(RuleError {
+        reason,
+        message: errors
+            .into_iter()
+            .map(|e| e.message)
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
+}
+
+/// One rule, checked: what each of its matches becomes.
+pub struct Rule<'r> {
+    /// The action, before a `ReplacePrefixMatch` (which depends on the match).
+    action: Action,
+    replace_prefix: Option<&'r str>,
+    headers: Option<HeaderModConfig>,
+    canary: Option<CanaryConfig>,
+}
+
+/// Checks `rule`'s filters and builds its action over `shares` (its
+/// backendRefs, resolved). A mirror whose backend does not resolve is left
+/// out and reported in `unresolved` (the route's `ResolvedRefs`).
+pub fn rule<'r>(
+    rule: &'r HttpRouteRule,
+    shares: &[(Share, u32)],
+    namespace: &str,
+    backends: &mut Backends<'_>,
+    unresolved: &mut Option<Unresolved>,
+) -> Result<Rule<'r>, RuleError> {
+    if let Some(i) = rule.backend_refs.iter().position(|b| !b.filters.is_empty()) {
+        return Err(RuleError::unsupported(format!(
+            "backendRefs[{i}].filters: filters on a backendRef are not supported yet; put them on the rule"
+        )));
+    }
+    let mut request_headers = None;
+    let mut response_headers = None;
+    let mut redirect = None;
+    let mut rewrite = None;
+    let mut mirrors = Vec::new();
+    for (i, filter) in rule.filters.iter().enumerate() {
+        let at = format!("filters[{i}]");
+        let twice = || {
+            RuleError::incompatible(format!(
+                "{at}: a second {:?} filter; a rule takes one",
+                filter.kind
+            ))
+        };
+        match payload(filter, &at)? {
+            Payload::RequestHeaders(h) => {
+                if request_headers.replace((i, h)).is_some() {
+                    return Err(twice());
+                }
+            }
+            Payload::ResponseHeaders(h) => {
+                if response_headers.replace((i, h)).is_some() {
+                    return Err(twice());
+                }
+            }
+            Payload::Mirror(m) => {
+                let at = format!("{at}.requestMirror");
+                if let Some(policy) = mirror(m, &at, namespace, backends, unresolved)? {
+                    mirrors.push(policy);
+                }
+            }
+            Payload::Redirect(r) => {
+                if redirect.replace((i, r)).is_some() {
+                    return Err(twice());
+                }
+            }
+            Payload::Rewrite(r) => {
+                if rewrite.replace((i, r)).is_some() {
+                    return Err(twice());
+                }
+            }
+            Payload::ExtensionRef(r) => {
+                return Err(RuleError::unsupported(format!(
+                    "{at}.extensionRef: ExtensionRef filters ({}/{} {:?}) are not supported yet",
+                    r.group, r.kind, r.name
+                )))
+            }
+        }
+    }
+    let headers = header_config(request_headers, response_headers)?;
+    let timeouts = rule.timeouts.clone().unwrap_or_default();
+    let (action, canary, replace_prefix) = match (redirect, rewrite) {
+        (Some((i, _)), Some((j, _))) => {
+            return Err(RuleError::incompatible(format!(
+                "filters[{i}]: a RequestRedirect rule cannot also have a URLRewrite (filters[{j}])"
+            )))
+        }
+        (Some((i, _)), _) if !rule.backend_refs.is_empty() => {
+            return Err(RuleError::incompatible(format!(
+                "filters[{i}]: a RequestRedirect rule has no backendRefs"
+            )))
+        }
+        (Some((i, _)), _) if !mirrors.is_empty() => {
+            return Err(RuleError::incompatible(format!(
+                "filters[{i}]: a RequestRedirect rule forwards nothing to mirror"
+            )))
+        }
+        (Some((i, r)), None) => {
+            let (action, prefix) = redirect_action(r, &format!("filters[{i}].requestRedirect"))?;
+            // Timeouts are still checked: a bad value is an error wherever it is.
+            timeouts::apply(&timeouts, &mut RouteAction::default())?;
+            (Action::Redirect(action), None, prefix)
+        }
+        (None, rewrite) => {
+            let backend = backend_action(shares);
+            let mut action = backend.action;
+            let mut prefix = None;
+            if let Action::Route(route) = &mut action {
+                if let Some((i, r)) = rewrite {
+                    prefix = url_rewrite(r, route, &format!("filters[{i}].urlRewrite"))?;
+                }
+                timeouts::apply(&timeouts, route)?;
+                route.request_mirror_policies = mirrors;
+            } else {
+                timeouts::apply(&timeouts, &mut RouteAction::default())?;
+            }
+            (action, backend.canary, prefix)
+        }
+    };
+    if let Some(canary) = &canary {
+        check(canary).map_err(|e| {
+            RuleError::unsupported(format!(
+                "backendRefs: the canary filter refuses the split at `{}`: {}",
+                e.field, e.message
+            ))
+        })?;
+    }
+    Ok(Rule {
+        action,
+        replace_prefix,
+        headers,
+        canary,
+    })
+}
+
+impl Rule<'_> {
+    /// The action for match `m` of the rule, registering the route's filter
+    /// policies under `route_name`.
+    pub fn route(
+        &self,
+        m: &HttpRouteMatch,
+        match_index: usize,
+        route_name: &str,
+        policies: &mut RoutePolicies,
+    ) -> Result<Action, RuleError> {
+        let mut action = self.action.clone();
+        if let Some(replacement) = self.replace_prefix {
+            let prefix = match &m.path {
+                None => "/",
+                Some(p) if p.kind == PathMatchType::PathPrefix => p.value.as_str(),
+                Some(p) => {
+                    return Err(RuleError::unsupported(format!(
+                        "matches[{match_index}].path: ReplacePrefixMatch needs a PathPrefix match, not {:?}",
+                        p.kind
+                    )))
+                }
+            };
+            let rewrite = prefix_rewrite(prefix, replacement);
+            match &mut action {
+                Action::Route(route) => match rewrite {
+                    PrefixRewrite::None => {}
+                    PrefixRewrite::Prefix(p) => route.prefix_rewrite = p,
+                    PrefixRewrite::Regex(r) => route.regex_rewrite = Some(r),
+                },
+                Action::Redirect(redirect) => {
+                    redirect.path_rewrite_specifier = match rewrite {
+                        PrefixRewrite::None => None,
+                        PrefixRewrite::Prefix(p) => Some(PathRewriteSpecifier::PrefixRewrite(p)),
+                        PrefixRewrite::Regex(r) => Some(PathRewriteSpecifier::RegexRewrite(r)),
+                    }
+                }
+                _ => {}
+            }
+        }
+        let inserted =
+            |e: ConfigError| RuleError::unsupported(format!("the filter refused the policy: {e}"));
+        if let Some(headers) = &self.headers {
+            policies.insert(route_name, headers).map_err(inserted)?;
+        }
+        if let Some(canary) = &self.canary {
+            policies.insert(route_name, canary).map_err(inserted)?;
+        }
+        Ok(action)
+    }
+}
+
+/// The action of a rule that failed its checks.
+pub fn failed_rule_action() -> Action {
+    weights::internal_server_error()
+}
+
+/// Completes a redirect that keeps the request's scheme for the listener it
+/// is served on. The spec: without `port` the redirect goes to the
+/// listener's port; a port that is the scheme's default is left out of
+/// `Location`. (The HCM strips the port from `Host`, so Envoy adds none of
+/// its own.) Other routes are returned as they are.
+pub fn for_listener(mut route: Route, listener: &Listener) -> Route {
+    if let Some(Action::Redirect(redirect)) = &mut route.action {
+        if redirect.scheme_rewrite_specifier.is_none() {
+            let port = if redirect.port_redirect == 0 {
+                u32::from(listener.port)
+            } else {
+                redirect.port_redirect
+            };
+            let scheme = if listener.protocol == "HTTPS" {
+                "https"
+            } else {
+                "http"
+            };
+            redirect.port_redirect = if port == default_port(scheme) {
+                0
+            } else {
+                port
+            };
+        }
+    }
+    route
+}
+
+enum Payload<'f> {
+    RequestHeaders(&'f HeaderFilter),
+    ResponseHeaders(&'f HeaderFilter),
+    Mirror(&'f RequestMirror),
+    Redirect(&'f RequestRedirect),
+    Rewrite(&'f UrlRewrite),
+    ExtensionRef(&'f LocalObjectReference),
+}
+
+/// The filter's configuration: exactly the field its `type` names (a CEL
+/// rule of the CRD).
+fn payload<'f>(f: &'f HttpRouteFilter, at: &str) -> Result<Payload<'f>, RuleError> {
+    let given = [
+        f.request_header_modifier.is_some(),
+        f.response_header_modifier.is_some(),
+        f.request_mirror.is_some(),
+        f.request_redirect.is_some(),
+        f.url_rewrite.is_some(),
+        f.extension_ref.is_some(),
+    ];
+    let (payload, field) = match f.kind {
+        FilterType::RequestHeaderModifier => (
+            f.request_header_modifier
+                .as_ref()
+                .map(Payload::RequestHeaders),
+            "requestHeaderModifier",
+        ),
+        FilterType::ResponseHeaderModifier => (
+            f.response_header_modifier
+                .as_ref()
+                .map(Payload::ResponseHeaders),
+            "responseHeaderModifier",
+        ),
+        FilterType::RequestMirror => (
+            f.request_mirror.as_ref().map(Payload::Mirror),
+            "requestMirror",
+        ),
+        FilterType::RequestRedirect => (
+            f.request_redirect.as_ref().map(Payload::Redirect),
+            "requestRedirect",
+        ),
+        FilterType::UrlRewrite => (f.url_rewrite.as_ref().map(Payload::Rewrite), "urlRewrite"),
+        FilterType::ExtensionRef => (
+            f.extension_ref.as_ref().map(Payload::ExtensionRef),
+            "extensionRef",
+        ),
+    };
+    match payload {
+        Some(p) if given.iter().filter(|g| **g).count() == 1 => Ok(p),
+        _ => Err(RuleError::unsupported(format!(
+            "{at}: type {:?} takes exactly the field `{field}`",
+            f.kind
+        ))),
+    }
+}
+
+/// The header filter's policy for a rule's two header modifiers (each with
+/// its index in `filters`), checked by the filter's own compiler; an error
+/// names the modifier's field.
+fn header_config(
+    request: Option<(usize, &HeaderFilter)>,
+    response: Option<(usize, &HeaderFilter)>,
+) -> Result<Option<HeaderModConfig>, RuleError> {
+    if request.is_none() && response.is_none() {
+        return Ok(None);
+    }
+    let config = HeaderModConfig {
+        request: request.map(|(_, h)| mods(h)),
+        response: response.map(|(_, h)| mods(h)),
+    };
+    check(&config).map_err(|e| {
+        let within = |side: &str, filter: Option<(usize, &HeaderFilter)>, field: &str| {
+            let rest = e.field.strip_prefix(side)?;
+            let (i, _) = filter?;
+            Some(format!("filters[{i}].{field}{rest}"))
+        };
+        let at = within("request", request, "requestHeaderModifier")
+            .or_else(|| within("response", response, "responseHeaderModifier"))
+            .unwrap_or_else(|| "filters".to_owned());
+        RuleError::unsupported(format!("{at}: {}", e.message))
+    })?;
+    Ok(Some(config))
+}
+
+fn mods(filter: &HeaderFilter) -> ModsConfig {
+    let values = |headers: &[HttpHeader]| {
+        headers
+            .iter()
+            .map(|h| HeaderValueConfig {
+                name: h.name.clone(),
+                value: literal(&h.value),
+            })
+            .collect()
+    };
+    ModsConfig {
+        set: values(&filter.set),
+        add: values(&filter.add),
+        remove: filter.remove.clone(),
+        remove_matching: Vec::new(),
+    }
+}
+
+/// A Gateway API header value as a header filter template that renders it
+/// unchanged: `%{` is the filter's variable syntax, `%%{` its literal.
+fn literal(value: &str) -> String {
+    value.replace("%{", "%%{")
+}
+
+/// Checks a policy with the filter's compiler; the error names the field the
+/// way the filter does.
+fn check<P: FilterPolicy>(policy: &P) -> Result<(), ConfigError> {
+    let value = serde_json::to_value(policy)
+        .map_err(|e| ConfigError::new("", format!("serialising the policy: {e}")))?;
+    P::check(value)
+}
+
+fn mirror(
+    m: &RequestMirror,
+    at: &str,
+    namespace: &str,
+    backends: &mut Backends<'_>,
+    unresolved: &mut Option<Unresolved>,
+) -> Result<Option<RequestMirrorPolicy>, RuleError> {
+    let fraction = match (m.percent, &m.fraction) {
+        (Some(_), Some(_)) => {
+            return Err(RuleError::unsupported(format!(
+                "{at}: percent and fraction are exclusive"
+            )))
+        }
+        (Some(p), None) if p > 100 => {
+            return Err(RuleError::unsupported(format!(
+                "{at}.percent: {p} is above 100"
+            )))
+        }
+        (Some(p), None) => Some((p, DenominatorType::Hundred)),
+        (None, Some(f)) if f.denominator == 0 || f.numerator > f.denominator => {
+            return Err(RuleError::unsupported(format!(
+                "{at}.fraction: {}/{} is not a fraction between 0 and 1",
+                f.numerator, f.denominator
+            )))
+        }
+        (None, Some(f)) => Some(match f.denominator {
+            100 => (f.numerator, DenominatorType::Hundred),
+            10_000 => (f.numerator, DenominatorType::TenThousand),
+            1_000_000 => (f.numerator, DenominatorType::Million),
+            d => (
+                u32::try_from(u64::from(f.numerator) * 1_000_000 / u64::from(d)).unwrap_or(0),
+                DenominatorType::Million,
+            ),
+        }),
+        (None, None) => None,
+    };
+    let backend = BackendRef {
+        group: m.backend_ref.group.clone(),
+        kind: m.backend_ref.kind.clone(),
+        name: m.backend_ref.name.clone(),
+        namespace: m.backend_ref.namespace.clone(),
+        port: m.backend_ref.port,
+        weight: 1,
+        filters: Vec::new(),
+    };
+    let cluster = match backends.resolve(namespace, &backend) {
+        Ok(cluster) => cluster,
+        Err(e) => {
+            unresolved.get_or_insert(e);
+            return Ok(None);
+        }
+    };
+    Ok(Some(RequestMirrorPolicy {
+        cluster,
+        runtime_fraction: fraction.map(|(numerator, denominator)| RuntimeFractionalPercent {
+            default_value: Some(FractionalPercent {
+                numerator,
+                denominator: denominator as i32,
+            }),
+            ..RuntimeFractionalPercent::default()
+        }),
+        ..RequestMirrorPolicy::default()
+    }))
+}
+
+fn default_port(scheme: &str) -> u32 {
+    if scheme == "https" {
+        443
+    } else {
+        80
+    }
+}
+
+/// The redirect action without its `ReplacePrefixMatch` path, which each match
+/// completes; the replacement is returned.
+fn redirect_action<'r>(
+    r: &'r RequestRedirect,
+    at: &str,
+) -> Result<(RedirectAction, Option<&'r str>), RuleError> {
+    let response_code = match r.status_code.unwrap_or(302) {
+        301 => RedirectResponseCode::MovedPermanently,
+        302 => RedirectResponseCode::Found,
+        303 => RedirectResponseCode::SeeOther,
+        307 => RedirectResponseCode::TemporaryRedirect,
+        308 => RedirectResponseCode::PermanentRedirect,
+        other => {
+            return Err(RuleError::unsupported(format!(
+                "{at}.statusCode: {other} is not one of 301, 302, 303, 307, 308"
+            )))
+        }
+    };
+    let mut action = RedirectAction {
+        response_code: response_code as i32,
+        ..RedirectAction::default()
+    };
+    if let Some(hostname) = &r.hostname {
+        action.host_redirect = hostname_value(hostname, &format!("{at}.hostname"))?;
+    }
+    match r.scheme.as_deref() {
+        None => action.port_redirect = r.port.map(u32::from).unwrap_or(0),
+        Some(scheme @ ("http" | "https")) => {
+            let port = r.port.map_or(default_port(scheme), u32::from);
+            action.port_redirect = if port == default_port(scheme) {
+                0
+            } else {
+                port
+            };
+            action.scheme_rewrite_specifier =
+                Some(SchemeRewriteSpecifier::SchemeRedirect(scheme.to_owned()));
+        }
+        Some(other) => {
+            return Err(RuleError::unsupported(format!(
+                "{at}.scheme: {other:?} is not http or https"
+            )))
+        }
+    }
+    if r.port == Some(0) {
+        return Err(RuleError::unsupported(format!(
+            "{at}.port: 0 is not a port"
+        )));
+    }
+    let mut prefix = None;
+    match path(r.path.as_ref(), &format!("{at}.path"))? {
+        Some(Path::Full(p)) => {
+            action.path_rewrite_specifier = Some(PathRewriteSpecifier::PathRedirect(p.to_owned()));
+        }
+        Some(Path::Prefix(p)) => prefix = Some(p),
+        None => {}
+    }
+    Ok((action, prefix))
+}
+
+/// Applies a URLRewrite's hostname and full path to `route`; returns a
+/// `ReplacePrefixMatch` replacement, which each match completes.
+fn url_rewrite<'r>(
+    r: &'r UrlRewrite,
+    route: &mut RouteAction,
+    at: &str,
+) -> Result<Option<&'r str>, RuleError> {
+    if let Some(hostname) = &r.hostname {
+        route.host_rewrite_specifier = Some(HostRewriteSpecifier::HostRewriteLiteral(
+            hostname_value(hostname, &format!("{at}.hostname"))?,
+        ));
+    }
+    Ok(match path(r.path.as_ref(), &format!("{at}.path"))? {
+        Some(Path::Full(p)) => {
+            route.regex_rewrite = Some(RegexMatchAndSubstitute {
+                pattern: Some(RegexMatcher {
+                    regex: "^/.*$".to_owned(),
+                    ..RegexMatcher::default()
+                }),
+                substitution: regex_substitution(p),
+            });
+            None
+        }
+        Some(Path::Prefix(p)) => Some(p),
+        None => None,
+    })
+}
+
+enum Path<'p> {
+    Full(&'p str),
+    Prefix(&'p str),
+}
+
+fn path<'p>(m: Option<&'p PathModifier>, at: &str) -> Result<Option<Path<'p>>, RuleError> {
+    let Some(m) = m else { return Ok(None) };
+    let (value, field) = match (m.kind, &m.replace_full_path, &m.replace_prefix_match) {
+        (PathModifierType::ReplaceFullPath, Some(p), None) => (Path::Full(p), "replaceFullPath"),
+        (PathModifierType::ReplacePrefixMatch, None, Some(p)) => {
+            (Path::Prefix(p), "replacePrefixMatch")
+        }
+        (kind, _, _) => {
+            return Err(RuleError::unsupported(format!(
+                "{at}: type {kind:?} takes exactly the field `{}`",
+                match kind {
+                    PathModifierType::ReplaceFullPath => "replaceFullPath",
+                    PathModifierType::ReplacePrefixMatch => "replacePrefixMatch",
+                }
+            )))
+        }
+    };
+    let (Path::Full(text) | Path::Prefix(text)) = value;
+    if !text.is_empty() && !text.starts_with('/') || text.chars().any(char::is_control) {
+        return Err(RuleError::unsupported(format!(
+            "{at}.{field}: {text:?} is not an absolute path"
+        )));
+    }
+    Ok(Some(value))
+}
+
+/// A hostname for `Location` or `Host`: RFC 1123 characters only (the CRD's
+/// pattern), so nothing else can be smuggled into a header.
+fn hostname_value(hostname: &str, at: &str) -> Result<String, RuleError> {
+    let ok = !hostname.is_empty()
+        && hostname.len() <= 253
+        && hostname
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if ok {
+        Ok(hostname.to_owned())
+    } else {
+        Err(RuleError::unsupported(format!(
+            "{at}: {hostname:?} is not a hostname (lowercase letters, digits, '-' and '.')"
+        )))
+    }
+}
+
+/// How Envoy rewrites a PathPrefix match's prefix.
+#[derive(Debug, PartialEq)]
+enum PrefixRewrite {
+    None,
+    Prefix(String),
+    Regex(RegexMatchAndSubstitute),
+}
+
+/// `ReplacePrefixMatch` with the spec's table: `/foo` → `/xyz` turns `/foo/bar`
+/// into `/xyz/bar` and `/foo/` into `/xyz/`; an empty or `/` replacement turns
+/// `/foo/bar`, `/foo/` and `/foo` into `/bar`, `/`, `/`. Envoy's
+/// `prefix_rewrite` of `/foo` with `/` would give `//bar`, so that case is a
+/// regex (as Envoy Gateway does). The match prefix is the one Envoy matches
+/// (`matches::path_prefix`: trailing slashes dropped).
+fn prefix_rewrite(match_prefix: &str, replacement: &str) -> PrefixRewrite {
+    let replacement = replacement.trim_end_matches('/');
+    let prefix = match matches::path_prefix(match_prefix) {
+        envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier::PathSeparatedPrefix(p) => p,
+        // Every path starts with `/`: keep it as the separator after the replacement.
+        _ if replacement.is_empty() => return PrefixRewrite::None,
+        _ => return PrefixRewrite::Prefix(format!("{replacement}/")),
+    };
+    if replacement.is_empty() {
+        PrefixRewrite::Regex(RegexMatchAndSubstitute {
+            pattern: Some(RegexMatcher {
+                regex: format!("^{}/*", regex_escape(&prefix)),
+                ..RegexMatcher::default()
+            }),
+            substitution: "/".to_owned(),
+        })
+    } else {
+        PrefixRewrite::Prefix(replacement.to_owned())
+    }
+}
+
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// RE2 substitutions give `\` a meaning (`\1`); a literal path escapes it.
+fn regex_substitution(text: &str) -> String {
+    text.replace('\\', "\\\\")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regex(re: &str, sub: &str) -> PrefixRewrite {
+        PrefixRewrite::Regex(RegexMatchAndSubstitute {
+            pattern: Some(RegexMatcher {
+                regex: re.to_owned(),
+                ..RegexMatcher::default()
+            }),
+            substitution: sub.to_owned(),
+        })
+    }
+
+    #[test]
+    fn prefix_rewrites_follow_the_spec_table() {
+        let prefix = |p: &str| PrefixRewrite::Prefix(p.to_owned());
+        assert_eq!(prefix_rewrite("/foo", "/xyz"), prefix("/xyz"));
+        assert_eq!(prefix_rewrite("/foo/", "/xyz/"), prefix("/xyz"));
+        assert_eq!(prefix_rewrite("/foo", ""), regex("^/foo/*", "/"));
+        assert_eq!(prefix_rewrite("/httpbin/", "/"), regex("^/httpbin/*", "/"));
+        assert_eq!(prefix_rewrite("/a.b", "/"), regex("^/a\\.b/*", "/"));
+        assert_eq!(prefix_rewrite("/", "/xyz"), prefix("/xyz/"));
+        assert_eq!(prefix_rewrite("/", "/"), PrefixRewrite::None);
+    }
+
+    #[test]
+    fn header_values_stay_literal_in_the_header_filter() {
+        assert_eq!(literal("a %{request.path} b"), "a %%{request.path} b");
+        assert_eq!(literal("%%{x}"), "%%%{x}");
+        assert_eq!(literal("50%"), "50%");
+        let filter = HeaderFilter {
+            set: vec![HttpHeader {
+                name: "x".into(),
+                value: "%{request.path}".into(),
+            }],
+            ..HeaderFilter::default()
+        };
+        let config = header_config(Some((0, &filter)), None).unwrap().unwrap();
+        assert_eq!(config.request.unwrap().set[0].value, "%%{request.path}");
+    }
+
+    #[test]
+    fn header_names_the_filter_refuses_are_rule_errors() {
+        let filter = HeaderFilter {
+            remove: vec!["bad name".into()],
+            ..HeaderFilter::default()
+        };
+        let e = header_config(None, Some((2, &filter))).unwrap_err();
+        assert_eq!(e.reason, "UnsupportedValue");
+        assert!(
+            e.message
+                .starts_with("filters[2].responseHeaderModifier.remove[0]: header name"),
+            "{e:?}"
+        );
+    }
+
+    fn redirect(yaml: &str) -> Result<RedirectAction, RuleError> {
+        let r: RequestRedirect = serde_yaml_ng::from_str(yaml).unwrap();
+        redirect_action(&r, "f").map(|(a, _)| a)
+    }
+
+    #[test]
+    fn redirects_default_to_302_and_leave_default_ports_out() {
+        let a = redirect("{}").unwrap();
+        assert_eq!(a.response_code, RedirectResponseCode::Found as i32);
+        assert_eq!(a.port_redirect, 0);
+        assert_eq!(a.scheme_rewrite_specifier, None);
+        let a = redirect("{scheme: https, statusCode: 301}").unwrap();
+        assert_eq!(
+            a.response_code,
+            RedirectResponseCode::MovedPermanently as i32
+        );
+        assert_eq!(a.port_redirect, 0);
+        let a = redirect("{scheme: https, port: 8443, hostname: example.com}").unwrap();
+        assert_eq!(a.port_redirect, 8443);
+        assert_eq!(a.host_redirect, "example.com");
+        let a = redirect("{scheme: http, port: 443}").unwrap();
+        assert_eq!(a.port_redirect, 443);
+        let a = redirect("{path: {type: ReplaceFullPath, replaceFullPath: /new}}").unwrap();
+        assert_eq!(
+            a.path_rewrite_specifier,
+            Some(PathRewriteSpecifier::PathRedirect("/new".into()))
+        );
+    }
+
+    #[test]
+    fn bad_redirects_name_the_field() {
+        let msg = |yaml| redirect(yaml).unwrap_err().message;
+        assert!(msg("{statusCode: 404}").starts_with("f.statusCode: 404"));
+        assert!(msg("{scheme: ftp}").starts_with("f.scheme:"));
+        assert!(msg("{hostname: 'a b'}").starts_with("f.hostname:"));
+        assert!(
+            msg("{path: {type: ReplaceFullPath, replacePrefixMatch: /x}}").starts_with("f.path:")
+        );
+        assert!(msg("{path: {type: ReplaceFullPath, replaceFullPath: x}}")
+            .starts_with("f.path.replaceFullPath:"));
+    }
+
+    fn listener(port: u16) -> Listener {
+        serde_yaml_ng::from_str(&format!("{{name: l, port: {port}, protocol: HTTP}}")).unwrap()
+    }
+
+    fn redirect_route(yaml: &str) -> Route {
+        Route {
+            action: Some(Action::Redirect(redirect(yaml).unwrap())),
+            ..Route::default()
+        }
+    }
+
+    fn port_on(route: Route, port: u16) -> u32 {
+        match for_listener(route, &listener(port)).action {
+            Some(Action::Redirect(r)) => r.port_redirect,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_redirect_without_scheme_goes_to_the_listeners_port() {
+        assert_eq!(port_on(redirect_route("{}"), 80), 0);
+        assert_eq!(port_on(redirect_route("{}"), 8080), 8080);
+        assert_eq!(port_on(redirect_route("{port: 80}"), 8080), 0);
+        assert_eq!(port_on(redirect_route("{port: 9000}"), 80), 9000);
+        // With a scheme the listener does not matter.
+        assert_eq!(port_on(redirect_route("{scheme: https}"), 8080), 0);
+    }
+}
