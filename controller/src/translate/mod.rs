@@ -245,7 +245,7 @@ fn envoy_routes(
                     if !rule_errors.contains(&e) {
                         rule_errors.push(e);
                     }
-                    route_filters::failed_rule_action()
+                    weights::internal_server_error()
                 });
             let origin = MatchOrigin {
                 namespace,

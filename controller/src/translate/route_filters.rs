@@ -37,9 +37,9 @@ use crate::resources::{BackendRef, HttpRouteMatch, HttpRouteRule, PathMatchType}
 
 use super::backends::{Backends, Unresolved};
 use super::matches;
+use super::timeouts;
 use super::wasm_filters::{FilterPolicy, RoutePolicies};
 use super::weights::{backend_action, Share};
-use super::{timeouts, weights};
 
 /// Why a rule cannot be programmed as written: the parent's `Accepted=False`
 /// reason, and a message starting with the field's path.
@@ -262,11 +262,6 @@ impl Rule<'_> {
         }
         Ok(action)
     }
-}
-
-/// The action of a rule that failed its checks.
-pub fn failed_rule_action() -> Action {
-    weights::internal_server_error()
 }
 
 /// Completes a redirect that keeps the request's scheme for the listener it
