@@ -16,6 +16,7 @@ mod hostnames;
 mod matches;
 mod precedence;
 pub mod render;
+mod rewrites;
 mod route_filters;
 pub mod status;
 mod timeouts;
@@ -343,7 +344,7 @@ fn attach(
                 // The same route reaches one virtual host through several
                 // listeners or parentRefs: once is enough.
                 if !vhost.iter().any(|(_, r)| r.name == envoy_route.name) {
-                    let envoy_route = route_filters::for_listener(envoy_route.clone(), listener);
+                    let envoy_route = rewrites::for_listener(envoy_route.clone(), listener);
                     vhost.push((precedence.clone(), envoy_route));
                 }
             }
