@@ -1,7 +1,7 @@
 //! `tollgate translate DIR`: the translator offline, for looking at what a
 //! directory becomes and for diffing it in review.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -24,6 +24,10 @@ pub struct Args {
     /// Print listeners' TLS private keys instead of `[redacted]` (for a static Envoy config).
     #[arg(long)]
     show_secrets: bool,
+    /// Directory of Tollgate's `.wasm` filters, as Envoy will read it [default: the directory of
+    /// this binary when it holds them (`dist/`), else `./dist`; made absolute].
+    #[arg(long)]
+    wasm_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -38,8 +42,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    let wasm_dir = match &args.wasm_dir {
+        Some(dir) => dir.clone(),
+        None => default_wasm_dir(),
+    };
     let options = translate::Options {
         port_remap: !args.no_port_remap,
+        wasm_dir: std::path::absolute(&wasm_dir)
+            .with_context(|| format!("making {} absolute", wasm_dir.display()))?,
     };
     let secrets = if args.show_secrets {
         render::Secrets::Reveal
@@ -53,4 +63,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     print!("{text}");
     Ok(())
+}
+
+/// `make build` puts `tollgate` next to the filters in `dist/`; a cargo build
+/// (`target/debug/tollgate`) is run from the repository root.
+pub fn default_wasm_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .filter(|dir| dir.join("header_mod.wasm").is_file())
+        .unwrap_or_else(|| PathBuf::from("dist"))
 }

@@ -34,7 +34,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for warning in &loaded.warnings {
         println!("warning: {warning}");
     }
-    let translation = translate::translate(&loaded, &translate::Options { port_remap: true });
+    // Where the filters are does not change any status.
+    let options = translate::Options {
+        port_remap: true,
+        wasm_dir: crate::translate_command::default_wasm_dir(),
+    };
+    let translation = translate::translate(&loaded, &options);
     let report = problems(&loaded, &translation.status);
     for warning in &report.warnings {
         println!("warning: {warning}");
@@ -205,8 +210,11 @@ mod tests {
         let mut resources = Resources::default();
         load_str("gw.yaml", GATEWAY, &mut resources).unwrap();
         load_str("routes.yaml", routes, &mut resources).unwrap();
-        let translation =
-            translate::translate(&resources, &translate::Options { port_remap: true });
+        let options = translate::Options {
+            port_remap: true,
+            wasm_dir: "/opt/tollgate/dist".into(),
+        };
+        let translation = translate::translate(&resources, &options);
         problems(&resources, &translation.status)
     }
 

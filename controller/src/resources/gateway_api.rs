@@ -1,6 +1,6 @@
 //! The Gateway API v1 (standard channel) kinds Tollgate reads, limited to the
 //! fields it implements. Spec fields are `deny_unknown_fields`: a field we do
-//! not implement yet (a route `filters` list, a Gateway `addresses`) is refused with
+//! not implement yet (a Gateway `addresses`, a CORS filter) is refused with
 //! its path instead of being silently ignored, so the routing Envoy gets is
 //! never quietly different from what the YAML says.
 
@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::http_filters::{HttpRouteFilter, HttpRouteTimeouts};
 use super::meta::ObjectMeta;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -190,14 +191,20 @@ pub struct HttpRouteRule {
     #[serde(default = "default_matches")]
     pub matches: Vec<HttpRouteMatch>,
     #[serde(default)]
+    pub filters: Vec<HttpRouteFilter>,
+    #[serde(default)]
     pub backend_refs: Vec<BackendRef>,
+    #[serde(default)]
+    pub timeouts: Option<HttpRouteTimeouts>,
 }
 
 impl Default for HttpRouteRule {
     fn default() -> Self {
         Self {
             matches: default_matches(),
+            filters: Vec::new(),
             backend_refs: Vec::new(),
+            timeouts: None,
         }
     }
 }
@@ -271,6 +278,10 @@ pub struct BackendRef {
     pub port: Option<u16>,
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// Read so that a rule using them is refused in its status, not silently
+    /// routed without them.
+    #[serde(default)]
+    pub filters: Vec<HttpRouteFilter>,
 }
 
 fn default_weight() -> u32 {

@@ -16,6 +16,7 @@ mod core;
 pub mod gateway_api;
 mod generation;
 pub mod grpc_route;
+pub mod http_filters;
 pub mod loader;
 mod meta;
 
@@ -24,8 +25,8 @@ pub use self::core::{
     STATIC_ENDPOINTS_ANNOTATION,
 };
 pub use gateway_api::{
-    BackendRef, FromNamespaces, Gateway, GatewayClass, HttpRoute, HttpRouteMatch, ParentRef,
-    PathMatchType, ReferenceGrant, ValueMatch, ValueMatchType,
+    BackendRef, FromNamespaces, Gateway, GatewayClass, HttpRoute, HttpRouteMatch, HttpRouteRule,
+    ParentRef, PathMatchType, ReferenceGrant, ValueMatch, ValueMatchType,
 };
 pub use grpc_route::GrpcRoute;
 pub use loader::load_dir;

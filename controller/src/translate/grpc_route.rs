@@ -12,10 +12,11 @@
 use envoy_types::pb::envoy::config::route::v3::Route;
 
 use super::backends::{Backends, Unresolved};
-use super::envoy::{self, Share};
 use super::matches;
 use super::precedence::{MatchOrigin, Precedence};
 use super::status::Condition;
+use super::wasm_filters::RoutePolicies;
+use super::weights::{self, backend_action, Share};
 use crate::resources::gateway_api::PathMatch;
 use crate::resources::grpc_route::{GrpcMethodMatch, GrpcMethodMatchType, GrpcRouteMatch};
 use crate::resources::{GrpcRoute, HttpRouteMatch, Loaded, PathMatchType};
@@ -30,6 +31,7 @@ const METHOD_NAME: &str = "[A-Za-z_][A-Za-z_0-9]*";
 pub fn envoy_routes(
     route: &Loaded<GrpcRoute>,
     backends: &mut Backends<'_>,
+    policies: &mut RoutePolicies,
 ) -> (Condition, Vec<(Precedence, Route)>) {
     let meta = &route.object.metadata;
     let namespace = meta.namespace();
@@ -51,7 +53,7 @@ pub fn envoy_routes(
                 }
             })
             .collect();
-        let action = envoy::rule_action(&shares);
+        let backend = backend_action(&shares);
         // No matches: every call.
         let every_call = [GrpcRouteMatch::default()];
         let rule_matches = if rule.matches.is_empty() {
@@ -69,15 +71,25 @@ pub fn envoy_routes(
                 rule: rule_index,
                 index: match_index,
             };
+            let name = format!(
+                "grpcroute/{namespace}/{}/rule/{rule_index}/match/{match_index}",
+                meta.name
+            );
+            // A split goes through the canary filter, as for HTTPRoute; its
+            // config is built from resolved cluster names, so the filter's
+            // compiler refusing it would be a translator bug: answer 500.
+            let action = match &backend.canary {
+                Some(canary) if policies.insert(&name, canary).is_err() => {
+                    weights::internal_server_error()
+                }
+                _ => backend.action.clone(),
+            };
             out.push((
                 Precedence::of(&http, &origin),
                 Route {
-                    name: format!(
-                        "grpcroute/{namespace}/{}/rule/{rule_index}/match/{match_index}",
-                        meta.name
-                    ),
+                    name,
                     r#match: Some(matches::route_match(&http)),
-                    action: Some(action.clone()),
+                    action: Some(action),
                     ..Route::default()
                 },
             ));

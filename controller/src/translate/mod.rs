@@ -22,10 +22,16 @@ mod namespace_selector;
 mod precedence;
 mod reference_grants;
 pub mod render;
+mod rewrites;
+mod route_filters;
 pub mod status;
+mod timeouts;
 mod tls;
+mod wasm_filters;
+mod weights;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
@@ -34,21 +40,26 @@ use envoy_types::pb::google::protobuf::BoolValue;
 
 use crate::resources::{Gateway, HttpRoute, Loaded, ParentRef, Resources};
 use backends::{Backends, Unresolved};
-use envoy::Share;
 use listeners::{GatewayPlan, Protocol, RouteKind};
 use precedence::{MatchOrigin, Precedence};
+use route_filters::RuleError;
 use status::{
     observed, Condition, GatewayClassStatus, ParentReference, RouteParentStatus, RouteStatus,
     Status, CONTROLLER_NAME,
 };
+use wasm_filters::RoutePolicies;
+use weights::Share;
 
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Serve listener ports below 1024 on port + 10000, so Envoy needs no
     /// privilege to bind them.
     pub port_remap: bool,
+    /// The absolute directory holding Tollgate's `.wasm` filters, as Envoy
+    /// will read them.
+    pub wasm_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -106,15 +117,17 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         hosts.entry(*port).or_default();
     }
     let mut backends = Backends::new(resources);
+    let mut policies = RoutePolicies::default();
     for route in &resources.http_routes {
-        let (resolved_refs, routes) = envoy_routes(route, &mut backends);
+        let (resolved_refs, invalid_rule, routes) =
+            envoy_routes(route, &mut backends, &mut policies);
         let attaching = AttachingRoute {
             kind: RouteKind::Http,
             namespace: route.object.metadata.namespace(),
             hostnames: &route.object.spec.hostnames,
             routes: &routes,
         };
-        let parents = attach_route(
+        let mut parents = attach_route(
             resources,
             &mut plans,
             &attaching,
@@ -122,6 +135,19 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             (&resolved_refs, route.generation),
             &mut hosts,
         );
+        // A rule it cannot program as written makes an attached parent's
+        // `Accepted` False (its routes answer 500).
+        if let Some(e) = &invalid_rule {
+            for parent in &mut parents {
+                if let Some(accepted) = parent.conditions.first_mut() {
+                    if accepted.status == "True" {
+                        let generation = accepted.observed_generation;
+                        *accepted = Condition::new("Accepted", false, e.reason, e.message.clone());
+                        accepted.observed_generation = generation;
+                    }
+                }
+            }
+        }
         if !parents.is_empty() {
             status.http_routes.push(RouteStatus {
                 namespace: route.object.metadata.namespace().to_owned(),
@@ -131,7 +157,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         }
     }
     for route in &resources.grpc_routes {
-        let (resolved_refs, routes) = grpc_route::envoy_routes(route, &mut backends);
+        let (resolved_refs, routes) = grpc_route::envoy_routes(route, &mut backends, &mut policies);
         let attaching = AttachingRoute {
             kind: RouteKind::Grpc,
             namespace: route.object.metadata.namespace(),
@@ -156,12 +182,20 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
     }
     status.gateways = plans.iter().map(GatewayPlan::status).collect();
     let listeners = hosts
-        .keys()
-        .map(|port| match ports.get(port) {
-            Some(Protocol::Https) => {
-                tls::https_listener(*port, &listeners::tls_chains(&plans, *port))
+        .iter()
+        .map(|(port, vhosts)| {
+            let served: BTreeSet<&str> = vhosts
+                .values()
+                .flatten()
+                .map(|(_, r)| r.name.as_str())
+                .collect();
+            let filters = policies.http_filters(&served, &options.wasm_dir);
+            match ports.get(port) {
+                Some(Protocol::Https) => {
+                    tls::https_listener(*port, filters, &listeners::tls_chains(&plans, *port))
+                }
+                _ => envoy::http_listener(*port, filters),
             }
-            _ => envoy::http_listener(*port),
         })
         .collect();
     let route_configurations = hosts.into_iter().map(route_configuration).collect();
@@ -219,15 +253,18 @@ fn find_gateway<'p, 'g>(
     })
 }
 
-/// The Envoy routes of one HTTPRoute (not yet placed in a virtual host), and
-/// its `ResolvedRefs` condition.
+/// The Envoy routes of one HTTPRoute (not yet placed in a virtual host), with
+/// their filter policies added to `policies`; its `ResolvedRefs` condition,
+/// and what it cannot program as written (those rules' routes answer 500).
 fn envoy_routes(
     route: &Loaded<HttpRoute>,
     backends: &mut Backends<'_>,
-) -> (Condition, Vec<(Precedence, Route)>) {
+    policies: &mut RoutePolicies,
+) -> (Condition, Option<RuleError>, Vec<(Precedence, Route)>) {
     let meta = &route.object.metadata;
     let namespace = meta.namespace();
     let mut first_unresolved: Option<Unresolved> = None;
+    let mut rule_errors: Vec<RuleError> = Vec::new();
     let mut out = Vec::new();
     for (rule_index, rule) in route.object.spec.rules.iter().enumerate() {
         let invalid = format!(
@@ -245,8 +282,24 @@ fn envoy_routes(
                 }
             })
             .collect();
-        let action = envoy::rule_action(&shares);
+        let planned =
+            route_filters::rule(rule, &shares, namespace, backends, &mut first_unresolved);
         for (match_index, m) in rule.matches.iter().enumerate() {
+            let name = format!(
+                "httproute/{namespace}/{}/rule/{rule_index}/match/{match_index}",
+                meta.name
+            );
+            let action = planned
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|p| p.route(m, match_index, &name, policies))
+                .unwrap_or_else(|e| {
+                    let e = e.in_rule(rule_index);
+                    if !rule_errors.contains(&e) {
+                        rule_errors.push(e);
+                    }
+                    weights::internal_server_error()
+                });
             let origin = MatchOrigin {
                 namespace,
                 name: &meta.name,
@@ -258,12 +311,9 @@ fn envoy_routes(
             out.push((
                 Precedence::of(m, &origin),
                 Route {
-                    name: format!(
-                        "httproute/{namespace}/{}/rule/{rule_index}/match/{match_index}",
-                        meta.name
-                    ),
+                    name,
                     r#match: Some(matches::route_match(m)),
-                    action: Some(action.clone()),
+                    action: Some(action),
                     ..Route::default()
                 },
             ));
@@ -273,7 +323,7 @@ fn envoy_routes(
         None => Condition::new("ResolvedRefs", true, "ResolvedRefs", String::new()),
         Some(u) => Condition::new("ResolvedRefs", false, u.reason, u.message),
     };
-    (condition, out)
+    (condition, route_filters::combined(rule_errors), out)
 }
 
 /// What attaching needs to know of a route, whatever its kind.
@@ -353,7 +403,8 @@ fn attach(
                 // The same route reaches one virtual host through several
                 // listeners or parentRefs: once is enough.
                 if !vhost.iter().any(|(_, r)| r.name == envoy_route.name) {
-                    vhost.push((precedence.clone(), envoy_route.clone()));
+                    let envoy_route = rewrites::for_listener(envoy_route.clone(), listener.spec);
+                    vhost.push((precedence.clone(), envoy_route));
                 }
             }
         }

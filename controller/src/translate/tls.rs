@@ -22,6 +22,7 @@ use prost::{Message, Name};
 
 use super::certificates::Certificate;
 use super::envoy;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 
 pub const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
 pub const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
@@ -35,8 +36,8 @@ pub struct Chain {
 }
 
 /// The HTTPS listener for `port`; `chains` must not be empty.
-pub fn https_listener(port: u32, chains: &[Chain]) -> Listener {
-    let mut listener = envoy::http_listener(port);
+pub fn https_listener(port: u32, filters: Vec<HttpFilter>, chains: &[Chain]) -> Listener {
+    let mut listener = envoy::http_listener(port, filters);
     let plain = listener.filter_chains.pop().unwrap_or_default();
     listener.filter_chains = chains
         .iter()
