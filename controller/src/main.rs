@@ -1,7 +1,7 @@
 //! `tollgate`: the companion binary of the Tollgate filters.
 //!
-//! One subcommand per job (see DESIGN.md): `serve`, `bootstrap`, `translate`
-//! and `ratelimit-server` now; `validate` joins them as the controller grows.
+//! One subcommand per job (see DESIGN.md): `serve`, `bootstrap`, `translate`,
+//! `validate` and `ratelimit-server`.
 //! Logs go to stderr through `tracing`; `RUST_LOG` sets the filter (default `info`).
 
 mod bootstrap_command;
@@ -11,6 +11,7 @@ mod serve;
 mod shutdown;
 mod translate;
 mod translate_command;
+mod validate_command;
 mod xds;
 
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ enum Command {
     RatelimitServer(ratelimit_server::Args),
     /// Translate a directory of Gateway API YAML to Envoy resources and status, offline.
     Translate(translate_command::Args),
+    /// Check a directory of Gateway API and policy YAML; print every problem with file:line.
+    Validate(validate_command::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Translate(args) => translate_command::run(&args),
+        Command::Validate(args) => validate_command::run(&args),
         Command::Bootstrap(args) => bootstrap_command::run(&args),
         Command::RatelimitServer(args) => run_async(ratelimit_server::run(args)),
         Command::Serve(args) => run_async(serve::run(args)),

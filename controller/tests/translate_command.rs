@@ -66,3 +66,82 @@ fn a_schema_error_exits_1_naming_file_line_and_field() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn private_keys_are_redacted_unless_asked_for() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let case = root.join("translate/https");
+    let key = std::fs::read_to_string(root.join("tls-test-data/tls.key")).unwrap();
+    let key_body = key.lines().nth(1).unwrap();
+    let default = translate(&[case.to_str().unwrap(), "--type", "listener"]);
+    assert!(default.status.success());
+    let text = String::from_utf8_lossy(&default.stdout);
+    assert!(!text.contains(key_body), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+    let shown = translate(&[case.to_str().unwrap(), "-o", "json", "--show-secrets"]);
+    assert!(shown.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let https = doc["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "http-10443")
+        .unwrap();
+    let socket = &https["filter_chains"][0]["transport_socket"]["typed_config"];
+    assert_eq!(
+        socket["common_tls_context"]["tls_certificates"][0]["private_key"]["inline_string"],
+        key.as_str()
+    );
+}
+
+/// The header filter's module path in a translation of the header-modifiers case.
+fn header_mod_filename(command: &mut Command, args: &[&str]) -> String {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/translate/header-modifiers");
+    let out = command
+        .arg("translate")
+        .arg(case)
+        .args(["-o", "json", "--type", "listener"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let filter =
+        &doc["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0];
+    assert_eq!(filter["name"], "tollgate.header_mod");
+    filter["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_wasm_dir_defaults_to_the_binarys_directory_when_it_holds_the_filters_else_dist() {
+    let dir = scratch_dir("wasm-dir");
+    // cargo's binary has no filters next to it: ./dist, made absolute.
+    let filename = header_mod_filename(
+        Command::new(env!("CARGO_BIN_EXE_tollgate")).current_dir(dir.join("nested")),
+        &[],
+    );
+    assert_eq!(
+        Path::new(&filename),
+        dir.join("nested/dist/header_mod.wasm")
+    );
+    // A binary next to the filters, as `make build` leaves dist/.
+    let bin = dir.join("tollgate");
+    std::fs::copy(env!("CARGO_BIN_EXE_tollgate"), &bin).unwrap();
+    std::fs::write(dir.join("header_mod.wasm"), b"").unwrap();
+    let filename = header_mod_filename(Command::new(&bin).current_dir(dir.join("nested")), &[]);
+    assert_eq!(Path::new(&filename), dir.join("header_mod.wasm"));
+    // An explicit relative --wasm-dir is made absolute too.
+    let filename = header_mod_filename(
+        Command::new(&bin).current_dir(&dir),
+        &["--wasm-dir", "elsewhere"],
+    );
+    assert_eq!(Path::new(&filename), dir.join("elsewhere/header_mod.wasm"));
+    std::fs::remove_dir_all(dir).unwrap();
+}

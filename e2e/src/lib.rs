@@ -15,11 +15,14 @@
 //! - [`redis`] is a real `redis-server` on a free loopback port that a test can kill and restart.
 //! - [`ratelimit_server`] runs `tollgate ratelimit-server` against it.
 //! - [`process`] keeps every process a test starts from outliving it.
+//! - [`conformance`] holds the Gateway API conformance tests as data
+//!   (`e2e/tests/conformance/`): loading, backend placeholders and the checks.
 //! - [`roundtrip`] sends a request and compares what the backend saw and what the
 //!   client got with an expectation, conformance style.
 
 pub mod bench;
 pub mod bench_verify;
+pub mod conformance;
 pub mod echo;
 pub mod envoy;
 pub mod envoy_config;

@@ -3,6 +3,8 @@
 //! (`selector`, `clusterIP`, `sessionAffinity`…) that describe the cluster,
 //! not the routing Tollgate derives from them.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use super::meta::ObjectMeta;
@@ -34,6 +36,9 @@ pub struct ServicePort {
     #[serde(default)]
     pub name: Option<String>,
     pub port: u16,
+    /// `kubernetes.io/h2c` or `grpc` makes the cluster speak HTTP/2 (h2c) upstream.
+    #[serde(default)]
+    pub app_protocol: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,4 +73,26 @@ pub struct EndpointPort {
     #[serde(default)]
     pub name: Option<String>,
     pub port: u16,
+}
+
+/// A TLS certificate for an HTTPS listener (`type: kubernetes.io/tls`,
+/// `data.tls.crt` / `data.tls.key` in base64, or `stringData` in plain text
+/// as `kubectl apply` accepts it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Secret {
+    pub metadata: ObjectMeta,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub data: BTreeMap<String, String>,
+    #[serde(default)]
+    pub string_data: BTreeMap<String, String>,
+}
+
+/// Only its labels matter: `allowedRoutes.namespaces.from: Selector` reads them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Namespace {
+    pub metadata: ObjectMeta,
 }

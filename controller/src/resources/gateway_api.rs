@@ -1,11 +1,14 @@
 //! The Gateway API v1 (standard channel) kinds Tollgate reads, limited to the
 //! fields it implements. Spec fields are `deny_unknown_fields`: a field we do
-//! not implement yet (a route `filters` list, listener `tls`) is refused with
+//! not implement yet (a Gateway `addresses`, a CORS filter) is refused with
 //! its path instead of being silently ignored, so the routing Envoy gets is
 //! never quietly different from what the YAML says.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
+use super::http_filters::{HttpRouteFilter, HttpRouteTimeouts};
 use super::meta::ObjectMeta;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -46,7 +49,38 @@ pub struct Listener {
     pub port: u16,
     pub protocol: String,
     #[serde(default)]
+    pub tls: Option<ListenerTls>,
+    #[serde(default)]
     pub allowed_routes: Option<AllowedRoutes>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListenerTls {
+    #[serde(default)]
+    pub mode: TlsMode,
+    #[serde(default)]
+    pub certificate_refs: Vec<SecretObjectReference>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum TlsMode {
+    #[default]
+    Terminate,
+    Passthrough,
+}
+
+/// A certificateRef: group `""` and kind `Secret` unless said otherwise.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretObjectReference {
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -54,6 +88,17 @@ pub struct Listener {
 pub struct AllowedRoutes {
     #[serde(default)]
     pub namespaces: Option<RouteNamespaces>,
+    /// Empty means the protocol's default kinds.
+    #[serde(default)]
+    pub kinds: Vec<RouteGroupKind>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteGroupKind {
+    #[serde(default)]
+    pub group: Option<String>,
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -61,14 +106,45 @@ pub struct AllowedRoutes {
 pub struct RouteNamespaces {
     #[serde(default)]
     pub from: FromNamespaces,
+    /// Read when `from: Selector`.
+    #[serde(default)]
+    pub selector: Option<LabelSelector>,
 }
 
-/// `Selector` (Namespace labels) needs Namespace objects and comes with them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub enum FromNamespaces {
     #[default]
     Same,
     All,
+    Selector,
+}
+
+/// Kubernetes' `metav1.LabelSelector`: every `matchLabels` pair and every
+/// expression must hold.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelSelector {
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelSelectorRequirement {
+    pub key: String,
+    pub operator: SelectorOperator,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SelectorOperator {
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,14 +191,20 @@ pub struct HttpRouteRule {
     #[serde(default = "default_matches")]
     pub matches: Vec<HttpRouteMatch>,
     #[serde(default)]
+    pub filters: Vec<HttpRouteFilter>,
+    #[serde(default)]
     pub backend_refs: Vec<BackendRef>,
+    #[serde(default)]
+    pub timeouts: Option<HttpRouteTimeouts>,
 }
 
 impl Default for HttpRouteRule {
     fn default() -> Self {
         Self {
             matches: default_matches(),
+            filters: Vec::new(),
             backend_refs: Vec::new(),
+            timeouts: None,
         }
     }
 }
@@ -196,14 +278,18 @@ pub struct BackendRef {
     pub port: Option<u16>,
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// Read so that a rule using them is refused in its status, not silently
+    /// routed without them.
+    #[serde(default)]
+    pub filters: Vec<HttpRouteFilter>,
 }
 
 fn default_weight() -> u32 {
     1
 }
 
-/// Lets an HTTPRoute in `from.namespace` reference Services in this grant's
-/// namespace (all of them, or the one named in `to`).
+/// Lets routes (or Gateways) in `from.namespace` reference Services (or
+/// Secrets) in this grant's namespace (all of them, or the one named in `to`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReferenceGrant {

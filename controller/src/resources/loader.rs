@@ -145,7 +145,10 @@ fn load_document(
         + resources.http_routes.len()
         + resources.services.len()
         + resources.endpoint_slices.len()
-        + resources.reference_grants.len();
+        + resources.reference_grants.len()
+        + resources.grpc_routes.len()
+        + resources.secrets.len()
+        + resources.namespaces.len();
     let typed = Typed {
         name,
         first_line,
@@ -161,7 +164,10 @@ fn load_document(
         ("gateway.networking.k8s.io", "ReferenceGrant") => {
             resources.reference_grants.push(typed.load()?)
         }
+        ("gateway.networking.k8s.io", "GRPCRoute") => resources.grpc_routes.push(typed.load()?),
         ("", "Service") => resources.services.push(typed.load()?),
+        ("", "Secret") => resources.secrets.push(typed.load()?),
+        ("", "Namespace") => resources.namespaces.push(typed.load()?),
         ("discovery.k8s.io", "EndpointSlice") => resources.endpoint_slices.push(typed.load()?),
         _ if kind.is_empty() => resources.warnings.push(format!(
             "{origin}: skipped: no `kind`, not a Kubernetes object"
@@ -185,9 +191,13 @@ impl Typed<'_> {
     fn load<T: DeserializeOwned>(self) -> Result<Loaded<T>, String> {
         let object = serde_yaml_ng::from_str(self.doc)
             .map_err(|e| located(self.name, self.first_line, &e))?;
+        let untyped: serde_json::Value = serde_yaml_ng::from_str(self.doc)
+            .map_err(|e| located(self.name, self.first_line, &e))?;
         Ok(Loaded {
             object,
             order: self.order,
+            source: format!("{}:{}", self.name, self.first_line),
+            generation: super::generation::of(&untyped),
         })
     }
 }
@@ -216,7 +226,7 @@ mod tests {
 
     #[test]
     fn schema_error_names_file_line_and_field() {
-        let text = "kind: Namespace\napiVersion: v1\nmetadata: {name: x}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  gatewayClassName: c\n  listeners:\n  - name: http\n    protocol: HTTP\n    prot: 80\n";
+        let text = "kind: ConfigMap\napiVersion: v1\nmetadata: {name: x}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  gatewayClassName: c\n  listeners:\n  - name: http\n    protocol: HTTP\n    prot: 80\n";
         let mut resources = Resources::default();
         let err = load_str("gw.yaml", text, &mut resources).unwrap_err();
         assert_eq!(err.problems.len(), 1, "{err}");
@@ -226,7 +236,7 @@ mod tests {
         assert!(problem.contains("prot"), "{problem}");
         assert_eq!(
             resources.warnings,
-            vec!["gw.yaml:1: skipped \"v1\" \"Namespace\": not a kind Tollgate reads"]
+            vec!["gw.yaml:1: skipped \"v1\" \"ConfigMap\": not a kind Tollgate reads"]
         );
     }
 

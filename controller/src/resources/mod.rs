@@ -14,14 +14,21 @@
 
 mod core;
 pub mod gateway_api;
+mod generation;
+pub mod grpc_route;
+pub mod http_filters;
 pub mod loader;
 mod meta;
 
-pub use self::core::{EndpointSlice, Service, SERVICE_NAME_LABEL, STATIC_ENDPOINTS_ANNOTATION};
-pub use gateway_api::{
-    BackendRef, FromNamespaces, Gateway, GatewayClass, HttpRoute, HttpRouteMatch, ParentRef,
-    PathMatchType, ReferenceGrant, ValueMatch, ValueMatchType,
+pub use self::core::{
+    EndpointSlice, Namespace, Secret, Service, ServicePort, SERVICE_NAME_LABEL,
+    STATIC_ENDPOINTS_ANNOTATION,
 };
+pub use gateway_api::{
+    BackendRef, FromNamespaces, Gateway, GatewayClass, HttpRoute, HttpRouteMatch, HttpRouteRule,
+    ParentRef, PathMatchType, ReferenceGrant, ValueMatch, ValueMatchType,
+};
+pub use grpc_route::GrpcRoute;
 pub use loader::load_dir;
 
 /// One object and where it came from.
@@ -31,6 +38,11 @@ pub struct Loaded<T> {
     /// Position in load order (files sorted by path, documents in file order):
     /// the precedence tie-break when there is no `creationTimestamp`.
     pub order: usize,
+    /// `path:line` of the document, for problems found after loading.
+    pub source: String,
+    /// `metadata.generation`, or one derived from the spec (see
+    /// `generation::of`): every status condition's `observedGeneration`.
+    pub generation: i64,
 }
 
 /// Everything one directory holds, each kind in load order.
@@ -42,6 +54,9 @@ pub struct Resources {
     pub services: Vec<Loaded<Service>>,
     pub endpoint_slices: Vec<Loaded<EndpointSlice>>,
     pub reference_grants: Vec<Loaded<ReferenceGrant>>,
+    pub grpc_routes: Vec<Loaded<GrpcRoute>>,
+    pub secrets: Vec<Loaded<Secret>>,
+    pub namespaces: Vec<Loaded<Namespace>>,
     /// Documents skipped (kinds Tollgate does not read), as `path:line: message`.
     pub warnings: Vec<String>,
 }

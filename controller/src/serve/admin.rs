@@ -83,7 +83,8 @@ async fn config_dump(State(admin): State<Admin>) -> Response {
         )
             .into_response();
     };
-    let mut dump = match render::document(translation, render::Part::All) {
+    // Listeners' TLS private keys never leave through the admin endpoint.
+    let mut dump = match render::document(translation, render::Part::All, render::Secrets::Redact) {
         Ok(dump) => dump,
         Err(e) => return internal(e.to_string()),
     };

@@ -54,6 +54,10 @@ pub struct Args {
     /// Serve listener ports as written, even below 1024 (by default they move to port + 10000).
     #[arg(long)]
     no_port_remap: bool,
+    /// Directory of Tollgate's `.wasm` filters, as Envoy will read it [default: the directory of
+    /// this binary when it holds them (`dist/`), else `./dist`; made absolute].
+    #[arg(long, value_name = "DIR")]
+    wasm_dir: Option<PathBuf>,
 }
 
 /// What the controller serves now, for the admin endpoint and the status file.
@@ -96,8 +100,14 @@ impl Current {
 
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<()> {
+    let wasm_dir = args
+        .wasm_dir
+        .clone()
+        .unwrap_or_else(crate::translate_command::default_wasm_dir);
     let options = translate::Options {
         port_remap: !args.no_port_remap,
+        wasm_dir: std::path::absolute(&wasm_dir)
+            .with_context(|| format!("making {} absolute", wasm_dir.display()))?,
     };
     if !args.config_dir.is_dir() {
         anyhow::bail!(
@@ -123,7 +133,7 @@ pub async fn run(args: Args) -> Result<()> {
     // Watching starts before the first load, so no change is missed between them.
     let mut watcher = DirWatcher::start(&args.config_dir)?;
     let metrics = Metrics::new();
-    let views = Arc::new(GatewayViews::new(options));
+    let views = Arc::new(GatewayViews::new(options.clone()));
     let (current_tx, current_rx) = watch::channel(Arc::new(Current::default()));
     let mut reloader = Reloader {
         dir: args.config_dir.clone(),

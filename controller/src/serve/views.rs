@@ -135,21 +135,36 @@ pub fn parse_gateway(text: &str) -> Option<(String, String)> {
         .then(|| (namespace.to_owned(), name.to_owned()))
 }
 
-/// The resources with one Gateway left, and only the routes attached to it.
+/// The resources with one Gateway left, and only the routes attached to it
+/// (so their clusters stay out of other Gateways' Envoys).
 fn only_gateway(resources: &Resources, namespace: &str, name: &str) -> Resources {
     let mut only = resources.clone();
     only.gateways
         .retain(|g| g.object.metadata.namespace() == namespace && g.object.metadata.name == name);
-    only.http_routes.retain(|route| {
-        let route_namespace = route.object.metadata.namespace();
-        route
-            .object
-            .spec
-            .parent_refs
-            .iter()
-            .any(|p| names_gateway(p, route_namespace, namespace, name))
+    only.http_routes.retain(|r| {
+        attached(
+            &r.object.spec.parent_refs,
+            r.object.metadata.namespace(),
+            namespace,
+            name,
+        )
+    });
+    only.grpc_routes.retain(|r| {
+        attached(
+            &r.object.spec.parent_refs,
+            r.object.metadata.namespace(),
+            namespace,
+            name,
+        )
     });
     only
+}
+
+/// Whether a route with these parentRefs attaches to Gateway `namespace/name`.
+fn attached(parents: &[ParentRef], route_namespace: &str, namespace: &str, name: &str) -> bool {
+    parents
+        .iter()
+        .any(|p| names_gateway(p, route_namespace, namespace, name))
 }
 
 fn names_gateway(parent: &ParentRef, route_namespace: &str, namespace: &str, name: &str) -> bool {
@@ -228,8 +243,11 @@ spec:
     fn a_gateway_node_gets_only_its_gateway() {
         let mut resources = Resources::default();
         load_str("gw.yaml", TWO_GATEWAYS, &mut resources).unwrap();
-        let options = translate::Options { port_remap: true };
-        let views = GatewayViews::new(options);
+        let options = translate::Options {
+            port_remap: true,
+            wasm_dir: "/dist".into(),
+        };
+        let views = GatewayViews::new(options.clone());
         let all = Arc::new(Snapshot::from_translation(&translate::translate(
             &resources, &options,
         )));

@@ -2,7 +2,7 @@
 //! rule that references it. STATIC rather than EDS: file mode knows every
 //! address up front, and a changed address re-sends the cluster anyway.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use envoy_types::pb::envoy::config::cluster::v3::{
@@ -16,6 +16,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
 
+use super::{http2_upstream, reference_grants, GATEWAY_GROUP};
 use crate::resources::{
     BackendRef, Resources, Service, SERVICE_NAME_LABEL, STATIC_ENDPOINTS_ANNOTATION,
 };
@@ -31,6 +32,8 @@ pub struct Unresolved {
 pub struct Backends<'a> {
     resources: &'a Resources,
     clusters: BTreeMap<String, Cluster>,
+    /// Clusters whose upstream speaks HTTP/2.
+    http2: BTreeSet<String>,
 }
 
 impl<'a> Backends<'a> {
@@ -38,12 +41,25 @@ impl<'a> Backends<'a> {
         Self {
             resources,
             clusters: BTreeMap::new(),
+            http2: BTreeSet::new(),
         }
     }
 
     /// The Envoy cluster for `backend`, referenced from an HTTPRoute in `route_namespace`.
     pub fn resolve(
         &mut self,
+        route_namespace: &str,
+        backend: &BackendRef,
+    ) -> Result<String, Unresolved> {
+        self.resolve_from("HTTPRoute", route_namespace, backend)
+    }
+
+    /// The Envoy cluster for `backend`, referenced from a `route_kind` route in
+    /// `route_namespace`. A GRPCRoute's backend, or a Service port whose
+    /// `appProtocol` says so, gets a cluster speaking HTTP/2 upstream.
+    pub fn resolve_from(
+        &mut self,
+        route_kind: &str,
         route_namespace: &str,
         backend: &BackendRef,
     ) -> Result<String, Unresolved> {
@@ -56,12 +72,22 @@ impl<'a> Backends<'a> {
             });
         }
         let namespace = backend.namespace.as_deref().unwrap_or(route_namespace);
-        if namespace != route_namespace && !self.granted(route_namespace, namespace, &backend.name)
-        {
+        let from = reference_grants::From {
+            group: GATEWAY_GROUP,
+            kind: route_kind,
+            namespace: route_namespace,
+        };
+        let to = reference_grants::To {
+            group: "",
+            kind: "Service",
+            namespace,
+            name: &backend.name,
+        };
+        if namespace != route_namespace && !reference_grants::permits(self.resources, &from, &to) {
             return Err(Unresolved {
                 reason: "RefNotPermitted",
                 message: format!(
-                    "no ReferenceGrant in {namespace:?} lets HTTPRoutes in {route_namespace:?} reference Service {:?}",
+                    "no ReferenceGrant in {namespace:?} lets {route_kind}s in {route_namespace:?} reference Service {:?}",
                     backend.name
                 ),
             });
@@ -102,30 +128,23 @@ impl<'a> Backends<'a> {
             self.clusters
                 .insert(name.clone(), static_cluster(&name, &endpoints));
         }
+        if route_kind == "GRPCRoute" || http2_upstream::app_protocol(service_port) {
+            self.http2.insert(name.clone());
+        }
         Ok(name)
     }
 
     pub fn into_clusters(self) -> Vec<Cluster> {
-        self.clusters.into_values().collect()
-    }
-
-    fn granted(&self, from_namespace: &str, to_namespace: &str, service: &str) -> bool {
-        self.resources
-            .reference_grants
-            .iter()
-            .map(|g| &g.object)
-            .filter(|g| g.metadata.namespace() == to_namespace)
-            .any(|g| {
-                g.spec.from.iter().any(|f| {
-                    f.group == "gateway.networking.k8s.io"
-                        && f.kind == "HTTPRoute"
-                        && f.namespace == from_namespace
-                }) && g.spec.to.iter().any(|t| {
-                    t.group.is_empty()
-                        && t.kind == "Service"
-                        && t.name.as_deref().is_none_or(|n| n == service)
-                })
+        let http2 = self.http2;
+        self.clusters
+            .into_iter()
+            .map(|(name, mut cluster)| {
+                if http2.contains(&name) {
+                    http2_upstream::enable(&mut cluster);
+                }
+                cluster
             })
+            .collect()
     }
 
     /// The annotation when present; otherwise the ready IP addresses of the

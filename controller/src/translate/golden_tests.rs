@@ -3,14 +3,18 @@
 //! `out.yaml` (Envoy resources and status). `TOLLGATE_GOLDEN_UPDATE=1`
 //! rewrites the `out.yaml` files instead; review the diff before committing.
 //! An optional `options.yaml` (`portRemap: false`) sets translator options.
+//! The wasm directory is a fixed fake path, so the files do not depend on
+//! where the repository is checked out.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::render::{document, Part};
+use super::render::{document, Part, Secrets};
 use super::{translate, Options};
 use crate::resources::{loader::load_str, Resources};
+
+const WASM_DIR: &str = "/opt/tollgate/dist";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -27,12 +31,16 @@ fn run_case(dir: &Path) -> Result<(), String> {
             let o: CaseOptions = serde_yaml_ng::from_str(&text).map_err(|e| e.to_string())?;
             Options {
                 port_remap: o.port_remap,
+                wasm_dir: PathBuf::from(WASM_DIR),
             }
         }
-        Err(_) => Options { port_remap: true },
+        Err(_) => Options {
+            port_remap: true,
+            wasm_dir: PathBuf::from(WASM_DIR),
+        },
     };
-    let rendered =
-        document(&translate(&resources, &options), Part::All).map_err(|e| e.to_string())?;
+    let rendered = document(&translate(&resources, &options), Part::All, Secrets::Redact)
+        .map_err(|e| e.to_string())?;
     let actual = serde_yaml_ng::to_string(&rendered).map_err(|e| e.to_string())?;
     let out = dir.join("out.yaml");
     if std::env::var_os("TOLLGATE_GOLDEN_UPDATE").is_some_and(|v| v == "1") {

@@ -9,38 +9,57 @@
 //! virtual host or route get Envoy's own 404.
 
 mod backends;
+mod certificates;
 mod envoy;
 #[cfg(test)]
 mod golden_tests;
+mod grpc_route;
 mod hostnames;
+mod http2_upstream;
+mod listeners;
 mod matches;
+mod namespace_selector;
 mod precedence;
+mod reference_grants;
 pub mod render;
+mod rewrites;
+mod route_filters;
 pub mod status;
+mod timeouts;
+mod tls;
+mod wasm_filters;
+mod weights;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
 use envoy_types::pb::google::protobuf::BoolValue;
 
-use crate::resources::{FromNamespaces, Gateway, HttpRoute, Loaded, ParentRef, Resources};
+use crate::resources::{Gateway, HttpRoute, Loaded, ParentRef, Resources};
 use backends::{Backends, Unresolved};
-use envoy::Share;
+use listeners::{GatewayPlan, Protocol, RouteKind};
 use precedence::{MatchOrigin, Precedence};
+use route_filters::RuleError;
 use status::{
-    Condition, GatewayClassStatus, GatewayStatus, ListenerStatus, ParentReference,
-    RouteParentStatus, RouteStatus, Status, CONTROLLER_NAME,
+    observed, Condition, GatewayClassStatus, ParentReference, RouteParentStatus, RouteStatus,
+    Status, CONTROLLER_NAME,
 };
+use wasm_filters::RoutePolicies;
+use weights::Share;
 
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Serve listener ports below 1024 on port + 10000, so Envoy needs no
     /// privilege to bind them.
     pub port_remap: bool,
+    /// The absolute directory holding Tollgate's `.wasm` filters, as Envoy
+    /// will read them.
+    pub wasm_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -67,69 +86,67 @@ type VirtualHosts = BTreeMap<u32, BTreeMap<String, Vec<(Precedence, Route)>>>;
 
 pub fn translate(resources: &Resources, options: &Options) -> Translation {
     let mut status = Status::default();
-    let classes: Vec<&str> = resources
+    let classes: Vec<&Loaded<_>> = resources
         .gateway_classes
         .iter()
-        .map(|c| &c.object)
-        .filter(|c| c.spec.controller_name == CONTROLLER_NAME)
-        .map(|c| c.metadata.name.as_str())
+        .filter(|c| c.object.spec.controller_name == CONTROLLER_NAME)
         .collect();
     status.gateway_classes = classes
         .iter()
-        .map(|name| GatewayClassStatus {
-            name: (*name).to_owned(),
-            conditions: vec![Condition::new("Accepted", true, "Accepted", String::new())],
+        .map(|class| GatewayClassStatus {
+            name: class.object.metadata.name.clone(),
+            conditions: observed(
+                vec![Condition::new("Accepted", true, "Accepted", String::new())],
+                class.generation,
+            ),
         })
         .collect();
-    let gateways: Vec<&Gateway> = resources
+    let gateways: Vec<&Loaded<Gateway>> = resources
         .gateways
         .iter()
-        .map(|g| &g.object)
-        .filter(|g| classes.contains(&g.spec.gateway_class_name.as_str()))
+        .filter(|g| {
+            classes
+                .iter()
+                .any(|c| c.object.metadata.name == g.object.spec.gateway_class_name)
+        })
         .collect();
-    // attachedRoutes per gateway, per listener.
-    let mut attached: Vec<Vec<u32>> = gateways
-        .iter()
-        .map(|g| vec![0; g.spec.listeners.len()])
-        .collect();
+    let mut plans = listeners::plan(&gateways, resources, options);
+    let ports = listeners::ports(&plans);
     let mut hosts = VirtualHosts::new();
-    for gateway in &gateways {
-        for listener in gateway
-            .spec
-            .listeners
-            .iter()
-            .filter(|l| l.protocol == "HTTP")
-        {
-            hosts.entry(envoy_port(listener.port, options)).or_default();
-        }
+    for port in ports.keys() {
+        hosts.entry(*port).or_default();
     }
     let mut backends = Backends::new(resources);
+    let mut policies = RoutePolicies::default();
     for route in &resources.http_routes {
-        let (resolved_refs, routes) = envoy_routes(route, &mut backends);
-        let mut parents = Vec::new();
-        for parent in &route.object.spec.parent_refs {
-            let namespace = route.object.metadata.namespace();
-            let Some((gw_index, gateway)) = find_gateway(&gateways, parent, namespace) else {
-                continue; // not a Gateway Tollgate owns: another controller's status
-            };
-            let accepted = attach(
-                gateway,
-                parent,
-                &route.object,
-                &mut attached[gw_index],
-                &routes,
-                &mut hosts,
-                options,
-            );
-            parents.push(RouteParentStatus {
-                parent_ref: ParentReference {
-                    namespace: gateway.metadata.namespace().to_owned(),
-                    name: gateway.metadata.name.clone(),
-                    section_name: parent.section_name.clone(),
-                },
-                controller_name: CONTROLLER_NAME.to_owned(),
-                conditions: vec![accepted, resolved_refs.clone()],
-            });
+        let (resolved_refs, invalid_rule, routes) =
+            envoy_routes(route, &mut backends, &mut policies);
+        let attaching = AttachingRoute {
+            kind: RouteKind::Http,
+            namespace: route.object.metadata.namespace(),
+            hostnames: &route.object.spec.hostnames,
+            routes: &routes,
+        };
+        let mut parents = attach_route(
+            resources,
+            &mut plans,
+            &attaching,
+            &route.object.spec.parent_refs,
+            (&resolved_refs, route.generation),
+            &mut hosts,
+        );
+        // A rule it cannot program as written makes an attached parent's
+        // `Accepted` False (its routes answer 500).
+        if let Some(e) = &invalid_rule {
+            for parent in &mut parents {
+                if let Some(accepted) = parent.conditions.first_mut() {
+                    if accepted.status == "True" {
+                        let generation = accepted.observed_generation;
+                        *accepted = Condition::new("Accepted", false, e.reason, e.message.clone());
+                        accepted.observed_generation = generation;
+                    }
+                }
+            }
         }
         if !parents.is_empty() {
             status.http_routes.push(RouteStatus {
@@ -139,14 +156,47 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             });
         }
     }
-    status.gateways = gateways
-        .iter()
-        .zip(&attached)
-        .map(|(gateway, attached)| gateway_status(gateway, attached))
-        .collect();
+    for route in &resources.grpc_routes {
+        let (resolved_refs, routes) = grpc_route::envoy_routes(route, &mut backends, &mut policies);
+        let attaching = AttachingRoute {
+            kind: RouteKind::Grpc,
+            namespace: route.object.metadata.namespace(),
+            hostnames: &route.object.spec.hostnames,
+            routes: &routes,
+        };
+        let parents = attach_route(
+            resources,
+            &mut plans,
+            &attaching,
+            &route.object.spec.parent_refs,
+            (&resolved_refs, route.generation),
+            &mut hosts,
+        );
+        if !parents.is_empty() {
+            status.grpc_routes.push(RouteStatus {
+                namespace: route.object.metadata.namespace().to_owned(),
+                name: route.object.metadata.name.clone(),
+                parents,
+            });
+        }
+    }
+    status.gateways = plans.iter().map(GatewayPlan::status).collect();
     let listeners = hosts
-        .keys()
-        .map(|port| envoy::http_listener(*port))
+        .iter()
+        .map(|(port, vhosts)| {
+            let served: BTreeSet<&str> = vhosts
+                .values()
+                .flatten()
+                .map(|(_, r)| r.name.as_str())
+                .collect();
+            let filters = policies.http_filters(&served, &options.wasm_dir);
+            match ports.get(port) {
+                Some(Protocol::Https) => {
+                    tls::https_listener(*port, filters, &listeners::tls_chains(&plans, *port))
+                }
+                _ => envoy::http_listener(*port, filters),
+            }
+        })
         .collect();
     let route_configurations = hosts.into_iter().map(route_configuration).collect();
     Translation {
@@ -157,33 +207,64 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
     }
 }
 
-fn find_gateway<'g>(
-    gateways: &[&'g Gateway],
+/// Attaches one route to every Tollgate Gateway its parentRefs name; returns
+/// its parent statuses, each with the route's `ResolvedRefs` condition and
+/// generation.
+fn attach_route(
+    resources: &Resources,
+    plans: &mut [GatewayPlan<'_>],
+    route: &AttachingRoute<'_>,
+    parent_refs: &[ParentRef],
+    (resolved_refs, generation): (&Condition, i64),
+    hosts: &mut VirtualHosts,
+) -> Vec<RouteParentStatus> {
+    let mut parents = Vec::new();
+    for parent in parent_refs {
+        let Some(plan) = find_gateway(plans, parent, route.namespace) else {
+            continue; // not a Gateway Tollgate owns: another controller's status
+        };
+        let accepted = attach(resources, plan, parent, route, hosts);
+        parents.push(RouteParentStatus {
+            parent_ref: ParentReference {
+                namespace: plan.gateway.metadata.namespace().to_owned(),
+                name: plan.gateway.metadata.name.clone(),
+                section_name: parent.section_name.clone(),
+            },
+            controller_name: CONTROLLER_NAME.to_owned(),
+            conditions: observed(vec![accepted, resolved_refs.clone()], generation),
+        });
+    }
+    parents
+}
+
+fn find_gateway<'p, 'g>(
+    plans: &'p mut [GatewayPlan<'g>],
     parent: &ParentRef,
     route_namespace: &str,
-) -> Option<(usize, &'g Gateway)> {
+) -> Option<&'p mut GatewayPlan<'g>> {
     if parent.group.as_deref().unwrap_or(GATEWAY_GROUP) != GATEWAY_GROUP
         || parent.kind.as_deref().unwrap_or("Gateway") != "Gateway"
     {
         return None;
     }
     let namespace = parent.namespace.as_deref().unwrap_or(route_namespace);
-    gateways
-        .iter()
-        .enumerate()
-        .find(|(_, g)| g.metadata.namespace() == namespace && g.metadata.name == parent.name)
-        .map(|(i, g)| (i, *g))
+    plans.iter_mut().find(|p| {
+        p.gateway.metadata.namespace() == namespace && p.gateway.metadata.name == parent.name
+    })
 }
 
-/// The Envoy routes of one HTTPRoute (not yet placed in a virtual host), and
-/// its `ResolvedRefs` condition.
+/// The Envoy routes of one HTTPRoute (not yet placed in a virtual host), with
+/// their filter policies added to `policies`; its `ResolvedRefs` condition,
+/// and what it cannot program as written (those rules' routes answer 500).
 fn envoy_routes(
     route: &Loaded<HttpRoute>,
     backends: &mut Backends<'_>,
-) -> (Condition, Vec<(Precedence, Route)>) {
+    policies: &mut RoutePolicies,
+) -> (Condition, Option<RuleError>, Vec<(Precedence, Route)>) {
     let meta = &route.object.metadata;
     let namespace = meta.namespace();
     let mut first_unresolved: Option<Unresolved> = None;
+    let mut rule_errors: Vec<RuleError> = Vec::new();
     let mut out = Vec::new();
     for (rule_index, rule) in route.object.spec.rules.iter().enumerate() {
         let invalid = format!(
@@ -201,8 +282,24 @@ fn envoy_routes(
                 }
             })
             .collect();
-        let action = envoy::rule_action(&shares);
+        let planned =
+            route_filters::rule(rule, &shares, namespace, backends, &mut first_unresolved);
         for (match_index, m) in rule.matches.iter().enumerate() {
+            let name = format!(
+                "httproute/{namespace}/{}/rule/{rule_index}/match/{match_index}",
+                meta.name
+            );
+            let action = planned
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|p| p.route(m, match_index, &name, policies))
+                .unwrap_or_else(|e| {
+                    let e = e.in_rule(rule_index);
+                    if !rule_errors.contains(&e) {
+                        rule_errors.push(e);
+                    }
+                    weights::internal_server_error()
+                });
             let origin = MatchOrigin {
                 namespace,
                 name: &meta.name,
@@ -214,12 +311,9 @@ fn envoy_routes(
             out.push((
                 Precedence::of(m, &origin),
                 Route {
-                    name: format!(
-                        "httproute/{namespace}/{}/rule/{rule_index}/match/{match_index}",
-                        meta.name
-                    ),
+                    name,
                     r#match: Some(matches::route_match(m)),
-                    action: Some(action.clone()),
+                    action: Some(action),
                     ..Route::default()
                 },
             ));
@@ -229,27 +323,34 @@ fn envoy_routes(
         None => Condition::new("ResolvedRefs", true, "ResolvedRefs", String::new()),
         Some(u) => Condition::new("ResolvedRefs", false, u.reason, u.message),
     };
-    (condition, out)
+    (condition, route_filters::combined(rule_errors), out)
 }
 
-/// Attaches `route` to the listeners of `gateway` that `parent` selects and
-/// allow it, adding its routes to their virtual hosts; returns the parent's
-/// `Accepted` condition.
+/// What attaching needs to know of a route, whatever its kind.
+struct AttachingRoute<'a> {
+    kind: RouteKind,
+    namespace: &'a str,
+    hostnames: &'a [String],
+    routes: &'a [(Precedence, Route)],
+}
+
+/// Attaches `route` to the listeners of a Gateway that `parent` selects and
+/// that admit it, adding its routes to the virtual hosts of the programmed
+/// ones; returns the parent's `Accepted` condition.
 fn attach(
-    gateway: &Gateway,
+    resources: &Resources,
+    plan: &mut GatewayPlan<'_>,
     parent: &ParentRef,
-    route: &HttpRoute,
-    attached: &mut [u32],
-    routes: &[(Precedence, Route)],
+    route: &AttachingRoute<'_>,
     hosts: &mut VirtualHosts,
-    options: &Options,
 ) -> Condition {
-    let selected: Vec<usize> = (0..gateway.spec.listeners.len())
+    let gateway_namespace = plan.gateway.metadata.namespace();
+    let selected: Vec<usize> = (0..plan.listeners.len())
         .filter(|i| {
             parent
                 .section_name
                 .as_ref()
-                .is_none_or(|s| *s == gateway.spec.listeners[*i].name)
+                .is_none_or(|s| *s == plan.listeners[*i].spec.name)
         })
         .collect();
     if selected.is_empty() {
@@ -266,16 +367,10 @@ fn attach(
     let allowed: Vec<usize> = selected
         .into_iter()
         .filter(|i| {
-            let listener = &gateway.spec.listeners[*i];
-            let from = listener
-                .allowed_routes
-                .as_ref()
-                .and_then(|a| a.namespaces.as_ref())
-                .map(|n| n.from)
-                .unwrap_or_default();
-            listener.protocol == "HTTP"
-                && (from == FromNamespaces::All
-                    || gateway.metadata.namespace() == route.metadata.namespace())
+            let listener = &plan.listeners[*i];
+            listener.attachable()
+                && listener.admits_kind(route.kind)
+                && listener.admits_namespace(resources, gateway_namespace, route.namespace)
         })
         .collect();
     if allowed.is_empty() {
@@ -283,26 +378,33 @@ fn attach(
             "Accepted",
             false,
             "NotAllowedByListeners",
-            "no listener of the Gateway allows this route".to_owned(),
+            format!(
+                "no listener of the Gateway allows this {} (its kind, namespace or the listener's own state)",
+                route.kind.name()
+            ),
         );
     }
     let mut any = false;
     for i in allowed {
-        let listener = &gateway.spec.listeners[i];
-        let names = hostnames::intersect(listener.hostname.as_deref(), &route.spec.hostnames);
+        let listener = &mut plan.listeners[i];
+        let names = hostnames::intersect(listener.spec.hostname.as_deref(), route.hostnames);
         if names.is_empty() {
             continue;
         }
         any = true;
-        attached[i] += 1;
-        let vhosts = hosts.entry(envoy_port(listener.port, options)).or_default();
+        listener.attached += 1;
+        if !listener.programmed() {
+            continue; // attached, but Envoy does not serve this listener
+        }
+        let vhosts = hosts.entry(listener.envoy_port).or_default();
         for name in names {
             let vhost = vhosts.entry(name).or_default();
-            for (precedence, envoy_route) in routes {
+            for (precedence, envoy_route) in route.routes {
                 // The same route reaches one virtual host through several
                 // listeners or parentRefs: once is enough.
                 if !vhost.iter().any(|(_, r)| r.name == envoy_route.name) {
-                    vhost.push((precedence.clone(), envoy_route.clone()));
+                    let envoy_route = rewrites::for_listener(envoy_route.clone(), listener.spec);
+                    vhost.push((precedence.clone(), envoy_route));
                 }
             }
         }
@@ -316,58 +418,6 @@ fn attach(
             "NoMatchingListenerHostname",
             "no listener hostname intersects the route's hostnames".to_owned(),
         )
-    }
-}
-
-fn gateway_status(gateway: &Gateway, attached: &[u32]) -> GatewayStatus {
-    let listeners: Vec<ListenerStatus> = gateway
-        .spec
-        .listeners
-        .iter()
-        .zip(attached)
-        .map(|(listener, attached)| {
-            let ok = listener.protocol == "HTTP";
-            let (reason, message) = if ok {
-                ("Accepted", String::new())
-            } else {
-                (
-                    "UnsupportedProtocol",
-                    format!(
-                        "protocol {:?} is not supported yet; HTTP is",
-                        listener.protocol
-                    ),
-                )
-            };
-            ListenerStatus {
-                name: listener.name.clone(),
-                attached_routes: *attached,
-                conditions: vec![
-                    Condition::new("Accepted", ok, reason, message.clone()),
-                    Condition::new("ResolvedRefs", true, "ResolvedRefs", String::new()),
-                    Condition::new(
-                        "Programmed",
-                        ok,
-                        if ok { "Programmed" } else { "Invalid" },
-                        message,
-                    ),
-                ],
-            }
-        })
-        .collect();
-    let programmed = gateway.spec.listeners.iter().any(|l| l.protocol == "HTTP");
-    GatewayStatus {
-        namespace: gateway.metadata.namespace().to_owned(),
-        name: gateway.metadata.name.clone(),
-        conditions: vec![
-            Condition::new("Accepted", true, "Accepted", String::new()),
-            Condition::new(
-                "Programmed",
-                programmed,
-                if programmed { "Programmed" } else { "Invalid" },
-                String::new(),
-            ),
-        ],
-        listeners,
     }
 }
 

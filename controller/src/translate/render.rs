@@ -9,6 +9,10 @@
 //! is an error, never silently left out, so the rendering cannot hide what
 //! Envoy would get.
 //!
+//! Private keys are redacted unless asked for ([`Secrets::Reveal`]): the
+//! rendering is for reading and diffing, and a listener's key has no place in
+//! a review or a terminal scrollback.
+//!
 //! The YAML is YAML 1.2 (serde_yaml_ng): a plain `yes` or `on` is a string
 //! there but a boolean to Envoy's YAML 1.1 loader, so a file meant for Envoy
 //! itself should be the JSON form (`-o json`). The xDS server will send the
@@ -16,23 +20,40 @@
 
 use envoy_types::pb::envoy::config::cluster::v3::{cluster::ClusterDiscoveryType, Cluster};
 use envoy_types::pb::envoy::config::core::v3::{
-    address, config_source::ConfigSourceSpecifier, socket_address::PortSpecifier, Address,
-    ConfigSource,
+    address, async_data_source, config_source::ConfigSourceSpecifier, data_source,
+    socket_address::PortSpecifier, transport_socket, Address, ConfigSource, DataSource,
+    Http2ProtocolOptions, RuntimeFractionalPercent, TransportSocket,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
-use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{filter, listener_filter, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
-    header_matcher::HeaderMatchSpecifier, query_parameter_matcher::QueryParameterMatchSpecifier,
-    route::Action, route_action::ClusterNotFoundResponseCode, route_action::ClusterSpecifier,
-    route_match::PathSpecifier, Route, RouteConfiguration,
+    header_matcher::HeaderMatchSpecifier,
+    query_parameter_matcher::QueryParameterMatchSpecifier,
+    redirect_action::{PathRewriteSpecifier, RedirectResponseCode, SchemeRewriteSpecifier},
+    route::Action,
+    route_action::{ClusterNotFoundResponseCode, ClusterSpecifier, HostRewriteSpecifier},
+    route_match::PathSpecifier,
+    RedirectAction, Route, RouteAction, RouteConfiguration,
 };
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::http::wasm::v3::Wasm;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager::{RouteSpecifier, StripPortMode},
     http_filter, HttpConnectionManager,
 };
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    http_protocol_options::{
+        explicit_http_config::ProtocolConfig, ExplicitHttpConfig, UpstreamProtocolOptions,
+    },
+    HttpProtocolOptions,
+};
+use envoy_types::pb::envoy::extensions::wasm::v3::{plugin_config, FailurePolicy};
+use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
 use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher::MatchPattern, StringMatcher};
-use envoy_types::pb::google::protobuf::Any;
+use envoy_types::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
+use envoy_types::pb::google::protobuf::{Any, Duration, StringValue};
 use prost::{Message, Name};
 use serde_json::{json, Map, Value};
 
@@ -48,7 +69,17 @@ fn unknown<T>(what: impl Into<String>) -> Result<T> {
     Err(RenderError { what: what.into() })
 }
 
-pub fn listener(l: &Listener) -> Result<Value> {
+/// Whether private keys are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    Redact,
+    Reveal,
+}
+
+/// What a redacted private key renders as.
+pub const REDACTED: &str = "[redacted]";
+
+pub fn listener(l: &Listener, secrets: Secrets) -> Result<Value> {
     let chains = l
         .filter_chains
         .iter()
@@ -63,27 +94,145 @@ pub fn listener(l: &Listener) -> Result<Value> {
                     _ => unknown(format!("filter {} config", f.name)),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Ok(json!({ "filters": filters }))
+            let mut out = json!({ "filters": filters });
+            if !chain.name.is_empty() {
+                out["name"] = json!(chain.name);
+            }
+            if let Some(m) = &chain.filter_chain_match {
+                out["filter_chain_match"] = json!({"server_names": m.server_names});
+            }
+            if let Some(socket) = &chain.transport_socket {
+                out["transport_socket"] = transport_socket(socket, secrets)?;
+            }
+            Ok(out)
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(json!({
+    let mut out = json!({
         "name": l.name,
         "address": address(l.address.as_ref())?,
         "filter_chains": chains,
+    });
+    if !l.listener_filters.is_empty() {
+        let filters = l
+            .listener_filters
+            .iter()
+            .map(|f| match &f.config_type {
+                Some(listener_filter::ConfigType::TypedConfig(any))
+                    if any.type_url == TlsInspector::type_url() && any.value.is_empty() =>
+                {
+                    Ok(json!({"name": f.name, "typed_config": {"@type": any.type_url}}))
+                }
+                _ => unknown(format!("listener filter {}", f.name)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out["listener_filters"] = json!(filters);
+    }
+    Ok(out)
+}
+
+fn transport_socket(socket: &TransportSocket, secrets: Secrets) -> Result<Value> {
+    let Some(transport_socket::ConfigType::TypedConfig(any)) = &socket.config_type else {
+        return unknown(format!("transport socket {} config", socket.name));
+    };
+    if any.type_url != DownstreamTlsContext::type_url() {
+        return unknown(any.type_url.clone());
+    }
+    let context = decode::<DownstreamTlsContext>(any)?;
+    let Some(common) = &context.common_tls_context else {
+        return unknown("downstream TLS context without common_tls_context");
+    };
+    let certificates = common
+        .tls_certificates
+        .iter()
+        .map(|c| {
+            let key = match (secrets, inline_string(c.private_key.as_ref())?) {
+                (Secrets::Reveal, key) => key,
+                (Secrets::Redact, _) => REDACTED.to_owned(),
+            };
+            Ok(json!({
+                "certificate_chain": {"inline_string": inline_string(c.certificate_chain.as_ref())?},
+                "private_key": {"inline_string": key},
+            }))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(json!({
+        "name": socket.name,
+        "typed_config": {
+            "@type": any.type_url,
+            "common_tls_context": {
+                "tls_certificates": certificates,
+                "alpn_protocols": common.alpn_protocols,
+            },
+        },
     }))
+}
+
+fn inline_string(source: Option<&DataSource>) -> Result<String> {
+    match source.and_then(|s| s.specifier.as_ref()) {
+        Some(data_source::Specifier::InlineString(text)) => Ok(text.clone()),
+        _ => unknown("data source"),
+    }
+}
+
+fn decode<M: Message + Name + Default>(any: &Any) -> Result<M> {
+    M::decode(any.value.as_slice()).map_err(|e| RenderError {
+        what: format!("{}: {e}", any.type_url),
+    })
 }
 
 fn typed(any: &Any) -> Result<Value> {
     if any.type_url == HttpConnectionManager::type_url() {
-        let hcm = HttpConnectionManager::decode(any.value.as_slice()).map_err(|e| RenderError {
-            what: format!("{}: {e}", any.type_url),
-        })?;
-        return http_connection_manager(&hcm);
+        return http_connection_manager(&decode(any)?);
     }
     if any.type_url == Router::type_url() && any.value.is_empty() {
         return Ok(json!({"@type": any.type_url}));
     }
+    if any.type_url == Wasm::type_url() {
+        return wasm(&decode(any)?);
+    }
     unknown(any.type_url.clone())
+}
+
+fn wasm(w: &Wasm) -> Result<Value> {
+    let Some(config) = &w.config else {
+        return unknown("wasm filter without config");
+    };
+    let Some(plugin_config::Vm::VmConfig(vm)) = &config.vm else {
+        return unknown(format!("wasm plugin {} vm", config.name));
+    };
+    let Some(async_data_source::Specifier::Local(local)) =
+        vm.code.as_ref().and_then(|c| c.specifier.as_ref())
+    else {
+        return unknown(format!("wasm plugin {} code", config.name));
+    };
+    let Some(data_source::Specifier::Filename(filename)) = &local.specifier else {
+        return unknown(format!("wasm plugin {} code source", config.name));
+    };
+    let configuration = match &config.configuration {
+        Some(any) if any.type_url == StringValue::type_url() => {
+            json!({"@type": any.type_url, "value": decode::<StringValue>(any)?.value})
+        }
+        _ => return unknown(format!("wasm plugin {} configuration", config.name)),
+    };
+    let Ok(failure_policy @ FailurePolicy::FailReload) =
+        FailurePolicy::try_from(config.failure_policy)
+    else {
+        return unknown(format!("wasm plugin {} failure_policy", config.name));
+    };
+    Ok(json!({
+        "@type": Wasm::type_url(),
+        "config": {
+            "name": config.name,
+            "root_id": config.root_id,
+            "failure_policy": failure_policy.as_str_name(),
+            "vm_config": {
+                "vm_id": vm.vm_id,
+                "runtime": vm.runtime,
+                "code": {"local": {"filename": filename}},
+            },
+            "configuration": configuration,
+        }
+    }))
 }
 
 fn http_connection_manager(hcm: &HttpConnectionManager) -> Result<Value> {
@@ -193,29 +342,127 @@ fn route(r: &Route) -> Result<Value> {
     let mut out = json!({"name": r.name, "match": m});
     match &r.action {
         Some(Action::DirectResponse(d)) => out["direct_response"] = json!({"status": d.status}),
-        Some(Action::Route(ra)) => {
-            let mut action = match &ra.cluster_specifier {
-                Some(ClusterSpecifier::Cluster(c)) => json!({"cluster": c}),
-                Some(ClusterSpecifier::WeightedClusters(w)) => {
-                    let clusters: Vec<Value> = w
-                        .clusters
-                        .iter()
-                        .map(|c| json!({"name": c.name, "weight": c.weight.as_ref().map(|w| w.value)}))
-                        .collect();
-                    json!({"weighted_clusters": {"clusters": clusters}})
-                }
-                _ => return unknown(format!("route {} cluster", r.name)),
-            };
-            if ra.cluster_not_found_response_code
-                == ClusterNotFoundResponseCode::InternalServerError as i32
-            {
-                action["cluster_not_found_response_code"] = json!("INTERNAL_SERVER_ERROR");
-            }
-            out["route"] = action;
-        }
+        Some(Action::Route(ra)) => out["route"] = route_action(&r.name, ra)?,
+        Some(Action::Redirect(ra)) => out["redirect"] = redirect_action(&r.name, ra)?,
         _ => return unknown(format!("route {} action", r.name)),
     }
     Ok(out)
+}
+
+fn route_action(name: &str, ra: &RouteAction) -> Result<Value> {
+    let mut action = match &ra.cluster_specifier {
+        Some(ClusterSpecifier::Cluster(c)) => json!({"cluster": c}),
+        Some(ClusterSpecifier::ClusterHeader(h)) => json!({"cluster_header": h}),
+        _ => return unknown(format!("route {name} cluster")),
+    };
+    if ra.cluster_not_found_response_code == ClusterNotFoundResponseCode::InternalServerError as i32
+    {
+        action["cluster_not_found_response_code"] = json!("INTERNAL_SERVER_ERROR");
+    }
+    if !ra.prefix_rewrite.is_empty() {
+        action["prefix_rewrite"] = json!(ra.prefix_rewrite);
+    }
+    if let Some(re) = &ra.regex_rewrite {
+        action["regex_rewrite"] = regex_rewrite(re)?;
+    }
+    match &ra.host_rewrite_specifier {
+        None => {}
+        Some(HostRewriteSpecifier::HostRewriteLiteral(h)) => {
+            action["host_rewrite_literal"] = json!(h);
+        }
+        Some(_) => return unknown(format!("route {name} host rewrite")),
+    }
+    if let Some(timeout) = &ra.timeout {
+        action["timeout"] = json!(duration(timeout));
+    }
+    if let Some(retry) = &ra.retry_policy {
+        let Some(per_try) = &retry.per_try_timeout else {
+            return unknown(format!("route {name} retry policy"));
+        };
+        action["retry_policy"] = json!({"per_try_timeout": duration(per_try)});
+    }
+    if !ra.request_mirror_policies.is_empty() {
+        let mirrors = ra
+            .request_mirror_policies
+            .iter()
+            .map(|m| {
+                let mut mirror = json!({"cluster": m.cluster});
+                if let Some(fraction) = &m.runtime_fraction {
+                    mirror["runtime_fraction"] = runtime_fraction(name, fraction)?;
+                }
+                Ok(mirror)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        action["request_mirror_policies"] = json!(mirrors);
+    }
+    Ok(action)
+}
+
+fn redirect_action(name: &str, ra: &RedirectAction) -> Result<Value> {
+    let mut action = Map::new();
+    match &ra.scheme_rewrite_specifier {
+        None => {}
+        Some(SchemeRewriteSpecifier::SchemeRedirect(s)) => {
+            action.insert("scheme_redirect".to_owned(), json!(s));
+        }
+        Some(_) => return unknown(format!("route {name} redirect scheme")),
+    }
+    if !ra.host_redirect.is_empty() {
+        action.insert("host_redirect".to_owned(), json!(ra.host_redirect));
+    }
+    if ra.port_redirect != 0 {
+        action.insert("port_redirect".to_owned(), json!(ra.port_redirect));
+    }
+    match &ra.path_rewrite_specifier {
+        None => {}
+        Some(PathRewriteSpecifier::PathRedirect(p)) => {
+            action.insert("path_redirect".to_owned(), json!(p));
+        }
+        Some(PathRewriteSpecifier::PrefixRewrite(p)) => {
+            action.insert("prefix_rewrite".to_owned(), json!(p));
+        }
+        Some(PathRewriteSpecifier::RegexRewrite(re)) => {
+            action.insert("regex_rewrite".to_owned(), regex_rewrite(re)?);
+        }
+        Some(PathRewriteSpecifier::PathRewrite(_)) => {
+            return unknown(format!("route {name} redirect path_rewrite"));
+        }
+    }
+    let Ok(code) = RedirectResponseCode::try_from(ra.response_code) else {
+        return unknown(format!("route {name} redirect response code"));
+    };
+    action.insert("response_code".to_owned(), json!(code.as_str_name()));
+    Ok(Value::Object(action))
+}
+
+fn regex_rewrite(re: &RegexMatchAndSubstitute) -> Result<Value> {
+    let Some(pattern) = &re.pattern else {
+        return unknown("regex_rewrite without pattern");
+    };
+    Ok(json!({"pattern": {"regex": pattern.regex}, "substitution": re.substitution}))
+}
+
+fn runtime_fraction(name: &str, f: &RuntimeFractionalPercent) -> Result<Value> {
+    let Some(value) = &f.default_value else {
+        return unknown(format!("route {name} mirror fraction"));
+    };
+    let Ok(denominator) = DenominatorType::try_from(value.denominator) else {
+        return unknown(format!("route {name} mirror fraction denominator"));
+    };
+    Ok(json!({"default_value": {
+        "numerator": value.numerator,
+        "denominator": denominator.as_str_name(),
+    }}))
+}
+
+/// Protobuf's JSON form of a duration: seconds, with milliseconds when any.
+fn duration(d: &Duration) -> String {
+    let millis = d.nanos / 1_000_000;
+    if millis == 0 {
+        format!("{}s", d.seconds)
+    } else {
+        format!("{}.{millis:03}s", d.seconds)
+    }
 }
 
 fn string_match(s: &StringMatcher) -> Result<Value> {
@@ -253,11 +500,37 @@ pub fn cluster(c: &Cluster) -> Result<Value> {
             Ok(json!({ "lb_endpoints": endpoints }))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(json!({
+    let mut out = json!({
         "name": c.name,
         "type": "STATIC",
         "load_assignment": {"cluster_name": la.cluster_name, "endpoints": localities},
-    }))
+    });
+    if !c.typed_extension_protocol_options.is_empty() {
+        let options = c
+            .typed_extension_protocol_options
+            .iter()
+            .map(|(name, any)| Ok((name.clone(), protocol_options(any)?)))
+            .collect::<Result<Map<_, _>>>()?;
+        out["typed_extension_protocol_options"] = Value::Object(options);
+    }
+    Ok(out)
+}
+
+/// Upstream HTTP protocol options: only the explicit HTTP/2 the translator sets.
+fn protocol_options(any: &Any) -> Result<Value> {
+    if any.type_url != HttpProtocolOptions::type_url() {
+        return unknown(any.type_url.clone());
+    }
+    let options = decode::<HttpProtocolOptions>(any)?;
+    match options.upstream_protocol_options {
+        Some(UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
+            protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(h2)),
+        })) if h2 == Http2ProtocolOptions::default() => Ok(json!({
+            "@type": any.type_url,
+            "explicit_http_config": {"http2_protocol_options": {}},
+        })),
+        _ => unknown("upstream HTTP protocol options"),
+    }
 }
 
 /// Which part of a translation to print.
@@ -272,13 +545,13 @@ pub enum Part {
 
 /// One document holding the requested part(s): `listeners`, `routes`,
 /// `clusters`, `status`.
-pub fn document(t: &super::Translation, part: Part) -> Result<Value> {
+pub fn document(t: &super::Translation, part: Part, secrets: Secrets) -> Result<Value> {
     let mut out = Map::new();
     if matches!(part, Part::All | Part::Listener) {
         let v = t
             .listeners
             .iter()
-            .map(listener)
+            .map(|l| listener(l, secrets))
             .collect::<Result<Vec<_>>>()?;
         out.insert("listeners".to_owned(), json!(v));
     }

@@ -14,6 +14,8 @@ pub struct Status {
     pub gateways: Vec<GatewayStatus>,
     #[serde(rename = "httpRoutes")]
     pub http_routes: Vec<RouteStatus>,
+    #[serde(rename = "grpcRoutes")]
+    pub grpc_routes: Vec<RouteStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -28,16 +30,33 @@ pub struct GatewayClassStatus {
 pub struct GatewayStatus {
     pub namespace: String,
     pub name: String,
+    /// Where clients reach the Gateway once it is programmed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<GatewayAddress>,
     pub conditions: Vec<Condition>,
     pub listeners: Vec<ListenerStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GatewayAddress {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub value: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListenerStatus {
     pub name: String,
+    pub supported_kinds: Vec<RouteGroupKind>,
     pub attached_routes: u32,
     pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteGroupKind {
+    pub group: &'static str,
+    pub kind: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,6 +91,10 @@ pub struct Condition {
     pub status: &'static str,
     pub reason: &'static str,
     pub message: String,
+    /// The generation of the object the condition is about (see
+    /// `resources::generation`); set by [`observed`] once the condition is final.
+    #[serde(rename = "observedGeneration")]
+    pub observed_generation: i64,
 }
 
 impl Condition {
@@ -81,6 +104,15 @@ impl Condition {
             status: if ok { "True" } else { "False" },
             reason,
             message,
+            observed_generation: 0,
         }
     }
+}
+
+/// `conditions`, each stamped with the generation they were computed from.
+pub fn observed(mut conditions: Vec<Condition>, generation: i64) -> Vec<Condition> {
+    for condition in &mut conditions {
+        condition.observed_generation = generation;
+    }
+    conditions
 }

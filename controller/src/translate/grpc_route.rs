@@ -1,0 +1,211 @@
+//! GRPCRoute → Envoy routes. gRPC is HTTP/2 with the path
+//! `/<package.Service>/<Method>`, so a method match is a path match, mapped as
+//! Envoy Gateway maps it: service and method Exact → the exact path; service
+//! alone → the prefix `/<service>/`; method alone, or RegularExpression → a
+//! regular expression on the whole path, with the spec's service and method
+//! name grammar standing in for the part not given. Each match becomes an
+//! HTTPRoute-style match so that it sorts with HTTPRoutes on the same virtual
+//! host by the same precedence: exact paths first, then regular expressions,
+//! then the longest service prefix, then the most header matches, then the
+//! oldest route (the GRPCRoute spec's order within one hostname).
+
+use envoy_types::pb::envoy::config::route::v3::Route;
+
+use super::backends::{Backends, Unresolved};
+use super::matches;
+use super::precedence::{MatchOrigin, Precedence};
+use super::status::Condition;
+use super::wasm_filters::RoutePolicies;
+use super::weights::{self, backend_action, Share};
+use crate::resources::gateway_api::PathMatch;
+use crate::resources::grpc_route::{GrpcMethodMatch, GrpcMethodMatchType, GrpcRouteMatch};
+use crate::resources::{GrpcRoute, HttpRouteMatch, Loaded, PathMatchType};
+
+/// A fully qualified gRPC service name (`package.Service`).
+const SERVICE_NAME: &str = r"(?:[A-Za-z_][A-Za-z_0-9]*\.)*[A-Za-z_][A-Za-z_0-9]*";
+/// A gRPC method name.
+const METHOD_NAME: &str = "[A-Za-z_][A-Za-z_0-9]*";
+
+/// The Envoy routes of one GRPCRoute (not yet placed in a virtual host), and
+/// its `ResolvedRefs` condition.
+pub fn envoy_routes(
+    route: &Loaded<GrpcRoute>,
+    backends: &mut Backends<'_>,
+    policies: &mut RoutePolicies,
+) -> (Condition, Vec<(Precedence, Route)>) {
+    let meta = &route.object.metadata;
+    let namespace = meta.namespace();
+    let mut first_unresolved: Option<Unresolved> = None;
+    let mut out = Vec::new();
+    for (rule_index, rule) in route.object.spec.rules.iter().enumerate() {
+        let invalid = format!(
+            "invalid-backend/{namespace}/{}/rule/{rule_index}",
+            meta.name
+        );
+        let shares: Vec<(Share, u32)> = rule
+            .backend_refs
+            .iter()
+            .map(|b| match backends.resolve_from("GRPCRoute", namespace, b) {
+                Ok(cluster) => (Share::Cluster(cluster), b.weight),
+                Err(unresolved) => {
+                    first_unresolved.get_or_insert(unresolved);
+                    (Share::Invalid(invalid.clone()), b.weight)
+                }
+            })
+            .collect();
+        let backend = backend_action(&shares);
+        // No matches: every call.
+        let every_call = [GrpcRouteMatch::default()];
+        let rule_matches = if rule.matches.is_empty() {
+            &every_call[..]
+        } else {
+            &rule.matches[..]
+        };
+        for (match_index, m) in rule_matches.iter().enumerate() {
+            let http = http_match(m);
+            let origin = MatchOrigin {
+                namespace,
+                name: &meta.name,
+                creation_timestamp: meta.creation_timestamp.as_deref(),
+                load_order: route.order,
+                rule: rule_index,
+                index: match_index,
+            };
+            let name = format!(
+                "grpcroute/{namespace}/{}/rule/{rule_index}/match/{match_index}",
+                meta.name
+            );
+            // A split goes through the canary filter, as for HTTPRoute; its
+            // config is built from resolved cluster names, so the filter's
+            // compiler refusing it would be a translator bug: answer 500.
+            let action = match &backend.canary {
+                Some(canary) if policies.insert(&name, canary).is_err() => {
+                    weights::internal_server_error()
+                }
+                _ => backend.action.clone(),
+            };
+            out.push((
+                Precedence::of(&http, &origin),
+                Route {
+                    name,
+                    r#match: Some(matches::route_match(&http)),
+                    action: Some(action),
+                    ..Route::default()
+                },
+            ));
+        }
+    }
+    let condition = match first_unresolved {
+        None => Condition::new("ResolvedRefs", true, "ResolvedRefs", String::new()),
+        Some(u) => Condition::new("ResolvedRefs", false, u.reason, u.message),
+    };
+    (condition, out)
+}
+
+fn http_match(m: &GrpcRouteMatch) -> HttpRouteMatch {
+    HttpRouteMatch {
+        path: m.method.as_ref().and_then(method_path),
+        headers: m.headers.clone(),
+        ..HttpRouteMatch::default()
+    }
+}
+
+fn method_path(m: &GrpcMethodMatch) -> Option<PathMatch> {
+    let (kind, value) = match (m.kind, m.service.as_deref(), m.method.as_deref()) {
+        (_, None, None) => return None,
+        (GrpcMethodMatchType::Exact, Some(service), Some(method)) => {
+            (PathMatchType::Exact, format!("/{service}/{method}"))
+        }
+        (GrpcMethodMatchType::Exact, Some(service), None) => {
+            (PathMatchType::PathPrefix, format!("/{service}/"))
+        }
+        (GrpcMethodMatchType::Exact, None, Some(method)) => (
+            PathMatchType::RegularExpression,
+            format!("/{SERVICE_NAME}/{}", escape(method)),
+        ),
+        (GrpcMethodMatchType::RegularExpression, service, method) => (
+            PathMatchType::RegularExpression,
+            format!(
+                "/(?:{})/(?:{})",
+                service.unwrap_or(SERVICE_NAME),
+                method.unwrap_or(METHOD_NAME)
+            ),
+        ),
+    };
+    Some(PathMatch { kind, value })
+}
+
+/// `text` as a regular expression matching only itself (RE2 syntax).
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if r"\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn method(
+        kind: GrpcMethodMatchType,
+        service: Option<&str>,
+        method: Option<&str>,
+    ) -> Option<(PathMatchType, String)> {
+        method_path(&GrpcMethodMatch {
+            kind,
+            service: service.map(str::to_owned),
+            method: method.map(str::to_owned),
+        })
+        .map(|p| (p.kind, p.value))
+    }
+
+    #[test]
+    fn exact_method_matches_map_to_paths() {
+        use GrpcMethodMatchType::Exact;
+        assert_eq!(
+            method(Exact, Some("yages.Echo"), Some("Ping")),
+            Some((PathMatchType::Exact, "/yages.Echo/Ping".to_owned()))
+        );
+        assert_eq!(
+            method(Exact, Some("yages.Echo"), None),
+            Some((PathMatchType::PathPrefix, "/yages.Echo/".to_owned()))
+        );
+        assert_eq!(
+            method(Exact, None, Some("Ping")),
+            Some((
+                PathMatchType::RegularExpression,
+                format!("/{SERVICE_NAME}/Ping")
+            ))
+        );
+        assert_eq!(method(Exact, None, None), None);
+    }
+
+    #[test]
+    fn regular_expressions_fill_the_missing_part_with_the_name_grammar() {
+        use GrpcMethodMatchType::RegularExpression;
+        assert_eq!(
+            method(RegularExpression, Some(".*.Echo"), Some("Pin.+")),
+            Some((
+                PathMatchType::RegularExpression,
+                "/(?:.*.Echo)/(?:Pin.+)".to_owned()
+            ))
+        );
+        assert_eq!(
+            method(RegularExpression, None, Some("Pin.+")),
+            Some((
+                PathMatchType::RegularExpression,
+                format!("/(?:{SERVICE_NAME})/(?:Pin.+)")
+            ))
+        );
+    }
+
+    #[test]
+    fn escape_quotes_every_meta_character() {
+        assert_eq!(escape("a.b+c"), r"a\.b\+c");
+    }
+}

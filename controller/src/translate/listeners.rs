@@ -1,0 +1,516 @@
+//! Gateway listeners: whether each is valid, which route kinds and namespaces
+//! it admits, the Envoy port and TLS chain that serve it, and its status.
+//!
+//! A listener is *attachable* (routes attach and count in `attachedRoutes`)
+//! when it is Accepted and not Conflicted; it is *programmed* (Envoy serves
+//! it) when it is attachable, admits at least one route kind, and, for HTTPS,
+//! at least one certificateRef resolved. So a listener whose only certificate
+//! is missing keeps its routes attached, as the conformance tests expect, but
+//! its routes are not served until the certificate appears.
+//!
+//! Conflicts follow the spec within a Gateway (the same port with different
+//! protocols: ProtocolConflict; the same port, protocol and hostname:
+//! HostnameConflict) and extend it across Gateways, since every Tollgate
+//! Gateway shares one Envoy: a port already served with another protocol by
+//! an earlier Gateway (load order) is `PortUnavailable`, and an HTTPS
+//! hostname an earlier Gateway already serves on the port is a
+//! HostnameConflict. Plain HTTP listeners of several Gateways on one port and
+//! hostname merge, as before.
+
+use std::collections::BTreeMap;
+
+use super::certificates::{self, Certificate};
+use super::status::{
+    observed, Condition, GatewayAddress, GatewayStatus, ListenerStatus, RouteGroupKind,
+};
+use super::{envoy_port, namespace_selector, tls, Options, GATEWAY_GROUP};
+use crate::resources::gateway_api::{Listener, TlsMode};
+use crate::resources::{FromNamespaces, Gateway, Loaded, Resources};
+
+/// The address in a programmed Gateway's status. Envoy binds every listener
+/// on 0.0.0.0; file mode runs it next to the user, so the address a client
+/// on this machine reaches it at is the loopback one.
+pub const GATEWAY_ADDRESS: &str = "127.0.0.1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    Http,
+    Grpc,
+}
+
+impl RouteKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteKind::Http => "HTTPRoute",
+            RouteKind::Grpc => "GRPCRoute",
+        }
+    }
+
+    fn parse(group: Option<&str>, kind: &str) -> Option<Self> {
+        if group.unwrap_or(GATEWAY_GROUP) != GATEWAY_GROUP {
+            return None;
+        }
+        match kind {
+            "HTTPRoute" => Some(RouteKind::Http),
+            "GRPCRoute" => Some(RouteKind::Grpc),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    Https,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Http => "HTTP",
+            Protocol::Https => "HTTPS",
+        }
+    }
+}
+
+/// A condition's reason and message.
+type Problem = (&'static str, String);
+
+pub struct ListenerPlan<'a> {
+    pub spec: &'a Listener,
+    pub envoy_port: u32,
+    /// `None`: a protocol Tollgate does not serve.
+    pub protocol: Option<Protocol>,
+    not_accepted: Option<Problem>,
+    conflicted: Option<Problem>,
+    unresolved: Option<Problem>,
+    kinds: Vec<RouteKind>,
+    certificates: Vec<Certificate>,
+    /// Routes attached so far (`attachedRoutes`).
+    pub attached: u32,
+}
+
+impl<'a> ListenerPlan<'a> {
+    fn new(resources: &Resources, namespace: &str, spec: &'a Listener, options: &Options) -> Self {
+        let protocol = match spec.protocol.as_str() {
+            "HTTP" => Some(Protocol::Http),
+            "HTTPS" => Some(Protocol::Https),
+            _ => None,
+        };
+        let mut plan = Self {
+            spec,
+            envoy_port: envoy_port(spec.port, options),
+            protocol,
+            not_accepted: None,
+            conflicted: None,
+            unresolved: None,
+            kinds: Vec::new(),
+            certificates: Vec::new(),
+            attached: 0,
+        };
+        plan.not_accepted = match (protocol, &spec.tls) {
+            (None, _) => Some((
+                "UnsupportedProtocol",
+                format!(
+                    "protocol {:?} is not supported; HTTP and HTTPS are",
+                    spec.protocol
+                ),
+            )),
+            (Some(Protocol::Http), Some(_)) => Some((
+                "Invalid",
+                "an HTTP listener takes no tls; HTTPS terminates TLS".to_owned(),
+            )),
+            (Some(Protocol::Https), None) => Some((
+                "Invalid",
+                "an HTTPS listener needs tls.certificateRefs".to_owned(),
+            )),
+            (Some(Protocol::Https), Some(t)) if t.mode == TlsMode::Passthrough => Some((
+                "Invalid",
+                "tls.mode Passthrough is not supported: HTTPS listeners terminate TLS".to_owned(),
+            )),
+            _ => None,
+        };
+        if plan.not_accepted.is_some() {
+            return plan;
+        }
+        plan.resolve_kinds();
+        if protocol == Some(Protocol::Https) {
+            plan.resolve_certificates(resources, namespace);
+        }
+        plan
+    }
+
+    /// `allowedRoutes.kinds`, HTTPRoute and GRPCRoute when absent.
+    fn resolve_kinds(&mut self) {
+        let requested = self
+            .spec
+            .allowed_routes
+            .as_ref()
+            .map(|a| a.kinds.as_slice())
+            .unwrap_or_default();
+        if requested.is_empty() {
+            self.kinds = vec![RouteKind::Http, RouteKind::Grpc];
+            return;
+        }
+        let mut invalid = Vec::new();
+        for k in requested {
+            match RouteKind::parse(k.group.as_deref(), &k.kind) {
+                Some(kind) if !self.kinds.contains(&kind) => self.kinds.push(kind),
+                Some(_) => {}
+                None => invalid.push(format!(
+                    "{}/{}",
+                    k.group.as_deref().unwrap_or(GATEWAY_GROUP),
+                    k.kind
+                )),
+            }
+        }
+        if !invalid.is_empty() {
+            self.unresolved = Some((
+                "InvalidRouteKinds",
+                format!(
+                    "route kinds {} are not supported on {} listeners; HTTPRoute and GRPCRoute are",
+                    invalid.join(", "),
+                    self.spec.protocol
+                ),
+            ));
+        }
+    }
+
+    fn resolve_certificates(&mut self, resources: &Resources, namespace: &str) {
+        let refs = self
+            .spec
+            .tls
+            .as_ref()
+            .map(|t| t.certificate_refs.as_slice())
+            .unwrap_or_default();
+        if refs.is_empty() {
+            self.unresolved.get_or_insert((
+                "InvalidCertificateRef",
+                "tls.certificateRefs is empty".to_owned(),
+            ));
+        }
+        for reference in refs {
+            match certificates::resolve(resources, namespace, reference) {
+                Ok(certificate) => self.certificates.push(certificate),
+                Err(p) => {
+                    self.unresolved.get_or_insert((p.reason, p.message));
+                }
+            }
+        }
+    }
+
+    pub fn attachable(&self) -> bool {
+        self.not_accepted.is_none() && self.conflicted.is_none()
+    }
+
+    pub fn programmed(&self) -> bool {
+        self.attachable()
+            && !self.kinds.is_empty()
+            && (self.protocol != Some(Protocol::Https) || !self.certificates.is_empty())
+    }
+
+    pub fn admits_kind(&self, kind: RouteKind) -> bool {
+        self.kinds.contains(&kind)
+    }
+
+    /// `allowedRoutes.namespaces` for a route in `route_namespace` of a
+    /// Gateway in `gateway_namespace`.
+    pub fn admits_namespace(
+        &self,
+        resources: &Resources,
+        gateway_namespace: &str,
+        route_namespace: &str,
+    ) -> bool {
+        let namespaces = self
+            .spec
+            .allowed_routes
+            .as_ref()
+            .and_then(|a| a.namespaces.as_ref());
+        match namespaces.map(|n| n.from).unwrap_or_default() {
+            FromNamespaces::Same => gateway_namespace == route_namespace,
+            FromNamespaces::All => true,
+            // `from: Selector` without a selector selects nothing.
+            FromNamespaces::Selector => {
+                namespaces
+                    .and_then(|n| n.selector.as_ref())
+                    .is_some_and(|s| {
+                        namespace_selector::matches(
+                            s,
+                            &namespace_selector::labels(resources, route_namespace),
+                        )
+                    })
+            }
+        }
+    }
+
+    fn valid(&self) -> bool {
+        self.attachable() && self.unresolved.is_none()
+    }
+
+    fn status(&self, generation: i64) -> ListenerStatus {
+        let accepted = match (&self.not_accepted, &self.conflicted) {
+            (Some((reason, message)), _) => {
+                Condition::new("Accepted", false, reason, message.clone())
+            }
+            (None, Some(_)) => Condition::new(
+                "Accepted",
+                false,
+                "Invalid",
+                "conflicts with another listener (see Conflicted)".to_owned(),
+            ),
+            (None, None) => Condition::new("Accepted", true, "Accepted", String::new()),
+        };
+        let resolved = match &self.unresolved {
+            Some((reason, message)) => {
+                Condition::new("ResolvedRefs", false, reason, message.clone())
+            }
+            None => Condition::new("ResolvedRefs", true, "ResolvedRefs", String::new()),
+        };
+        let programmed = if self.programmed() {
+            Condition::new("Programmed", true, "Programmed", String::new())
+        } else {
+            let why = [&self.not_accepted, &self.conflicted, &self.unresolved]
+                .into_iter()
+                .flatten()
+                .map(|(_, message)| message.clone())
+                .next()
+                .unwrap_or_default();
+            Condition::new("Programmed", false, "Invalid", why)
+        };
+        let conflicted = match &self.conflicted {
+            Some((reason, message)) => Condition::new("Conflicted", true, reason, message.clone()),
+            None => Condition::new("Conflicted", false, "NoConflicts", String::new()),
+        };
+        ListenerStatus {
+            name: self.spec.name.clone(),
+            supported_kinds: self
+                .kinds
+                .iter()
+                .map(|k| RouteGroupKind {
+                    group: GATEWAY_GROUP,
+                    kind: k.name(),
+                })
+                .collect(),
+            attached_routes: self.attached,
+            conditions: observed(vec![accepted, resolved, programmed, conflicted], generation),
+        }
+    }
+}
+
+pub struct GatewayPlan<'a> {
+    pub gateway: &'a Gateway,
+    pub generation: i64,
+    pub listeners: Vec<ListenerPlan<'a>>,
+}
+
+impl GatewayPlan<'_> {
+    fn id(&self) -> String {
+        format!(
+            "{}/{}",
+            self.gateway.metadata.namespace(),
+            self.gateway.metadata.name
+        )
+    }
+
+    pub fn status(&self) -> GatewayStatus {
+        let programmed = self.listeners.iter().any(ListenerPlan::programmed);
+        let invalid: Vec<&str> = self
+            .listeners
+            .iter()
+            .filter(|l| !l.valid())
+            .map(|l| l.spec.name.as_str())
+            .collect();
+        let accepted = if invalid.is_empty() {
+            Condition::new("Accepted", true, "Accepted", String::new())
+        } else {
+            Condition::new(
+                "Accepted",
+                programmed,
+                "ListenersNotValid",
+                format!(
+                    "listeners not valid (see their conditions): {}",
+                    invalid.join(", ")
+                ),
+            )
+        };
+        let programmed_condition = if programmed {
+            Condition::new("Programmed", true, "Programmed", String::new())
+        } else {
+            Condition::new(
+                "Programmed",
+                false,
+                "Invalid",
+                "no listener is programmed".to_owned(),
+            )
+        };
+        GatewayStatus {
+            namespace: self.gateway.metadata.namespace().to_owned(),
+            name: self.gateway.metadata.name.clone(),
+            addresses: if programmed {
+                vec![GatewayAddress {
+                    kind: "IPAddress",
+                    value: GATEWAY_ADDRESS.to_owned(),
+                }]
+            } else {
+                Vec::new()
+            },
+            conditions: observed(vec![accepted, programmed_condition], self.generation),
+            listeners: self
+                .listeners
+                .iter()
+                .map(|l| l.status(self.generation))
+                .collect(),
+        }
+    }
+}
+
+/// The listeners of `gateways` (Tollgate's, in load order), validated and
+/// checked for conflicts within and across Gateways.
+pub fn plan<'a>(
+    gateways: &[&'a Loaded<Gateway>],
+    resources: &Resources,
+    options: &Options,
+) -> Vec<GatewayPlan<'a>> {
+    let mut plans: Vec<GatewayPlan<'a>> = gateways
+        .iter()
+        .map(|g| {
+            let namespace = g.object.metadata.namespace();
+            let mut listeners: Vec<ListenerPlan<'a>> = g
+                .object
+                .spec
+                .listeners
+                .iter()
+                .map(|l| ListenerPlan::new(resources, namespace, l, options))
+                .collect();
+            mark_conflicts(&mut listeners);
+            GatewayPlan {
+                gateway: &g.object,
+                generation: g.generation,
+                listeners,
+            }
+        })
+        .collect();
+    claim_ports(&mut plans);
+    plans
+}
+
+/// Conflicts among the listeners of one Gateway, by Envoy port (two spec
+/// ports can land on one Envoy port when ports are remapped).
+fn mark_conflicts(listeners: &mut [ListenerPlan<'_>]) {
+    let mut by_port: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, l) in listeners.iter().enumerate() {
+        by_port.entry(l.envoy_port).or_default().push(i);
+    }
+    for (port, group) in by_port {
+        let mut protocols: Vec<&str> = group
+            .iter()
+            .map(|i| listeners[*i].spec.protocol.as_str())
+            .collect();
+        protocols.sort_unstable();
+        protocols.dedup();
+        if protocols.len() > 1 {
+            let message = format!(
+                "Envoy port {port} has listeners of protocols {}",
+                protocols.join(", ")
+            );
+            for i in group {
+                listeners[i].conflicted = Some(("ProtocolConflict", message.clone()));
+            }
+            continue;
+        }
+        let mut by_hostname: BTreeMap<Option<&str>, Vec<usize>> = BTreeMap::new();
+        for i in &group {
+            by_hostname
+                .entry(listeners[*i].spec.hostname.as_deref())
+                .or_default()
+                .push(*i);
+        }
+        for (hostname, same) in by_hostname.into_iter().filter(|(_, s)| s.len() > 1) {
+            let names: Vec<String> = same
+                .iter()
+                .map(|i| listeners[*i].spec.name.clone())
+                .collect();
+            let message = format!(
+                "listeners {} share Envoy port {port} and hostname {:?}",
+                names.join(", "),
+                hostname.unwrap_or("*")
+            );
+            for i in same {
+                listeners[i].conflicted = Some(("HostnameConflict", message.clone()));
+            }
+        }
+    }
+}
+
+/// One Envoy serves every Gateway: the first Gateway to use a port decides
+/// its protocol, and an HTTPS hostname has one certificate per port.
+fn claim_ports(plans: &mut [GatewayPlan<'_>]) {
+    let mut protocols: BTreeMap<u32, (Protocol, String)> = BTreeMap::new();
+    let mut server_names: BTreeMap<(u32, Option<String>), String> = BTreeMap::new();
+    for plan in plans.iter_mut() {
+        let id = plan.id();
+        for listener in plan.listeners.iter_mut().filter(|l| l.attachable()) {
+            let Some(protocol) = listener.protocol else {
+                continue;
+            };
+            let port = listener.envoy_port;
+            let (owner_protocol, owner) = protocols
+                .entry(port)
+                .or_insert_with(|| (protocol, id.clone()));
+            if *owner_protocol != protocol {
+                listener.not_accepted = Some((
+                    "PortUnavailable",
+                    format!(
+                        "Envoy port {port} already serves {} for Gateway {owner}",
+                        owner_protocol.name()
+                    ),
+                ));
+                continue;
+            }
+            if protocol == Protocol::Https {
+                let owner = server_names
+                    .entry((port, listener.spec.hostname.clone()))
+                    .or_insert_with(|| id.clone());
+                if *owner != id {
+                    listener.conflicted = Some((
+                        "HostnameConflict",
+                        format!(
+                            "Gateway {owner} already serves hostname {:?} on Envoy port {port}",
+                            listener.spec.hostname.as_deref().unwrap_or("*")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The Envoy ports of programmed listeners and what each speaks.
+pub fn ports(plans: &[GatewayPlan<'_>]) -> BTreeMap<u32, Protocol> {
+    plans
+        .iter()
+        .flat_map(|p| &p.listeners)
+        .filter(|l| l.programmed())
+        .filter_map(|l| l.protocol.map(|p| (l.envoy_port, p)))
+        .collect()
+}
+
+/// The TLS filter chains of HTTPS `port`, in Gateway and listener order.
+pub fn tls_chains(plans: &[GatewayPlan<'_>], port: u32) -> Vec<tls::Chain> {
+    plans
+        .iter()
+        .flat_map(|plan| {
+            let id = plan.id();
+            plan.listeners
+                .iter()
+                .filter(move |l| {
+                    l.programmed() && l.envoy_port == port && l.protocol == Some(Protocol::Https)
+                })
+                .map(move |l| tls::Chain {
+                    name: format!("{id}/{}", l.spec.name),
+                    hostname: l.spec.hostname.clone(),
+                    certificates: l.certificates.clone(),
+                })
+        })
+        .collect()
+}

@@ -1,0 +1,462 @@
+//! HTTPRoute rule filters → Envoy, following Envoy Gateway's mapping:
+//!
+//! - `RequestHeaderModifier` / `ResponseHeaderModifier` → the route's entry in
+//!   Tollgate's header filter (values escaped: Gateway API values are
+//!   literal, the filter's `%{…}` are templates);
+//! - `RequestRedirect` → a redirect action (the rule has no backends) and
+//!   `URLRewrite` → `host_rewrite_literal` and `prefix_rewrite` /
+//!   `regex_rewrite` on the route action (see `rewrites.rs`);
+//! - `RequestMirror` → `request_mirror_policies`;
+//! - `timeouts` (see `timeouts.rs`), weighted backends (see `weights.rs`).
+//!
+//! A rule Tollgate cannot apply as written (a CEL rule of the CRD broken, a
+//! value out of range, a filter not implemented yet) is a [`RuleError`]: its
+//! routes answer 500 (the spec: a filter is never skipped) and the route's
+//! `Accepted` condition says why.
+
+use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
+use envoy_types::pb::envoy::config::route::v3::{
+    route::Action, route_action::RequestMirrorPolicy, RouteAction,
+};
+use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, FractionalPercent};
+use tollgate_core::canary::config::CanaryConfig;
+use tollgate_core::headers::config::{HeaderValueConfig, ModsConfig};
+use tollgate_core::headers::HeaderModConfig;
+use tollgate_core::ConfigError;
+
+use crate::resources::http_filters::{
+    FilterType, HeaderFilter, HttpHeader, HttpRouteFilter, LocalObjectReference, RequestMirror,
+    RequestRedirect, UrlRewrite,
+};
+use crate::resources::{BackendRef, HttpRouteMatch, HttpRouteRule, PathMatchType};
+
+use super::backends::{Backends, Unresolved};
+use super::rewrites::{self, redirect_action, url_rewrite};
+use super::timeouts;
+use super::wasm_filters::{FilterPolicy, RoutePolicies};
+use super::weights::{backend_action, Share};
+
+/// Why a rule cannot be programmed as written: the parent's `Accepted=False`
+/// reason, and a message starting with the field's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl RuleError {
+    pub fn unsupported(message: String) -> Self {
+        Self {
+            reason: "UnsupportedValue",
+            message,
+        }
+    }
+
+    fn incompatible(message: String) -> Self {
+        Self {
+            reason: "IncompatibleFilters",
+            message,
+        }
+    }
+
+    /// Places the message's path under `rules[index]`.
+    pub fn in_rule(mut self, index: usize) -> Self {
+        self.message = format!("rules[{index}].{}", self.message);
+        self
+    }
+}
+
+/// Every error of a route in one condition: the first one's reason, all the
+/// messages.
+pub fn combined(errors: Vec<RuleError>) -> Option<RuleError> {
+    let reason = errors.first()?.reason;
+    Some(RuleError {
+        reason,
+        message: errors
+            .into_iter()
+            .map(|e| e.message)
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
+}
+
+/// One rule, checked: what each of its matches becomes.
+pub struct Rule<'r> {
+    /// The action, before a `ReplacePrefixMatch` (which depends on the match).
+    action: Action,
+    replace_prefix: Option<&'r str>,
+    headers: Option<HeaderModConfig>,
+    canary: Option<CanaryConfig>,
+}
+
+/// Checks `rule`'s filters and builds its action over `shares` (its
+/// backendRefs, resolved). A mirror whose backend does not resolve is left
+/// out and reported in `unresolved` (the route's `ResolvedRefs`).
+pub fn rule<'r>(
+    rule: &'r HttpRouteRule,
+    shares: &[(Share, u32)],
+    namespace: &str,
+    backends: &mut Backends<'_>,
+    unresolved: &mut Option<Unresolved>,
+) -> Result<Rule<'r>, RuleError> {
+    if let Some(i) = rule.backend_refs.iter().position(|b| !b.filters.is_empty()) {
+        return Err(RuleError::unsupported(format!(
+            "backendRefs[{i}].filters: filters on a backendRef are not supported yet; put them on the rule"
+        )));
+    }
+    let mut request_headers = None;
+    let mut response_headers = None;
+    let mut redirect = None;
+    let mut rewrite = None;
+    let mut mirrors = Vec::new();
+    for (i, filter) in rule.filters.iter().enumerate() {
+        let at = format!("filters[{i}]");
+        let twice = || {
+            RuleError::incompatible(format!(
+                "{at}: a second {:?} filter; a rule takes one",
+                filter.kind
+            ))
+        };
+        match payload(filter, &at)? {
+            Payload::RequestHeaders(h) => {
+                if request_headers.replace((i, h)).is_some() {
+                    return Err(twice());
+                }
+            }
+            Payload::ResponseHeaders(h) => {
+                if response_headers.replace((i, h)).is_some() {
+                    return Err(twice());
+                }
+            }
+            Payload::Mirror(m) => {
+                let at = format!("{at}.requestMirror");
+                if let Some(policy) = mirror(m, &at, namespace, backends, unresolved)? {
+                    mirrors.push(policy);
+                }
+            }
+            Payload::Redirect(r) => {
+                if redirect.replace((i, r)).is_some() {
+                    return Err(twice());
+                }
+            }
+            Payload::Rewrite(r) => {
+                if rewrite.replace((i, r)).is_some() {
+                    return Err(twice());
+                }
+            }
+            Payload::ExtensionRef(r) => {
+                return Err(RuleError::unsupported(format!(
+                    "{at}.extensionRef: ExtensionRef filters ({}/{} {:?}) are not supported yet",
+                    r.group, r.kind, r.name
+                )))
+            }
+        }
+    }
+    let headers = header_config(request_headers, response_headers)?;
+    let timeouts = rule.timeouts.clone().unwrap_or_default();
+    let (action, canary, replace_prefix) = match (redirect, rewrite) {
+        (Some((i, _)), Some((j, _))) => {
+            return Err(RuleError::incompatible(format!(
+                "filters[{i}]: a RequestRedirect rule cannot also have a URLRewrite (filters[{j}])"
+            )))
+        }
+        (Some((i, _)), _) if !rule.backend_refs.is_empty() => {
+            return Err(RuleError::incompatible(format!(
+                "filters[{i}]: a RequestRedirect rule has no backendRefs"
+            )))
+        }
+        (Some((i, _)), _) if !mirrors.is_empty() => {
+            return Err(RuleError::incompatible(format!(
+                "filters[{i}]: a RequestRedirect rule forwards nothing to mirror"
+            )))
+        }
+        (Some((i, r)), None) => {
+            let (action, prefix) = redirect_action(r, &format!("filters[{i}].requestRedirect"))?;
+            // Timeouts are still checked: a bad value is an error wherever it is.
+            timeouts::apply(&timeouts, &mut RouteAction::default())?;
+            (Action::Redirect(action), None, prefix)
+        }
+        (None, rewrite) => {
+            let backend = backend_action(shares);
+            let mut action = backend.action;
+            let mut prefix = None;
+            if let Action::Route(route) = &mut action {
+                if let Some((i, r)) = rewrite {
+                    prefix = url_rewrite(r, route, &format!("filters[{i}].urlRewrite"))?;
+                }
+                timeouts::apply(&timeouts, route)?;
+                route.request_mirror_policies = mirrors;
+            } else {
+                timeouts::apply(&timeouts, &mut RouteAction::default())?;
+            }
+            (action, backend.canary, prefix)
+        }
+    };
+    if let Some(canary) = &canary {
+        check(canary).map_err(|e| {
+            RuleError::unsupported(format!(
+                "backendRefs: the canary filter refuses the split at `{}`: {}",
+                e.field, e.message
+            ))
+        })?;
+    }
+    Ok(Rule {
+        action,
+        replace_prefix,
+        headers,
+        canary,
+    })
+}
+
+impl Rule<'_> {
+    /// The action for match `m` of the rule, registering the route's filter
+    /// policies under `route_name`.
+    pub fn route(
+        &self,
+        m: &HttpRouteMatch,
+        match_index: usize,
+        route_name: &str,
+        policies: &mut RoutePolicies,
+    ) -> Result<Action, RuleError> {
+        let mut action = self.action.clone();
+        if let Some(replacement) = self.replace_prefix {
+            let prefix = match &m.path {
+                None => "/",
+                Some(p) if p.kind == PathMatchType::PathPrefix => p.value.as_str(),
+                Some(p) => {
+                    return Err(RuleError::unsupported(format!(
+                        "matches[{match_index}].path: ReplacePrefixMatch needs a PathPrefix match, not {:?}",
+                        p.kind
+                    )))
+                }
+            };
+            rewrites::apply_prefix(&mut action, prefix, replacement);
+        }
+        let inserted =
+            |e: ConfigError| RuleError::unsupported(format!("the filter refused the policy: {e}"));
+        if let Some(headers) = &self.headers {
+            policies.insert(route_name, headers).map_err(inserted)?;
+        }
+        if let Some(canary) = &self.canary {
+            policies.insert(route_name, canary).map_err(inserted)?;
+        }
+        Ok(action)
+    }
+}
+
+enum Payload<'f> {
+    RequestHeaders(&'f HeaderFilter),
+    ResponseHeaders(&'f HeaderFilter),
+    Mirror(&'f RequestMirror),
+    Redirect(&'f RequestRedirect),
+    Rewrite(&'f UrlRewrite),
+    ExtensionRef(&'f LocalObjectReference),
+}
+
+/// The filter's configuration: exactly the field its `type` names (a CEL
+/// rule of the CRD).
+fn payload<'f>(f: &'f HttpRouteFilter, at: &str) -> Result<Payload<'f>, RuleError> {
+    let given = [
+        f.request_header_modifier.is_some(),
+        f.response_header_modifier.is_some(),
+        f.request_mirror.is_some(),
+        f.request_redirect.is_some(),
+        f.url_rewrite.is_some(),
+        f.extension_ref.is_some(),
+    ];
+    let (payload, field) = match f.kind {
+        FilterType::RequestHeaderModifier => (
+            f.request_header_modifier
+                .as_ref()
+                .map(Payload::RequestHeaders),
+            "requestHeaderModifier",
+        ),
+        FilterType::ResponseHeaderModifier => (
+            f.response_header_modifier
+                .as_ref()
+                .map(Payload::ResponseHeaders),
+            "responseHeaderModifier",
+        ),
+        FilterType::RequestMirror => (
+            f.request_mirror.as_ref().map(Payload::Mirror),
+            "requestMirror",
+        ),
+        FilterType::RequestRedirect => (
+            f.request_redirect.as_ref().map(Payload::Redirect),
+            "requestRedirect",
+        ),
+        FilterType::UrlRewrite => (f.url_rewrite.as_ref().map(Payload::Rewrite), "urlRewrite"),
+        FilterType::ExtensionRef => (
+            f.extension_ref.as_ref().map(Payload::ExtensionRef),
+            "extensionRef",
+        ),
+    };
+    match payload {
+        Some(p) if given.iter().filter(|g| **g).count() == 1 => Ok(p),
+        _ => Err(RuleError::unsupported(format!(
+            "{at}: type {:?} takes exactly the field `{field}`",
+            f.kind
+        ))),
+    }
+}
+
+/// The header filter's policy for a rule's two header modifiers (each with
+/// its index in `filters`), checked by the filter's own compiler; an error
+/// names the modifier's field.
+fn header_config(
+    request: Option<(usize, &HeaderFilter)>,
+    response: Option<(usize, &HeaderFilter)>,
+) -> Result<Option<HeaderModConfig>, RuleError> {
+    if request.is_none() && response.is_none() {
+        return Ok(None);
+    }
+    let config = HeaderModConfig {
+        request: request.map(|(_, h)| mods(h)),
+        response: response.map(|(_, h)| mods(h)),
+    };
+    check(&config).map_err(|e| {
+        let within = |side: &str, filter: Option<(usize, &HeaderFilter)>, field: &str| {
+            let rest = e.field.strip_prefix(side)?;
+            let (i, _) = filter?;
+            Some(format!("filters[{i}].{field}{rest}"))
+        };
+        let at = within("request", request, "requestHeaderModifier")
+            .or_else(|| within("response", response, "responseHeaderModifier"))
+            .unwrap_or_else(|| "filters".to_owned());
+        RuleError::unsupported(format!("{at}: {}", e.message))
+    })?;
+    Ok(Some(config))
+}
+
+fn mods(filter: &HeaderFilter) -> ModsConfig {
+    let values = |headers: &[HttpHeader]| {
+        headers
+            .iter()
+            .map(|h| HeaderValueConfig {
+                name: h.name.clone(),
+                value: literal(&h.value),
+            })
+            .collect()
+    };
+    ModsConfig {
+        set: values(&filter.set),
+        add: values(&filter.add),
+        remove: filter.remove.clone(),
+        remove_matching: Vec::new(),
+    }
+}
+
+/// A Gateway API header value as a header filter template that renders it
+/// unchanged: `%{` is the filter's variable syntax, `%%{` its literal.
+fn literal(value: &str) -> String {
+    value.replace("%{", "%%{")
+}
+
+/// Checks a policy with the filter's compiler; the error names the field the
+/// way the filter does.
+fn check<P: FilterPolicy>(policy: &P) -> Result<(), ConfigError> {
+    let value = serde_json::to_value(policy)
+        .map_err(|e| ConfigError::new("", format!("serialising the policy: {e}")))?;
+    P::check(value)
+}
+
+fn mirror(
+    m: &RequestMirror,
+    at: &str,
+    namespace: &str,
+    backends: &mut Backends<'_>,
+    unresolved: &mut Option<Unresolved>,
+) -> Result<Option<RequestMirrorPolicy>, RuleError> {
+    let fraction = match (m.percent, &m.fraction) {
+        (Some(_), Some(_)) => {
+            return Err(RuleError::unsupported(format!(
+                "{at}: percent and fraction are exclusive"
+            )))
+        }
+        (Some(p), None) if p > 100 => {
+            return Err(RuleError::unsupported(format!(
+                "{at}.percent: {p} is above 100"
+            )))
+        }
+        (Some(p), None) => Some((p, DenominatorType::Hundred)),
+        (None, Some(f)) if f.denominator == 0 || f.numerator > f.denominator => {
+            return Err(RuleError::unsupported(format!(
+                "{at}.fraction: {}/{} is not a fraction between 0 and 1",
+                f.numerator, f.denominator
+            )))
+        }
+        (None, Some(f)) => Some(match f.denominator {
+            100 => (f.numerator, DenominatorType::Hundred),
+            10_000 => (f.numerator, DenominatorType::TenThousand),
+            1_000_000 => (f.numerator, DenominatorType::Million),
+            d => (
+                u32::try_from(u64::from(f.numerator) * 1_000_000 / u64::from(d)).unwrap_or(0),
+                DenominatorType::Million,
+            ),
+        }),
+        (None, None) => None,
+    };
+    let backend = BackendRef {
+        group: m.backend_ref.group.clone(),
+        kind: m.backend_ref.kind.clone(),
+        name: m.backend_ref.name.clone(),
+        namespace: m.backend_ref.namespace.clone(),
+        port: m.backend_ref.port,
+        weight: 1,
+        filters: Vec::new(),
+    };
+    let cluster = match backends.resolve(namespace, &backend) {
+        Ok(cluster) => cluster,
+        Err(e) => {
+            unresolved.get_or_insert(e);
+            return Ok(None);
+        }
+    };
+    Ok(Some(RequestMirrorPolicy {
+        cluster,
+        runtime_fraction: fraction.map(|(numerator, denominator)| RuntimeFractionalPercent {
+            default_value: Some(FractionalPercent {
+                numerator,
+                denominator: denominator as i32,
+            }),
+            ..RuntimeFractionalPercent::default()
+        }),
+        ..RequestMirrorPolicy::default()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_stay_literal_in_the_header_filter() {
+        assert_eq!(literal("a %{request.path} b"), "a %%{request.path} b");
+        assert_eq!(literal("%%{x}"), "%%%{x}");
+        assert_eq!(literal("50%"), "50%");
+        let filter = HeaderFilter {
+            set: vec![HttpHeader {
+                name: "x".into(),
+                value: "%{request.path}".into(),
+            }],
+            ..HeaderFilter::default()
+        };
+        let config = header_config(Some((0, &filter)), None).unwrap().unwrap();
+        assert_eq!(config.request.unwrap().set[0].value, "%%{request.path}");
+    }
+
+    #[test]
+    fn header_names_the_filter_refuses_are_rule_errors() {
+        let filter = HeaderFilter {
+            remove: vec!["bad name".into()],
+            ..HeaderFilter::default()
+        };
+        let e = header_config(None, Some((2, &filter))).unwrap_err();
+        assert_eq!(e.reason, "UnsupportedValue");
+        assert!(
+            e.message
+                .starts_with("filters[2].responseHeaderModifier.remove[0]: header name"),
+            "{e:?}"
+        );
+    }
+}

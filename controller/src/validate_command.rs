@@ -1,0 +1,262 @@
+//! `tollgate validate DIR`: every problem a directory holds, each at its
+//! `file:line`, before any Envoy sees it — what `serve` would log and put in
+//! status, in one pass, for CI and pre-commit hooks.
+//!
+//! Two kinds of problems: the loader's (YAML syntax, unknown or mistyped
+//! fields; already `file:line:column`) and the translation's, which are the
+//! status conditions that say something is wrong (`Accepted: False`,
+//! `ResolvedRefs: False`, `Conflicted: True`, …), placed at the line where the
+//! object's document starts. Exits non-zero when there is any problem.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::resources::{self, Loaded, Resources};
+use crate::translate::status::{Condition, RouteStatus, Status};
+use crate::translate::{self};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Directory of Gateway API and Tollgate policy YAML (`*.yaml`, `*.yml`, recursive).
+    dir: PathBuf,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let loaded = match resources::load_dir(&args.dir) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            for problem in &e.problems {
+                println!("{problem}");
+            }
+            anyhow::bail!("{}: {} problem(s)", args.dir.display(), e.problems.len());
+        }
+    };
+    for warning in &loaded.warnings {
+        println!("warning: {warning}");
+    }
+    // Where the filters are does not change any status.
+    let options = translate::Options {
+        port_remap: true,
+        wasm_dir: crate::translate_command::default_wasm_dir(),
+    };
+    let translation = translate::translate(&loaded, &options);
+    let report = problems(&loaded, &translation.status);
+    for warning in &report.warnings {
+        println!("warning: {warning}");
+    }
+    for problem in &report.problems {
+        println!("{problem}");
+    }
+    if report.problems.is_empty() {
+        println!("{}: no problems", args.dir.display());
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{}: {} problem(s)",
+            args.dir.display(),
+            report.problems.len()
+        )
+    }
+}
+
+#[derive(Debug, Default)]
+struct Report {
+    problems: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// True when the condition reports something wrong: `Conflicted` is bad when
+/// True, every other type the status carries is bad when False.
+fn is_problem(condition: &Condition) -> bool {
+    (condition.kind == "Conflicted") == (condition.status == "True")
+}
+
+fn describe(condition: &Condition) -> String {
+    let mut text = format!(
+        "{}={} ({})",
+        condition.kind, condition.status, condition.reason
+    );
+    if !condition.message.is_empty() {
+        text.push_str(": ");
+        text.push_str(&condition.message);
+    }
+    text
+}
+
+/// `(namespace, name)` → `file:line`, for one kind.
+fn sources<T>(
+    objects: &[Loaded<T>],
+    key: impl Fn(&T) -> (String, String),
+) -> BTreeMap<(String, String), &str> {
+    objects
+        .iter()
+        .map(|o| (key(&o.object), o.source.as_str()))
+        .collect()
+}
+
+fn problems(resources: &Resources, status: &Status) -> Report {
+    let mut report = Report::default();
+    let classes = sources(&resources.gateway_classes, |c| {
+        (String::new(), c.metadata.name.clone())
+    });
+    let gateways = sources(&resources.gateways, |g| {
+        (g.metadata.namespace().to_owned(), g.metadata.name.clone())
+    });
+    let at = |map: &BTreeMap<(String, String), &str>, ns: &str, name: &str| {
+        map.get(&(ns.to_owned(), name.to_owned()))
+            .map_or_else(|| "?".to_owned(), |s| (*s).to_owned())
+    };
+    for class in &status.gateway_classes {
+        let source = at(&classes, "", &class.name);
+        for c in class.conditions.iter().filter(|c| is_problem(c)) {
+            report.problems.push(format!(
+                "{source}: GatewayClass {}: {}",
+                class.name,
+                describe(c)
+            ));
+        }
+    }
+    for gateway in &status.gateways {
+        let source = at(&gateways, &gateway.namespace, &gateway.name);
+        let what = format!("Gateway {}/{}", gateway.namespace, gateway.name);
+        for c in gateway.conditions.iter().filter(|c| is_problem(c)) {
+            report
+                .problems
+                .push(format!("{source}: {what}: {}", describe(c)));
+        }
+        for listener in &gateway.listeners {
+            for c in listener.conditions.iter().filter(|c| is_problem(c)) {
+                report.problems.push(format!(
+                    "{source}: {what} listener {}: {}",
+                    listener.name,
+                    describe(c)
+                ));
+            }
+        }
+    }
+    let http_routes = sources(&resources.http_routes, |r| {
+        (r.metadata.namespace().to_owned(), r.metadata.name.clone())
+    });
+    let grpc_routes = sources(&resources.grpc_routes, |r| {
+        (r.metadata.namespace().to_owned(), r.metadata.name.clone())
+    });
+    for (kind, statuses, map) in [
+        ("HTTPRoute", &status.http_routes, &http_routes),
+        ("GRPCRoute", &status.grpc_routes, &grpc_routes),
+    ] {
+        for route in statuses {
+            let source = at(map, &route.namespace, &route.name);
+            for parent in &route.parents {
+                let p = &parent.parent_ref;
+                let section = p
+                    .section_name
+                    .as_deref()
+                    .map_or_else(String::new, |s| format!(" section {s}"));
+                for c in parent.conditions.iter().filter(|c| is_problem(c)) {
+                    report.problems.push(format!(
+                        "{source}: {kind} {}/{} parent Gateway {}/{}{section}: {}",
+                        route.namespace,
+                        route.name,
+                        p.namespace,
+                        p.name,
+                        describe(c)
+                    ));
+                }
+            }
+        }
+    }
+    // A route whose parentRefs name no Gateway Tollgate owns gets no status;
+    // that is right for another controller's route, and a typo otherwise.
+    let unowned = |kind: &str, statuses: &[RouteStatus], ns: &str, name: &str, source: &str| {
+        (!statuses.iter().any(|s| s.namespace == ns && s.name == name)).then(|| {
+            format!(
+                "{source}: {kind} {ns}/{name} attaches to no Gateway of a Tollgate GatewayClass"
+            )
+        })
+    };
+    for route in &resources.http_routes {
+        let meta = &route.object.metadata;
+        let found = unowned(
+            "HTTPRoute",
+            &status.http_routes,
+            meta.namespace(),
+            &meta.name,
+            &route.source,
+        );
+        report.warnings.extend(found);
+    }
+    for route in &resources.grpc_routes {
+        let meta = &route.object.metadata;
+        let found = unowned(
+            "GRPCRoute",
+            &status.grpc_routes,
+            meta.namespace(),
+            &meta.name,
+            &route.source,
+        );
+        report.warnings.extend(found);
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::loader::load_str;
+
+    const GATEWAY: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: tollgate}\nspec: {controllerName: tollgate.dev/gateway-controller}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  gatewayClassName: tollgate\n  listeners:\n  - {name: http, port: 80, protocol: HTTP}\n";
+
+    fn report(routes: &str) -> Report {
+        let mut resources = Resources::default();
+        load_str("gw.yaml", GATEWAY, &mut resources).unwrap();
+        load_str("routes.yaml", routes, &mut resources).unwrap();
+        let options = translate::Options {
+            port_remap: true,
+            wasm_dir: "/opt/tollgate/dist".into(),
+        };
+        let translation = translate::translate(&resources, &options);
+        problems(&resources, &translation.status)
+    }
+
+    #[test]
+    fn a_clean_directory_has_no_problems() {
+        let r = report("apiVersion: v1\nkind: Service\nmetadata:\n  name: echo\n  annotations: {tollgate.dev/static-endpoints: \"127.0.0.1:3000\"}\nspec: {ports: [{port: 80}]}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: gw}]\n  rules: [{backendRefs: [{name: echo, port: 80}]}]\n");
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn a_route_problem_is_placed_at_the_route_document() {
+        let r = report("# routes\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: gw, sectionName: https}]\n  rules: [{backendRefs: [{name: missing, port: 80}]}]\n");
+        assert_eq!(r.problems.len(), 2, "{:?}", r.problems);
+        assert!(
+            r.problems[0].starts_with("routes.yaml:3: HTTPRoute default/r parent Gateway default/gw section https: Accepted=False (NoMatchingParent)"),
+            "{}",
+            r.problems[0]
+        );
+        assert!(
+            r.problems[1].contains("ResolvedRefs=False (BackendNotFound)"),
+            "{}",
+            r.problems[1]
+        );
+    }
+
+    #[test]
+    fn a_route_for_no_gateway_of_ours_is_a_warning() {
+        let r = report("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: gw-typo}]\n");
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert_eq!(
+            r.warnings,
+            vec!["routes.yaml:1: HTTPRoute default/r attaches to no Gateway of a Tollgate GatewayClass"]
+        );
+    }
+
+    #[test]
+    fn conflicted_is_a_problem_when_true_and_the_others_when_false() {
+        let c = |kind, ok| Condition::new(kind, ok, "R", String::new());
+        assert!(is_problem(&c("Conflicted", true)));
+        assert!(!is_problem(&c("Conflicted", false)));
+        assert!(is_problem(&c("Accepted", false)));
+        assert!(!is_problem(&c("Programmed", true)));
+    }
+}
