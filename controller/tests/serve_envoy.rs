@@ -348,3 +348,47 @@ async fn the_controller_stops_on_sigterm_and_envoy_keeps_its_configuration() {
     let reply = gw.get(port, "example.com", "/").await.unwrap();
     assert_eq!(reply.pod().as_deref(), Some("web-1"));
 }
+
+/// A route filter is a wasm filter in the listener Envoy gets over ADS (the
+/// file by absolute path); changing it reaches the running Envoy too.
+#[tokio::test]
+async fn a_header_filter_over_ads_and_its_edit() {
+    let Setup { gw, port, _echoes } = setup(&Options::default()).await;
+    let with_header = |value: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: example}}\nspec:\n  parentRefs: [{{name: eg}}]\n  hostnames: [example.com]\n  rules:\n  - filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier: {{add: [{{name: my-added-header, value: {value}}}]}}\n    backendRefs: [{{name: web-1, port: 80}}]\n"
+        )
+    };
+    let header_is = |value: &'static str| {
+        move |r: &e2e::gateway::Reply| {
+            r.echo()
+                .and_then(|e| e.header("my-added-header"))
+                .as_deref()
+                == Some(value)
+        }
+    };
+    gw.write("routes/example.yaml", &with_header("added-value"))
+        .unwrap();
+    gw.wait_until(
+        port,
+        "example.com",
+        "/headers",
+        "with the header",
+        header_is("added-value"),
+    )
+    .await
+    .unwrap();
+    gw.write("routes/example.yaml", &with_header("changed"))
+        .unwrap();
+    gw.wait_until(
+        port,
+        "example.com",
+        "/headers",
+        "with the new value",
+        header_is("changed"),
+    )
+    .await
+    .unwrap();
+    let (_, dump) = gw.admin("/config_dump").await.unwrap();
+    assert!(dump.contains("header_mod.wasm"), "{dump}");
+}

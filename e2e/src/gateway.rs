@@ -292,6 +292,9 @@ impl Serve {
             .arg(config)
             .args(["--xds-listen", &xds.to_string()])
             .args(["--admin", &admin.to_string()])
+            // The filters `make build` put in dist/, by absolute path.
+            .arg("--wasm-dir")
+            .arg(wasm_dir())
             .arg("--status-dir")
             .arg(dir.path().join("status"))
             .env(
@@ -352,6 +355,15 @@ impl Drop for Serve {
             );
         }
     }
+}
+
+/// The workspace's `dist/`, holding the built filters (panics with the fix if
+/// they are missing).
+fn wasm_dir() -> PathBuf {
+    let header_mod = crate::paths::wasm("header_mod");
+    header_mod
+        .parent()
+        .map_or_else(|| PathBuf::from("dist"), Path::to_path_buf)
 }
 
 /// A GatewayClass named `tollgate` that Tollgate owns.
