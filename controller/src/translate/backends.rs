@@ -16,6 +16,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
 
+use super::weights::Share;
 use super::{http2_upstream, reference_grants, GATEWAY_GROUP};
 use crate::resources::{
     BackendRef, Resources, Service, SERVICE_NAME_LABEL, STATIC_ENDPOINTS_ANNOTATION,
@@ -52,6 +53,31 @@ impl<'a> Backends<'a> {
         backend: &BackendRef,
     ) -> Result<String, Unresolved> {
         self.resolve_from("HTTPRoute", route_namespace, backend)
+    }
+
+    /// The weighted shares of one rule's backendRefs, from a `route_kind` route
+    /// named `route` (`<namespace>/<name>`). Every unresolved ref of the rule
+    /// shares one cluster name that is never defined (see `weights`), and the
+    /// route's first unresolved ref is kept in `first_unresolved` for its
+    /// `ResolvedRefs` condition.
+    pub fn rule_shares(
+        &mut self,
+        route_kind: &str,
+        (namespace, name): (&str, &str),
+        rule_index: usize,
+        refs: &[BackendRef],
+        first_unresolved: &mut Option<Unresolved>,
+    ) -> Vec<(Share, u32)> {
+        let invalid = format!("invalid-backend/{namespace}/{name}/rule/{rule_index}");
+        refs.iter()
+            .map(|b| match self.resolve_from(route_kind, namespace, b) {
+                Ok(cluster) => (Share::Cluster(cluster), b.weight),
+                Err(unresolved) => {
+                    first_unresolved.get_or_insert(unresolved);
+                    (Share::Invalid(invalid.clone()), b.weight)
+                }
+            })
+            .collect()
     }
 
     /// The Envoy cluster for `backend`, referenced from a `route_kind` route in

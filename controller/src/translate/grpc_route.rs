@@ -16,7 +16,7 @@ use super::matches;
 use super::precedence::{MatchOrigin, Precedence};
 use super::status::Condition;
 use super::wasm_filters::RoutePolicies;
-use super::weights::{self, backend_action, Share};
+use super::weights::{self, backend_action};
 use crate::resources::gateway_api::PathMatch;
 use crate::resources::grpc_route::{GrpcMethodMatch, GrpcMethodMatchType, GrpcRouteMatch};
 use crate::resources::{GrpcRoute, HttpRouteMatch, Loaded, PathMatchType};
@@ -38,21 +38,13 @@ pub fn envoy_routes(
     let mut first_unresolved: Option<Unresolved> = None;
     let mut out = Vec::new();
     for (rule_index, rule) in route.object.spec.rules.iter().enumerate() {
-        let invalid = format!(
-            "invalid-backend/{namespace}/{}/rule/{rule_index}",
-            meta.name
+        let shares = backends.rule_shares(
+            "GRPCRoute",
+            (namespace, &meta.name),
+            rule_index,
+            &rule.backend_refs,
+            &mut first_unresolved,
         );
-        let shares: Vec<(Share, u32)> = rule
-            .backend_refs
-            .iter()
-            .map(|b| match backends.resolve_from("GRPCRoute", namespace, b) {
-                Ok(cluster) => (Share::Cluster(cluster), b.weight),
-                Err(unresolved) => {
-                    first_unresolved.get_or_insert(unresolved);
-                    (Share::Invalid(invalid.clone()), b.weight)
-                }
-            })
-            .collect();
         let backend = backend_action(&shares);
         // No matches: every call.
         let every_call = [GrpcRouteMatch::default()];

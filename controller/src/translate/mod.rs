@@ -48,7 +48,6 @@ use status::{
     Status, CONTROLLER_NAME,
 };
 use wasm_filters::RoutePolicies;
-use weights::Share;
 
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
@@ -267,21 +266,13 @@ fn envoy_routes(
     let mut rule_errors: Vec<RuleError> = Vec::new();
     let mut out = Vec::new();
     for (rule_index, rule) in route.object.spec.rules.iter().enumerate() {
-        let invalid = format!(
-            "invalid-backend/{namespace}/{}/rule/{rule_index}",
-            meta.name
+        let shares = backends.rule_shares(
+            "HTTPRoute",
+            (namespace, &meta.name),
+            rule_index,
+            &rule.backend_refs,
+            &mut first_unresolved,
         );
-        let shares: Vec<(Share, u32)> = rule
-            .backend_refs
-            .iter()
-            .map(|b| match backends.resolve(namespace, b) {
-                Ok(cluster) => (Share::Cluster(cluster), b.weight),
-                Err(unresolved) => {
-                    first_unresolved.get_or_insert(unresolved);
-                    (Share::Invalid(invalid.clone()), b.weight)
-                }
-            })
-            .collect();
         let planned =
             route_filters::rule(rule, &shares, namespace, backends, &mut first_unresolved);
         for (match_index, m) in rule.matches.iter().enumerate() {
