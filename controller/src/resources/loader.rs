@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use super::policies::{Policy, PolicyKind};
 use super::{Loaded, Resources};
 
 /// Every problem found, each `path:line: field: message`.
@@ -148,13 +149,20 @@ fn load_document(
         + resources.reference_grants.len()
         + resources.grpc_routes.len()
         + resources.secrets.len()
-        + resources.namespaces.len();
+        + resources.namespaces.len()
+        + resources.policies.len();
     let typed = Typed {
         name,
         first_line,
         doc,
         order,
     };
+    if let Some(policy_kind) = PolicyKind::from_group_kind(group, &kind) {
+        resources
+            .policies
+            .push(typed.load_with(|doc| Policy::from_yaml(policy_kind, doc))?);
+        return Ok(());
+    }
     match (group, kind.as_str()) {
         ("gateway.networking.k8s.io", "GatewayClass") => {
             resources.gateway_classes.push(typed.load()?)
@@ -189,8 +197,16 @@ struct Typed<'a> {
 
 impl Typed<'_> {
     fn load<T: DeserializeOwned>(self) -> Result<Loaded<T>, String> {
-        let object = serde_yaml_ng::from_str(self.doc)
-            .map_err(|e| located(self.name, self.first_line, &e))?;
+        self.load_with(serde_yaml_ng::from_str)
+    }
+
+    /// As `load`, with the document parsed by `parse` (policy kinds pick
+    /// their spec type by kind).
+    fn load_with<T>(
+        self,
+        parse: impl FnOnce(&str) -> Result<T, serde_yaml_ng::Error>,
+    ) -> Result<Loaded<T>, String> {
+        let object = parse(self.doc).map_err(|e| located(self.name, self.first_line, &e))?;
         let untyped: serde_json::Value = serde_yaml_ng::from_str(self.doc)
             .map_err(|e| located(self.name, self.first_line, &e))?;
         Ok(Loaded {

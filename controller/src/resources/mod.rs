@@ -19,6 +19,7 @@ pub mod grpc_route;
 pub mod http_filters;
 pub mod loader;
 mod meta;
+pub mod policies;
 
 pub use self::core::{
     EndpointSlice, Namespace, Secret, Service, ServicePort, SERVICE_NAME_LABEL,
@@ -57,6 +58,8 @@ pub struct Resources {
     pub grpc_routes: Vec<Loaded<GrpcRoute>>,
     pub secrets: Vec<Loaded<Secret>>,
     pub namespaces: Vec<Loaded<Namespace>>,
+    /// Tollgate's policies and the Envoy Gateway kinds accepted for migration.
+    pub policies: Vec<Loaded<policies::Policy>>,
     /// Documents skipped (kinds Tollgate does not read), as `path:line: message`.
     pub warnings: Vec<String>,
 }

@@ -19,6 +19,7 @@ mod http2_upstream;
 mod listeners;
 mod matches;
 mod namespace_selector;
+mod policy_attachment;
 mod precedence;
 mod reference_grants;
 pub mod render;
