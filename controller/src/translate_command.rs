@@ -28,6 +28,10 @@ pub struct Args {
     /// this binary when it holds them (`dist/`), else `./dist`; made absolute].
     #[arg(long)]
     wasm_dir: Option<PathBuf>,
+    /// `HOST:PORT` of the global rate limit service (`tollgate ratelimit-server`) that global rate
+    /// limit rules call; without it a policy with global rules is Invalid.
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::translate::parse_service_address)]
+    ratelimit_service: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -50,6 +54,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         port_remap: !args.no_port_remap,
         wasm_dir: std::path::absolute(&wasm_dir)
             .with_context(|| format!("making {} absolute", wasm_dir.display()))?,
+        ratelimit_service: args.ratelimit_service.clone(),
     };
     let secrets = if args.show_secrets {
         render::Secrets::Reveal

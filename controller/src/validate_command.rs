@@ -19,6 +19,10 @@ use crate::translate::{self};
 pub struct Args {
     /// Directory of Gateway API and Tollgate policy YAML (`*.yaml`, `*.yml`, recursive).
     dir: PathBuf,
+    /// `HOST:PORT` of the global rate limit service (`tollgate ratelimit-server`) that global rate
+    /// limit rules call; without it a policy with global rules is Invalid.
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::translate::parse_service_address)]
+    ratelimit_service: Option<String>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -38,6 +42,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let options = translate::Options {
         port_remap: true,
         wasm_dir: crate::translate_command::default_wasm_dir(),
+        ratelimit_service: args.ratelimit_service.clone(),
     };
     let translation = translate::translate(&loaded, &options);
     let report = problems(&loaded, &translation.status);
@@ -213,6 +218,7 @@ mod tests {
         let options = translate::Options {
             port_remap: true,
             wasm_dir: "/opt/tollgate/dist".into(),
+            ratelimit_service: None,
         };
         let translation = translate::translate(&resources, &options);
         problems(&resources, &translation.status)

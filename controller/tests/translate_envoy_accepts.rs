@@ -22,12 +22,9 @@ fn envoy_accepts_every_golden_translation() {
     for case in std::fs::read_dir(&cases).unwrap() {
         let case = case.unwrap().path();
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
-        let args: &[&str] = if name == "no-port-remap" {
-            &["--no-port-remap"]
-        } else {
-            &[]
-        };
-        let translation = translate(&case, args);
+        let flags = case_flags(&case);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let translation = translate(&case, &flags);
         let config = scratch.path().join(format!("{name}.json"));
         std::fs::write(&config, bootstrap(&translation).to_string()).unwrap();
         let envoy = Command::new(e2e::paths::envoy_bin())
@@ -44,4 +41,24 @@ fn envoy_accepts_every_golden_translation() {
         checked += 1;
     }
     assert!(checked >= 15, "only {checked} golden cases found");
+}
+
+/// The command-line flags a case's `options.yaml` stands for.
+fn case_flags(case: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(case.join("options.yaml")) else {
+        return Vec::new();
+    };
+    let options: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let mut flags = Vec::new();
+    if options
+        .get("portRemap")
+        .and_then(serde_yaml_ng::Value::as_bool)
+        == Some(false)
+    {
+        flags.push("--no-port-remap".to_owned());
+    }
+    if let Some(service) = options.get("ratelimitService").and_then(|v| v.as_str()) {
+        flags.push(format!("--ratelimit-service={service}"));
+    }
+    flags
 }

@@ -187,6 +187,9 @@ pub struct ParentRef {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRouteRule {
+    /// The rule's `name`: a policy's `sectionName` targets it.
+    #[serde(default)]
+    pub name: Option<String>,
     /// The spec's default: one match, PathPrefix `/`.
     #[serde(default = "default_matches")]
     pub matches: Vec<HttpRouteMatch>,
@@ -201,6 +204,7 @@ pub struct HttpRouteRule {
 impl Default for HttpRouteRule {
     fn default() -> Self {
         Self {
+            name: None,
             matches: default_matches(),
             filters: Vec::new(),
             backend_refs: Vec::new(),

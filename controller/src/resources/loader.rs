@@ -197,7 +197,7 @@ struct Typed<'a> {
 
 impl Typed<'_> {
     fn load<T: DeserializeOwned>(self) -> Result<Loaded<T>, String> {
-        self.load_with(serde_yaml_ng::from_str)
+        self.load_with(|doc| serde_yaml_ng::from_str(doc))
     }
 
     /// As `load`, with the document parsed by `parse` (policy kinds pick

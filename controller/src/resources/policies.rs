@@ -19,7 +19,8 @@ use super::meta::ObjectMeta;
 pub const TOLLGATE_GROUP: &str = "tollgate.dev";
 pub const ENVOY_GATEWAY_GROUP: &str = "gateway.envoyproxy.io";
 
-/// The policy kinds, each named as its YAML `kind`.
+/// The policy kinds, each named as its YAML `kind` (which all end in `Policy`).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum PolicyKind {
     RateLimitPolicy,

@@ -58,6 +58,10 @@ pub struct Args {
     /// this binary when it holds them (`dist/`), else `./dist`; made absolute].
     #[arg(long, value_name = "DIR")]
     wasm_dir: Option<PathBuf>,
+    /// `HOST:PORT` of the global rate limit service (`tollgate ratelimit-server`) that global rate
+    /// limit rules call; without it a policy with global rules is Invalid.
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::translate::parse_service_address)]
+    ratelimit_service: Option<String>,
 }
 
 /// What the controller serves now, for the admin endpoint and the status file.
@@ -108,6 +112,7 @@ pub async fn run(args: Args) -> Result<()> {
         port_remap: !args.no_port_remap,
         wasm_dir: std::path::absolute(&wasm_dir)
             .with_context(|| format!("making {} absolute", wasm_dir.display()))?,
+        ratelimit_service: args.ratelimit_service.clone(),
     };
     if !args.config_dir.is_dir() {
         anyhow::bail!(

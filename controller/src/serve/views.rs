@@ -246,6 +246,7 @@ spec:
         let options = translate::Options {
             port_remap: true,
             wasm_dir: "/dist".into(),
+            ratelimit_service: None,
         };
         let views = GatewayViews::new(options.clone());
         let all = Arc::new(Snapshot::from_translation(&translate::translate(

@@ -238,7 +238,7 @@ impl<'a> Backends<'a> {
     }
 }
 
-fn static_cluster(name: &str, endpoints: &[SocketAddr]) -> Cluster {
+pub(super) fn static_cluster(name: &str, endpoints: &[SocketAddr]) -> Cluster {
     let lb_endpoints = endpoints
         .iter()
         .map(|addr| LbEndpoint {

@@ -19,7 +19,14 @@ const WASM_DIR: &str = "/opt/tollgate/dist";
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CaseOptions {
+    #[serde(default = "yes")]
     port_remap: bool,
+    #[serde(default)]
+    ratelimit_service: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn run_case(dir: &Path) -> Result<(), String> {
@@ -32,11 +39,13 @@ fn run_case(dir: &Path) -> Result<(), String> {
             Options {
                 port_remap: o.port_remap,
                 wasm_dir: PathBuf::from(WASM_DIR),
+                ratelimit_service: o.ratelimit_service,
             }
         }
         Err(_) => Options {
             port_remap: true,
             wasm_dir: PathBuf::from(WASM_DIR),
+            ratelimit_service: None,
         },
     };
     let rendered = document(&translate(&resources, &options), Part::All, Secrets::Redact)

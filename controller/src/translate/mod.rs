@@ -20,11 +20,13 @@ mod listeners;
 mod matches;
 mod namespace_selector;
 mod policy_attachment;
+mod policy_filters;
 mod precedence;
 mod reference_grants;
 pub mod render;
 mod rewrites;
 mod route_filters;
+mod service_clusters;
 pub mod status;
 mod timeouts;
 mod tls;
@@ -36,19 +38,26 @@ use std::path::PathBuf;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::config::route::v3::{
+    route::Action, route_action::ClusterSpecifier, Route, RouteConfiguration, VirtualHost,
+};
 use envoy_types::pb::google::protobuf::BoolValue;
 
+use crate::resources::policies::PolicyKind;
 use crate::resources::{Gateway, HttpRoute, Loaded, ParentRef, Resources};
 use backends::{Backends, Unresolved};
 use listeners::{GatewayPlan, Protocol, RouteKind};
+use policy_attachment::RouteSite;
+use policy_filters::{Catalog, Sites};
 use precedence::{MatchOrigin, Precedence};
 use route_filters::RuleError;
+use service_clusters::Upstream;
 use status::{
     observed, Condition, GatewayClassStatus, ParentReference, RouteParentStatus, RouteStatus,
     Status, CONTROLLER_NAME,
 };
 use wasm_filters::RoutePolicies;
+use weights::Share;
 
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
@@ -60,6 +69,9 @@ pub struct Options {
     /// The absolute directory holding Tollgate's `.wasm` filters, as Envoy
     /// will read them.
     pub wasm_dir: PathBuf,
+    /// `HOST:PORT` of the global rate limit service (`tollgate
+    /// ratelimit-server`) that global rate limit rules call.
+    pub ratelimit_service: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -68,6 +80,13 @@ pub struct Translation {
     pub route_configurations: Vec<RouteConfiguration>,
     pub clusters: Vec<Cluster>,
     pub status: Status,
+}
+
+/// Checks a `--ratelimit-service` value: `HOST:PORT`.
+pub fn parse_service_address(value: &str) -> Result<String, String> {
+    Upstream::of_address(value)
+        .map(|_| value.to_owned())
+        .ok_or_else(|| format!("{value:?} is not HOST:PORT"))
 }
 
 /// The Envoy port a Gateway listener port is served on.
@@ -118,9 +137,15 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
     }
     let mut backends = Backends::new(resources);
     let mut policies = RoutePolicies::default();
+    let ratelimit_service = options
+        .ratelimit_service
+        .as_deref()
+        .and_then(Upstream::of_address);
+    let catalog = Catalog::new(resources, ratelimit_service.as_ref());
+    let mut sites = Sites::new();
     for route in &resources.http_routes {
         let (resolved_refs, invalid_rule, routes) =
-            envoy_routes(route, &mut backends, &mut policies);
+            envoy_routes(route, &mut backends, &mut policies, &catalog, &mut sites);
         let attaching = AttachingRoute {
             kind: RouteKind::Http,
             namespace: route.object.metadata.namespace(),
@@ -134,6 +159,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             &route.object.spec.parent_refs,
             (&resolved_refs, route.generation),
             &mut hosts,
+            &mut sites,
         );
         // A rule it cannot program as written makes an attached parent's
         // `Accepted` False (its routes answer 500).
@@ -158,6 +184,13 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
     }
     for route in &resources.grpc_routes {
         let (resolved_refs, routes) = grpc_route::envoy_routes(route, &mut backends, &mut policies);
+        for (_, r) in &routes {
+            let meta = &route.object.metadata;
+            sites.insert(
+                r.name.clone(),
+                RouteSite::new(&r.name, "GRPCRoute", meta.namespace(), &meta.name),
+            );
+        }
         let attaching = AttachingRoute {
             kind: RouteKind::Grpc,
             namespace: route.object.metadata.namespace(),
@@ -171,6 +204,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             &route.object.spec.parent_refs,
             (&resolved_refs, route.generation),
             &mut hosts,
+            &mut sites,
         );
         if !parents.is_empty() {
             status.grpc_routes.push(RouteStatus {
@@ -180,6 +214,21 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             });
         }
     }
+    let targets = policy_filters::targets(
+        plans.iter().map(|p| {
+            let meta = &p.gateway.metadata;
+            let listeners = p.listeners.iter().map(|l| l.spec.name.clone()).collect();
+            ((meta.namespace().to_owned(), meta.name.clone()), listeners)
+        }),
+        resources,
+    );
+    let served_sites: Vec<RouteSite> = sites
+        .into_values()
+        .filter(|s| !s.listeners.is_empty())
+        .collect();
+    let applied = catalog.apply(&targets, &served_sites, &mut policies);
+    forward_by_canary_header(&mut hosts, &applied.canary_routes);
+    status.policies = applied.statuses;
     status.gateways = plans.iter().map(GatewayPlan::status).collect();
     let listeners = hosts
         .iter()
@@ -199,11 +248,31 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         })
         .collect();
     let route_configurations = hosts.into_iter().map(route_configuration).collect();
+    let mut clusters = backends.into_clusters();
+    clusters.extend(applied.clusters);
     Translation {
         listeners,
         route_configurations,
-        clusters: backends.into_clusters(),
+        clusters,
         status,
+    }
+}
+
+/// Routes a CanaryPolicy splits forward by the header the canary filter
+/// writes, even where their rule alone has one backend.
+fn forward_by_canary_header(hosts: &mut VirtualHosts, routes: &BTreeSet<String>) {
+    if routes.is_empty() {
+        return;
+    }
+    for (_, route) in hosts.values_mut().flat_map(|v| v.values_mut()).flatten() {
+        if !routes.contains(&route.name) {
+            continue;
+        }
+        if let Some(Action::Route(action)) = &mut route.action {
+            action.cluster_specifier = Some(ClusterSpecifier::ClusterHeader(
+                tollgate_core::canary::policy::DEFAULT_HEADER.to_owned(),
+            ));
+        }
     }
 }
 
@@ -217,13 +286,14 @@ fn attach_route(
     parent_refs: &[ParentRef],
     (resolved_refs, generation): (&Condition, i64),
     hosts: &mut VirtualHosts,
+    sites: &mut Sites,
 ) -> Vec<RouteParentStatus> {
     let mut parents = Vec::new();
     for parent in parent_refs {
         let Some(plan) = find_gateway(plans, parent, route.namespace) else {
             continue; // not a Gateway Tollgate owns: another controller's status
         };
-        let accepted = attach(resources, plan, parent, route, hosts);
+        let accepted = attach(resources, plan, parent, route, hosts, sites);
         parents.push(RouteParentStatus {
             parent_ref: ParentReference {
                 namespace: plan.gateway.metadata.namespace().to_owned(),
@@ -260,6 +330,8 @@ fn envoy_routes(
     route: &Loaded<HttpRoute>,
     backends: &mut Backends<'_>,
     policies: &mut RoutePolicies,
+    catalog: &Catalog<'_>,
+    sites: &mut Sites,
 ) -> (Condition, Option<RuleError>, Vec<(Precedence, Route)>) {
     let meta = &route.object.metadata;
     let namespace = meta.namespace();
@@ -274,8 +346,36 @@ fn envoy_routes(
             &rule.backend_refs,
             &mut first_unresolved,
         );
-        let planned =
-            route_filters::rule(rule, &shares, namespace, backends, &mut first_unresolved);
+        let planned = route_filters::rule(
+            rule,
+            &shares,
+            namespace,
+            backends,
+            &mut first_unresolved,
+            catalog,
+        );
+        let site = RouteSite {
+            rule_name: rule.name.clone(),
+            extension_refs: rule
+                .filters
+                .iter()
+                .filter_map(|f| f.extension_ref.as_ref())
+                .filter_map(|r| {
+                    let kind = PolicyKind::from_group_kind(&r.group, &r.kind)?;
+                    Some((kind, r.name.clone()))
+                })
+                .collect(),
+            backends: rule
+                .backend_refs
+                .iter()
+                .zip(&shares)
+                .filter_map(|(b, (share, _))| match share {
+                    Share::Cluster(cluster) => Some((b.name.clone(), cluster.clone())),
+                    Share::Invalid(_) => None,
+                })
+                .collect(),
+            ..RouteSite::new("", "HTTPRoute", namespace, &meta.name)
+        };
         for (match_index, m) in rule.matches.iter().enumerate() {
             let name = format!(
                 "httproute/{namespace}/{}/rule/{rule_index}/match/{match_index}",
@@ -292,6 +392,13 @@ fn envoy_routes(
                     }
                     weights::internal_server_error()
                 });
+            sites.insert(
+                name.clone(),
+                RouteSite {
+                    envoy_route: name.clone(),
+                    ..site.clone()
+                },
+            );
             let origin = MatchOrigin {
                 namespace,
                 name: &meta.name,
@@ -335,6 +442,7 @@ fn attach(
     parent: &ParentRef,
     route: &AttachingRoute<'_>,
     hosts: &mut VirtualHosts,
+    sites: &mut Sites,
 ) -> Condition {
     let gateway_namespace = plan.gateway.metadata.namespace();
     let selected: Vec<usize> = (0..plan.listeners.len())
@@ -387,6 +495,18 @@ fn attach(
         listener.attached += 1;
         if !listener.programmed() {
             continue; // attached, but Envoy does not serve this listener
+        }
+        let through = (
+            gateway_namespace.to_owned(),
+            plan.gateway.metadata.name.clone(),
+            listener.spec.name.clone(),
+        );
+        for (_, envoy_route) in route.routes {
+            if let Some(site) = sites.get_mut(&envoy_route.name) {
+                if !site.listeners.contains(&through) {
+                    site.listeners.push(through.clone());
+                }
+            }
         }
         let vhosts = hosts.entry(listener.envoy_port).or_default();
         for name in names {

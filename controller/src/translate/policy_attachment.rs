@@ -67,6 +67,25 @@ pub struct RouteSite {
     /// The Gateway listeners the route is attached through:
     /// `(gateway namespace, gateway name, listener name)`.
     pub listeners: Vec<(String, String, String)>,
+    /// The rule's backendRefs that resolved: `(Service name, cluster)`, for
+    /// a CanaryPolicy naming Services.
+    pub backends: Vec<(String, String)>,
+}
+
+impl RouteSite {
+    /// A site of route `kind` `namespace/name`, with nothing attached yet.
+    pub fn new(envoy_route: &str, kind: &'static str, namespace: &str, name: &str) -> Self {
+        Self {
+            envoy_route: envoy_route.to_owned(),
+            route_kind: kind,
+            namespace: namespace.to_owned(),
+            route_name: name.to_owned(),
+            rule_name: None,
+            extension_refs: Vec::new(),
+            listeners: Vec::new(),
+            backends: Vec::new(),
+        }
+    }
 }
 
 /// What exists to be targeted: Gateways with their listener names, routes with
@@ -358,6 +377,7 @@ mod tests {
             rule_name: rule.map(str::to_owned),
             extension_refs: Vec::new(),
             listeners: vec![("app".into(), "gw".into(), listener.into())],
+            backends: Vec::new(),
         }
     }
 

@@ -18,7 +18,10 @@
 //! itself should be the JSON form (`-o json`). The xDS server will send the
 //! protos, not this text.
 
-use envoy_types::pb::envoy::config::cluster::v3::{cluster::ClusterDiscoveryType, Cluster};
+use envoy_types::pb::envoy::config::cluster::v3::{
+    cluster::{ClusterDiscoveryType, DiscoveryType},
+    Cluster,
+};
 use envoy_types::pb::envoy::config::core::v3::{
     address, async_data_source, config_source::ConfigSourceSpecifier, data_source,
     socket_address::PortSpecifier, transport_socket, Address, ConfigSource, DataSource,
@@ -42,7 +45,9 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     http_connection_manager::{RouteSpecifier, StripPortMode},
     http_filter, HttpConnectionManager,
 };
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    common_tls_context::ValidationContextType, DownstreamTlsContext, UpstreamTlsContext,
+};
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     http_protocol_options::{
         explicit_http_config::ProtocolConfig, ExplicitHttpConfig, UpstreamProtocolOptions,
@@ -163,6 +168,38 @@ fn transport_socket(socket: &TransportSocket, secrets: Secrets) -> Result<Value>
                 "tls_certificates": certificates,
                 "alpn_protocols": common.alpn_protocols,
             },
+        },
+    }))
+}
+
+/// Upstream TLS as `service_clusters` sets it: SNI and a CA file.
+fn upstream_tls(socket: &TransportSocket) -> Result<Value> {
+    let Some(transport_socket::ConfigType::TypedConfig(any)) = &socket.config_type else {
+        return unknown(format!("transport socket {} config", socket.name));
+    };
+    if any.type_url != UpstreamTlsContext::type_url() {
+        return unknown(any.type_url.clone());
+    }
+    let context = decode::<UpstreamTlsContext>(any)?;
+    let ca = match context
+        .common_tls_context
+        .as_ref()
+        .and_then(|c| c.validation_context_type.as_ref())
+    {
+        Some(ValidationContextType::ValidationContext(v)) => {
+            match v.trusted_ca.as_ref().and_then(|ca| ca.specifier.as_ref()) {
+                Some(data_source::Specifier::Filename(f)) => f.clone(),
+                _ => return unknown("upstream TLS trusted_ca"),
+            }
+        }
+        _ => return unknown("upstream TLS validation context"),
+    };
+    Ok(json!({
+        "name": socket.name,
+        "typed_config": {
+            "@type": any.type_url,
+            "sni": context.sni,
+            "common_tls_context": {"validation_context": {"trusted_ca": {"filename": ca}}},
         },
     }))
 }
@@ -474,12 +511,11 @@ fn string_match(s: &StringMatcher) -> Result<Value> {
 }
 
 pub fn cluster(c: &Cluster) -> Result<Value> {
-    if !matches!(
-        c.cluster_discovery_type,
-        Some(ClusterDiscoveryType::Type(0))
-    ) {
-        return unknown(format!("cluster {} type", c.name));
-    }
+    let kind = match c.cluster_discovery_type {
+        Some(ClusterDiscoveryType::Type(t)) if t == DiscoveryType::Static as i32 => "STATIC",
+        Some(ClusterDiscoveryType::Type(t)) if t == DiscoveryType::StrictDns as i32 => "STRICT_DNS",
+        _ => return unknown(format!("cluster {} type", c.name)),
+    };
     let Some(la) = &c.load_assignment else {
         return unknown(format!("cluster {} without load_assignment", c.name));
     };
@@ -502,9 +538,12 @@ pub fn cluster(c: &Cluster) -> Result<Value> {
         .collect::<Result<Vec<_>>>()?;
     let mut out = json!({
         "name": c.name,
-        "type": "STATIC",
+        "type": kind,
         "load_assignment": {"cluster_name": la.cluster_name, "endpoints": localities},
     });
+    if let Some(socket) = &c.transport_socket {
+        out["transport_socket"] = upstream_tls(socket)?;
+    }
     if !c.typed_extension_protocol_options.is_empty() {
         let options = c
             .typed_extension_protocol_options

@@ -31,6 +31,7 @@ use crate::resources::http_filters::{
 use crate::resources::{BackendRef, HttpRouteMatch, HttpRouteRule, PathMatchType};
 
 use super::backends::{Backends, Unresolved};
+use super::policy_filters::Catalog;
 use super::rewrites::{self, redirect_action, url_rewrite};
 use super::timeouts;
 use super::wasm_filters::{FilterPolicy, RoutePolicies};
@@ -98,6 +99,7 @@ pub fn rule<'r>(
     namespace: &str,
     backends: &mut Backends<'_>,
     unresolved: &mut Option<Unresolved>,
+    catalog: &Catalog<'_>,
 ) -> Result<Rule<'r>, RuleError> {
     if let Some(i) = rule.backend_refs.iter().position(|b| !b.filters.is_empty()) {
         return Err(RuleError::unsupported(format!(
@@ -144,12 +146,20 @@ pub fn rule<'r>(
                     return Err(twice());
                 }
             }
-            Payload::ExtensionRef(r) => {
-                return Err(RuleError::unsupported(format!(
-                    "{at}.extensionRef: ExtensionRef filters ({}/{} {:?}) are not supported yet",
-                    r.group, r.kind, r.name
-                )))
-            }
+            // A policy named here is applied by `policy_filters`; one that
+            // cannot apply fails the rule (the spec: never skip a filter).
+            Payload::ExtensionRef(r) => match catalog.reference(namespace, r) {
+                Some(Ok(_)) => {}
+                Some(Err(why)) => {
+                    return Err(RuleError::unsupported(format!("{at}.extensionRef: {why}")))
+                }
+                None => {
+                    return Err(RuleError::unsupported(format!(
+                        "{at}.extensionRef: {}/{} is not a policy kind Tollgate implements (tollgate.dev: RateLimitPolicy, JWTPolicy, HeaderPolicy, CanaryPolicy; gateway.envoyproxy.io: BackendTrafficPolicy, SecurityPolicy)",
+                        r.group, r.kind
+                    )))
+                }
+            },
         }
     }
     let headers = header_config(request_headers, response_headers)?;

@@ -16,6 +16,9 @@ pub struct Status {
     pub http_routes: Vec<RouteStatus>,
     #[serde(rename = "grpcRoutes")]
     pub grpc_routes: Vec<RouteStatus>,
+    /// Tollgate's policies and the Envoy Gateway kinds, each with `Accepted`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<super::policy_filters::PolicyStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

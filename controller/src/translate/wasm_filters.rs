@@ -31,6 +31,10 @@ use serde_json::{json, Map, Value};
 use tollgate_core::canary::config::CanaryConfig;
 use tollgate_core::canary::policy::CanaryPolicy;
 use tollgate_core::headers::{HeaderModConfig, HeaderPolicy};
+use tollgate_core::jwt::config::JwtConfig;
+use tollgate_core::jwt::policy::JwtPolicy;
+use tollgate_core::ratelimit::config::RateLimitConfig;
+use tollgate_core::ratelimit::policy::RateLimitPolicy;
 use tollgate_core::route_policy;
 use tollgate_core::ConfigError;
 
@@ -45,6 +49,22 @@ pub trait FilterPolicy: Serialize {
     const MODULE: &'static str;
     /// Compiles a serialised policy exactly as the filter does at `on_configure`.
     fn check(policy: Value) -> Result<(), ConfigError>;
+}
+
+impl FilterPolicy for JwtConfig {
+    const ORDER: u8 = 0;
+    const MODULE: &'static str = "jwt_auth";
+    fn check(policy: Value) -> Result<(), ConfigError> {
+        route_policy::RoutePolicies::parse(policy, JwtPolicy::compile).map(drop)
+    }
+}
+
+impl FilterPolicy for RateLimitConfig {
+    const ORDER: u8 = 1;
+    const MODULE: &'static str = "ratelimit";
+    fn check(policy: Value) -> Result<(), ConfigError> {
+        route_policy::RoutePolicies::parse(policy, RateLimitPolicy::compile).map(drop)
+    }
 }
 
 impl FilterPolicy for HeaderModConfig {
@@ -82,6 +102,13 @@ impl RoutePolicies {
             .or_default()
             .insert(route.to_owned(), value);
         Ok(())
+    }
+
+    /// Whether `route` already has a policy in filter `P`.
+    pub fn has<P: FilterPolicy>(&self, route: &str) -> bool {
+        self.by_filter
+            .get(&(P::ORDER, P::MODULE))
+            .is_some_and(|policies| policies.contains_key(route))
     }
 
     /// The Tollgate filters a listener serving `routes` needs, in chain order

@@ -1,0 +1,410 @@
+//! Tollgate policies → the filters' per-route entries, the clusters the
+//! filters call, and each policy's status.
+//!
+//! Every policy is prepared once (`Catalog::new`): the controller fills in
+//! what only it knows (the cluster of each remote JWKS, the rate limit
+//! service of global rules) and checks the result with the filter's own
+//! compiler, so an invalid policy is `Accepted: False, reason: Invalid` with
+//! the field's path and never reaches Envoy. `policy_attachment` then picks
+//! per route and filter the one that applies, and `Catalog::apply` writes it
+//! into the route's entry.
+//!
+//! Decisions where the spec is silent (written down in docs/controller.md):
+//! - An HTTPRoute rule's own RequestHeaderModifier / ResponseHeaderModifier
+//!   wins over a HeaderPolicy for that rule's routes (it is the more specific
+//!   statement); a CanaryPolicy replaces the split the rule's weights give,
+//!   choosing among the rule's backendRefs by Service name.
+//! - `remoteJWKS.cluster` names the cluster the controller creates for the
+//!   URI (default `jwks/<host>:<port>`); file mode has no other clusters.
+//! - Global rate limit rules need `--ratelimit-service HOST:PORT`; the
+//!   service then is cluster `tollgate-ratelimit` (HTTP/2).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use serde::Serialize;
+use tollgate_core::canary::config::CanaryConfig;
+use tollgate_core::canary::policy::DEFAULT_HEADER;
+use tollgate_core::headers::HeaderModConfig;
+use tollgate_core::jwt::config::JwtConfig;
+use tollgate_core::ratelimit::config::{RateLimitConfig, ServiceConfig};
+use tollgate_core::ConfigError;
+
+use super::policy_attachment::{self, Candidate, Filter, RouteSite, Targets};
+use super::service_clusters::{self, Upstream, RATELIMIT_CLUSTER};
+use super::status::{observed, Condition};
+use super::wasm_filters::{FilterPolicy, RoutePolicies};
+use crate::resources::http_filters::LocalObjectReference;
+use crate::resources::policies::{FilterConfig, Policy, PolicyKind};
+use crate::resources::{Loaded, Resources};
+
+/// One policy's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyStatus {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub conditions: Vec<Condition>,
+}
+
+/// A policy as it will be emitted.
+struct Prepared<'r> {
+    loaded: &'r Loaded<Policy>,
+    config: FilterConfig,
+    /// The clusters its filter calls.
+    clusters: Vec<Cluster>,
+    valid: Result<(), String>,
+}
+
+/// Every loaded policy, prepared and checked.
+pub struct Catalog<'r> {
+    policies: Vec<Prepared<'r>>,
+}
+
+/// What applying the policies produced besides the filter entries.
+#[derive(Default)]
+pub struct Applied {
+    pub statuses: Vec<PolicyStatus>,
+    pub clusters: Vec<Cluster>,
+    /// Routes a CanaryPolicy splits: their action must forward by the canary header.
+    pub canary_routes: BTreeSet<String>,
+}
+
+impl<'r> Catalog<'r> {
+    pub fn new(resources: &'r Resources, ratelimit_service: Option<&Upstream>) -> Self {
+        let policies = resources
+            .policies
+            .iter()
+            .map(|loaded| prepare(loaded, ratelimit_service))
+            .collect();
+        Self { policies }
+    }
+
+    /// `Ok` when an HTTPRoute rule's `extensionRef` in `namespace` names a
+    /// usable policy; `None` when it names no policy kind at all.
+    pub fn reference(
+        &self,
+        namespace: &str,
+        r: &LocalObjectReference,
+    ) -> Option<Result<PolicyKind, String>> {
+        let kind = PolicyKind::from_group_kind(&r.group, &r.kind)?;
+        let found = self.find(kind, namespace, &r.name);
+        Some(match found {
+            None => Err(format!(
+                "{} {namespace}/{} does not exist",
+                kind.name(),
+                r.name
+            )),
+            Some(p) => match &p.valid {
+                Ok(()) => Ok(kind),
+                Err(e) => Err(format!(
+                    "{} {namespace}/{} is invalid: {e}",
+                    kind.name(),
+                    r.name
+                )),
+            },
+        })
+    }
+
+    fn find(&self, kind: PolicyKind, namespace: &str, name: &str) -> Option<&Prepared<'r>> {
+        self.policies.iter().find(|p| {
+            let o = &p.loaded.object;
+            o.kind == kind && o.metadata.name == name && o.metadata.namespace() == namespace
+        })
+    }
+
+    /// Attaches every policy to the routes in `sites` and adds the winners to
+    /// `entries`.
+    pub fn apply(
+        &self,
+        targets: &Targets,
+        sites: &[RouteSite],
+        entries: &mut RoutePolicies,
+    ) -> Applied {
+        let candidates: Vec<Candidate<'_>> = self
+            .policies
+            .iter()
+            .map(|p| Candidate {
+                policy: &p.loaded.object,
+                age: (
+                    p.loaded
+                        .object
+                        .metadata
+                        .creation_timestamp
+                        .clone()
+                        .unwrap_or_default(),
+                    p.loaded.order,
+                ),
+                valid: p.valid.clone(),
+            })
+            .collect();
+        let attachment = policy_attachment::attach(&candidates, targets, sites);
+        let mut applied = Applied::default();
+        let mut used = vec![false; self.policies.len()];
+        // Per policy, the routes it could not be applied to and why.
+        let mut skipped: Vec<Vec<String>> = vec![Vec::new(); self.policies.len()];
+        for site in sites {
+            let Some(winners) = attachment.winners.get(&site.envoy_route) else {
+                continue;
+            };
+            for (&filter, &i) in winners {
+                let route = site.envoy_route.as_str();
+                let outcome = match (&self.policies[i].config, filter) {
+                    (FilterConfig::Jwt(c), Filter::Jwt) => insert(entries, route, c),
+                    (FilterConfig::RateLimit(c), Filter::RateLimit) => insert(entries, route, c),
+                    (FilterConfig::Headers(c), Filter::Headers) => {
+                        if entries.has::<HeaderModConfig>(route) {
+                            Err("its rule's own header modifier applies instead".to_owned())
+                        } else {
+                            insert(entries, route, c)
+                        }
+                    }
+                    (FilterConfig::Canary(c), Filter::Canary) => canary_for(c, site)
+                        .and_then(|c| insert(entries, route, &c))
+                        .map(|()| {
+                            applied.canary_routes.insert(route.to_owned());
+                        }),
+                    _ => Err("internal: policy and filter disagree".to_owned()),
+                };
+                match outcome {
+                    Ok(()) => used[i] = true,
+                    Err(why) => skipped[i].push(format!("{route}: {why}")),
+                }
+            }
+        }
+        let mut cluster_names = BTreeSet::new();
+        for (p, _) in self.policies.iter().zip(&used).filter(|(_, u)| **u) {
+            for c in &p.clusters {
+                if cluster_names.insert(c.name.clone()) {
+                    applied.clusters.push(c.clone());
+                }
+            }
+        }
+        applied.statuses = self
+            .policies
+            .iter()
+            .zip(attachment.accepted)
+            .enumerate()
+            .map(|(i, (p, mut accepted))| {
+                if !skipped[i].is_empty() {
+                    let note = format!("not applied to {}", skipped[i].join("; "));
+                    accepted = if used[i] || accepted.status == "False" {
+                        let message = [accepted.message.as_str(), note.as_str()]
+                            .iter()
+                            .filter(|m| !m.is_empty())
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        Condition::new(
+                            "Accepted",
+                            accepted.status == "True",
+                            accepted.reason,
+                            message,
+                        )
+                    } else {
+                        Condition::new("Accepted", false, "Invalid", note)
+                    };
+                }
+                let meta = &p.loaded.object.metadata;
+                PolicyStatus {
+                    kind: p.loaded.object.kind.name(),
+                    namespace: meta.namespace().to_owned(),
+                    name: meta.name.clone(),
+                    conditions: observed(vec![accepted], p.loaded.generation),
+                }
+            })
+            .collect();
+        applied
+    }
+}
+
+fn insert<P: FilterPolicy>(entries: &mut RoutePolicies, route: &str, c: &P) -> Result<(), String> {
+    entries.insert(route, c).map_err(|e| e.to_string())
+}
+
+/// The policy's split over the route's rule: backend names are Service names
+/// among the rule's backendRefs, emitted as their clusters.
+fn canary_for(config: &CanaryConfig, site: &RouteSite) -> Result<CanaryConfig, String> {
+    let cluster = |name: &str| {
+        site.backends
+            .iter()
+            .find(|(service, _)| service == name)
+            .map(|(_, cluster)| cluster.clone())
+            .ok_or_else(|| format!("its rule has no backendRef to Service {name:?}"))
+    };
+    let mut out = config.clone();
+    for backend in &mut out.backends {
+        backend.name = cluster(&backend.name)?;
+    }
+    for rule in &mut out.rules {
+        rule.backend = cluster(&rule.backend)?;
+    }
+    Ok(out)
+}
+
+fn prepare<'r>(loaded: &'r Loaded<Policy>, ratelimit_service: Option<&Upstream>) -> Prepared<'r> {
+    let policy = &loaded.object;
+    let key = spec_key(policy.kind);
+    let mut clusters = Vec::new();
+    let prepared = match &policy.config {
+        FilterConfig::Jwt(c) => jwks_clusters(c, &mut clusters).map(FilterConfig::Jwt),
+        FilterConfig::RateLimit(c) => {
+            service(c, ratelimit_service, &mut clusters).map(FilterConfig::RateLimit)
+        }
+        FilterConfig::Headers(c) => Ok(FilterConfig::Headers(c.clone())),
+        FilterConfig::Canary(c) => match &c.header {
+            Some(h) if !h.eq_ignore_ascii_case(DEFAULT_HEADER) => Err(ConfigError::new(
+                "header",
+                format!("the controller's routes forward by {DEFAULT_HEADER}; leave `header` out"),
+            )),
+            _ => Ok(FilterConfig::Canary(c.clone())),
+        },
+    };
+    let checked = prepared.and_then(|config| {
+        match &config {
+            FilterConfig::Jwt(c) => check(c),
+            FilterConfig::RateLimit(c) => check(c),
+            FilterConfig::Headers(c) => check(c),
+            FilterConfig::Canary(c) => check(c),
+        }
+        .map(|()| config)
+    });
+    match checked {
+        Ok(config) => Prepared {
+            loaded,
+            config,
+            clusters,
+            valid: Ok(()),
+        },
+        Err(e) => Prepared {
+            loaded,
+            config: policy.config.clone(),
+            clusters: Vec::new(),
+            valid: Err(if e.field.is_empty() {
+                format!("spec.{key}: {}", e.message)
+            } else {
+                format!("spec.{key}.{}: {}", e.field, e.message)
+            }),
+        },
+    }
+}
+
+/// The filter's own compiler's verdict.
+fn check<P: FilterPolicy>(config: &P) -> Result<(), ConfigError> {
+    let value = serde_json::to_value(config)
+        .map_err(|e| ConfigError::new("", format!("serialising: {e}")))?;
+    P::check(value)
+}
+
+/// The YAML key under `spec` holding the filter config.
+fn spec_key(kind: PolicyKind) -> &'static str {
+    match kind {
+        PolicyKind::RateLimitPolicy | PolicyKind::BackendTrafficPolicy => "rateLimit",
+        PolicyKind::JwtPolicy | PolicyKind::SecurityPolicy => "jwt",
+        PolicyKind::HeaderPolicy => "headers",
+        PolicyKind::CanaryPolicy => "canary",
+    }
+}
+
+/// Names each remote JWKS's cluster and creates it.
+fn jwks_clusters(
+    config: &JwtConfig,
+    clusters: &mut Vec<Cluster>,
+) -> Result<JwtConfig, ConfigError> {
+    let mut out = config.clone();
+    for (i, provider) in out.providers.iter_mut().enumerate() {
+        let Some(remote) = &mut provider.remote_jwks else {
+            continue;
+        };
+        let upstream = Upstream::of_uri(&remote.uri).ok_or_else(|| {
+            ConfigError::new(
+                format!("providers[{i}].remoteJWKS.uri"),
+                format!("`{}` is not an absolute http(s) URI", remote.uri),
+            )
+        })?;
+        let name = remote
+            .cluster
+            .get_or_insert_with(|| format!("jwks/{}", upstream.authority()))
+            .clone();
+        if !clusters.iter().any(|c| c.name == name) {
+            clusters.push(service_clusters::cluster(&name, &upstream, false));
+        }
+    }
+    Ok(out)
+}
+
+/// Points global rules at the rate limit service `tollgate` was given.
+fn service(
+    config: &RateLimitConfig,
+    ratelimit_service: Option<&Upstream>,
+    clusters: &mut Vec<Cluster>,
+) -> Result<RateLimitConfig, ConfigError> {
+    let global = config.global.as_ref().is_some_and(|g| !g.rules.is_empty());
+    if !global {
+        return Ok(config.clone());
+    }
+    let Some(upstream) = ratelimit_service else {
+        return Err(ConfigError::new(
+            "global",
+            "global rules need the rate limit service: start tollgate with --ratelimit-service HOST:PORT (see `tollgate ratelimit-server`)",
+        ));
+    };
+    let mut out = config.clone();
+    match &mut out.service {
+        Some(s) if s.cluster != RATELIMIT_CLUSTER => {
+            return Err(ConfigError::new(
+                "service.cluster",
+                format!(
+                    "file mode has no cluster {:?}; leave `cluster` out to use --ratelimit-service",
+                    s.cluster
+                ),
+            ))
+        }
+        Some(_) => {}
+        None => {
+            out.service = Some(ServiceConfig {
+                cluster: RATELIMIT_CLUSTER.to_owned(),
+                domain: None,
+                timeout: None,
+                failure_mode: None,
+            })
+        }
+    }
+    clusters.push(service_clusters::cluster(RATELIMIT_CLUSTER, upstream, true));
+    Ok(out)
+}
+
+/// What policies can target: the Gateways with their listener names, the
+/// routes with their rule names.
+pub fn targets(
+    gateways: impl Iterator<Item = ((String, String), Vec<String>)>,
+    resources: &Resources,
+) -> Targets {
+    let mut targets = Targets::default();
+    targets.gateways.extend(gateways);
+    for route in &resources.http_routes {
+        let meta = &route.object.metadata;
+        targets.routes.insert(
+            ("HTTPRoute", meta.namespace().to_owned(), meta.name.clone()),
+            route
+                .object
+                .spec
+                .rules
+                .iter()
+                .filter_map(|r| r.name.clone())
+                .collect(),
+        );
+    }
+    for route in &resources.grpc_routes {
+        let meta = &route.object.metadata;
+        targets.routes.insert(
+            ("GRPCRoute", meta.namespace().to_owned(), meta.name.clone()),
+            Vec::new(),
+        );
+    }
+    targets
+}
+
+/// The route sites keyed by Envoy route name, for `attach` to fill in.
+pub type Sites = BTreeMap<String, RouteSite>;
