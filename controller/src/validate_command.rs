@@ -170,6 +170,19 @@ fn problems(resources: &Resources, status: &Status) -> Report {
             }
         }
     }
+    // Policy statuses come in load order, one per loaded policy.
+    for (policy, loaded) in status.policies.iter().zip(&resources.policies) {
+        for c in policy.conditions.iter().filter(|c| is_problem(c)) {
+            report.problems.push(format!(
+                "{}: {} {}/{}: {}",
+                loaded.source,
+                policy.kind,
+                policy.namespace,
+                policy.name,
+                describe(c)
+            ));
+        }
+    }
     // A route whose parentRefs name no Gateway Tollgate owns gets no status;
     // that is right for another controller's route, and a typo otherwise.
     let unowned = |kind: &str, statuses: &[RouteStatus], ns: &str, name: &str, source: &str| {
@@ -254,6 +267,17 @@ mod tests {
         assert_eq!(
             r.warnings,
             vec!["routes.yaml:1: HTTPRoute default/r attaches to no Gateway of a Tollgate GatewayClass"]
+        );
+    }
+
+    #[test]
+    fn a_policy_problem_is_placed_at_the_policy_document() {
+        let r = report("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: gw}]\n---\napiVersion: tollgate.dev/v1alpha1\nkind: RateLimitPolicy\nmetadata: {name: global}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}]\n  rateLimit: {global: {rules: [{limit: {requests: 1, unit: Second}}]}}\n");
+        assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+        assert!(
+            r.problems[0].starts_with("routes.yaml:7: RateLimitPolicy default/global: Accepted=False (Invalid): spec.rateLimit.global: global rules need the rate limit service"),
+            "{}",
+            r.problems[0]
         );
     }
 
