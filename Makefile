@@ -10,7 +10,7 @@ BENCH_MODULES := verify_bench
 WASM_TARGET := wasm32-wasip1
 WASM_OUT := target/$(WASM_TARGET)/release
 
-.PHONY: help setup build test unit e2e lint fmt fuzz run bench bench-headers bench-jwt bench-ratelimit bench-canary clean
+.PHONY: help setup build test unit e2e lint fmt fuzz run run-check bench bench-headers bench-jwt bench-ratelimit bench-canary clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,13 +56,17 @@ test: lint build ## Lint, unit tests, end-to-end tests and a bounded fuzz run (w
 	@mkdir -p .run
 	cargo test --workspace --no-fail-fast 2>&1 | tee .run/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "all tests: %d passed, %d failed\n", p, f }' .run/test.log
+	@scripts/run.sh --check
 	@$(MAKE) --no-print-directory fuzz
 
 fuzz: ## Run every fuzz target for FUZZ_SECONDS (default 60) at once; fails on a crash
 	@scripts/fuzz.sh
 
-run: build ## Start Envoy with the example config, filters and backends; prints curl commands
+run: build ## The demo: tollgate serve on examples/quickstart/, Envoy over ADS, echo backends; prints curl commands
 	@scripts/run.sh
+
+run-check: build ## Run the demo's curl commands, check every answer, stop (part of make test)
+	@scripts/run.sh --check
 
 bench: bench-headers bench-jwt bench-ratelimit bench-canary ## All benchmarks
 
