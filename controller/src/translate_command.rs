@@ -21,6 +21,10 @@ pub struct Args {
     /// Serve listener ports as written, even below 1024 (by default they move to port + 10000).
     #[arg(long)]
     no_port_remap: bool,
+    /// Serve Gateway listener port PORT on Envoy port ENVOY_PORT instead (repeatable; wins over the
+    /// remap). The Gateway keeps its port, e.g. in redirects.
+    #[arg(long, value_name = "PORT=ENVOY_PORT", value_parser = parse_port_mapping)]
+    port_map: Vec<(u16, u16)>,
     /// Print listeners' TLS private keys instead of `[redacted]` (for a static Envoy config).
     #[arg(long)]
     show_secrets: bool,
@@ -52,6 +56,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let options = translate::Options {
         port_remap: !args.no_port_remap,
+        port_map: args.port_map.iter().copied().collect(),
         wasm_dir: std::path::absolute(&wasm_dir)
             .with_context(|| format!("making {} absolute", wasm_dir.display()))?,
         ratelimit_service: args.ratelimit_service.clone(),
@@ -70,6 +75,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--port-map 80=18080`: a Gateway listener port and the Envoy port serving it.
+pub fn parse_port_mapping(text: &str) -> Result<(u16, u16), String> {
+    let (port, envoy) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not PORT=ENVOY_PORT"))?;
+    let parse = |p: &str| match p.trim().parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("{p:?} is not a port (1-65535)")),
+        Ok(port) => Ok(port),
+    };
+    Ok((parse(port)?, parse(envoy)?))
+}
+
 /// `make build` puts `tollgate` next to the filters in `dist/`; a cargo build
 /// (`target/debug/tollgate`) is run from the repository root.
 pub fn default_wasm_dir() -> PathBuf {
@@ -78,4 +95,26 @@ pub fn default_wasm_dir() -> PathBuf {
         .and_then(|exe| exe.parent().map(Path::to_path_buf))
         .filter(|dir| dir.join("header_mod.wasm").is_file())
         .unwrap_or_else(|| PathBuf::from("dist"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_port_mapping;
+
+    #[test]
+    fn port_mappings_parse_and_bad_ones_are_named() {
+        assert_eq!(parse_port_mapping("80=18080"), Ok((80, 18080)));
+        assert_eq!(
+            parse_port_mapping("80:18080"),
+            Err("\"80:18080\" is not PORT=ENVOY_PORT".to_owned())
+        );
+        assert_eq!(
+            parse_port_mapping("80=0"),
+            Err("\"0\" is not a port (1-65535)".to_owned())
+        );
+        assert_eq!(
+            parse_port_mapping("x=1"),
+            Err("\"x\" is not a port (1-65535)".to_owned())
+        );
+    }
 }

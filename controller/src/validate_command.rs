@@ -41,6 +41,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // Where the filters are does not change any status.
     let options = translate::Options {
         port_remap: true,
+        port_map: Default::default(),
         wasm_dir: crate::translate_command::default_wasm_dir(),
         ratelimit_service: args.ratelimit_service.clone(),
     };
@@ -230,6 +231,7 @@ mod tests {
         load_str("routes.yaml", routes, &mut resources).unwrap();
         let options = translate::Options {
             port_remap: true,
+            port_map: Default::default(),
             wasm_dir: "/opt/tollgate/dist".into(),
             ratelimit_service: None,
         };

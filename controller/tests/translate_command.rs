@@ -51,6 +51,63 @@ fn prints_one_part_as_json_from_a_nested_directory() {
 }
 
 #[test]
+fn a_port_map_moves_the_envoy_listener_but_not_the_gateway_port() {
+    let dir = scratch_dir("port-map");
+    std::fs::write(
+        dir.join("gateway.yaml"),
+        concat!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: t}\nspec: {controllerName: tollgate.dev/gateway-controller}\n---\n",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  gatewayClassName: t\n  listeners: [{name: a, port: 80, protocol: HTTP}, {name: b, port: 81, protocol: HTTP}]\n---\n",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: g, sectionName: a}]\n  rules: [{filters: [{type: RequestRedirect, requestRedirect: {hostname: example.org}}]}]\n",
+        ),
+    )
+    .unwrap();
+    let out = translate(&[
+        dir.to_str().unwrap(),
+        "-o",
+        "json",
+        "--port-map",
+        "80=18080",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut ports: Vec<u64> = doc["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["address"]["socket_address"]["port_value"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    ports.sort_unstable();
+    assert_eq!(ports, [10081, 18080], "80 mapped, 81 remapped as usual");
+    // The redirect is to the Gateway's port 80: no port in Location.
+    let config = doc["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "http-18080")
+        .unwrap();
+    let route = &config["virtual_hosts"][0]["routes"][0];
+    assert_eq!(route["redirect"]["host_redirect"], "example.org", "{route}");
+    assert!(route["redirect"].get("port_redirect").is_none(), "{route}");
+    let bad = translate(&[dir.to_str().unwrap(), "--port-map", "80"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("\"80\" is not PORT=ENVOY_PORT"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn a_schema_error_exits_1_naming_file_line_and_field() {
     let dir = scratch_dir("error");
     let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n  - matches:\n    - path: {type: Prefix, value: /}\n";

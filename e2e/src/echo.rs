@@ -8,11 +8,14 @@
 //! - `/status/NNN` answers with status NNN.
 //!
 //! Speaks HTTP/1.1 and HTTP/2 (prior knowledge), so gRPC-style clients work too.
+//! Every backend remembers the last [`RECORDED`] requests it received
+//! ([`Echo::received`]), so a test can see what reached a backend whose answer
+//! nobody reads (a mirror).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +29,8 @@ use tokio::task::JoinHandle;
 
 /// Longest `?delay=` honoured, so a typo cannot hang a test.
 const MAX_DELAY: Duration = Duration::from_secs(30);
+/// How many requests a backend remembers (the oldest are forgotten first).
+pub const RECORDED: usize = 256;
 
 /// What the echo backend answers: the request as it saw it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -54,10 +59,14 @@ struct Identity {
     pod: String,
 }
 
+/// The requests a backend received, newest last, at most [`RECORDED`].
+type Received = Arc<Mutex<VecDeque<EchoReply>>>;
+
 /// A running echo backend; stops when dropped.
 pub struct Echo {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    received: Received,
 }
 
 impl Echo {
@@ -79,26 +88,48 @@ impl Echo {
             namespace: namespace.to_string(),
             pod: pod.to_string(),
         });
+        let received = Received::default();
+        let record = Arc::clone(&received);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let identity = Arc::clone(&identity);
+                let record = Arc::clone(&record);
                 tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |req| handle(Arc::clone(&identity), req));
+                    let service = hyper::service::service_fn(move |req| {
+                        handle(Arc::clone(&identity), Arc::clone(&record), req)
+                    });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
             }
         });
-        Ok(Echo { addr, task })
+        Ok(Echo {
+            addr,
+            task,
+            received,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The requests received so far (at most the last [`RECORDED`]), oldest first.
+    pub fn received(&self) -> Vec<EchoReply> {
+        let received = self.received.lock().unwrap_or_else(PoisonError::into_inner);
+        received.iter().cloned().collect()
+    }
+
+    /// Forgets the requests received so far.
+    pub fn clear_received(&self) {
+        self.received
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -110,6 +141,7 @@ impl Drop for Echo {
 
 async fn handle(
     identity: Arc<Identity>,
+    received: Received,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req
@@ -143,6 +175,13 @@ async fn handle(
         namespace: identity.namespace.clone(),
         pod: identity.pod.clone(),
     };
+    {
+        let mut received = received.lock().unwrap_or_else(PoisonError::into_inner);
+        if received.len() == RECORDED {
+            received.pop_front();
+        }
+        received.push_back(reply.clone());
+    }
 
     if let Some(delay) =
         query_param(req.uri().query(), "delay").and_then(|d| humantime::parse_duration(&d).ok())
@@ -192,4 +231,37 @@ fn query_param(query: Option<&str>, key: &str) -> Option<String> {
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == key)
         .map(|(_, v)| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_backend_records_what_it_received_up_to_its_limit() {
+        let echo = Echo::start("pod-a").await.expect("echo");
+        let http = reqwest::Client::new();
+        for i in 0..RECORDED + 2 {
+            let reply = http
+                .get(format!("http://{}/r/{i}?delay=0s", echo.addr()))
+                .header("x-test", "1")
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(reply.status(), 200);
+        }
+        let received = echo.received();
+        assert_eq!(received.len(), RECORDED);
+        assert_eq!(
+            received[0].path, "/r/2?delay=0s",
+            "the oldest are forgotten"
+        );
+        let last = received.last().expect("one");
+        assert_eq!(
+            (last.pod.as_str(), last.header("x-test")),
+            ("pod-a", Some("1".to_owned()))
+        );
+        echo.clear_received();
+        assert!(echo.received().is_empty());
+    }
 }

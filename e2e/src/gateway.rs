@@ -11,7 +11,9 @@
 //! ```
 //!
 //! Listener ports are whatever the YAML says (use [`free_port`] and ports of
-//! 1024 and above, which are not remapped), so tests run in parallel.
+//! 1024 and above, which are not remapped), so tests run in parallel; YAML with
+//! fixed ports (the conformance suite's 80) maps them to free ones with
+//! [`Options::port_map`].
 //! Processes die with the test; their logs are printed if it fails.
 
 use std::fs::File;
@@ -40,6 +42,9 @@ pub struct Options {
     pub gateway: Option<String>,
     /// `--xds-protocol delta` instead of state of the world.
     pub delta: bool,
+    /// `tollgate serve --port-map PORT=ENVOY_PORT` for each pair: Gateway
+    /// listener ports (e.g. the conformance suite's 80) served on free ones.
+    pub port_map: Vec<(u16, u16)>,
 }
 
 pub struct Gateway {
@@ -87,7 +92,7 @@ impl Gateway {
         for (path, yaml) in files {
             write_file(config.path(), path, yaml)?;
         }
-        let serve = Serve::start(tollgate, config.path()).await?;
+        let serve = Serve::start(tollgate, config.path(), &options.port_map).await?;
         let mut bootstrap = Command::new(tollgate);
         bootstrap
             .arg("bootstrap")
@@ -136,6 +141,12 @@ impl Gateway {
     pub fn remove(&self, path: &str) -> Result<()> {
         let full = self.config.path().join(path);
         std::fs::remove_file(&full).with_context(|| format!("removing {}", full.display()))
+    }
+
+    /// Deletes a directory below the config directory and everything in it.
+    pub fn remove_dir(&self, path: &str) -> Result<()> {
+        let full = self.config.path().join(path);
+        std::fs::remove_dir_all(&full).with_context(|| format!("removing {}", full.display()))
     }
 
     /// GET `path` with `Host: host` through Envoy's listener on `port`.
@@ -277,7 +288,7 @@ struct Serve {
 }
 
 impl Serve {
-    async fn start(bin: &Path, config: &Path) -> Result<Serve> {
+    async fn start(bin: &Path, config: &Path, port_map: &[(u16, u16)]) -> Result<Serve> {
         let dir = tempfile::Builder::new()
             .prefix("tollgate-serve-")
             .tempdir()?;
@@ -297,6 +308,11 @@ impl Serve {
             .arg(wasm_dir())
             .arg("--status-dir")
             .arg(dir.path().join("status"))
+            .args(
+                port_map
+                    .iter()
+                    .flat_map(|(port, to)| ["--port-map".to_owned(), format!("{port}={to}")]),
+            )
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

@@ -54,6 +54,10 @@ pub struct Args {
     /// Serve listener ports as written, even below 1024 (by default they move to port + 10000).
     #[arg(long)]
     no_port_remap: bool,
+    /// Serve Gateway listener port PORT on Envoy port ENVOY_PORT instead (repeatable; wins over the
+    /// remap). The Gateway keeps its port, e.g. in redirects.
+    #[arg(long, value_name = "PORT=ENVOY_PORT", value_parser = crate::translate_command::parse_port_mapping)]
+    port_map: Vec<(u16, u16)>,
     /// Directory of Tollgate's `.wasm` filters, as Envoy will read it [default: the directory of
     /// this binary when it holds them (`dist/`), else `./dist`; made absolute].
     #[arg(long, value_name = "DIR")]
@@ -110,6 +114,7 @@ pub async fn run(args: Args) -> Result<()> {
         .unwrap_or_else(crate::translate_command::default_wasm_dir);
     let options = translate::Options {
         port_remap: !args.no_port_remap,
+        port_map: args.port_map.iter().copied().collect(),
         wasm_dir: std::path::absolute(&wasm_dir)
             .with_context(|| format!("making {} absolute", wasm_dir.display()))?,
         ratelimit_service: args.ratelimit_service.clone(),

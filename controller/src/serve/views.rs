@@ -245,6 +245,7 @@ spec:
         load_str("gw.yaml", TWO_GATEWAYS, &mut resources).unwrap();
         let options = translate::Options {
             port_remap: true,
+            port_map: Default::default(),
             wasm_dir: "/dist".into(),
             ratelimit_service: None,
         };

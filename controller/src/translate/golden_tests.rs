@@ -38,12 +38,14 @@ fn run_case(dir: &Path) -> Result<(), String> {
             let o: CaseOptions = serde_yaml_ng::from_str(&text).map_err(|e| e.to_string())?;
             Options {
                 port_remap: o.port_remap,
+                port_map: Default::default(),
                 wasm_dir: PathBuf::from(WASM_DIR),
                 ratelimit_service: o.ratelimit_service,
             }
         }
         Err(_) => Options {
             port_remap: true,
+            port_map: Default::default(),
             wasm_dir: PathBuf::from(WASM_DIR),
             ratelimit_service: None,
         },

@@ -66,6 +66,10 @@ pub struct Options {
     /// Serve listener ports below 1024 on port + 10000, so Envoy needs no
     /// privilege to bind them.
     pub port_remap: bool,
+    /// Envoy ports for given Gateway listener ports, taking precedence over
+    /// `port_remap` (`--port-map 80=18080`): the Gateway keeps its port
+    /// (redirects, `parentRefs[].port`), only Envoy binds elsewhere.
+    pub port_map: BTreeMap<u16, u16>,
     /// The absolute directory holding Tollgate's `.wasm` filters, as Envoy
     /// will read them.
     pub wasm_dir: PathBuf,
@@ -91,6 +95,9 @@ pub fn parse_service_address(value: &str) -> Result<String, String> {
 
 /// The Envoy port a Gateway listener port is served on.
 pub fn envoy_port(port: u16, options: &Options) -> u32 {
+    if let Some(mapped) = options.port_map.get(&port) {
+        return u32::from(*mapped);
+    }
     let port = u32::from(port);
     if options.port_remap && port < 1024 {
         port + 10000
@@ -554,5 +561,29 @@ fn route_configuration(
         // `envoy::rule_action`); Envoy must not refuse the configuration for it.
         validate_clusters: Some(BoolValue { value: false }),
         ..RouteConfiguration::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mapped_port_wins_over_the_remap() {
+        let options = Options {
+            port_remap: true,
+            port_map: BTreeMap::from([(80, 18080), (8080, 28080)]),
+            wasm_dir: PathBuf::from("/dist"),
+        };
+        assert_eq!(
+            [80, 8080, 443, 9000].map(|p| envoy_port(p, &options)),
+            [18080, 28080, 10443, 9000]
+        );
+        let unmapped = Options {
+            port_remap: false,
+            port_map: BTreeMap::new(),
+            ..options
+        };
+        assert_eq!(envoy_port(80, &unmapped), 80);
     }
 }

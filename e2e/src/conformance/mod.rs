@@ -17,7 +17,9 @@
 //! [`ConformanceTest::files`] into a config directory, serves it, and then
 //! for each step: deletes the step's `remove` files, waits (bounded) until
 //! the status and every case hold, and checks the distributions.
-//! Requests go to `127.0.0.1:<check::envoy_port(request.port)>`.
+//! Requests go to `127.0.0.1:<check::envoy_port(request.port)>`, or, in
+//! [`live`] (the runner `controller/tests/conformance_live.rs` uses), to the
+//! free port the run serves that Gateway port on.
 //!
 //! `cases.yaml`:
 //!
@@ -58,6 +60,7 @@
 
 pub mod cases;
 pub mod check;
+pub mod live;
 pub mod placeholders;
 pub mod status;
 
