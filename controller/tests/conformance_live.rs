@@ -18,16 +18,7 @@ use e2e::conformance::{default_dir, live::Live, Suite};
 /// Tests Tollgate does not pass yet, and why. They are still played, and the
 /// run fails when one of them passes, so this list only shrinks; their
 /// expectations in `cases.yaml` stay upstream's.
-const KNOWN_FAILURES: &[(&str, &str)] = &[
-    (
-        "HTTPRouteInvalidParentRefNotMatchingListenerPort",
-        "HTTPRoute parentRefs[].port is not read yet (the manifest does not load)",
-    ),
-    (
-        "HTTPRouteInvalidParentRefNotMatchingSectionName",
-        "HTTPRoute parentRefs[].port is not read yet (the manifest does not load)",
-    ),
-];
+const KNOWN_FAILURES: &[(&str, &str)] = &[];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_conformance_suite_passes_live() {

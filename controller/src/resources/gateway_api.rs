@@ -182,6 +182,10 @@ pub struct ParentRef {
     pub name: String,
     #[serde(default)]
     pub section_name: Option<String>,
+    /// The Gateway listener port (as the Gateway writes it, not Envoy's):
+    /// with `sectionName` too, a listener must match both.
+    #[serde(default)]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

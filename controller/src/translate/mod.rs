@@ -306,6 +306,7 @@ fn attach_route(
                 namespace: plan.gateway.metadata.namespace().to_owned(),
                 name: plan.gateway.metadata.name.clone(),
                 section_name: parent.section_name.clone(),
+                port: parent.port,
             },
             controller_name: CONTROLLER_NAME.to_owned(),
             conditions: observed(vec![accepted, resolved_refs.clone()], generation),
@@ -454,21 +455,26 @@ fn attach(
     let gateway_namespace = plan.gateway.metadata.namespace();
     let selected: Vec<usize> = (0..plan.listeners.len())
         .filter(|i| {
+            let listener = plan.listeners[*i].spec;
             parent
                 .section_name
                 .as_ref()
-                .is_none_or(|s| *s == plan.listeners[*i].spec.name)
+                .is_none_or(|s| *s == listener.name)
+                && parent.port.is_none_or(|p| p == listener.port)
         })
         .collect();
     if selected.is_empty() {
+        let wanted = match (&parent.section_name, parent.port) {
+            (Some(s), Some(p)) => format!("{s:?} on port {p}"),
+            (Some(s), None) => format!("{s:?}"),
+            (None, Some(p)) => format!("on port {p}"),
+            (None, None) => "at all".to_owned(),
+        };
         return Condition::new(
             "Accepted",
             false,
             "NoMatchingParent",
-            format!(
-                "Gateway has no listener {:?}",
-                parent.section_name.as_deref().unwrap_or("")
-            ),
+            format!("Gateway has no listener {wanted}"),
         );
     }
     let allowed: Vec<usize> = selected

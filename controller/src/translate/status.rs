@@ -85,6 +85,8 @@ pub struct ParentReference {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub section_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
