@@ -580,6 +580,7 @@ mod tests {
             port_remap: true,
             port_map: BTreeMap::from([(80, 18080), (8080, 28080)]),
             wasm_dir: PathBuf::from("/dist"),
+            ratelimit_service: None,
         };
         assert_eq!(
             [80, 8080, 443, 9000].map(|p| envoy_port(p, &options)),
