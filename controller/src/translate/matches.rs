@@ -54,6 +54,46 @@ pub fn route_match(m: &HttpRouteMatch) -> RouteMatch {
     }
 }
 
+/// Checks the match's regular expressions, so a bad one costs its route (its
+/// parent's `Accepted` says why) instead of Envoy refusing the listener's
+/// whole route configuration. Envoy's RE2 and Rust's `regex` share their
+/// syntax and both refuse look-around and backreferences; the error names the
+/// field under the match, e.g. `path.value: …`. What RE2 alone refuses (more
+/// than 1,000 repetitions, a program over Envoy's size limit) still reaches
+/// Envoy, whose NACK keeps the previous configuration serving.
+pub fn check(m: &HttpRouteMatch) -> Result<(), String> {
+    if let Some(p) = &m.path {
+        if p.kind == PathMatchType::RegularExpression {
+            check_regex(&p.value).map_err(|e| format!("path.value: {e}"))?;
+        }
+    }
+    for (field, values) in [("headers", &m.headers), ("queryParams", &m.query_params)] {
+        for (i, v) in values.iter().enumerate() {
+            if v.kind == ValueMatchType::RegularExpression {
+                check_regex(&v.value).map_err(|e| format!("{field}[{i}].value: {e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_regex(value: &str) -> Result<(), String> {
+    match regex_syntax::Parser::new().parse(value) {
+        Ok(_) => Ok(()),
+        Err(regex_syntax::Error::Parse(e)) => Err(format!(
+            "{:?} is not a valid regular expression: {}",
+            value,
+            e.kind()
+        )),
+        Err(regex_syntax::Error::Translate(e)) => Err(format!(
+            "{:?} is not a valid regular expression: {}",
+            value,
+            e.kind()
+        )),
+        Err(e) => Err(format!("{value:?} is not a valid regular expression: {e}")),
+    }
+}
+
 /// Segment-aware PathPrefix: `/foo` (or `/foo/`) matches `/foo` and
 /// `/foo/bar`, not `/foobar`, which is exactly Envoy's `path_separated_prefix`.
 /// That field refuses `/` and a trailing slash, so `/` stays a plain prefix
@@ -107,6 +147,28 @@ fn regex(value: &str) -> RegexMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_regex_re2_refuses_is_caught_with_its_field() {
+        let m: HttpRouteMatch = serde_yaml_ng::from_str(
+            "path: {type: RegularExpression, value: \"/(?=x)\"}\nheaders: [{type: RegularExpression, name: a, value: \"(a)\\\\1\"}]",
+        )
+        .unwrap();
+        let e = check(&m).unwrap_err();
+        assert!(
+            e.starts_with("path.value: \"/(?=x)\" is not a valid regular expression: look-around"),
+            "{e}"
+        );
+        let mut m = m;
+        m.path = None;
+        let e = check(&m).unwrap_err();
+        assert!(e.starts_with("headers[0].value: "), "{e}");
+        let fine: HttpRouteMatch = serde_yaml_ng::from_str(
+            "path: {type: RegularExpression, value: \"/v[0-9]+/.*\"}\nqueryParams: [{type: RegularExpression, name: q, value: \"^(a|b)$\"}]",
+        )
+        .unwrap();
+        assert_eq!(check(&fine), Ok(()));
+    }
 
     #[test]
     fn prefix_is_segment_aware_and_ignores_a_trailing_slash() {

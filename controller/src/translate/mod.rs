@@ -385,6 +385,15 @@ fn envoy_routes(
             ..RouteSite::new("", "HTTPRoute", namespace, &meta.name)
         };
         for (match_index, m) in rule.matches.iter().enumerate() {
+            // A regex Envoy would refuse costs only this match's route.
+            if let Err(why) = matches::check(m) {
+                let e = RuleError::unsupported(format!("matches[{match_index}].{why}"))
+                    .in_rule(rule_index);
+                if !rule_errors.contains(&e) {
+                    rule_errors.push(e);
+                }
+                continue;
+            }
             let name = format!(
                 "httproute/{namespace}/{}/rule/{rule_index}/match/{match_index}",
                 meta.name
