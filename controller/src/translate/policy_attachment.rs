@@ -15,7 +15,7 @@
 //! on one port gets the policy of the more specific, then older, attachment
 //! for both.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::resources::policies::{FilterConfig, Policy, PolicyKind};
 
@@ -88,6 +88,29 @@ impl RouteSite {
     }
 }
 
+impl RouteSite {
+    /// Every target that covers this route: its route and rule, each Gateway
+    /// and listener it is attached through.
+    fn targets(&self) -> Vec<Target> {
+        let kind = self.route_kind;
+        let (ns, name) = (&self.namespace, &self.route_name);
+        let mut out = vec![Target::Route(kind, ns.clone(), name.clone())];
+        if let Some(rule) = &self.rule_name {
+            out.push(Target::RouteRule(
+                kind,
+                ns.clone(),
+                name.clone(),
+                rule.clone(),
+            ));
+        }
+        for (g_ns, g, l) in &self.listeners {
+            out.push(Target::Gateway(g_ns.clone(), g.clone()));
+            out.push(Target::Listener(g_ns.clone(), g.clone(), l.clone()));
+        }
+        out
+    }
+}
+
 /// What exists to be targeted: Gateways with their listener names, routes with
 /// their rule names.
 #[derive(Debug, Default)]
@@ -145,25 +168,6 @@ impl Target {
             Target::RouteRule(..) => Level::RouteRule,
         }
     }
-
-    fn covers(&self, site: &RouteSite) -> bool {
-        let on_gateway = |ns: &str, name: &str, listener: Option<&str>| {
-            site.listeners
-                .iter()
-                .any(|(g_ns, g, l)| g_ns == ns && g == name && listener.is_none_or(|x| x == l))
-        };
-        let is_route = |kind: &str, ns: &str, name: &str| {
-            site.route_kind == kind && site.namespace == ns && site.route_name == name
-        };
-        match self {
-            Target::Gateway(ns, name) => on_gateway(ns, name, None),
-            Target::Listener(ns, name, l) => on_gateway(ns, name, Some(l)),
-            Target::Route(kind, ns, name) => is_route(kind, ns, name),
-            Target::RouteRule(kind, ns, name, rule) => {
-                is_route(kind, ns, name) && site.rule_name.as_deref() == Some(rule.as_str())
-            }
-        }
-    }
 }
 
 /// Resolves every candidate's targets and picks, per route and filter, the
@@ -219,19 +223,28 @@ pub fn attach(candidates: &[Candidate<'_>], targets: &Targets, sites: &[RouteSit
             }
         }
     }
+    // Candidate → its place in age order (older first); invalid ones never win.
+    let mut rank = vec![usize::MAX; candidates.len()];
+    for (place, &i) in by_age.iter().enumerate() {
+        rank[i] = place;
+    }
+    let mut by_target: BTreeMap<&Target, Vec<(Filter, usize)>> = BTreeMap::new();
+    for (&(filter, target), &i) in &owner {
+        by_target.entry(target).or_default().push((filter, i));
+    }
     let mut winners: BTreeMap<String, BTreeMap<Filter, usize>> = BTreeMap::new();
     for site in sites {
         let mut best: BTreeMap<Filter, (Level, usize)> = BTreeMap::new();
         let mut offer = |filter: Filter, level: Level, i: usize| {
-            let better = best.get(&filter).is_none_or(|(l, held)| {
-                level > *l || (level == *l && by_age_rank(&by_age, i) < by_age_rank(&by_age, *held))
-            });
+            let better = best
+                .get(&filter)
+                .is_none_or(|(l, held)| level > *l || (level == *l && rank[i] < rank[*held]));
             if better {
                 best.insert(filter, (level, i));
             }
         };
-        for (&(filter, target), &i) in &owner {
-            if target.covers(site) {
+        for target in site.targets() {
+            for &(filter, i) in by_target.get(&target).into_iter().flatten() {
                 offer(filter, target.level(), i);
             }
         }
@@ -257,14 +270,19 @@ pub fn attach(candidates: &[Candidate<'_>], targets: &Targets, sites: &[RouteSit
             );
         }
     }
-    let referenced: Vec<bool> = (0..candidates.len())
-        .map(|i| {
-            sites.iter().any(|s| {
-                s.extension_refs.iter().any(|(k, n)| {
-                    let p = candidates[i].policy;
-                    p.kind == *k && p.metadata.name == *n && p.metadata.namespace() == s.namespace
-                })
-            })
+    let named_by_rules: BTreeSet<(PolicyKind, &str, &str)> = sites
+        .iter()
+        .flat_map(|s| {
+            s.extension_refs
+                .iter()
+                .map(|(k, n)| (*k, s.namespace.as_str(), n.as_str()))
+        })
+        .collect();
+    let referenced: Vec<bool> = candidates
+        .iter()
+        .map(|c| {
+            let p = c.policy;
+            named_by_rules.contains(&(p.kind, p.metadata.namespace(), p.metadata.name.as_str()))
         })
         .collect();
     let accepted = candidates
@@ -295,10 +313,6 @@ pub fn attach(candidates: &[Candidate<'_>], targets: &Targets, sites: &[RouteSit
         })
         .collect();
     Attachment { winners, accepted }
-}
-
-fn by_age_rank(by_age: &[usize], i: usize) -> usize {
-    by_age.iter().position(|x| *x == i).unwrap_or(usize::MAX)
 }
 
 fn resolve(

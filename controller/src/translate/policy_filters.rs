@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use serde::Serialize;
+use serde_json::Value;
 use tollgate_core::canary::config::CanaryConfig;
 use tollgate_core::canary::policy::DEFAULT_HEADER;
 use tollgate_core::headers::HeaderModConfig;
@@ -52,6 +53,8 @@ pub struct PolicyStatus {
 struct Prepared<'r> {
     loaded: &'r Loaded<Policy>,
     config: FilterConfig,
+    /// `config` serialised, once checked (what every route it applies to gets).
+    checked: Value,
     /// The clusters its filter calls.
     clusters: Vec<Cluster>,
     valid: Result<(), String>,
@@ -151,13 +154,22 @@ impl<'r> Catalog<'r> {
             for (&filter, &i) in winners {
                 let route = site.envoy_route.as_str();
                 let outcome = match (&self.policies[i].config, filter) {
-                    (FilterConfig::Jwt(c), Filter::Jwt) => insert(entries, route, c),
-                    (FilterConfig::RateLimit(c), Filter::RateLimit) => insert(entries, route, c),
-                    (FilterConfig::Headers(c), Filter::Headers) => {
+                    (FilterConfig::Jwt(_), Filter::Jwt) => {
+                        entries.insert_checked::<JwtConfig>(route, &self.policies[i].checked);
+                        Ok(())
+                    }
+                    (FilterConfig::RateLimit(_), Filter::RateLimit) => {
+                        let checked = &self.policies[i].checked;
+                        entries.insert_checked::<RateLimitConfig>(route, checked);
+                        Ok(())
+                    }
+                    (FilterConfig::Headers(_), Filter::Headers) => {
                         if entries.has::<HeaderModConfig>(route) {
                             Err("its rule's own header modifier applies instead".to_owned())
                         } else {
-                            insert(entries, route, c)
+                            let checked = &self.policies[i].checked;
+                            entries.insert_checked::<HeaderModConfig>(route, checked);
+                            Ok(())
                         }
                     }
                     (FilterConfig::Canary(c), Filter::Canary) => canary_for(c, site)
@@ -268,18 +280,20 @@ fn prepare<'r>(loaded: &'r Loaded<Policy>, ratelimit_service: Option<&Upstream>)
             FilterConfig::Headers(c) => check(c),
             FilterConfig::Canary(c) => check(c),
         }
-        .map(|()| config)
+        .map(|value| (config, value))
     });
     match checked {
-        Ok(config) => Prepared {
+        Ok((config, checked)) => Prepared {
             loaded,
             config,
+            checked,
             clusters,
             valid: Ok(()),
         },
         Err(e) => Prepared {
             loaded,
             config: policy.config.clone(),
+            checked: Value::Null,
             clusters: Vec::new(),
             valid: Err(if e.field.is_empty() {
                 format!("spec.{key}: {}", e.message)
@@ -290,11 +304,12 @@ fn prepare<'r>(loaded: &'r Loaded<Policy>, ratelimit_service: Option<&Upstream>)
     }
 }
 
-/// The filter's own compiler's verdict.
-fn check<P: FilterPolicy>(config: &P) -> Result<(), ConfigError> {
+/// The filter's own compiler's verdict; the config serialised when it passes.
+fn check<P: FilterPolicy>(config: &P) -> Result<Value, ConfigError> {
     let value = serde_json::to_value(config)
         .map_err(|e| ConfigError::new("", format!("serialising: {e}")))?;
-    P::check(value)
+    P::check(value.clone())?;
+    Ok(value)
 }
 
 /// The YAML key under `spec` holding the filter config.

@@ -104,6 +104,15 @@ impl RoutePolicies {
         Ok(())
     }
 
+    /// Gives `route` a policy of filter `P` already serialised and checked
+    /// (a policy object applied to many routes is checked once).
+    pub fn insert_checked<P: FilterPolicy>(&mut self, route: &str, checked: &Value) {
+        self.by_filter
+            .entry((P::ORDER, P::MODULE))
+            .or_default()
+            .insert(route.to_owned(), checked.clone());
+    }
+
     /// Whether `route` already has a policy in filter `P`.
     pub fn has<P: FilterPolicy>(&self, route: &str) -> bool {
         self.by_filter
