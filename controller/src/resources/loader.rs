@@ -133,8 +133,14 @@ fn load_document(
     doc: &str,
     resources: &mut Resources,
 ) -> Result<(), String> {
-    let type_meta: Option<TypeMeta> =
-        serde_yaml_ng::from_str(doc).map_err(|e| located(name, first_line, &e))?;
+    // One YAML parse gives the kind and, for a kind we read, the generation
+    // (parsing is most of loading); the text is parsed again for the kind only
+    // when that fails, so errors are located as before.
+    let untyped: Result<serde_json::Value, _> = serde_yaml_ng::from_str(doc);
+    let type_meta: Option<TypeMeta> = match untyped.as_ref().map(Option::<TypeMeta>::deserialize) {
+        Ok(Ok(type_meta)) => type_meta,
+        _ => serde_yaml_ng::from_str(doc).map_err(|e| located(name, first_line, &e))?,
+    };
     let Some(TypeMeta { api_version, kind }) = type_meta else {
         return Ok(()); // an empty document (comments only, or a trailing `---`)
     };
@@ -153,6 +159,7 @@ fn load_document(
         name,
         first_line,
         doc,
+        untyped,
         order,
     };
     match (group, kind.as_str()) {
@@ -184,6 +191,8 @@ struct Typed<'a> {
     name: &'a str,
     first_line: usize,
     doc: &'a str,
+    /// The document parsed as plain data (for its generation).
+    untyped: Result<serde_json::Value, serde_yaml_ng::Error>,
     order: usize,
 }
 
@@ -191,7 +200,8 @@ impl Typed<'_> {
     fn load<T: DeserializeOwned>(self) -> Result<Loaded<T>, String> {
         let object = serde_yaml_ng::from_str(self.doc)
             .map_err(|e| located(self.name, self.first_line, &e))?;
-        let untyped: serde_json::Value = serde_yaml_ng::from_str(self.doc)
+        let untyped = self
+            .untyped
             .map_err(|e| located(self.name, self.first_line, &e))?;
         Ok(Loaded {
             object,
