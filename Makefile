@@ -10,7 +10,7 @@ BENCH_MODULES := verify_bench
 WASM_TARGET := wasm32-wasip1
 WASM_OUT := target/$(WASM_TARGET)/release
 
-.PHONY: help setup build test unit e2e lint fmt fuzz run bench bench-headers bench-jwt bench-ratelimit bench-canary clean
+.PHONY: help setup build test unit e2e lint fmt fuzz run bench bench-headers bench-jwt bench-ratelimit bench-canary bench-controller clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -64,7 +64,7 @@ fuzz: ## Run every fuzz target for FUZZ_SECONDS (default 60) at once; fails on a
 run: build ## Start Envoy with the example config, filters and backends; prints curl commands
 	@scripts/run.sh
 
-bench: bench-headers bench-jwt bench-ratelimit bench-canary ## All benchmarks
+bench: bench-headers bench-jwt bench-ratelimit bench-canary bench-controller ## All benchmarks
 
 bench-headers: build ## Header filter vs native header_mutation vs no filter (prints a table)
 	target/release/bench headers
@@ -79,6 +79,12 @@ bench-ratelimit: build ## Rate limit filter vs native, limit never reached: loca
 
 bench-canary: build ## Canary filter + cluster_header route vs native weighted_clusters (weights 1:2)
 	target/release/bench canary
+
+# Share of routes given a HeaderPolicy and a RateLimitPolicy in bench-controller.
+POLICY_SHARE ?= 0.1
+
+bench-controller: build ## tollgate translate / serve + Envoy at 1,000 and 10,000 HTTPRoutes: time, peak RSS, xDS bytes, edit-to-served p50/p99 (POLICY_SHARE=0.1)
+	target/release/controller-bench run --policy-share $(POLICY_SHARE)
 
 clean: ## Remove build outputs
 	cargo clean
