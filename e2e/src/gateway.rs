@@ -244,6 +244,11 @@ impl Gateway {
         self.serve.log()
     }
 
+    /// The `tollgate serve` process's id (for reading its memory from /proc).
+    pub fn serve_pid(&self) -> u32 {
+        self.serve.child.id()
+    }
+
     /// SIGTERM to `tollgate serve`, then waits (at most 10 s) for it to exit.
     pub async fn terminate_serve(&mut self) -> Result<ExitStatus> {
         let pid = libc::pid_t::try_from(self.serve.child.id())?;

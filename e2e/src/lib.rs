@@ -7,6 +7,8 @@
 //!   and an Envoy bootstrapped to it, for tests that change YAML and watch Envoy follow.
 //! - [`echo`] is a backend following the Gateway API conformance echo contract.
 //! - [`bench`] measures Envoy CPU per request with wrk, side by side with native filters.
+//! - [`controller_bench`] generates N HTTPRoutes (with policies on a share of them) and
+//!   measures processes, for the controller's scale benchmark.
 //! - [`bench_verify`] measures one JWT signature verification per algorithm inside
 //!   Envoy's V8 and natively.
 //! - [`jwt_mint`] signs test JWTs with real keys of every supported algorithm.
@@ -23,6 +25,7 @@
 pub mod bench;
 pub mod bench_verify;
 pub mod conformance;
+pub mod controller_bench;
 pub mod echo;
 pub mod envoy;
 pub mod envoy_config;

@@ -134,8 +134,14 @@ fn load_document(
     doc: &str,
     resources: &mut Resources,
 ) -> Result<(), String> {
-    let type_meta: Option<TypeMeta> =
-        serde_yaml_ng::from_str(doc).map_err(|e| located(name, first_line, &e))?;
+    // One YAML parse gives the kind and, for a kind we read, the generation
+    // (parsing is most of loading); the text is parsed again for the kind only
+    // when that fails, so errors are located as before.
+    let untyped: Result<serde_json::Value, _> = serde_yaml_ng::from_str(doc);
+    let type_meta: Option<TypeMeta> = match untyped.as_ref().map(Option::<TypeMeta>::deserialize) {
+        Ok(Ok(type_meta)) => type_meta,
+        _ => serde_yaml_ng::from_str(doc).map_err(|e| located(name, first_line, &e))?,
+    };
     let Some(TypeMeta { api_version, kind }) = type_meta else {
         return Ok(()); // an empty document (comments only, or a trailing `---`)
     };
@@ -155,6 +161,7 @@ fn load_document(
         name,
         first_line,
         doc,
+        untyped,
         order,
     };
     if let Some(policy_kind) = PolicyKind::from_group_kind(group, &kind) {
@@ -192,6 +199,8 @@ struct Typed<'a> {
     name: &'a str,
     first_line: usize,
     doc: &'a str,
+    /// The document parsed as plain data (for its generation).
+    untyped: Result<serde_json::Value, serde_yaml_ng::Error>,
     order: usize,
 }
 
@@ -207,7 +216,8 @@ impl Typed<'_> {
         parse: impl FnOnce(&str) -> Result<T, serde_yaml_ng::Error>,
     ) -> Result<Loaded<T>, String> {
         let object = parse(self.doc).map_err(|e| located(self.name, self.first_line, &e))?;
-        let untyped: serde_json::Value = serde_yaml_ng::from_str(self.doc)
+        let untyped = self
+            .untyped
             .map_err(|e| located(self.name, self.first_line, &e))?;
         Ok(Loaded {
             object,

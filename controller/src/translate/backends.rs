@@ -2,7 +2,7 @@
 //! rule that references it. STATIC rather than EDS: file mode knows every
 //! address up front, and a changed address re-sends the cluster anyway.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 use envoy_types::pb::envoy::config::cluster::v3::{
@@ -32,6 +32,9 @@ pub struct Unresolved {
 /// Resolves backendRefs against the loaded Services, collecting the clusters.
 pub struct Backends<'a> {
     resources: &'a Resources,
+    /// Services by namespace and name (the first of duplicates, as a scan
+    /// in load order would find).
+    services: HashMap<(&'a str, &'a str), &'a Service>,
     clusters: BTreeMap<String, Cluster>,
     /// Clusters whose upstream speaks HTTP/2.
     http2: BTreeSet<String>,
@@ -39,8 +42,16 @@ pub struct Backends<'a> {
 
 impl<'a> Backends<'a> {
     pub fn new(resources: &'a Resources) -> Self {
+        let mut services = HashMap::new();
+        for service in &resources.services {
+            let meta = &service.object.metadata;
+            services
+                .entry((meta.namespace(), meta.name.as_str()))
+                .or_insert(&service.object);
+        }
         Self {
             resources,
+            services,
             clusters: BTreeMap::new(),
             http2: BTreeSet::new(),
         }
@@ -122,12 +133,9 @@ impl<'a> Backends<'a> {
             reason: "BackendNotFound",
             message,
         };
-        let service = self
-            .resources
+        let service = *self
             .services
-            .iter()
-            .map(|s| &s.object)
-            .find(|s| s.metadata.namespace() == namespace && s.metadata.name == backend.name)
+            .get(&(namespace, backend.name.as_str()))
             .ok_or_else(|| not_found(format!("Service {namespace}/{} not found", backend.name)))?;
         let port = backend.port.ok_or_else(|| {
             not_found(format!(

@@ -33,7 +33,7 @@ mod tls;
 mod wasm_filters;
 mod weights;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
@@ -108,7 +108,15 @@ pub fn envoy_port(port: u16, options: &Options) -> u32 {
 
 /// Routes of one virtual host, each with its precedence; keyed by hostname,
 /// per Envoy port.
-type VirtualHosts = BTreeMap<u32, BTreeMap<String, Vec<(Precedence, Route)>>>;
+type VirtualHosts = BTreeMap<u32, BTreeMap<String, HostRoutes>>;
+
+/// The routes of one virtual host, and their names: the same route reaches a
+/// virtual host through several listeners or parentRefs, and is placed once.
+#[derive(Default)]
+struct HostRoutes {
+    routes: Vec<(Precedence, Route)>,
+    names: HashSet<String>,
+}
 
 pub fn translate(resources: &Resources, options: &Options) -> Translation {
     let mut status = Status::default();
@@ -242,7 +250,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         .map(|(port, vhosts)| {
             let served: BTreeSet<&str> = vhosts
                 .values()
-                .flatten()
+                .flat_map(|v| &v.routes)
                 .map(|(_, r)| r.name.as_str())
                 .collect();
             let filters = policies.http_filters(&served, &options.wasm_dir);
@@ -271,7 +279,8 @@ fn forward_by_canary_header(hosts: &mut VirtualHosts, routes: &BTreeSet<String>)
     if routes.is_empty() {
         return;
     }
-    for (_, route) in hosts.values_mut().flat_map(|v| v.values_mut()).flatten() {
+    let all = hosts.values_mut().flat_map(|v| v.values_mut());
+    for (_, route) in all.flat_map(|host| host.routes.iter_mut()) {
         if !routes.contains(&route.name) {
             continue;
         }
@@ -536,9 +545,9 @@ fn attach(
             for (precedence, envoy_route) in route.routes {
                 // The same route reaches one virtual host through several
                 // listeners or parentRefs: once is enough.
-                if !vhost.iter().any(|(_, r)| r.name == envoy_route.name) {
+                if vhost.names.insert(envoy_route.name.clone()) {
                     let envoy_route = rewrites::for_listener(envoy_route.clone(), listener.spec);
-                    vhost.push((precedence.clone(), envoy_route));
+                    vhost.routes.push((precedence.clone(), envoy_route));
                 }
             }
         }
@@ -555,14 +564,12 @@ fn attach(
     }
 }
 
-fn route_configuration(
-    (port, vhosts): (u32, BTreeMap<String, Vec<(Precedence, Route)>>),
-) -> RouteConfiguration {
+fn route_configuration((port, vhosts): (u32, BTreeMap<String, HostRoutes>)) -> RouteConfiguration {
     RouteConfiguration {
         name: envoy::listener_name(port),
         virtual_hosts: vhosts
             .into_iter()
-            .map(|(hostname, mut routes)| {
+            .map(|(hostname, HostRoutes { mut routes, .. })| {
                 routes.sort_by(|a, b| a.0.cmp(&b.0));
                 VirtualHost {
                     name: hostname.clone(),

@@ -12,7 +12,7 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
-use prost::Name;
+use prost::{Message as _, Name};
 
 use super::metrics::Metrics;
 use super::snapshot::{push_order, short_type, wildcard_by_default, Snapshot};
@@ -198,14 +198,15 @@ impl Stream {
         self.nonces += 1;
         let nonce = self.nonces.to_string();
         watch.last = Some((nonce.clone(), snapshot.version().to_owned()));
-        self.metrics.response(type_url);
-        Some(DeltaDiscoveryResponse {
+        let response = DeltaDiscoveryResponse {
             system_version_info: snapshot.version().to_owned(),
             resources,
             type_url: type_url.to_owned(),
             removed_resources: removed,
             nonce,
             ..DeltaDiscoveryResponse::default()
-        })
+        };
+        self.metrics.response(type_url, response.encoded_len());
+        Some(response)
     }
 }

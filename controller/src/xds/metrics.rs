@@ -1,5 +1,5 @@
-//! What the ADS server counts: connected streams, and each client's ACKs and
-//! NACKs by resource type. Registered into the caller's registry.
+//! What the ADS server counts: connected streams, the responses sent and
+//! their encoded size, and each client's ACKs and NACKs by resource type. Registered into the caller's registry.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -19,6 +19,7 @@ struct ByType {
 pub struct Metrics {
     streams: Gauge,
     responses: Family<ByType, Counter>,
+    bytes_sent: Family<ByType, Counter>,
     acks: Family<ByType, Counter>,
     nacks: Family<ByType, Counter>,
 }
@@ -34,6 +35,11 @@ impl Metrics {
             "xds_responses",
             "xDS responses sent, by resource type",
             self.responses.clone(),
+        );
+        registry.register(
+            "xds_bytes_sent",
+            "Bytes of xDS responses sent (each DiscoveryResponse or DeltaDiscoveryResponse as protobuf, before gRPC framing), by resource type",
+            self.bytes_sent.clone(),
         );
         registry.register(
             "xds_acks",
@@ -53,8 +59,13 @@ impl Metrics {
         StreamGuard(self.streams.clone())
     }
 
-    pub fn response(&self, type_url: &str) {
-        self.responses.get_or_create(&label(type_url)).inc();
+    /// One response of `bytes` (its protobuf encoding) sent.
+    pub fn response(&self, type_url: &str, bytes: usize) {
+        let label = label(type_url);
+        self.responses.get_or_create(&label).inc();
+        self.bytes_sent
+            .get_or_create(&label)
+            .inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
     }
 
     pub fn ack(&self, type_url: &str) {

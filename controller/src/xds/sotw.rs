@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::protobuf::Any;
-use prost::Name;
+use prost::{Message as _, Name};
 
 use super::metrics::Metrics;
 use super::snapshot::{push_order, short_type, wildcard_by_default, Snapshot};
@@ -197,14 +197,15 @@ impl Stream {
             .into_iter()
             .filter(|(name, _)| watch.names.wants(name))
             .collect();
-        self.metrics.response(type_url);
-        Some(DiscoveryResponse {
+        let response = DiscoveryResponse {
             version_info: version,
             resources: watch.sent_resources.values().cloned().collect(),
             type_url: type_url.to_owned(),
             nonce,
             ..DiscoveryResponse::default()
-        })
+        };
+        self.metrics.response(type_url, response.encoded_len());
+        Some(response)
     }
 }
 

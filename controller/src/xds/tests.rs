@@ -272,6 +272,14 @@ async fn sotw_versions_nonces_ack_and_nack() {
         1
     );
     assert_eq!(server.metric("tollgate_xds_streams"), 1);
+    assert_eq!(
+        server.metric("tollgate_xds_bytes_sent_total{type=\"Cluster\"}"),
+        [&r1, &r2, &r3]
+            .map(|r| r.encoded_len() as u64)
+            .iter()
+            .sum::<u64>(),
+        "every response counted at its encoded size"
+    );
 }
 
 #[tokio::test]
@@ -412,6 +420,14 @@ async fn delta_sends_only_changes_and_removals() {
     let r3 = next(&mut rx).await;
     assert!(r3.resources.is_empty());
     assert_eq!(r3.removed_resources, ["c"]);
+    assert_eq!(
+        server.metric("tollgate_xds_bytes_sent_total{type=\"Cluster\"}"),
+        [&r1, &r2, &r3]
+            .map(|r| r.encoded_len() as u64)
+            .iter()
+            .sum::<u64>(),
+        "every response counted at its encoded size"
+    );
 }
 
 #[tokio::test]
