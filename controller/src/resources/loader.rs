@@ -206,6 +206,19 @@ struct Typed<'a> {
 
 impl Typed<'_> {
     fn load<T: DeserializeOwned>(self) -> Result<Loaded<T>, String> {
+        // Typing the value parsed already is cheap next to a second YAML
+        // parse; the text is parsed again only when that fails, so an error
+        // keeps its line, column and field path.
+        if let Ok(untyped) = &self.untyped {
+            if let Ok(object) = T::deserialize(untyped) {
+                return Ok(Loaded {
+                    object,
+                    order: self.order,
+                    source: format!("{}:{}", self.name, self.first_line),
+                    generation: super::generation::of(untyped),
+                });
+            }
+        }
         self.load_with(|doc| serde_yaml_ng::from_str(doc))
     }
 
