@@ -179,7 +179,7 @@ impl RouteSet {
                 "---\napiVersion: tollgate.dev/v1alpha1\nkind: HeaderPolicy\nmetadata:\n  name: {route}-headers\n  namespace: {NAMESPACE}\nspec:\n{target}  headers:\n    response:\n      set:\n      - {{name: {POLICY_HEADER}, value: {route}}}\n"
             ));
             out.push_str(&format!(
-                "---\napiVersion: tollgate.dev/v1alpha1\nkind: RateLimitPolicy\nmetadata:\n  name: {route}-ratelimit\n  namespace: {NAMESPACE}\nspec:\n{target}  rateLimit:\n    local:\n      rules:\n      - clientSelectors:\n        - headers:\n          - {{name: x-user-id, type: Distinct}}\n        limit: {{requests: 100000, unit: Minute}}\n"
+                "---\napiVersion: tollgate.dev/v1alpha1\nkind: RateLimitPolicy\nmetadata:\n  name: {route}-ratelimit\n  namespace: {NAMESPACE}\nspec:\n{target}  rateLimit:\n    local:\n      rules:\n      - clientSelectors:\n        - headers:\n          - {{name: x-user-id, value: one}}\n        limit: {{requests: 100000, unit: Minute}}\n"
             ));
         }
         (!out.is_empty()).then(|| (format!("policies/policies-{f:03}.yaml"), out))
