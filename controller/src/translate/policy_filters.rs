@@ -34,7 +34,7 @@ use tollgate_core::ConfigError;
 use super::policy_attachment::{self, Candidate, Filter, RouteSite, Targets};
 use super::service_clusters::{self, Upstream, RATELIMIT_CLUSTER};
 use super::status::{observed, Condition};
-use super::wasm_filters::{FilterPolicy, RoutePolicies};
+use super::wasm_filters::{checked, FilterPolicy, RoutePolicies};
 use crate::resources::http_filters::LocalObjectReference;
 use crate::resources::policies::{FilterConfig, Policy, PolicyKind};
 use crate::resources::{Loaded, Resources};
@@ -275,10 +275,10 @@ fn prepare<'r>(loaded: &'r Loaded<Policy>, ratelimit_service: Option<&Upstream>)
     };
     let checked = prepared.and_then(|config| {
         match &config {
-            FilterConfig::Jwt(c) => check(c),
-            FilterConfig::RateLimit(c) => check(c),
-            FilterConfig::Headers(c) => check(c),
-            FilterConfig::Canary(c) => check(c),
+            FilterConfig::Jwt(c) => checked(c),
+            FilterConfig::RateLimit(c) => checked(c),
+            FilterConfig::Headers(c) => checked(c),
+            FilterConfig::Canary(c) => checked(c),
         }
         .map(|value| (config, value))
     });
@@ -302,14 +302,6 @@ fn prepare<'r>(loaded: &'r Loaded<Policy>, ratelimit_service: Option<&Upstream>)
             }),
         },
     }
-}
-
-/// The filter's own compiler's verdict; the config serialised when it passes.
-fn check<P: FilterPolicy>(config: &P) -> Result<Value, ConfigError> {
-    let value = serde_json::to_value(config)
-        .map_err(|e| ConfigError::new("", format!("serialising: {e}")))?;
-    P::check(value.clone())?;
-    Ok(value)
 }
 
 /// The YAML key under `spec` holding the filter config.

@@ -83,6 +83,14 @@ impl FilterPolicy for CanaryConfig {
     }
 }
 
+/// `policy` serialised, once the filter's own compiler accepts it.
+pub fn checked<P: FilterPolicy>(policy: &P) -> Result<Value, ConfigError> {
+    let value = serde_json::to_value(policy)
+        .map_err(|e| ConfigError::new("", format!("serialising the policy: {e}")))?;
+    P::check(value.clone())?;
+    Ok(value)
+}
+
 /// Per-route policies of every filter kind, keyed by `(order, module)` so
 /// iteration is chain order.
 #[derive(Debug, Default)]
@@ -94,13 +102,8 @@ impl RoutePolicies {
     /// Gives `route` the policy `policy` in filter `P`, after checking that
     /// the filter accepts it; the error names the field within the policy.
     pub fn insert<P: FilterPolicy>(&mut self, route: &str, policy: &P) -> Result<(), ConfigError> {
-        let value = serde_json::to_value(policy)
-            .map_err(|e| ConfigError::new("", format!("serialising the policy: {e}")))?;
-        P::check(value.clone())?;
-        self.by_filter
-            .entry((P::ORDER, P::MODULE))
-            .or_default()
-            .insert(route.to_owned(), value);
+        let value = checked(policy)?;
+        self.insert_checked::<P>(route, &value);
         Ok(())
     }
 
