@@ -8,7 +8,7 @@
 //! `ResolvedRefs: False`, `Conflicted: True`, …), placed at the line where the
 //! object's document starts. Exits non-zero when there is any problem.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use crate::resources::{self, Loaded, Resources};
@@ -186,36 +186,43 @@ fn problems(resources: &Resources, status: &Status) -> Report {
     }
     // A route whose parentRefs name no Gateway Tollgate owns gets no status;
     // that is right for another controller's route, and a typo otherwise.
-    let unowned = |kind: &str, statuses: &[RouteStatus], ns: &str, name: &str, source: &str| {
-        (!statuses.iter().any(|s| s.namespace == ns && s.name == name)).then(|| {
+    let http = resources
+        .http_routes
+        .iter()
+        .map(|r| (&r.object.metadata, &r.source));
+    let http = http.map(|(meta, source)| (meta.namespace(), meta.name.as_str(), source.as_str()));
+    let grpc = resources
+        .grpc_routes
+        .iter()
+        .map(|r| (&r.object.metadata, &r.source));
+    let grpc = grpc.map(|(meta, source)| (meta.namespace(), meta.name.as_str(), source.as_str()));
+    report
+        .warnings
+        .extend(unowned("HTTPRoute", &status.http_routes, http));
+    report
+        .warnings
+        .extend(unowned("GRPCRoute", &status.grpc_routes, grpc));
+    report
+}
+
+/// A warning for each route (namespace, name, source) without a status.
+fn unowned<'a>(
+    kind: &str,
+    statuses: &[RouteStatus],
+    routes: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Vec<String> {
+    let owned: HashSet<(&str, &str)> = statuses
+        .iter()
+        .map(|s| (s.namespace.as_str(), s.name.as_str()))
+        .collect();
+    routes
+        .filter(|(ns, name, _)| !owned.contains(&(*ns, *name)))
+        .map(|(ns, name, source)| {
             format!(
                 "{source}: {kind} {ns}/{name} attaches to no Gateway of a Tollgate GatewayClass"
             )
         })
-    };
-    for route in &resources.http_routes {
-        let meta = &route.object.metadata;
-        let found = unowned(
-            "HTTPRoute",
-            &status.http_routes,
-            meta.namespace(),
-            &meta.name,
-            &route.source,
-        );
-        report.warnings.extend(found);
-    }
-    for route in &resources.grpc_routes {
-        let meta = &route.object.metadata;
-        let found = unowned(
-            "GRPCRoute",
-            &status.grpc_routes,
-            meta.namespace(),
-            &meta.name,
-            &route.source,
-        );
-        report.warnings.extend(found);
-    }
-    report
+        .collect()
 }
 
 #[cfg(test)]
