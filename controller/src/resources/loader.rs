@@ -7,14 +7,20 @@
 //! inside a block scalar would be taken as a separator; Kubernetes manifests do
 //! not put one there.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::policies::{Policy, PolicyKind};
-use super::{Loaded, Resources};
+use super::{
+    EndpointSlice, Gateway, GatewayClass, GrpcRoute, HttpRoute, Loaded, Namespace, ReferenceGrant,
+    Resources, Secret, Service,
+};
 
 /// Every problem found, each `path:line: field: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,26 +47,146 @@ struct TypeMeta {
 
 /// Loads every YAML file below `dir`; all problems are reported together.
 pub fn load_dir(dir: &Path) -> Result<Resources, LoadError> {
-    let mut files = Vec::new();
-    let mut problems = Vec::new();
-    collect_yaml_files(dir, &mut files, &mut problems);
-    files.sort();
-    let mut resources = Resources::default();
-    for file in files {
-        match std::fs::read_to_string(&file) {
-            Ok(text) => {
-                if let Err(e) = load_str(&file.display().to_string(), &text, &mut resources) {
-                    problems.extend(e.problems);
+    DirCache::default().load(dir)
+}
+
+/// The parsed documents of each file last loaded, by path: a reload parses
+/// only the files whose content changed since (an edit to one route file of
+/// many is most reloads), and the objects of the others are shared, not
+/// copied. Content, not mtime, decides: a same-size edit within the
+/// filesystem's timestamp granularity must not be missed, and reading and
+/// hashing a file costs little next to parsing it.
+#[derive(Default)]
+pub struct DirCache {
+    files: HashMap<PathBuf, Arc<ParsedFile>>,
+}
+
+/// One file's documents, in file order, and the digest of the text they came from.
+struct ParsedFile {
+    digest: [u8; 32],
+    documents: Vec<Parsed>,
+}
+
+/// What one document holds, or its problem (`path:line[:column]: message`).
+type Parsed = Result<Document, String>;
+
+enum Document {
+    GatewayClass(Loaded<GatewayClass>),
+    Gateway(Loaded<Gateway>),
+    HttpRoute(Loaded<HttpRoute>),
+    ReferenceGrant(Loaded<ReferenceGrant>),
+    GrpcRoute(Loaded<GrpcRoute>),
+    Service(Loaded<Service>),
+    Secret(Loaded<Secret>),
+    Namespace(Loaded<Namespace>),
+    EndpointSlice(Loaded<EndpointSlice>),
+    Policy(Loaded<Policy>),
+    /// A kind Tollgate does not read: the warning.
+    Skipped(String),
+    /// Comments only, or a trailing `---`.
+    Empty,
+}
+
+/// A document to parse: the file's name in messages, its first line, its text.
+type Job<'a> = (&'a str, usize, String);
+
+impl DirCache {
+    /// Loads every YAML file below `dir`, parsing only files that changed
+    /// since the last call; all problems are reported together.
+    pub fn load(&mut self, dir: &Path) -> Result<Resources, LoadError> {
+        let mut paths = Vec::new();
+        let mut problems = Vec::new();
+        collect_yaml_files(dir, &mut paths, &mut problems);
+        paths.sort();
+        let mut texts = Vec::new();
+        for path in paths {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => texts.push((path.display().to_string(), path, text)),
+                Err(e) => problems.push(format!("{}: {e}", path.display())),
+            }
+        }
+        let mut files = Vec::with_capacity(texts.len());
+        let mut changed = Vec::new();
+        let mut jobs: Vec<Job<'_>> = Vec::new();
+        for (name, path, text) in &texts {
+            let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+            if let Some(cached) = self.files.get(path).filter(|c| c.digest == digest) {
+                files.push(Some(cached.clone()));
+                continue;
+            }
+            let documents = split_documents(text);
+            changed.push((files.len(), digest, documents.len()));
+            files.push(None);
+            jobs.extend(
+                documents
+                    .into_iter()
+                    .map(|(line, doc)| (name.as_str(), line, doc)),
+            );
+        }
+        tracing::debug!(
+            files = texts.len(),
+            parsed = changed.len(),
+            documents = jobs.len(),
+            "loading {}",
+            dir.display()
+        );
+        let mut parsed = parse_in_parallel(jobs).into_iter();
+        for (index, digest, count) in changed {
+            let documents = parsed.by_ref().take(count).collect();
+            files[index] = Some(Arc::new(ParsedFile { digest, documents }));
+        }
+        let mut resources = Resources::default();
+        self.files.clear();
+        for ((_, path, _), file) in texts.into_iter().zip(files) {
+            let Some(file) = file else { continue };
+            for document in &file.documents {
+                match document {
+                    Ok(document) => resources.add(document),
+                    Err(problem) => problems.push(problem.clone()),
                 }
             }
-            Err(e) => problems.push(format!("{}: {e}", file.display())),
+            self.files.insert(path, file);
+        }
+        if problems.is_empty() {
+            Ok(resources)
+        } else {
+            Err(LoadError { problems })
         }
     }
-    if problems.is_empty() {
-        Ok(resources)
-    } else {
-        Err(LoadError { problems })
+}
+
+/// Parses documents on every core (parsing is most of loading), results in
+/// job order. Documents, not files, are shared out, so one big file is
+/// spread as well as many small ones.
+fn parse_in_parallel(jobs: Vec<Job<'_>>) -> Vec<Parsed> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(jobs.len().div_ceil(64))
+        .max(1);
+    if workers == 1 {
+        return jobs.iter().map(parse_document).collect();
     }
+    let jobs = &jobs;
+    let mut results = Vec::with_capacity(jobs.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                scope.spawn(move || {
+                    let mine = jobs.iter().enumerate().skip(worker).step_by(workers);
+                    mine.map(|(i, job)| (i, parse_document(job)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            match handle.join() {
+                Ok(parsed) => results.extend(parsed),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    results.sort_unstable_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, parsed)| parsed).collect()
 }
 
 fn collect_yaml_files(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<String>) {
@@ -90,18 +216,59 @@ fn collect_yaml_files(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<S
     }
 }
 
-/// Adds the documents of one file (named `name` in messages) to `resources`.
+/// Adds the documents of one file (named `name` in messages) to `resources`
+/// (tests build their inputs with it).
+#[cfg(test)]
 pub fn load_str(name: &str, text: &str, resources: &mut Resources) -> Result<(), LoadError> {
     let mut problems = Vec::new();
     for (first_line, doc) in split_documents(text) {
-        if let Err(problem) = load_document(name, first_line, &doc, resources) {
-            problems.push(problem);
+        match parse_document(&(name, first_line, doc)) {
+            Ok(document) => resources.add(&document),
+            Err(problem) => problems.push(problem),
         }
     }
     if problems.is_empty() {
         Ok(())
     } else {
         Err(LoadError { problems })
+    }
+}
+
+impl Resources {
+    /// Adds a parsed document's object (or warning), next in load order.
+    fn add(&mut self, document: &Document) {
+        let order = self.gateway_classes.len()
+            + self.gateways.len()
+            + self.http_routes.len()
+            + self.services.len()
+            + self.endpoint_slices.len()
+            + self.reference_grants.len()
+            + self.grpc_routes.len()
+            + self.secrets.len()
+            + self.namespaces.len()
+            + self.policies.len();
+        fn next<T>(loaded: &Loaded<T>, order: usize) -> Loaded<T> {
+            Loaded {
+                object: loaded.object.clone(),
+                order,
+                source: loaded.source.clone(),
+                generation: loaded.generation,
+            }
+        }
+        match document {
+            Document::GatewayClass(l) => self.gateway_classes.push(next(l, order)),
+            Document::Gateway(l) => self.gateways.push(next(l, order)),
+            Document::HttpRoute(l) => self.http_routes.push(next(l, order)),
+            Document::ReferenceGrant(l) => self.reference_grants.push(next(l, order)),
+            Document::GrpcRoute(l) => self.grpc_routes.push(next(l, order)),
+            Document::Service(l) => self.services.push(next(l, order)),
+            Document::Secret(l) => self.secrets.push(next(l, order)),
+            Document::Namespace(l) => self.namespaces.push(next(l, order)),
+            Document::EndpointSlice(l) => self.endpoint_slices.push(next(l, order)),
+            Document::Policy(l) => self.policies.push(next(l, order)),
+            Document::Skipped(warning) => self.warnings.push(warning.clone()),
+            Document::Empty => {}
+        }
     }
 }
 
@@ -128,12 +295,8 @@ fn is_separator(line: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '#']))
 }
 
-fn load_document(
-    name: &str,
-    first_line: usize,
-    doc: &str,
-    resources: &mut Resources,
-) -> Result<(), String> {
+fn parse_document((name, first_line, doc): &Job<'_>) -> Parsed {
+    let (name, first_line, doc) = (*name, *first_line, doc.as_str());
     // One YAML parse gives the kind and, for a kind we read, the generation
     // (parsing is most of loading); the text is parsed again for the kind only
     // when that fails, so errors are located as before.
@@ -143,55 +306,38 @@ fn load_document(
         _ => serde_yaml_ng::from_str(doc).map_err(|e| located(name, first_line, &e))?,
     };
     let Some(TypeMeta { api_version, kind }) = type_meta else {
-        return Ok(()); // an empty document (comments only, or a trailing `---`)
+        return Ok(Document::Empty);
     };
     let origin = format!("{name}:{first_line}");
     let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
-    let order = resources.gateway_classes.len()
-        + resources.gateways.len()
-        + resources.http_routes.len()
-        + resources.services.len()
-        + resources.endpoint_slices.len()
-        + resources.reference_grants.len()
-        + resources.grpc_routes.len()
-        + resources.secrets.len()
-        + resources.namespaces.len()
-        + resources.policies.len();
     let typed = Typed {
         name,
         first_line,
         doc,
         untyped,
-        order,
     };
     if let Some(policy_kind) = PolicyKind::from_group_kind(group, &kind) {
-        resources
-            .policies
-            .push(typed.load_with(|doc| Policy::from_yaml(policy_kind, doc))?);
-        return Ok(());
+        return Ok(Document::Policy(
+            typed.load_with(|doc| Policy::from_yaml(policy_kind, doc))?,
+        ));
     }
-    match (group, kind.as_str()) {
-        ("gateway.networking.k8s.io", "GatewayClass") => {
-            resources.gateway_classes.push(typed.load()?)
-        }
-        ("gateway.networking.k8s.io", "Gateway") => resources.gateways.push(typed.load()?),
-        ("gateway.networking.k8s.io", "HTTPRoute") => resources.http_routes.push(typed.load()?),
-        ("gateway.networking.k8s.io", "ReferenceGrant") => {
-            resources.reference_grants.push(typed.load()?)
-        }
-        ("gateway.networking.k8s.io", "GRPCRoute") => resources.grpc_routes.push(typed.load()?),
-        ("", "Service") => resources.services.push(typed.load()?),
-        ("", "Secret") => resources.secrets.push(typed.load()?),
-        ("", "Namespace") => resources.namespaces.push(typed.load()?),
-        ("discovery.k8s.io", "EndpointSlice") => resources.endpoint_slices.push(typed.load()?),
-        _ if kind.is_empty() => resources.warnings.push(format!(
+    Ok(match (group, kind.as_str()) {
+        ("gateway.networking.k8s.io", "GatewayClass") => Document::GatewayClass(typed.load()?),
+        ("gateway.networking.k8s.io", "Gateway") => Document::Gateway(typed.load()?),
+        ("gateway.networking.k8s.io", "HTTPRoute") => Document::HttpRoute(typed.load()?),
+        ("gateway.networking.k8s.io", "ReferenceGrant") => Document::ReferenceGrant(typed.load()?),
+        ("gateway.networking.k8s.io", "GRPCRoute") => Document::GrpcRoute(typed.load()?),
+        ("", "Service") => Document::Service(typed.load()?),
+        ("", "Secret") => Document::Secret(typed.load()?),
+        ("", "Namespace") => Document::Namespace(typed.load()?),
+        ("discovery.k8s.io", "EndpointSlice") => Document::EndpointSlice(typed.load()?),
+        _ if kind.is_empty() => Document::Skipped(format!(
             "{origin}: skipped: no `kind`, not a Kubernetes object"
         )),
-        _ => resources.warnings.push(format!(
+        _ => Document::Skipped(format!(
             "{origin}: skipped {api_version:?} {kind:?}: not a kind Tollgate reads"
         )),
-    }
-    Ok(())
+    })
 }
 
 /// One document whose kind is known, ready for its typed parse.
@@ -201,7 +347,6 @@ struct Typed<'a> {
     doc: &'a str,
     /// The document parsed as plain data (for its generation).
     untyped: Result<serde_json::Value, serde_yaml_ng::Error>,
-    order: usize,
 }
 
 impl Typed<'_> {
@@ -212,8 +357,8 @@ impl Typed<'_> {
         if let Ok(untyped) = &self.untyped {
             if let Ok(object) = T::deserialize(untyped) {
                 return Ok(Loaded {
-                    object,
-                    order: self.order,
+                    object: Arc::new(object),
+                    order: 0,
                     source: format!("{}:{}", self.name, self.first_line),
                     generation: super::generation::of(untyped),
                 });
@@ -233,8 +378,8 @@ impl Typed<'_> {
             .untyped
             .map_err(|e| located(self.name, self.first_line, &e))?;
         Ok(Loaded {
-            object,
-            order: self.order,
+            object: Arc::new(object),
+            order: 0,
             source: format!("{}:{}", self.name, self.first_line),
             generation: super::generation::of(&untyped),
         })
@@ -262,6 +407,79 @@ fn located(name: &str, first_line: usize, error: &serde_yaml_ng::Error) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn service(name: &str) -> String {
+        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\n---\n")
+    }
+
+    fn names_and_orders(resources: &Resources) -> Vec<(String, usize)> {
+        let services = resources.services.iter();
+        services
+            .map(|s| (s.object.metadata.name.clone(), s.order))
+            .collect()
+    }
+
+    #[test]
+    fn a_reload_parses_only_changed_files_and_matches_a_fresh_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |file: &str, text: &str| std::fs::write(dir.path().join(file), text).unwrap();
+        write("a.yaml", &(service("a1") + &service("a2")));
+        write("b.yaml", &service("b1"));
+        write("c.yaml", &service("c1"));
+        let mut cache = DirCache::default();
+        let first = cache.load(dir.path()).unwrap();
+
+        // Same size, so only the content tells the edit apart.
+        write("b.yaml", &service("b2"));
+        std::fs::remove_file(dir.path().join("c.yaml")).unwrap();
+        write("d.yaml", &service("d1"));
+        let second = cache.load(dir.path()).unwrap();
+        assert_eq!(
+            names_and_orders(&second),
+            names_and_orders(&load_dir(dir.path()).unwrap())
+        );
+        assert_eq!(
+            names_and_orders(&second),
+            [("a1", 0), ("a2", 1), ("b2", 2), ("d1", 3)].map(|(n, o)| (n.to_owned(), o))
+        );
+        // The unchanged file's objects are the ones parsed before.
+        assert!(Arc::ptr_eq(
+            &first.services[0].object,
+            &second.services[0].object
+        ));
+        assert!(!Arc::ptr_eq(
+            &first.services[2].object,
+            &second.services[2].object
+        ));
+        assert_eq!(cache.files.len(), 3, "the deleted file is forgotten");
+    }
+
+    #[test]
+    fn a_broken_file_fails_every_load_until_fixed() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |text: &str| std::fs::write(dir.path().join("a.yaml"), text).unwrap();
+        let mut cache = DirCache::default();
+        write("apiVersion: v1\nkind: Service\nmetadata: [name: a\n");
+        let err = cache.load(dir.path()).unwrap_err();
+        assert!(err.problems[0].starts_with(&format!("{}:", dir.path().join("a.yaml").display())));
+        assert_eq!(
+            cache.load(dir.path()).unwrap_err(),
+            err,
+            "cached, still reported"
+        );
+        write(&service("a"));
+        assert_eq!(cache.load(dir.path()).unwrap().services.len(), 1);
+    }
+
+    #[test]
+    fn documents_parsed_in_parallel_keep_their_order() {
+        let text: String = (0..500).map(|i| service(&format!("s{i}"))).collect();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("many.yaml"), &text).unwrap();
+        let loaded = load_dir(dir.path()).unwrap();
+        let expected: Vec<_> = (0..500).map(|i| (format!("s{i}"), i)).collect();
+        assert_eq!(names_and_orders(&loaded), expected);
+    }
 
     #[test]
     fn schema_error_names_file_line_and_field() {

@@ -12,6 +12,8 @@
 //! fields routing reads. The Kubernetes provider can map the crate's types
 //! onto these later.
 
+use std::sync::Arc;
+
 mod core;
 pub mod gateway_api;
 mod generation;
@@ -30,12 +32,13 @@ pub use gateway_api::{
     ParentRef, PathMatchType, ReferenceGrant, ValueMatch, ValueMatchType,
 };
 pub use grpc_route::GrpcRoute;
-pub use loader::load_dir;
+pub use loader::{load_dir, DirCache};
 
 /// One object and where it came from.
 #[derive(Debug, Clone)]
 pub struct Loaded<T> {
-    pub object: T,
+    /// Shared: a reload reuses the objects of files that did not change.
+    pub object: Arc<T>,
     /// Position in load order (files sorted by path, documents in file order):
     /// the precedence tie-break when there is no `creationTimestamp`.
     pub order: usize,

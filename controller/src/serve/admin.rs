@@ -76,15 +76,20 @@ async fn status(State(admin): State<Admin>) -> Response {
 
 async fn config_dump(State(admin): State<Admin>) -> Response {
     let current = admin.current.borrow().clone();
-    let (Some(snapshot), Some(translation)) = (&current.snapshot, &current.translation) else {
+    let Some(snapshot) = &current.snapshot else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "no good configuration loaded yet (see /status)\n",
         )
             .into_response();
     };
+    let translation = match snapshot.decode() {
+        Ok(translation) => translation,
+        Err(e) => return internal(format!("decoding the snapshot: {e}")),
+    };
     // Listeners' TLS private keys never leave through the admin endpoint.
-    let mut dump = match render::document(translation, render::Part::All, render::Secrets::Redact) {
+    let mut dump = match render::document(&translation, render::Part::All, render::Secrets::Redact)
+    {
         Ok(dump) => dump,
         Err(e) => return internal(e.to_string()),
     };

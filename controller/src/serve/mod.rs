@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 
 use crate::resources;
-use crate::translate::{self, status::Status, Translation};
+use crate::translate::{self, status::Status};
 use crate::xds::{AdsServer, Snapshot};
 use metrics::Metrics;
 use views::GatewayViews;
@@ -74,8 +74,8 @@ pub struct Current {
     /// The snapshot nodes that get every Gateway are served; `None` until the
     /// first good load.
     snapshot: Option<Arc<Snapshot>>,
-    /// Its translation (status included).
-    translation: Option<Arc<Translation>>,
+    /// Every object's status in it (the snapshot holds the Envoy resources).
+    status: Option<Arc<Status>>,
     /// Every problem of the last load, `path:line:column: message`; empty
     /// when it loaded.
     load_errors: Vec<String>,
@@ -100,7 +100,7 @@ impl Current {
             serving_version: self.snapshot.as_deref().map(Snapshot::version),
             load_errors: &self.load_errors,
             skipped: &self.skipped,
-            status: self.translation.as_deref().map(|t| &t.status),
+            status: self.status.as_deref(),
         };
         serde_yaml_ng::to_string(&document).context("writing status YAML")
     }
@@ -147,6 +147,7 @@ pub async fn run(args: Args) -> Result<()> {
     let (current_tx, current_rx) = watch::channel(Arc::new(Current::default()));
     let mut reloader = Reloader {
         dir: args.config_dir.clone(),
+        cache: resources::DirCache::default(),
         status_file: args.status_dir.map(|d| d.join("status.yaml")),
         written_status: None,
         options,
@@ -204,6 +205,7 @@ pub async fn run(args: Args) -> Result<()> {
 
 struct Reloader {
     dir: PathBuf,
+    cache: resources::DirCache,
     status_file: Option<PathBuf>,
     written_status: Option<String>,
     options: translate::Options,
@@ -215,7 +217,7 @@ struct Reloader {
 impl Reloader {
     fn reload(&mut self) {
         let started = Instant::now();
-        let loaded = resources::load_dir(&self.dir);
+        let loaded = self.cache.load(&self.dir);
         let load_time = started.elapsed();
         let previous = self.current.borrow().clone();
         let mut publish = None;
@@ -229,7 +231,7 @@ impl Reloader {
                 );
                 Current {
                     snapshot: previous.snapshot.clone(),
-                    translation: previous.translation.clone(),
+                    status: previous.status.clone(),
                     load_errors: e.problems,
                     skipped: previous.skipped.clone(),
                 }
@@ -251,7 +253,7 @@ impl Reloader {
                 publish = Some((resources, snapshot.clone()));
                 Current {
                     snapshot: Some(snapshot),
-                    translation: Some(Arc::new(translation)),
+                    status: Some(Arc::new(translation.status)),
                     load_errors: Vec::new(),
                     skipped,
                 }

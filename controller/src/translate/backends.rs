@@ -47,7 +47,7 @@ impl<'a> Backends<'a> {
             let meta = &service.object.metadata;
             services
                 .entry((meta.namespace(), meta.name.as_str()))
-                .or_insert(&service.object);
+                .or_insert(&*service.object);
         }
         Self {
             resources,

@@ -15,10 +15,10 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::Any;
-use prost::{Message, Name};
+use prost::{DecodeError, Message, Name};
 use sha2::{Digest, Sha256};
 
-use crate::translate::Translation;
+use crate::translate::{status::Status, Translation};
 
 /// The type URLs the translator produces, in the order a change is pushed:
 /// clusters before the listeners that use them, route configurations after
@@ -115,6 +115,25 @@ impl Snapshot {
         Snapshot::new(listeners.chain(routes).chain(clusters))
     }
 
+    /// The Envoy resources back as a translation (in name order, status
+    /// empty): `/config_dump` decodes them when asked, so a serving
+    /// controller keeps each resource once, encoded, rather than also as a
+    /// message.
+    pub fn decode(&self) -> Result<Translation, DecodeError> {
+        fn all<M: Message + Name + Default>(snapshot: &Snapshot) -> Result<Vec<M>, DecodeError> {
+            let entries = snapshot.resources(&M::type_url()).entries.values();
+            entries
+                .map(|e| M::decode(e.resource.value.as_slice()))
+                .collect()
+        }
+        Ok(Translation {
+            listeners: all(self)?,
+            route_configurations: all(self)?,
+            clusters: all(self)?,
+            status: Status::default(),
+        })
+    }
+
     pub fn version(&self) -> &str {
         &self.version
     }
@@ -188,6 +207,33 @@ mod tests {
             a.resources(&Listener::type_url()).version,
             changed.resources(&Listener::type_url()).version
         );
+    }
+
+    #[test]
+    fn decoding_gives_back_the_translation_in_name_order() {
+        let cluster = |name: &str| Cluster {
+            name: name.to_owned(),
+            ..Cluster::default()
+        };
+        let translation = Translation {
+            listeners: vec![Listener {
+                name: "http-80".to_owned(),
+                ..Listener::default()
+            }],
+            route_configurations: vec![RouteConfiguration {
+                name: "http-80".to_owned(),
+                ..RouteConfiguration::default()
+            }],
+            clusters: vec![cluster("b"), cluster("a")],
+            status: Status::default(),
+        };
+        let decoded = Snapshot::from_translation(&translation).decode().unwrap();
+        assert_eq!(decoded.listeners, translation.listeners);
+        assert_eq!(
+            decoded.route_configurations,
+            translation.route_configurations
+        );
+        assert_eq!(decoded.clusters, vec![cluster("a"), cluster("b")]);
     }
 
     #[test]
