@@ -365,7 +365,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// 100,000 distinct `x-user-id` values in one window: the counters live in a
-/// fixed table created at configure time, so Envoy's memory does not follow
+/// fixed table of slots (each created on first use), so Envoy's memory does not follow
 /// the number of distinct values; once the table is full for the window, the
 /// overflow is let through and counted.
 #[tokio::test]

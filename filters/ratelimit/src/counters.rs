@@ -1,44 +1,19 @@
 //! The local counters in shared data (layout and bounds: `tollgate_core::ratelimit::counter`).
 
-use tollgate_core::ratelimit::counter::{self, Take, SLOTS};
-use tollgate_core::ratelimit::policy::RateLimitPolicy;
-use tollgate_core::route_policy::RoutePolicies;
+use tollgate_core::ratelimit::counter::{self, Take};
 use tollgate_host::abi::{self, CAS_MISMATCH};
 
 /// Compare-and-swap attempts per slot before giving up on a request.
 const CAS_ATTEMPTS: usize = 16;
 
-/// Creates every slot the rules may use, empty, unless it exists. Runs first on
-/// Envoy's main thread (before workers are configured), so later writes are all
-/// real compare-and-swaps, and the table's size is fixed from the start.
-pub fn create(policies: &RoutePolicies<RateLimitPolicy>) {
-    for (scope, policy) in policies.all_scoped() {
-        for rule in &policy.local {
-            let slots: Vec<u32> = if rule.is_distinct() {
-                (0..SLOTS).collect()
-            } else {
-                counter::slots("").collect()
-            };
-            // Slots are created in order by one thread, so a present last slot
-            // means the table exists: workers (and reloads) skip the walk.
-            let last = slots
-                .last()
-                .map(|s| counter::slot_key(scope, &rule.name, *s));
-            if last.is_some_and(|key| matches!(abi::get_shared_data(&key), Ok((Some(_), _)))) {
-                continue;
-            }
-            for slot in slots {
-                let key = counter::slot_key(scope, &rule.name, slot);
-                if let Ok((None, _)) = abi::get_shared_data(&key) {
-                    if let Err(e) = abi::set_shared_data(&key, b"", 0) {
-                        log::warn!("tollgate ratelimit: creating counter {key} failed: {e:?}");
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
+/// The version a slot is written against when it does not exist yet. The
+/// host creates a missing key whatever version is given, and refuses a
+/// non-zero version that is not the key's: so when two workers create one
+/// slot at once, the second one's write fails and it counts again, on top of
+/// the first's (version 0 would overwrite it). The host hands out versions
+/// from a 32-bit counter, so this one could only match a key written exactly
+/// at that count.
+const ABSENT: u32 = u32::MAX;
 
 /// Counts one request of `bucket` in the window starting at `window`; returns
 /// its number in the window, or None when it could not be counted.
@@ -66,6 +41,7 @@ fn count_in(key: &str, bucket: &str, window: u64) -> Slot {
         let Ok((value, cas)) = abi::get_shared_data(key) else {
             return Slot::Failed;
         };
+        let cas = if value.is_some() { cas } else { ABSENT };
         let Take::Counted { value, count } =
             counter::take(value.as_deref().unwrap_or_default(), bucket, window)
         else {

@@ -73,13 +73,7 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        if !config::reload(&mut self.policies, "ratelimit", RateLimitPolicy::compile) {
-            return false;
-        }
-        if let Some(policies) = &self.policies {
-            counters::create(policies);
-        }
-        true
+        config::reload(&mut self.policies, "ratelimit", RateLimitPolicy::compile)
     }
 
     fn on_tick(&mut self) {

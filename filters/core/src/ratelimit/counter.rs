@@ -3,9 +3,10 @@
 //! bounded however many distinct values clients send.
 //!
 //! Shared data cannot delete keys, so a counter per distinct value would grow
-//! without end. Instead each rule owns [`SLOTS`] keys, created once at configure
-//! time (which also makes every later write a true compare-and-swap: a write to
-//! a missing key cannot be compared). A bucket hashes to a slot and probes up to
+//! without end. Instead each rule owns [`SLOTS`] keys, each created by the first
+//! request that counts in it (creating them all up front cost 75 ms per rule
+//! and route in V8, minutes of Envoy start-up for a policy on 1,000 routes).
+//! A bucket hashes to a slot and probes up to
 //! [`PROBES`] neighbours; a slot holds one bucket's count for one window and is
 //! reused once its window is over. When every probed slot holds another live
 //! bucket the table is full for this window and the request is not counted
