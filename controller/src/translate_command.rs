@@ -2,11 +2,12 @@
 //! directory becomes and for diffing it in review.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::Context;
 
 use crate::resources;
-use crate::translate::{self, render};
+use crate::translate::{self, render, yaml_text};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -45,8 +46,10 @@ enum Format {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    let started = Instant::now();
     let loaded = resources::load_dir(&args.dir)
         .map_err(|e| anyhow::anyhow!("{} has errors:\n{e}", args.dir.display()))?;
+    tracing::debug!(elapsed = ?started.elapsed(), "loaded");
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
@@ -66,12 +69,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         render::Secrets::Redact
     };
-    let document = render::document(&translate::translate(&loaded, &options), args.part, secrets)?;
+    let translation = translate::translate(&loaded, &options);
+    tracing::debug!(elapsed = ?started.elapsed(), "translated");
+    let document = render::document(&translation, args.part, secrets)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "rendered");
     let text = match args.format {
-        Format::Yaml => serde_yaml_ng::to_string(&document).context("writing YAML")?,
+        Format::Yaml => yaml_text::to_string(&document),
         Format::Json => serde_json::to_string_pretty(&document).context("writing JSON")? + "\n",
     };
+    tracing::debug!(elapsed = ?started.elapsed(), "formatted");
     print!("{text}");
+    // The process ends here: freeing the resources, the translation and the
+    // document would take longer than formatting them.
+    std::mem::forget((loaded, translation, document));
     Ok(())
 }
 

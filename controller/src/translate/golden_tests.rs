@@ -52,7 +52,14 @@ fn run_case(dir: &Path) -> Result<(), String> {
     };
     let rendered = document(&translate(&resources, &options), Part::All, Secrets::Redact)
         .map_err(|e| e.to_string())?;
-    let actual = serde_yaml_ng::to_string(&rendered).map_err(|e| e.to_string())?;
+    let actual = super::yaml_text::to_string(&rendered);
+    // The hand-written YAML must read back as what was rendered.
+    let back: serde_json::Value = serde_yaml_ng::from_str(&actual).map_err(|e| e.to_string())?;
+    if back != rendered {
+        return Err(format!(
+            "the YAML does not read back as rendered:\n{actual}"
+        ));
+    }
     let out = dir.join("out.yaml");
     if std::env::var_os("TOLLGATE_GOLDEN_UPDATE").is_some_and(|v| v == "1") {
         return std::fs::write(&out, actual).map_err(|e| e.to_string());

@@ -32,6 +32,7 @@ mod timeouts;
 mod tls;
 mod wasm_filters;
 mod weights;
+pub mod yaml_text;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;

@@ -70,6 +70,14 @@ pub struct RenderError {
 
 type Result<T> = std::result::Result<T, RenderError>;
 
+/// `{"name": name, key: value}`, moving `value` in (`json!` would copy it).
+fn named(name: &str, key: &str, value: Value) -> Value {
+    Value::Object(Map::from_iter([
+        ("name".to_owned(), Value::from(name)),
+        (key.to_owned(), value),
+    ]))
+}
+
 fn unknown<T>(what: impl Into<String>) -> Result<T> {
     Err(RenderError { what: what.into() })
 }
@@ -94,12 +102,13 @@ pub fn listener(l: &Listener, secrets: Secrets) -> Result<Value> {
                 .iter()
                 .map(|f| match &f.config_type {
                     Some(filter::ConfigType::TypedConfig(any)) => {
-                        Ok(json!({"name": f.name, "typed_config": typed(any)?}))
+                        Ok(named(&f.name, "typed_config", typed(any)?))
                     }
                     _ => unknown(format!("filter {} config", f.name)),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let mut out = json!({ "filters": filters });
+            let mut out = json!({});
+            out["filters"] = Value::Array(filters);
             if !chain.name.is_empty() {
                 out["name"] = json!(chain.name);
             }
@@ -112,11 +121,9 @@ pub fn listener(l: &Listener, secrets: Secrets) -> Result<Value> {
             Ok(out)
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut out = json!({
-        "name": l.name,
-        "address": address(l.address.as_ref())?,
-        "filter_chains": chains,
-    });
+    let mut out = json!({"name": l.name});
+    out["address"] = address(l.address.as_ref())?;
+    out["filter_chains"] = Value::Array(chains);
     if !l.listener_filters.is_empty() {
         let filters = l
             .listener_filters
@@ -130,7 +137,7 @@ pub fn listener(l: &Listener, secrets: Secrets) -> Result<Value> {
                 _ => unknown(format!("listener filter {}", f.name)),
             })
             .collect::<Result<Vec<_>>>()?;
-        out["listener_filters"] = json!(filters);
+        out["listener_filters"] = Value::Array(filters);
     }
     Ok(out)
 }
@@ -281,7 +288,7 @@ fn http_connection_manager(hcm: &HttpConnectionManager) -> Result<Value> {
         .iter()
         .map(|f| match &f.config_type {
             Some(http_filter::ConfigType::TypedConfig(any)) => {
-                Ok(json!({"name": f.name, "typed_config": typed(any)?}))
+                Ok(named(&f.name, "typed_config", typed(any)?))
             }
             _ => unknown(format!("http filter {} config", f.name)),
         })
@@ -293,8 +300,8 @@ fn http_connection_manager(hcm: &HttpConnectionManager) -> Result<Value> {
             "config_source": config_source(rds.config_source.as_ref())?,
             "route_config_name": rds.route_config_name,
         },
-        "http_filters": filters,
     });
+    out["http_filters"] = Value::Array(filters);
     match hcm.strip_port_mode {
         Some(StripPortMode::StripAnyHostPort(strip)) => out["strip_any_host_port"] = json!(strip),
         None => {}
@@ -327,10 +334,13 @@ pub fn route_configuration(rc: &RouteConfiguration) -> Result<Value> {
         .iter()
         .map(|vh| {
             let routes = vh.routes.iter().map(route).collect::<Result<Vec<_>>>()?;
-            Ok(json!({"name": vh.name, "domains": vh.domains, "routes": routes}))
+            let mut host = json!({"name": vh.name, "domains": vh.domains});
+            host["routes"] = Value::Array(routes);
+            Ok(host)
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut out = json!({"name": rc.name, "virtual_hosts": vhosts});
+    let mut out = json!({"name": rc.name});
+    out["virtual_hosts"] = Value::Array(vhosts);
     if let Some(validate) = &rc.validate_clusters {
         out["validate_clusters"] = json!(validate.value);
     }
@@ -356,12 +366,12 @@ fn route(r: &Route) -> Result<Value> {
             .iter()
             .map(|h| match &h.header_match_specifier {
                 Some(HeaderMatchSpecifier::StringMatch(s)) => {
-                    Ok(json!({"name": h.name, "string_match": string_match(s)?}))
+                    Ok(named(&h.name, "string_match", string_match(s)?))
                 }
                 _ => unknown(format!("header match {}", h.name)),
             })
             .collect::<Result<Vec<_>>>()?;
-        m.insert("headers".to_owned(), json!(headers));
+        m.insert("headers".to_owned(), Value::Array(headers));
     }
     if !rm.query_parameters.is_empty() {
         let params = rm
@@ -369,14 +379,14 @@ fn route(r: &Route) -> Result<Value> {
             .iter()
             .map(|q| match &q.query_parameter_match_specifier {
                 Some(QueryParameterMatchSpecifier::StringMatch(s)) => {
-                    Ok(json!({"name": q.name, "string_match": string_match(s)?}))
+                    Ok(named(&q.name, "string_match", string_match(s)?))
                 }
                 _ => unknown(format!("query parameter match {}", q.name)),
             })
             .collect::<Result<Vec<_>>>()?;
-        m.insert("query_parameters".to_owned(), json!(params));
+        m.insert("query_parameters".to_owned(), Value::Array(params));
     }
-    let mut out = json!({"name": r.name, "match": m});
+    let mut out = named(&r.name, "match", Value::Object(m));
     match &r.action {
         Some(Action::DirectResponse(d)) => out["direct_response"] = json!({"status": d.status}),
         Some(Action::Route(ra)) => out["route"] = route_action(&r.name, ra)?,
@@ -430,7 +440,7 @@ fn route_action(name: &str, ra: &RouteAction) -> Result<Value> {
                 Ok(mirror)
             })
             .collect::<Result<Vec<_>>>()?;
-        action["request_mirror_policies"] = json!(mirrors);
+        action["request_mirror_policies"] = Value::Array(mirrors);
     }
     Ok(action)
 }
@@ -528,19 +538,24 @@ pub fn cluster(c: &Cluster) -> Result<Value> {
                 .iter()
                 .map(|e| match &e.host_identifier {
                     Some(HostIdentifier::Endpoint(ep)) => {
-                        Ok(json!({"endpoint": {"address": address(ep.address.as_ref())?}}))
+                        let mut endpoint = json!({"endpoint": {}});
+                        endpoint["endpoint"]["address"] = address(ep.address.as_ref())?;
+                        Ok(endpoint)
                     }
                     _ => unknown(format!("cluster {} endpoint", c.name)),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Ok(json!({ "lb_endpoints": endpoints }))
+            let mut locality = json!({});
+            locality["lb_endpoints"] = Value::Array(endpoints);
+            Ok(locality)
         })
         .collect::<Result<Vec<_>>>()?;
     let mut out = json!({
         "name": c.name,
         "type": kind,
-        "load_assignment": {"cluster_name": la.cluster_name, "endpoints": localities},
+        "load_assignment": {"cluster_name": la.cluster_name},
     });
+    out["load_assignment"]["endpoints"] = Value::Array(localities);
     if let Some(socket) = &c.transport_socket {
         out["transport_socket"] = upstream_tls(socket)?;
     }
@@ -592,7 +607,7 @@ pub fn document(t: &super::Translation, part: Part, secrets: Secrets) -> Result<
             .iter()
             .map(|l| listener(l, secrets))
             .collect::<Result<Vec<_>>>()?;
-        out.insert("listeners".to_owned(), json!(v));
+        out.insert("listeners".to_owned(), Value::Array(v));
     }
     if matches!(part, Part::All | Part::Route) {
         let v = t
@@ -600,11 +615,11 @@ pub fn document(t: &super::Translation, part: Part, secrets: Secrets) -> Result<
             .iter()
             .map(route_configuration)
             .collect::<Result<Vec<_>>>()?;
-        out.insert("routes".to_owned(), json!(v));
+        out.insert("routes".to_owned(), Value::Array(v));
     }
     if matches!(part, Part::All | Part::Cluster) {
         let v = t.clusters.iter().map(cluster).collect::<Result<Vec<_>>>()?;
-        out.insert("clusters".to_owned(), json!(v));
+        out.insert("clusters".to_owned(), Value::Array(v));
     }
     if matches!(part, Part::All | Part::Status) {
         let v = serde_json::to_value(&t.status).map_err(|e| RenderError {
