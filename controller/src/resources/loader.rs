@@ -317,9 +317,10 @@ fn parse_document((name, first_line, doc): &Job<'_>) -> Parsed {
         untyped,
     };
     if let Some(policy_kind) = PolicyKind::from_group_kind(group, &kind) {
-        return Ok(Document::Policy(
-            typed.load_with(|doc| Policy::from_yaml(policy_kind, doc))?,
-        ));
+        return Ok(Document::Policy(typed.load_by(
+            |untyped| Policy::deserialize(policy_kind, untyped).ok(),
+            |doc| Policy::from_yaml(policy_kind, doc),
+        )?));
     }
     Ok(match (group, kind.as_str()) {
         ("gateway.networking.k8s.io", "GatewayClass") => Document::GatewayClass(typed.load()?),
@@ -351,29 +352,25 @@ struct Typed<'a> {
 
 impl Typed<'_> {
     fn load<T: DeserializeOwned>(self) -> Result<Loaded<T>, String> {
-        // Typing the value parsed already is cheap next to a second YAML
-        // parse; the text is parsed again only when that fails, so an error
-        // keeps its line, column and field path.
-        if let Ok(untyped) = &self.untyped {
-            if let Ok(object) = T::deserialize(untyped) {
-                return Ok(Loaded {
-                    object: Arc::new(object),
-                    order: 0,
-                    source: format!("{}:{}", self.name, self.first_line),
-                    generation: super::generation::of(untyped),
-                });
-            }
-        }
-        self.load_with(|doc| serde_yaml_ng::from_str(doc))
+        self.load_by(
+            |untyped| T::deserialize(untyped).ok(),
+            |doc| serde_yaml_ng::from_str(doc),
+        )
     }
 
-    /// As `load`, with the document parsed by `parse` (policy kinds pick
-    /// their spec type by kind).
-    fn load_with<T>(
+    /// Types the value parsed already (cheap next to a second YAML parse)
+    /// with `from_value`; only when that fails is the text parsed again, by
+    /// `from_text`, so an error keeps its line, column and field path.
+    fn load_by<T>(
         self,
-        parse: impl FnOnce(&str) -> Result<T, serde_yaml_ng::Error>,
+        from_value: impl FnOnce(&serde_json::Value) -> Option<T>,
+        from_text: impl FnOnce(&str) -> Result<T, serde_yaml_ng::Error>,
     ) -> Result<Loaded<T>, String> {
-        let object = parse(self.doc).map_err(|e| located(self.name, self.first_line, &e))?;
+        let typed = self.untyped.as_ref().ok().and_then(from_value);
+        let object = match typed {
+            Some(object) => object,
+            None => from_text(self.doc).map_err(|e| located(self.name, self.first_line, &e))?,
+        };
         let untyped = self
             .untyped
             .map_err(|e| located(self.name, self.first_line, &e))?;

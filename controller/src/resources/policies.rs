@@ -156,13 +156,22 @@ impl Policy {
     /// Parses one YAML document of kind `kind`; the error is serde_yaml_ng's,
     /// with its location and field path.
     pub fn from_yaml(kind: PolicyKind, doc: &str) -> Result<Policy, serde_yaml_ng::Error> {
+        Policy::deserialize(kind, serde_yaml_ng::Deserializer::from_str(doc))
+    }
+
+    /// A policy of kind `kind` from any serde data (the loader types the
+    /// document it has parsed already).
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        kind: PolicyKind,
+        de: D,
+    ) -> Result<Policy, D::Error> {
         fn both(one: Option<TargetRef>, mut many: Vec<TargetRef>) -> Vec<TargetRef> {
             many.extend(one);
             many
         }
         let (metadata, target_refs, config) = match kind {
             PolicyKind::RateLimitPolicy => {
-                let o: Object<RateLimitSpec> = serde_yaml_ng::from_str(doc)?;
+                let o = Object::<RateLimitSpec>::deserialize(de)?;
                 let s = o.spec;
                 (
                     o.metadata,
@@ -171,7 +180,7 @@ impl Policy {
                 )
             }
             PolicyKind::JwtPolicy => {
-                let o: Object<JwtSpec> = serde_yaml_ng::from_str(doc)?;
+                let o = Object::<JwtSpec>::deserialize(de)?;
                 (
                     o.metadata,
                     o.spec.target_refs,
@@ -179,23 +188,23 @@ impl Policy {
                 )
             }
             PolicyKind::HeaderPolicy => {
-                let o: Object<HeaderSpec> = serde_yaml_ng::from_str(doc)?;
+                let o = Object::<HeaderSpec>::deserialize(de)?;
                 let s = o.spec;
                 (o.metadata, s.target_refs, FilterConfig::Headers(s.headers))
             }
             PolicyKind::CanaryPolicy => {
-                let o: Object<CanarySpec> = serde_yaml_ng::from_str(doc)?;
+                let o = Object::<CanarySpec>::deserialize(de)?;
                 let s = o.spec;
                 (o.metadata, s.target_refs, FilterConfig::Canary(s.canary))
             }
             PolicyKind::BackendTrafficPolicy => {
-                let o: Object<BackendTrafficSpec> = serde_yaml_ng::from_str(doc)?;
+                let o = Object::<BackendTrafficSpec>::deserialize(de)?;
                 let s = o.spec;
                 let targets = both(s.target_ref, s.target_refs);
                 (o.metadata, targets, FilterConfig::RateLimit(s.rate_limit))
             }
             PolicyKind::SecurityPolicy => {
-                let o: Object<SecuritySpec> = serde_yaml_ng::from_str(doc)?;
+                let o = Object::<SecuritySpec>::deserialize(de)?;
                 let s = o.spec;
                 let targets = both(s.target_ref, s.target_refs);
                 (o.metadata, targets, FilterConfig::Jwt(s.jwt))
