@@ -14,6 +14,7 @@ use envoy_types::pb::envoy::config::route::v3::Route;
 use super::backends::{Backends, Unresolved};
 use super::matches;
 use super::precedence::{MatchOrigin, Precedence};
+use super::route_filters::{self, RuleError};
 use super::status::Condition;
 use super::wasm_filters::RoutePolicies;
 use super::weights::{self, backend_action};
@@ -26,16 +27,18 @@ const SERVICE_NAME: &str = r"(?:[A-Za-z_][A-Za-z_0-9]*\.)*[A-Za-z_][A-Za-z_0-9]*
 /// A gRPC method name.
 const METHOD_NAME: &str = "[A-Za-z_][A-Za-z_0-9]*";
 
-/// The Envoy routes of one GRPCRoute (not yet placed in a virtual host), and
-/// its `ResolvedRefs` condition.
+/// The Envoy routes of one GRPCRoute (not yet placed in a virtual host), its
+/// `ResolvedRefs` condition, and its matches Envoy would refuse (each costs
+/// only its own route).
 pub fn envoy_routes(
     route: &Loaded<GrpcRoute>,
     backends: &mut Backends<'_>,
     policies: &mut RoutePolicies,
-) -> (Condition, Vec<(Precedence, Route)>) {
+) -> (Condition, Option<RuleError>, Vec<(Precedence, Route)>) {
     let meta = &route.object.metadata;
     let namespace = meta.namespace();
     let mut first_unresolved: Option<Unresolved> = None;
+    let mut invalid = Vec::new();
     let mut out = Vec::new();
     for (rule_index, rule) in route.object.spec.rules.iter().enumerate() {
         let shares = backends.rule_shares(
@@ -54,6 +57,11 @@ pub fn envoy_routes(
             &rule.matches[..]
         };
         for (match_index, m) in rule_matches.iter().enumerate() {
+            if let Err(why) = m.method.as_ref().map_or(Ok(()), check_method) {
+                let e = RuleError::unsupported(format!("matches[{match_index}].method.{why}"));
+                invalid.push(e.in_rule(rule_index));
+                continue;
+            }
             let http = http_match(m);
             let origin = MatchOrigin {
                 namespace,
@@ -91,7 +99,20 @@ pub fn envoy_routes(
         None => Condition::new("ResolvedRefs", true, "ResolvedRefs", String::new()),
         Some(u) => Condition::new("ResolvedRefs", false, u.reason, u.message),
     };
-    (condition, out)
+    (condition, route_filters::combined(invalid), out)
+}
+
+/// A RegularExpression method match's service and method as RE2 reads them.
+fn check_method(m: &GrpcMethodMatch) -> Result<(), String> {
+    if m.kind != GrpcMethodMatchType::RegularExpression {
+        return Ok(());
+    }
+    for (field, value) in [("service", &m.service), ("method", &m.method)] {
+        if let Some(value) = value {
+            matches::check_regex(value).map_err(|e| format!("{field}: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn http_match(m: &GrpcRouteMatch) -> HttpRouteMatch {

@@ -77,7 +77,9 @@ pub fn check(m: &HttpRouteMatch) -> Result<(), String> {
     Ok(())
 }
 
-fn check_regex(value: &str) -> Result<(), String> {
+/// Whether RE2 (Envoy's engine) would accept `value`, as far as Rust's
+/// regex syntax (a close sibling) tells.
+pub fn check_regex(value: &str) -> Result<(), String> {
     match regex_syntax::Parser::new().parse(value) {
         Ok(_) => Ok(()),
         Err(regex_syntax::Error::Parse(e)) => Err(format!(

@@ -177,19 +177,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             &mut hosts,
             &mut sites,
         );
-        // A rule it cannot program as written makes an attached parent's
-        // `Accepted` False (its routes answer 500).
-        if let Some(e) = &invalid_rule {
-            for parent in &mut parents {
-                if let Some(accepted) = parent.conditions.first_mut() {
-                    if accepted.status == "True" {
-                        let generation = accepted.observed_generation;
-                        *accepted = Condition::new("Accepted", false, e.reason, e.message.clone());
-                        accepted.observed_generation = generation;
-                    }
-                }
-            }
-        }
+        refuse_invalid_rules(&mut parents, invalid_rule.as_ref());
         if !parents.is_empty() {
             status.http_routes.push(RouteStatus {
                 namespace: route.object.metadata.namespace().to_owned(),
@@ -199,7 +187,8 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         }
     }
     for route in &resources.grpc_routes {
-        let (resolved_refs, routes) = grpc_route::envoy_routes(route, &mut backends, &mut policies);
+        let (resolved_refs, invalid_rule, routes) =
+            grpc_route::envoy_routes(route, &mut backends, &mut policies);
         for (_, r) in &routes {
             let meta = &route.object.metadata;
             sites.insert(
@@ -213,7 +202,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             hostnames: &route.object.spec.hostnames,
             routes: &routes,
         };
-        let parents = attach_route(
+        let mut parents = attach_route(
             resources,
             &mut plans,
             &attaching,
@@ -222,6 +211,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             &mut hosts,
             &mut sites,
         );
+        refuse_invalid_rules(&mut parents, invalid_rule.as_ref());
         if !parents.is_empty() {
             status.grpc_routes.push(RouteStatus {
                 namespace: route.object.metadata.namespace().to_owned(),
@@ -271,6 +261,21 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         route_configurations,
         clusters,
         status,
+    }
+}
+
+/// A rule a route cannot program as written makes each attached parent's
+/// `Accepted` False (that rule's routes answer 500, or are left out).
+fn refuse_invalid_rules(parents: &mut [RouteParentStatus], invalid: Option<&RuleError>) {
+    let Some(e) = invalid else { return };
+    for parent in parents {
+        if let Some(accepted) = parent.conditions.first_mut() {
+            if accepted.status == "True" {
+                let generation = accepted.observed_generation;
+                *accepted = Condition::new("Accepted", false, e.reason, e.message.clone());
+                accepted.observed_generation = generation;
+            }
+        }
     }
 }
 
