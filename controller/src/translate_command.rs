@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::resources;
-use crate::translate::{self, render, yaml_text};
+use crate::translate::{self, render, yaml_text, Translation};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -71,18 +71,58 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let translation = translate::translate(&loaded, &options);
     tracing::debug!(elapsed = ?started.elapsed(), "translated");
-    let document = render::document(&translation, args.part, secrets)?;
-    tracing::debug!(elapsed = ?started.elapsed(), "rendered");
     let text = match args.format {
-        Format::Yaml => yaml_text::to_string(&document),
-        Format::Json => serde_json::to_string_pretty(&document).context("writing JSON")? + "\n",
+        Format::Yaml => yaml(&translation, args.part, secrets)?,
+        Format::Json => {
+            let document = render::document(&translation, args.part, secrets)?;
+            let text = serde_json::to_string_pretty(&document).context("writing JSON")?;
+            std::mem::forget(document);
+            text + "\n"
+        }
     };
-    tracing::debug!(elapsed = ?started.elapsed(), "formatted");
+    tracing::debug!(elapsed = ?started.elapsed(), "rendered and formatted");
     print!("{text}");
-    // The process ends here: freeing the resources, the translation and the
-    // document would take longer than formatting them.
-    std::mem::forget((loaded, translation, document));
+    // The process ends here: freeing the resources and the translation would
+    // take longer than formatting them.
+    std::mem::forget((loaded, translation));
     Ok(())
+}
+
+/// The YAML of `part`. The document's top-level keys are sorted, so it is
+/// the YAML of each key (`clusters`, `listeners`, `routes`, `status`) joined
+/// in that order; each is rendered and written on a thread of its own.
+fn yaml(
+    translation: &Translation,
+    part: render::Part,
+    secrets: render::Secrets,
+) -> anyhow::Result<String> {
+    use render::Part;
+    let parts = match part {
+        Part::All => vec![Part::Cluster, Part::Listener, Part::Route, Part::Status],
+        one => vec![one],
+    };
+    let texts = std::thread::scope(|scope| {
+        let threads: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                scope.spawn(move || {
+                    let document = render::document(translation, part, secrets)?;
+                    let text = yaml_text::to_string(&document);
+                    std::mem::forget(document);
+                    Ok::<_, render::RenderError>(text)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    Ok(texts.concat())
 }
 
 /// `--port-map 80=18080`: a Gateway listener port and the Envoy port serving it.

@@ -20,9 +20,12 @@ pub fn of(object: &Value) -> i64 {
     {
         return generation;
     }
-    let mut spec = object.get("spec").cloned().unwrap_or(Value::Null);
-    spec.sort_all_objects();
-    let digest = Sha256::digest(spec.to_string().as_bytes());
+    // serde_json's maps keep their keys sorted (its `preserve_order` feature
+    // is off; `same_spec_same_number_whatever_the_key_order_or_metadata`
+    // fails if it is ever turned on), so the compact JSON is canonical as is.
+    // Writing a value out cannot fail (its keys are strings).
+    let spec = serde_json::to_vec(object.get("spec").unwrap_or(&Value::Null)).unwrap_or_default();
+    let digest = Sha256::digest(&spec);
     let first = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
     i64::from(first >> 1) + 1
 }
