@@ -327,17 +327,6 @@ fn compile_service(s: ServiceConfig) -> Result<Service, ConfigError> {
 }
 
 impl Rule {
-    /// Whether requests split into buckets by value (any `Distinct` condition).
-    pub fn is_distinct(&self) -> bool {
-        self.selectors.iter().any(|s| {
-            s.headers
-                .iter()
-                .chain(&s.query)
-                .any(|m| matches!(m.kind, ValueKind::Distinct))
-                || s.source.as_ref().is_some_and(|c| c.distinct)
-        })
-    }
-
     /// The bucket of this rule the request counts against, or None when the rule
     /// does not apply. The bucket is the `Distinct` values, `name=value` joined
     /// by `&` in selector order (empty for a rule without `Distinct`).
@@ -490,7 +479,6 @@ mod tests {
             Some("h:x-user-id=two")
         );
         assert_eq!(distinct.bucket(&Req::default()), None);
-        assert!(distinct.is_distinct() && !exact.is_distinct());
         let all = one_rule(json!([]));
         assert_eq!(all.bucket(&Req::default()), Some(String::new()));
         assert_eq!(all.limit.unit.seconds(), 3600);
