@@ -239,7 +239,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
     let listeners = hosts
         .iter()
         .map(|(port, vhosts)| {
-            let served: BTreeSet<&str> = vhosts
+            let served: HashSet<&str> = vhosts
                 .values()
                 .flat_map(|v| &v.routes)
                 .map(|(_, r)| r.name.as_str())
@@ -360,7 +360,15 @@ fn envoy_routes(
     let namespace = meta.namespace();
     let mut first_unresolved: Option<Unresolved> = None;
     let mut rule_errors: Vec<RuleError> = Vec::new();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(
+        route
+            .object
+            .spec
+            .rules
+            .iter()
+            .map(|r| r.matches.len())
+            .sum(),
+    );
     for (rule_index, rule) in route.object.spec.rules.iter().enumerate() {
         let shares = backends.rule_shares(
             "HTTPRoute",
@@ -575,14 +583,11 @@ fn route_configuration((port, vhosts): (u32, BTreeMap<String, HostRoutes>)) -> R
         name: envoy::listener_name(port),
         virtual_hosts: vhosts
             .into_iter()
-            .map(|(hostname, HostRoutes { mut routes, .. })| {
-                routes.sort_by(|a, b| a.0.cmp(&b.0));
-                VirtualHost {
-                    name: hostname.clone(),
-                    domains: vec![hostname],
-                    routes: routes.into_iter().map(|(_, r)| r).collect(),
-                    ..VirtualHost::default()
-                }
+            .map(|(hostname, HostRoutes { routes, .. })| VirtualHost {
+                name: hostname.clone(),
+                domains: vec![hostname],
+                routes: by_precedence(routes),
+                ..VirtualHost::default()
             })
             .collect(),
         // Invalid backend shares name clusters that never exist (see
@@ -590,6 +595,16 @@ fn route_configuration((port, vhosts): (u32, BTreeMap<String, HostRoutes>)) -> R
         validate_clusters: Some(BoolValue { value: false }),
         ..RouteConfiguration::default()
     }
+}
+
+/// The routes in Envoy's order. The order is sorted, not the routes: a
+/// `Route` is over 2 KiB, and sorting the pairs moved each one log(n) times
+/// (a sixth of translating 10,000 routes).
+fn by_precedence(routes: Vec<(Precedence, Route)>) -> Vec<Route> {
+    let mut order: Vec<usize> = (0..routes.len()).collect();
+    order.sort_by(|&a, &b| routes[a].0.cmp(&routes[b].0));
+    let mut slots: Vec<Option<Route>> = routes.into_iter().map(|(_, r)| Some(r)).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 #[cfg(test)]

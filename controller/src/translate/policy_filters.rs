@@ -20,6 +20,7 @@
 //!   service then is cluster `tollgate-ratelimit` (HTTP/2).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use serde::Serialize;
@@ -54,7 +55,7 @@ struct Prepared<'r> {
     loaded: &'r Loaded<Policy>,
     config: FilterConfig,
     /// `config` serialised, once checked (what every route it applies to gets).
-    checked: Value,
+    checked: Arc<Value>,
     /// The clusters its filter calls.
     clusters: Vec<Cluster>,
     valid: Result<(), String>,
@@ -286,14 +287,14 @@ fn prepare<'r>(loaded: &'r Loaded<Policy>, ratelimit_service: Option<&Upstream>)
         Ok((config, checked)) => Prepared {
             loaded,
             config,
-            checked,
+            checked: Arc::new(checked),
             clusters,
             valid: Ok(()),
         },
         Err(e) => Prepared {
             loaded,
             config: policy.config.clone(),
-            checked: Value::Null,
+            checked: Arc::new(Value::Null),
             clusters: Vec::new(),
             valid: Err(if e.field.is_empty() {
                 format!("spec.{key}: {}", e.message)

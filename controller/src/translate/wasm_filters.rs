@@ -12,8 +12,9 @@
 //! once, and checked on insert with the compiler the filter runs in
 //! `on_configure`, so the translator never emits a config the filter refuses.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{
     async_data_source, data_source, AsyncDataSource, DataSource,
@@ -27,7 +28,7 @@ use envoy_types::pb::envoy::extensions::wasm::v3::{
 };
 use envoy_types::pb::google::protobuf::StringValue;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use tollgate_core::canary::config::CanaryConfig;
 use tollgate_core::canary::policy::CanaryPolicy;
 use tollgate_core::headers::{HeaderModConfig, HeaderPolicy};
@@ -92,28 +93,36 @@ pub fn checked<P: FilterPolicy>(policy: &P) -> Result<Value, ConfigError> {
 }
 
 /// Per-route policies of every filter kind, keyed by `(order, module)` so
-/// iteration is chain order.
+/// iteration is chain order. A policy object applied to many routes is shared
+/// by them, not copied per route.
 #[derive(Debug, Default)]
 pub struct RoutePolicies {
-    by_filter: BTreeMap<(u8, &'static str), BTreeMap<String, Value>>,
+    by_filter: BTreeMap<(u8, &'static str), BTreeMap<String, Arc<Value>>>,
+}
+
+/// The filter's configuration: the per-route envelope, serialised from
+/// borrowed entries.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    routes: BTreeMap<&'a str, &'a Value>,
 }
 
 impl RoutePolicies {
     /// Gives `route` the policy `policy` in filter `P`, after checking that
     /// the filter accepts it; the error names the field within the policy.
     pub fn insert<P: FilterPolicy>(&mut self, route: &str, policy: &P) -> Result<(), ConfigError> {
-        let value = checked(policy)?;
+        let value = Arc::new(checked(policy)?);
         self.insert_checked::<P>(route, &value);
         Ok(())
     }
 
     /// Gives `route` a policy of filter `P` already serialised and checked
     /// (a policy object applied to many routes is checked once).
-    pub fn insert_checked<P: FilterPolicy>(&mut self, route: &str, checked: &Value) {
+    pub fn insert_checked<P: FilterPolicy>(&mut self, route: &str, checked: &Arc<Value>) {
         self.by_filter
             .entry((P::ORDER, P::MODULE))
             .or_default()
-            .insert(route.to_owned(), checked.clone());
+            .insert(route.to_owned(), Arc::clone(checked));
     }
 
     /// Whether `route` already has a policy in filter `P`.
@@ -125,17 +134,20 @@ impl RoutePolicies {
 
     /// The Tollgate filters a listener serving `routes` needs, in chain order
     /// (the router goes after them).
-    pub fn http_filters(&self, routes: &BTreeSet<&str>, wasm_dir: &Path) -> Vec<HttpFilter> {
+    pub fn http_filters(&self, routes: &HashSet<&str>, wasm_dir: &Path) -> Vec<HttpFilter> {
         self.by_filter
             .iter()
             .filter_map(|((_, module), policies)| {
-                let entries: Map<String, Value> = policies
+                let routes: BTreeMap<&str, &Value> = policies
                     .iter()
                     .filter(|(route, _)| routes.contains(route.as_str()))
-                    .map(|(route, policy)| (route.clone(), policy.clone()))
+                    .map(|(route, policy)| (route.as_str(), policy.as_ref()))
                     .collect();
-                (!entries.is_empty())
-                    .then(|| wasm_filter(module, wasm_dir, &json!({ "routes": entries })))
+                (!routes.is_empty()).then(|| {
+                    // String keys and JSON values: serialising cannot fail.
+                    let config = serde_json::to_string(&Envelope { routes }).unwrap_or_default();
+                    wasm_filter(module, wasm_dir, config)
+                })
             })
             .collect()
     }
@@ -144,14 +156,12 @@ impl RoutePolicies {
 /// The filter as README.md and envoy-configs/ ship it: V8, the module from
 /// `wasm_dir`, and `FAIL_RELOAD` so a crashed VM is reloaded instead of every
 /// later request failing.
-fn wasm_filter(module: &str, wasm_dir: &Path, config: &Value) -> HttpFilter {
+fn wasm_filter(module: &str, wasm_dir: &Path, config: String) -> HttpFilter {
     let wasm = Wasm {
         config: Some(PluginConfig {
             name: module.to_owned(),
             root_id: module.to_owned(),
-            configuration: Some(any(&StringValue {
-                value: config.to_string(),
-            })),
+            configuration: Some(any(&StringValue { value: config })),
             failure_policy: FailurePolicy::FailReload as i32,
             vm: Some(plugin_config::Vm::VmConfig(VmConfig {
                 vm_id: module.to_owned(),
@@ -183,6 +193,7 @@ fn wasm_filter(module: &str, wasm_dir: &Path, config: &Value) -> HttpFilter {
 mod tests {
     use super::*;
     use prost::Message;
+    use serde_json::json;
     use tollgate_core::headers::config::{HeaderValueConfig, ModsConfig};
 
     fn header_policy(name: &str) -> HeaderModConfig {
@@ -221,7 +232,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.field, "request.set[0].name");
         assert!(policies
-            .http_filters(&BTreeSet::from(["r"]), Path::new("/d"))
+            .http_filters(&HashSet::from(["r"]), Path::new("/d"))
             .is_empty());
     }
 
@@ -231,7 +242,7 @@ mod tests {
         policies.insert("a", &canary_policy()).unwrap();
         policies.insert("a", &header_policy("x")).unwrap();
         policies.insert("b", &header_policy("y")).unwrap();
-        let filters = policies.http_filters(&BTreeSet::from(["a", "c"]), Path::new("/d"));
+        let filters = policies.http_filters(&HashSet::from(["a", "c"]), Path::new("/d"));
         let names: Vec<_> = filters.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["tollgate.header_mod", "tollgate.canary"]);
         let headers = configuration(&filters[0]);
@@ -244,7 +255,7 @@ mod tests {
         route_policy::RoutePolicies::parse(configuration(&filters[1]), CanaryPolicy::compile)
             .unwrap();
         assert!(policies
-            .http_filters(&BTreeSet::from(["c"]), Path::new("/d"))
+            .http_filters(&HashSet::from(["c"]), Path::new("/d"))
             .is_empty());
     }
 }
