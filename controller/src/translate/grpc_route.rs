@@ -18,6 +18,7 @@ use super::route_filters::{self, RuleError};
 use super::status::Condition;
 use super::wasm_filters::RoutePolicies;
 use super::weights::{self, backend_action};
+use super::RankedRoute;
 use crate::resources::gateway_api::PathMatch;
 use crate::resources::grpc_route::{GrpcMethodMatch, GrpcMethodMatchType, GrpcRouteMatch};
 use crate::resources::{GrpcRoute, HttpRouteMatch, Loaded, PathMatchType};
@@ -30,16 +31,16 @@ const METHOD_NAME: &str = "[A-Za-z_][A-Za-z_0-9]*";
 /// The Envoy routes of one GRPCRoute (not yet placed in a virtual host), its
 /// `ResolvedRefs` condition, and its matches Envoy would refuse (each costs
 /// only its own route).
-pub fn envoy_routes(
-    route: &Loaded<GrpcRoute>,
+pub fn envoy_routes<'r>(
+    route: &'r Loaded<GrpcRoute>,
     backends: &mut Backends<'_>,
     policies: &mut RoutePolicies,
-) -> (Condition, Option<RuleError>, Vec<(Precedence, Route)>) {
+) -> (Condition, Option<RuleError>, Vec<RankedRoute<'r>>) {
     let meta = &route.object.metadata;
     let namespace = meta.namespace();
     let mut first_unresolved: Option<Unresolved> = None;
     let mut invalid = Vec::new();
-    let mut out = Vec::new();
+    let mut out: Vec<RankedRoute<'r>> = Vec::new();
     for (rule_index, rule) in route.object.spec.rules.iter().enumerate() {
         let shares = backends.rule_shares(
             "GRPCRoute",

@@ -109,13 +109,16 @@ pub fn envoy_port(port: u16, options: &Options) -> u32 {
 
 /// Routes of one virtual host, each with its precedence; keyed by hostname,
 /// per Envoy port.
-type VirtualHosts = BTreeMap<u32, BTreeMap<String, HostRoutes>>;
+type VirtualHosts<'r> = BTreeMap<u32, BTreeMap<String, HostRoutes<'r>>>;
+
+/// An Envoy route with its precedence.
+type RankedRoute<'r> = (Precedence<'r>, Route);
 
 /// The routes of one virtual host, and their names: the same route reaches a
 /// virtual host through several listeners or parentRefs, and is placed once.
 #[derive(Default)]
-struct HostRoutes {
-    routes: Vec<(Precedence, Route)>,
+struct HostRoutes<'r> {
+    routes: Vec<RankedRoute<'r>>,
     names: HashSet<String>,
 }
 
@@ -166,12 +169,12 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             kind: RouteKind::Http,
             namespace: route.object.metadata.namespace(),
             hostnames: &route.object.spec.hostnames,
-            routes: &routes,
+            routes,
         };
         let mut parents = attach_route(
             resources,
             &mut plans,
-            &attaching,
+            attaching,
             &route.object.spec.parent_refs,
             (&resolved_refs, route.generation),
             &mut hosts,
@@ -200,12 +203,12 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             kind: RouteKind::Grpc,
             namespace: route.object.metadata.namespace(),
             hostnames: &route.object.spec.hostnames,
-            routes: &routes,
+            routes,
         };
         let mut parents = attach_route(
             resources,
             &mut plans,
-            &attaching,
+            attaching,
             &route.object.spec.parent_refs,
             (&resolved_refs, route.generation),
             &mut hosts,
@@ -298,24 +301,25 @@ fn forward_by_canary_header(hosts: &mut VirtualHosts, routes: &BTreeSet<String>)
     }
 }
 
-/// Attaches one route to every Tollgate Gateway its parentRefs name; returns
-/// its parent statuses, each with the route's `ResolvedRefs` condition and
-/// generation.
-fn attach_route(
+/// Attaches one route to every Tollgate Gateway its parentRefs name and
+/// places its Envoy routes; returns its parent statuses, each with the
+/// route's `ResolvedRefs` condition and generation.
+fn attach_route<'r>(
     resources: &Resources,
     plans: &mut [GatewayPlan<'_>],
-    route: &AttachingRoute<'_>,
+    route: AttachingRoute<'_, 'r>,
     parent_refs: &[ParentRef],
     (resolved_refs, generation): (&Condition, i64),
-    hosts: &mut VirtualHosts,
+    hosts: &mut VirtualHosts<'r>,
     sites: &mut Sites,
 ) -> Vec<RouteParentStatus> {
     let mut parents = Vec::new();
+    let mut placements = Vec::new();
     for parent in parent_refs {
         let Some(plan) = find_gateway(plans, parent, route.namespace) else {
             continue; // not a Gateway Tollgate owns: another controller's status
         };
-        let accepted = attach(resources, plan, parent, route, hosts, sites);
+        let accepted = attach(resources, plan, parent, &route, &mut placements, sites);
         parents.push(RouteParentStatus {
             parent_ref: ParentReference {
                 namespace: plan.gateway.metadata.namespace().to_owned(),
@@ -327,7 +331,58 @@ fn attach_route(
             conditions: observed(vec![accepted, resolved_refs.clone()], generation),
         });
     }
+    place(route.routes, &placements, hosts);
     parents
+}
+
+/// A virtual host a route was attached to, and the listener serving it (a
+/// redirect's port depends on it).
+struct Placement<'g> {
+    port: u32,
+    hostname: String,
+    listener: &'g crate::resources::gateway_api::Listener,
+}
+
+/// Puts each route in the virtual hosts it was attached to, once per host
+/// (the same host can be reached through several listeners or parentRefs).
+/// The last placement takes the route itself; only earlier ones copy it, and
+/// a route is over 2 KiB.
+fn place<'r>(
+    routes: Vec<RankedRoute<'r>>,
+    placements: &[Placement<'_>],
+    hosts: &mut VirtualHosts<'r>,
+) {
+    for at in placements {
+        let vhosts = hosts.entry(at.port).or_default();
+        if !vhosts.contains_key(&at.hostname) {
+            vhosts.insert(at.hostname.clone(), HostRoutes::default());
+        }
+    }
+    for (precedence, route) in routes {
+        let mut route = Some(route);
+        for (i, at) in placements.iter().enumerate() {
+            let (Some(vhost), Some(r)) = (
+                hosts
+                    .get_mut(&at.port)
+                    .and_then(|v| v.get_mut(&at.hostname)),
+                &route,
+            ) else {
+                continue;
+            };
+            if !vhost.names.insert(r.name.clone()) {
+                continue;
+            }
+            let placed = if i + 1 == placements.len() {
+                route.take()
+            } else {
+                route.clone()
+            };
+            if let Some(placed) = placed {
+                let placed = rewrites::for_listener(placed, at.listener);
+                vhost.routes.push((precedence.clone(), placed));
+            }
+        }
+    }
 }
 
 fn find_gateway<'p, 'g>(
@@ -349,13 +404,13 @@ fn find_gateway<'p, 'g>(
 /// The Envoy routes of one HTTPRoute (not yet placed in a virtual host), with
 /// their filter policies added to `policies`; its `ResolvedRefs` condition,
 /// and what it cannot program as written (those rules' routes answer 500).
-fn envoy_routes(
-    route: &Loaded<HttpRoute>,
+fn envoy_routes<'r>(
+    route: &'r Loaded<HttpRoute>,
     backends: &mut Backends<'_>,
     policies: &mut RoutePolicies,
     catalog: &Catalog<'_>,
     sites: &mut Sites,
-) -> (Condition, Option<RuleError>, Vec<(Precedence, Route)>) {
+) -> (Condition, Option<RuleError>, Vec<RankedRoute<'r>>) {
     let meta = &route.object.metadata;
     let namespace = meta.namespace();
     let mut first_unresolved: Option<Unresolved> = None;
@@ -466,22 +521,22 @@ fn envoy_routes(
 }
 
 /// What attaching needs to know of a route, whatever its kind.
-struct AttachingRoute<'a> {
+struct AttachingRoute<'a, 'r> {
     kind: RouteKind,
     namespace: &'a str,
     hostnames: &'a [String],
-    routes: &'a [(Precedence, Route)],
+    routes: Vec<RankedRoute<'r>>,
 }
 
 /// Attaches `route` to the listeners of a Gateway that `parent` selects and
-/// that admit it, adding its routes to the virtual hosts of the programmed
-/// ones; returns the parent's `Accepted` condition.
-fn attach(
+/// that admit it, adding the virtual hosts of the programmed ones to
+/// `placements`; returns the parent's `Accepted` condition.
+fn attach<'g>(
     resources: &Resources,
-    plan: &mut GatewayPlan<'_>,
+    plan: &mut GatewayPlan<'g>,
     parent: &ParentRef,
-    route: &AttachingRoute<'_>,
-    hosts: &mut VirtualHosts,
+    route: &AttachingRoute<'_, '_>,
+    placements: &mut Vec<Placement<'g>>,
     sites: &mut Sites,
 ) -> Condition {
     let gateway_namespace = plan.gateway.metadata.namespace();
@@ -546,25 +601,18 @@ fn attach(
             plan.gateway.metadata.name.clone(),
             listener.spec.name.clone(),
         );
-        for (_, envoy_route) in route.routes {
+        for (_, envoy_route) in &route.routes {
             if let Some(site) = sites.get_mut(&envoy_route.name) {
                 if !site.listeners.contains(&through) {
                     site.listeners.push(through.clone());
                 }
             }
         }
-        let vhosts = hosts.entry(listener.envoy_port).or_default();
-        for name in names {
-            let vhost = vhosts.entry(name).or_default();
-            for (precedence, envoy_route) in route.routes {
-                // The same route reaches one virtual host through several
-                // listeners or parentRefs: once is enough.
-                if vhost.names.insert(envoy_route.name.clone()) {
-                    let envoy_route = rewrites::for_listener(envoy_route.clone(), listener.spec);
-                    vhost.routes.push((precedence.clone(), envoy_route));
-                }
-            }
-        }
+        placements.extend(names.into_iter().map(|hostname| Placement {
+            port: listener.envoy_port,
+            hostname,
+            listener: listener.spec,
+        }));
     }
     if any {
         Condition::new("Accepted", true, "Accepted", String::new())
@@ -600,7 +648,7 @@ fn route_configuration((port, vhosts): (u32, BTreeMap<String, HostRoutes>)) -> R
 /// The routes in Envoy's order. The order is sorted, not the routes: a
 /// `Route` is over 2 KiB, and sorting the pairs moved each one log(n) times
 /// (a sixth of translating 10,000 routes).
-fn by_precedence(routes: Vec<(Precedence, Route)>) -> Vec<Route> {
+fn by_precedence(routes: Vec<RankedRoute<'_>>) -> Vec<Route> {
     let mut order: Vec<usize> = (0..routes.len()).collect();
     order.sort_by(|&a, &b| routes[a].0.cmp(&routes[b].0));
     let mut slots: Vec<Option<Route>> = routes.into_iter().map(|(_, r)| Some(r)).collect();

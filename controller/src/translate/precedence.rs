@@ -13,7 +13,7 @@ use crate::resources::{HttpRouteMatch, PathMatchType};
 
 /// What precedence compares for one match; `Ord` is "comes first in Envoy".
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Precedence {
+pub struct Precedence<'a> {
     path_kind: Reverse<u8>,
     path_len: Reverse<usize>,
     has_method: Reverse<bool>,
@@ -21,8 +21,8 @@ pub struct Precedence {
     query_params: Reverse<usize>,
     /// `creationTimestamp` when the route has one (routes without sort after
     /// those with), then load order: file mode's "oldest".
-    age: (bool, Option<String>, usize),
-    route: (String, String),
+    age: (bool, Option<&'a str>, usize),
+    route: (&'a str, &'a str),
     position: (usize, usize),
 }
 
@@ -36,8 +36,8 @@ pub struct MatchOrigin<'a> {
     pub index: usize,
 }
 
-impl Precedence {
-    pub fn of(m: &HttpRouteMatch, origin: &MatchOrigin<'_>) -> Self {
+impl<'a> Precedence<'a> {
+    pub fn of(m: &HttpRouteMatch, origin: &MatchOrigin<'a>) -> Self {
         let (kind, len) = match &m.path {
             None => (1, 0), // the default PathPrefix `/`
             Some(p) => match p.kind {
@@ -56,10 +56,10 @@ impl Precedence {
             query_params: Reverse(m.query_params.len()),
             age: (
                 origin.creation_timestamp.is_none(),
-                origin.creation_timestamp.map(str::to_owned),
+                origin.creation_timestamp,
                 origin.load_order,
             ),
-            route: (origin.namespace.to_owned(), origin.name.to_owned()),
+            route: (origin.namespace, origin.name),
             position: (origin.rule, origin.index),
         }
     }
