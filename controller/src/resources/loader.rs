@@ -359,26 +359,34 @@ impl Typed<'_> {
     }
 
     /// Types the value parsed already (cheap next to a second YAML parse)
-    /// with `from_value`; only when that fails is the text parsed again, by
+    /// with `from_value`, which takes the value so its strings are moved,
+    /// not copied; only when that fails is the text parsed again, by
     /// `from_text`, so an error keeps its line, column and field path.
     fn load_by<T>(
         self,
-        from_value: impl FnOnce(&serde_json::Value) -> Option<T>,
+        from_value: impl FnOnce(serde_json::Value) -> Option<T>,
         from_text: impl FnOnce(&str) -> Result<T, serde_yaml_ng::Error>,
     ) -> Result<Loaded<T>, String> {
-        let typed = self.untyped.as_ref().ok().and_then(from_value);
-        let object = match typed {
-            Some(object) => object,
-            None => from_text(self.doc).map_err(|e| located(self.name, self.first_line, &e))?,
+        let at = |e: serde_yaml_ng::Error| located(self.name, self.first_line, &e);
+        let (object, generation) = match self.untyped {
+            Ok(untyped) => {
+                let generation = super::generation::of(&untyped);
+                match from_value(untyped) {
+                    Some(object) => (object, generation),
+                    None => (from_text(self.doc).map_err(at)?, generation),
+                }
+            }
+            // The typed parse's error, with its field path, comes first.
+            Err(e) => {
+                from_text(self.doc).map_err(at)?;
+                return Err(at(e));
+            }
         };
-        let untyped = self
-            .untyped
-            .map_err(|e| located(self.name, self.first_line, &e))?;
         Ok(Loaded {
             object: Arc::new(object),
             order: 0,
             source: format!("{}:{}", self.name, self.first_line),
-            generation: super::generation::of(&untyped),
+            generation,
         })
     }
 }
