@@ -226,12 +226,12 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
     let targets = policy_filters::targets(
         plans.iter().map(|p| {
             let meta = &p.gateway.metadata;
-            let listeners = p.listeners.iter().map(|l| l.spec.name.clone()).collect();
-            ((meta.namespace().to_owned(), meta.name.clone()), listeners)
+            let listeners = p.listeners.iter().map(|l| l.spec.name.as_str()).collect();
+            ((meta.namespace(), meta.name.as_str()), listeners)
         }),
         resources,
     );
-    let served_sites: Vec<RouteSite> = sites
+    let served_sites: Vec<RouteSite<'_>> = sites
         .into_values()
         .filter(|s| !s.listeners.is_empty())
         .collect();
@@ -306,12 +306,12 @@ fn forward_by_canary_header(hosts: &mut VirtualHosts, routes: &BTreeSet<String>)
 /// route's `ResolvedRefs` condition and generation.
 fn attach_route<'r>(
     resources: &Resources,
-    plans: &mut [GatewayPlan<'_>],
+    plans: &mut [GatewayPlan<'r>],
     route: AttachingRoute<'_, 'r>,
     parent_refs: &[ParentRef],
     (resolved_refs, generation): (&Condition, i64),
     hosts: &mut VirtualHosts<'r>,
-    sites: &mut Sites,
+    sites: &mut Sites<'r>,
 ) -> Vec<RouteParentStatus> {
     let mut parents = Vec::new();
     let mut placements = Vec::new();
@@ -409,7 +409,7 @@ fn envoy_routes<'r>(
     backends: &mut Backends<'_>,
     policies: &mut RoutePolicies,
     catalog: &Catalog<'_>,
-    sites: &mut Sites,
+    sites: &mut Sites<'r>,
 ) -> (Condition, Option<RuleError>, Vec<RankedRoute<'r>>) {
     let meta = &route.object.metadata;
     let namespace = meta.namespace();
@@ -441,14 +441,14 @@ fn envoy_routes<'r>(
             catalog,
         );
         let site = RouteSite {
-            rule_name: rule.name.clone(),
+            rule_name: rule.name.as_deref(),
             extension_refs: rule
                 .filters
                 .iter()
                 .filter_map(|f| f.extension_ref.as_ref())
                 .filter_map(|r| {
                     let kind = PolicyKind::from_group_kind(&r.group, &r.kind)?;
-                    Some((kind, r.name.clone()))
+                    Some((kind, r.name.as_str()))
                 })
                 .collect(),
             backends: rule
@@ -456,7 +456,7 @@ fn envoy_routes<'r>(
                 .iter()
                 .zip(&shares)
                 .filter_map(|(b, (share, _))| match share {
-                    Share::Cluster(cluster) => Some((b.name.clone(), cluster.clone())),
+                    Share::Cluster(cluster) => Some((b.name.as_str(), cluster.clone())),
                     Share::Invalid(_) => None,
                 })
                 .collect(),
@@ -537,7 +537,7 @@ fn attach<'g>(
     parent: &ParentRef,
     route: &AttachingRoute<'_, '_>,
     placements: &mut Vec<Placement<'g>>,
-    sites: &mut Sites,
+    sites: &mut Sites<'g>,
 ) -> Condition {
     let gateway_namespace = plan.gateway.metadata.namespace();
     let selected: Vec<usize> = (0..plan.listeners.len())
@@ -597,14 +597,14 @@ fn attach<'g>(
             continue; // attached, but Envoy does not serve this listener
         }
         let through = (
-            gateway_namespace.to_owned(),
-            plan.gateway.metadata.name.clone(),
-            listener.spec.name.clone(),
+            gateway_namespace,
+            plan.gateway.metadata.name.as_str(),
+            listener.spec.name.as_str(),
         );
         for (_, envoy_route) in &route.routes {
             if let Some(site) = sites.get_mut(&envoy_route.name) {
                 if !site.listeners.contains(&through) {
-                    site.listeners.push(through.clone());
+                    site.listeners.push(through);
                 }
             }
         }

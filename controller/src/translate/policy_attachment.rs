@@ -53,59 +53,52 @@ enum Level {
     ExtensionRef,
 }
 
-/// Where one Envoy route comes from.
+/// Where one Envoy route comes from. Names are borrowed from the resources:
+/// there is a site per Envoy route, tens of thousands of them.
 #[derive(Debug, Clone)]
-pub struct RouteSite {
+pub struct RouteSite<'r> {
     pub envoy_route: String,
     /// `HTTPRoute` or `GRPCRoute`.
     pub route_kind: &'static str,
-    pub namespace: String,
-    pub route_name: String,
-    pub rule_name: Option<String>,
+    pub namespace: &'r str,
+    pub route_name: &'r str,
+    pub rule_name: Option<&'r str>,
     /// The rule's `extensionRef` filters naming a policy: `(kind, name)`.
-    pub extension_refs: Vec<(PolicyKind, String)>,
+    pub extension_refs: Vec<(PolicyKind, &'r str)>,
     /// The Gateway listeners the route is attached through:
     /// `(gateway namespace, gateway name, listener name)`.
-    pub listeners: Vec<(String, String, String)>,
+    pub listeners: Vec<(&'r str, &'r str, &'r str)>,
     /// The rule's backendRefs that resolved: `(Service name, cluster)`, for
     /// a CanaryPolicy naming Services.
-    pub backends: Vec<(String, String)>,
+    pub backends: Vec<(&'r str, String)>,
 }
 
-impl RouteSite {
+impl<'r> RouteSite<'r> {
     /// A site of route `kind` `namespace/name`, with nothing attached yet.
-    pub fn new(envoy_route: &str, kind: &'static str, namespace: &str, name: &str) -> Self {
+    pub fn new(envoy_route: &str, kind: &'static str, namespace: &'r str, name: &'r str) -> Self {
         Self {
             envoy_route: envoy_route.to_owned(),
             route_kind: kind,
-            namespace: namespace.to_owned(),
-            route_name: name.to_owned(),
+            namespace,
+            route_name: name,
             rule_name: None,
             extension_refs: Vec::new(),
             listeners: Vec::new(),
             backends: Vec::new(),
         }
     }
-}
 
-impl RouteSite {
     /// Every target that covers this route: its route and rule, each Gateway
     /// and listener it is attached through.
-    fn targets(&self) -> Vec<Target> {
-        let kind = self.route_kind;
-        let (ns, name) = (&self.namespace, &self.route_name);
-        let mut out = vec![Target::Route(kind, ns.clone(), name.clone())];
-        if let Some(rule) = &self.rule_name {
-            out.push(Target::RouteRule(
-                kind,
-                ns.clone(),
-                name.clone(),
-                rule.clone(),
-            ));
+    fn targets(&self) -> Vec<Target<'r>> {
+        let (kind, ns, name) = (self.route_kind, self.namespace, self.route_name);
+        let mut out = vec![Target::Route(kind, ns, name)];
+        if let Some(rule) = self.rule_name {
+            out.push(Target::RouteRule(kind, ns, name, rule));
         }
-        for (g_ns, g, l) in &self.listeners {
-            out.push(Target::Gateway(g_ns.clone(), g.clone()));
-            out.push(Target::Listener(g_ns.clone(), g.clone(), l.clone()));
+        for &(g_ns, g, l) in &self.listeners {
+            out.push(Target::Gateway(g_ns, g));
+            out.push(Target::Listener(g_ns, g, l));
         }
         out
     }
@@ -114,11 +107,11 @@ impl RouteSite {
 /// What exists to be targeted: Gateways with their listener names, routes with
 /// their rule names.
 #[derive(Debug, Default)]
-pub struct Targets {
+pub struct Targets<'r> {
     /// `(namespace, name)` → listener names.
-    pub gateways: BTreeMap<(String, String), Vec<String>>,
+    pub gateways: BTreeMap<(&'r str, &'r str), Vec<&'r str>>,
     /// `(kind, namespace, name)` → rule names (unnamed rules left out).
-    pub routes: BTreeMap<(&'static str, String, String), Vec<String>>,
+    pub routes: BTreeMap<(&'static str, &'r str, &'r str), Vec<&'r str>>,
 }
 
 /// A policy's place in the age order, and its config's verdict.
@@ -140,15 +133,15 @@ pub struct Attachment {
 }
 
 /// One target a policy names, resolved.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Target {
-    Gateway(String, String),
-    Listener(String, String, String),
-    Route(&'static str, String, String),
-    RouteRule(&'static str, String, String, String),
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Target<'r> {
+    Gateway(&'r str, &'r str),
+    Listener(&'r str, &'r str, &'r str),
+    Route(&'static str, &'r str, &'r str),
+    RouteRule(&'static str, &'r str, &'r str, &'r str),
 }
 
-impl std::fmt::Display for Target {
+impl std::fmt::Display for Target<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Gateway(ns, name) => write!(f, "Gateway {ns}/{name}"),
@@ -159,7 +152,7 @@ impl std::fmt::Display for Target {
     }
 }
 
-impl Target {
+impl Target<'_> {
     fn level(&self) -> Level {
         match self {
             Target::Gateway(..) => Level::Gateway,
@@ -172,9 +165,13 @@ impl Target {
 
 /// Resolves every candidate's targets and picks, per route and filter, the
 /// policy that applies.
-pub fn attach(candidates: &[Candidate<'_>], targets: &Targets, sites: &[RouteSite]) -> Attachment {
+pub fn attach<'r>(
+    candidates: &[Candidate<'r>],
+    targets: &Targets<'r>,
+    sites: &[RouteSite<'r>],
+) -> Attachment {
     // Each candidate's resolved targets, and the refs that named nothing.
-    let mut resolved: Vec<Vec<Target>> = Vec::with_capacity(candidates.len());
+    let mut resolved: Vec<Vec<Target<'r>>> = Vec::with_capacity(candidates.len());
     let mut missing: Vec<Vec<String>> = Vec::with_capacity(candidates.len());
     for c in candidates {
         let namespace = c.policy.metadata.namespace();
@@ -189,7 +186,7 @@ pub fn attach(candidates: &[Candidate<'_>], targets: &Targets, sites: &[RouteSit
         missing.push(lost);
     }
     // A target named by two policies of one filter belongs to the older.
-    let mut owner: BTreeMap<(Filter, &Target), usize> = BTreeMap::new();
+    let mut owner: BTreeMap<(Filter, Target<'r>), usize> = BTreeMap::new();
     let mut conflicted: Vec<Vec<String>> = vec![Vec::new(); candidates.len()];
     let mut by_age: Vec<usize> = (0..candidates.len())
         .filter(|i| candidates[*i].valid.is_ok())
@@ -209,7 +206,7 @@ pub fn attach(candidates: &[Candidate<'_>], targets: &Targets, sites: &[RouteSit
     });
     for &i in &by_age {
         let filter = Filter::of(&candidates[i].policy.config);
-        for target in &resolved[i] {
+        for &target in &resolved[i] {
             match owner.get(&(filter, target)) {
                 Some(&older) => conflicted[i].push(format!(
                     "{target} is already configured by {} {}/{}",
@@ -228,7 +225,7 @@ pub fn attach(candidates: &[Candidate<'_>], targets: &Targets, sites: &[RouteSit
     for (place, &i) in by_age.iter().enumerate() {
         rank[i] = place;
     }
-    let mut by_target: BTreeMap<&Target, Vec<(Filter, usize)>> = BTreeMap::new();
+    let mut by_target: BTreeMap<Target<'r>, Vec<(Filter, usize)>> = BTreeMap::new();
     for (&(filter, target), &i) in &owner {
         by_target.entry(target).or_default().push((filter, i));
     }
@@ -272,11 +269,7 @@ pub fn attach(candidates: &[Candidate<'_>], targets: &Targets, sites: &[RouteSit
     }
     let named_by_rules: BTreeSet<(PolicyKind, &str, &str)> = sites
         .iter()
-        .flat_map(|s| {
-            s.extension_refs
-                .iter()
-                .map(|(k, n)| (*k, s.namespace.as_str(), n.as_str()))
-        })
+        .flat_map(|s| s.extension_refs.iter().map(|&(k, n)| (k, s.namespace, n)))
         .collect();
     let referenced: Vec<bool> = candidates
         .iter()
@@ -315,23 +308,23 @@ pub fn attach(candidates: &[Candidate<'_>], targets: &Targets, sites: &[RouteSit
     Attachment { winners, accepted }
 }
 
-fn resolve(
-    targets: &Targets,
-    namespace: &str,
-    r: &crate::resources::policies::TargetRef,
-) -> Option<Target> {
+fn resolve<'r>(
+    targets: &Targets<'r>,
+    namespace: &'r str,
+    r: &'r crate::resources::policies::TargetRef,
+) -> Option<Target<'r>> {
     if r.group != GATEWAY_GROUP {
         return None;
     }
-    let key = (namespace.to_owned(), r.name.clone());
+    let (ns, name) = (namespace, r.name.as_str());
     match r.kind.as_str() {
         "Gateway" => {
-            let listeners = targets.gateways.get(&key)?;
-            match &r.section_name {
-                None => Some(Target::Gateway(key.0, key.1)),
+            let listeners = targets.gateways.get(&(ns, name))?;
+            match r.section_name.as_deref() {
+                None => Some(Target::Gateway(ns, name)),
                 Some(l) => listeners
-                    .contains(l)
-                    .then(|| Target::Listener(key.0, key.1, l.clone())),
+                    .contains(&l)
+                    .then_some(Target::Listener(ns, name, l)),
             }
         }
         "HTTPRoute" | "GRPCRoute" => {
@@ -340,12 +333,12 @@ fn resolve(
             } else {
                 "GRPCRoute"
             };
-            let rules = targets.routes.get(&(kind, key.0.clone(), key.1.clone()))?;
-            match &r.section_name {
-                None => Some(Target::Route(kind, key.0, key.1)),
+            let rules = targets.routes.get(&(kind, ns, name))?;
+            match r.section_name.as_deref() {
+                None => Some(Target::Route(kind, ns, name)),
                 Some(rule) => rules
-                    .contains(rule)
-                    .then(|| Target::RouteRule(kind, key.0, key.1, rule.clone())),
+                    .contains(&rule)
+                    .then_some(Target::RouteRule(kind, ns, name, rule)),
             }
         }
         _ => None,
@@ -382,30 +375,28 @@ mod tests {
             .collect()
     }
 
-    fn site(route: &str, rule: Option<&str>, listener: &str) -> RouteSite {
+    fn site(
+        route: &'static str,
+        rule: Option<&'static str>,
+        listener: &'static str,
+    ) -> RouteSite<'static> {
         RouteSite {
             envoy_route: format!("httproute/app/{route}/rule/0/match/0"),
             route_kind: "HTTPRoute",
-            namespace: "app".into(),
-            route_name: route.into(),
-            rule_name: rule.map(str::to_owned),
+            namespace: "app",
+            route_name: route,
+            rule_name: rule,
             extension_refs: Vec::new(),
-            listeners: vec![("app".into(), "gw".into(), listener.into())],
+            listeners: vec![("app", "gw", listener)],
             backends: Vec::new(),
         }
     }
 
-    fn targets() -> Targets {
+    fn targets() -> Targets<'static> {
         let mut t = Targets::default();
-        t.gateways.insert(
-            ("app".into(), "gw".into()),
-            vec!["http".into(), "admin".into()],
-        );
+        t.gateways.insert(("app", "gw"), vec!["http", "admin"]);
         for route in ["a", "b"] {
-            t.routes.insert(
-                ("HTTPRoute", "app".into(), route.into()),
-                vec!["main".into()],
-            );
+            t.routes.insert(("HTTPRoute", "app", route), vec!["main"]);
         }
         t
     }
@@ -464,7 +455,7 @@ mod tests {
         let plain = site("a", Some("main"), "http");
         let a = attach(&candidates(&policies), &targets(), &[plain]);
         assert_eq!(winner(&a, "a"), Some(1));
-        by_ref.extension_refs = vec![(PolicyKind::HeaderPolicy, "by-ref".into())];
+        by_ref.extension_refs = vec![(PolicyKind::HeaderPolicy, "by-ref")];
         let a = attach(&candidates(&policies), &targets(), &[by_ref]);
         assert_eq!(winner(&a, "a"), Some(2));
         assert_eq!(

@@ -122,8 +122,8 @@ impl<'r> Catalog<'r> {
     /// `entries`.
     pub fn apply(
         &self,
-        targets: &Targets,
-        sites: &[RouteSite],
+        targets: &Targets<'r>,
+        sites: &[RouteSite<'r>],
         entries: &mut RoutePolicies,
     ) -> Applied {
         let candidates: Vec<Candidate<'_>> = self
@@ -238,11 +238,11 @@ fn insert<P: FilterPolicy>(entries: &mut RoutePolicies, route: &str, c: &P) -> R
 
 /// The policy's split over the route's rule: backend names are Service names
 /// among the rule's backendRefs, emitted as their clusters.
-fn canary_for(config: &CanaryConfig, site: &RouteSite) -> Result<CanaryConfig, String> {
+fn canary_for(config: &CanaryConfig, site: &RouteSite<'_>) -> Result<CanaryConfig, String> {
     let cluster = |name: &str| {
         site.backends
             .iter()
-            .find(|(service, _)| service == name)
+            .find(|(service, _)| *service == name)
             .map(|(_, cluster)| cluster.clone())
             .ok_or_else(|| format!("its rule has no backendRef to Service {name:?}"))
     };
@@ -385,29 +385,29 @@ fn service(
 
 /// What policies can target: the Gateways with their listener names, the
 /// routes with their rule names.
-pub fn targets(
-    gateways: impl Iterator<Item = ((String, String), Vec<String>)>,
-    resources: &Resources,
-) -> Targets {
+pub fn targets<'r>(
+    gateways: impl Iterator<Item = ((&'r str, &'r str), Vec<&'r str>)>,
+    resources: &'r Resources,
+) -> Targets<'r> {
     let mut targets = Targets::default();
     targets.gateways.extend(gateways);
     for route in &resources.http_routes {
         let meta = &route.object.metadata;
         targets.routes.insert(
-            ("HTTPRoute", meta.namespace().to_owned(), meta.name.clone()),
+            ("HTTPRoute", meta.namespace(), meta.name.as_str()),
             route
                 .object
                 .spec
                 .rules
                 .iter()
-                .filter_map(|r| r.name.clone())
+                .filter_map(|r| r.name.as_deref())
                 .collect(),
         );
     }
     for route in &resources.grpc_routes {
         let meta = &route.object.metadata;
         targets.routes.insert(
-            ("GRPCRoute", meta.namespace().to_owned(), meta.name.clone()),
+            ("GRPCRoute", meta.namespace(), meta.name.as_str()),
             Vec::new(),
         );
     }
@@ -415,4 +415,4 @@ pub fn targets(
 }
 
 /// The route sites keyed by Envoy route name, for `attach` to fill in.
-pub type Sites = BTreeMap<String, RouteSite>;
+pub type Sites<'r> = BTreeMap<String, RouteSite<'r>>;
