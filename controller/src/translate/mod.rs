@@ -346,46 +346,50 @@ struct Placement<'g> {
     listener: &'g crate::resources::gateway_api::Listener,
 }
 
-/// Puts each route in the virtual hosts it was attached to, once per host
-/// (the same host can be reached through several listeners or parentRefs).
-/// The last placement takes the route itself; only earlier ones copy it, and
-/// a route is over 2 KiB.
+impl Placement<'_> {
+    /// The virtual host placed in, created if new.
+    fn host<'h, 'r>(&self, hosts: &'h mut VirtualHosts<'r>) -> &'h mut HostRoutes<'r> {
+        let vhosts = hosts.entry(self.port).or_default();
+        vhosts.entry(self.hostname.clone()).or_default()
+    }
+}
+
+impl<'r> HostRoutes<'r> {
+    /// Adds the route named `name` unless this host has it already (the
+    /// same route reaches a host through several listeners or parentRefs);
+    /// `route` makes it only when it is added.
+    fn add(&mut self, precedence: &Precedence<'r>, name: String, route: impl FnOnce() -> Route) {
+        if self.names.insert(name) {
+            self.routes.push(route());
+            self.precedences.push(precedence.clone());
+        }
+    }
+}
+
+/// Puts each route in the virtual hosts it was attached to. The last
+/// placement takes the routes themselves; only earlier ones copy them, and a
+/// route is over 2 KiB.
 fn place<'r>(
     routes: Vec<RankedRoute<'r>>,
     placements: &[Placement<'_>],
     hosts: &mut VirtualHosts<'r>,
 ) {
-    for at in placements {
-        let vhosts = hosts.entry(at.port).or_default();
-        if !vhosts.contains_key(&at.hostname) {
-            vhosts.insert(at.hostname.clone(), HostRoutes::default());
+    let Some((last, earlier)) = placements.split_last() else {
+        return;
+    };
+    for at in earlier {
+        let host = at.host(hosts);
+        for (precedence, route) in &routes {
+            host.add(precedence, route.name.clone(), || {
+                rewrites::for_listener(route.clone(), at.listener)
+            });
         }
     }
+    let host = last.host(hosts);
     for (precedence, route) in routes {
-        let mut route = Some(route);
-        for (i, at) in placements.iter().enumerate() {
-            let (Some(vhost), Some(r)) = (
-                hosts
-                    .get_mut(&at.port)
-                    .and_then(|v| v.get_mut(&at.hostname)),
-                &route,
-            ) else {
-                continue;
-            };
-            if !vhost.names.insert(r.name.clone()) {
-                continue;
-            }
-            let placed = if i + 1 == placements.len() {
-                route.take()
-            } else {
-                route.clone()
-            };
-            if let Some(placed) = placed {
-                let placed = rewrites::for_listener(placed, at.listener);
-                vhost.routes.push(placed);
-                vhost.precedences.push(precedence.clone());
-            }
-        }
+        host.add(&precedence, route.name.clone(), || {
+            rewrites::for_listener(route, last.listener)
+        });
     }
 }
 
