@@ -1,6 +1,6 @@
 //! `tollgate`: the companion binary of the Tollgate filters.
 //!
-//! One subcommand per job (see DESIGN.md): `serve`, `bootstrap`, `translate`,
+//! One subcommand per job (see docs/design.md): `serve`, `bootstrap`, `translate`,
 //! `validate` and `ratelimit-server`.
 //! Logs go to stderr through `tracing`; `RUST_LOG` sets the filter (default `info`).
 

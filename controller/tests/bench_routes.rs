@@ -63,7 +63,7 @@ fn the_benchmark_directory_translates() {
 }
 
 /// Whether or not this build reads the policy kinds, their configs are the
-/// filters' own (DESIGN.md): `spec.headers`, `spec.rateLimit`.
+/// filters' own (docs/policies.md): `spec.headers`, `spec.rateLimit`.
 #[test]
 fn the_benchmark_policies_are_filter_configs() {
     let set = RouteSet::new(Spec {

@@ -1,4 +1,4 @@
-//! The filter benchmark method of `shared/BENCHMARKING.md`, as a library.
+//! The filter benchmark method of docs/benchmarks.md#method, as a library.
 //!
 //! One Envoy at a time (`--concurrency 1`, a `direct_response` route), loaded by
 //! `wrk -t1 -c16`; the figure that matters is Envoy's CPU time per request, read

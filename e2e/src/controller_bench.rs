@@ -166,7 +166,7 @@ impl RouteSet {
         (format!("routes/routes-{f:03}.yaml"), out)
     }
 
-    /// DESIGN.md's policy shape: `spec.targetRefs` plus the filter's config
+    /// The policy shape (docs/policies.md): `spec.targetRefs` plus the filter's config
     /// under one key (`headers`, `rateLimit`).
     fn policy_file(&self, f: usize) -> Option<(String, String)> {
         let mut out = String::new();

@@ -3,7 +3,7 @@
 //! `BackendTrafficPolicy` with `rateLimit`, `SecurityPolicy` with `jwt`).
 //!
 //! Each is `spec.targetRefs` plus one filter config under one key, and that
-//! config is the filter's own type from `tollgate-core` (DESIGN.md): what the
+//! config is the filter's own type from `tollgate-core` (docs/design.md): what the
 //! YAML says is exactly what the filter is given. Unknown fields are refused
 //! at load with their path, so an Envoy Gateway field Tollgate does not
 //! implement (`retry`, `oidc`, …) is an error, never a silent no-op.

@@ -9,7 +9,7 @@
 //! per route and filter the one that applies, and `Catalog::apply` writes it
 //! into the route's entry.
 //!
-//! Decisions where the spec is silent (written down in docs/controller.md):
+//! Decisions where the spec is silent (written down in docs/policies.md):
 //! - An HTTPRoute rule's own RequestHeaderModifier / ResponseHeaderModifier
 //!   wins over a HeaderPolicy for that rule's routes (it is the more specific
 //!   statement); a CanaryPolicy replaces the split the rule's weights give,

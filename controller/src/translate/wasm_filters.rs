@@ -2,7 +2,7 @@
 //!
 //! Envoy's wasm filter has no per-route config, so each listener gets one
 //! instance of each filter its routes need, configured with the per-route
-//! envelope `{"routes": {"<Envoy route name>": <policy>}}` (DESIGN.md); a
+//! envelope `{"routes": {"<Envoy route name>": <policy>}}` (docs/design.md); a
 //! route without an entry passes the filter untouched. Whatever asks for a
 //! filter (an HTTPRoute filter, a weighted rule, later a Tollgate policy) only
 //! adds `route name → policy` entries with [`RoutePolicies::insert`]; the
@@ -44,7 +44,7 @@ use super::envoy::any;
 /// A filter config type the controller emits.
 pub trait FilterPolicy: Serialize {
     /// The filter's place in the chain: JWT (0) → rate limit (1) → header
-    /// modification (2) → canary (3) → router (DESIGN.md).
+    /// modification (2) → canary (3) → router (docs/design.md).
     const ORDER: u8;
     /// The module: `<wasm dir>/<MODULE>.wasm`, also the plugin name, root and VM id.
     const MODULE: &'static str;
@@ -153,7 +153,7 @@ impl RoutePolicies {
     }
 }
 
-/// The filter as README.md and envoy-configs/ ship it: V8, the module from
+/// The filter as docs/filters/README.md and envoy-configs/ ship it: V8, the module from
 /// `wasm_dir`, and `FAIL_RELOAD` so a crashed VM is reloaded instead of every
 /// later request failing.
 fn wasm_filter(module: &str, wasm_dir: &Path, config: String) -> HttpFilter {

@@ -1,6 +1,6 @@
 //! `make bench-*`: each suite runs Envoy with no filter, with Envoy's native
 //! filter doing the same job, and with ours, alternating for several rounds, and
-//! prints a Markdown table of medians (method: shared/BENCHMARKING.md).
+//! prints a Markdown table of medians (method: docs/benchmarks.md#method).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

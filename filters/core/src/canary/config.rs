@@ -1,4 +1,4 @@
-//! JSON configuration of the canary filter (DESIGN.md "Canary selection").
+//! JSON configuration of the canary filter (docs/filters/canary.md).
 //! Unknown fields are errors. `Serialize` writes the same shape back, leaving
 //! out what is unset, so the controller emits a policy as this very type.
 
