@@ -16,6 +16,9 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 MAX_LEN=20000
 # An input this slow is reported like a crash: the filter would stall a worker on it.
 UNIT_TIMEOUT_SECONDS=10
+# So is one that makes the process this big: every parser here has bounded memory
+# (the YAML loader's alias and size budgets among them), far below this.
+RSS_LIMIT_MB=1024
 # No sanitizer: AddressSanitizer needs `-Zsanitizer`, which a stable toolchain
 # refuses, and tollgate-core forbids `unsafe`. What we look for are panics (a panic
 # kills the wasm VM) and broken invariants; cargo fuzz builds with debug
@@ -44,7 +47,7 @@ noise='^#[0-9]+[[:space:]]+(NEW|REDUCE)[[:space:]]|^[[:space:]]+NEW_FUNC|^"|[Rr]
 fuzz_one() {
   local target=$1 dir="$RUN_DIR/$1"
   rm -rf "$dir" && mkdir -p "$dir/corpus"
-  local args=(-max_total_time="$FUZZ_SECONDS" -max_len="$MAX_LEN" -timeout="$UNIT_TIMEOUT_SECONDS"
+  local args=(-max_total_time="$FUZZ_SECONDS" -max_len="$MAX_LEN" -timeout="$UNIT_TIMEOUT_SECONDS" -rss_limit_mb="$RSS_LIMIT_MB"
               -print_final_stats=1)
   [ -f "fuzz/dict/$target.dict" ] && args+=(-dict="fuzz/dict/$target.dict")
   # The first corpus directory receives new inputs; the seed directory is only read.

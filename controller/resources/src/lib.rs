@@ -14,7 +14,9 @@
 
 use std::sync::Arc;
 
+pub mod config_files;
 mod core;
+mod duplicates;
 pub mod gateway_api;
 mod generation;
 pub mod grpc_route;
@@ -22,6 +24,7 @@ pub mod http_filters;
 pub mod loader;
 mod meta;
 pub mod policies;
+mod yaml_bounds;
 
 pub use self::core::{
     EndpointSlice, Namespace, Secret, Service, ServicePort, SERVICE_NAME_LABEL,

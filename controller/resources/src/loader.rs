@@ -1,5 +1,7 @@
 //! Directory → [`Resources`]: every `*.yaml` / `*.yml` below the directory,
-//! recursively, in path order, each file split into its YAML documents.
+//! recursively, in path order (which files, and how they are read safely:
+//! [`super::config_files`]), each file split into its YAML documents, each
+//! document parsed within the bounds of [`super::yaml_bounds`].
 //!
 //! Documents are split at `---` lines here rather than by serde_yaml_ng's
 //! multi-document deserializer, because the kind has to be read before the
@@ -16,7 +18,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::config_files;
 use super::policies::{Policy, PolicyKind};
+use super::yaml_bounds::{self, MAX_DOCUMENTS};
 use super::{
     EndpointSlice, Gateway, GatewayClass, GrpcRoute, HttpRoute, Loaded, Namespace, ReferenceGrant,
     Resources, Secret, Service,
@@ -94,15 +98,16 @@ impl DirCache {
     /// Loads every YAML file below `dir`, parsing only files that changed
     /// since the last call; all problems are reported together.
     pub fn load(&mut self, dir: &Path) -> Result<Resources, LoadError> {
-        let mut paths = Vec::new();
-        let mut problems = Vec::new();
-        collect_yaml_files(dir, &mut paths, &mut problems);
-        paths.sort();
+        let config_files::ConfigFiles {
+            paths,
+            mut problems,
+            warnings,
+        } = config_files::list(dir);
         let mut texts = Vec::new();
         for path in paths {
-            match std::fs::read_to_string(&path) {
+            match config_files::read(&path) {
                 Ok(text) => texts.push((path.display().to_string(), path, text)),
-                Err(e) => problems.push(format!("{}: {e}", path.display())),
+                Err(problem) => problems.push(problem),
             }
         }
         let mut files = Vec::with_capacity(texts.len());
@@ -115,6 +120,13 @@ impl DirCache {
                 continue;
             }
             let documents = split_documents(text);
+            if documents.len() > MAX_DOCUMENTS {
+                problems.push(format!(
+                    "{name}: {} documents, more than the {MAX_DOCUMENTS} a file may have; not loaded",
+                    documents.len()
+                ));
+                continue;
+            }
             changed.push((files.len(), digest, documents.len()));
             files.push(None);
             jobs.extend(
@@ -135,7 +147,10 @@ impl DirCache {
             let documents = parsed.by_ref().take(count).collect();
             files[index] = Some(Arc::new(ParsedFile { digest, documents }));
         }
-        let mut resources = Resources::default();
+        let mut resources = Resources {
+            warnings,
+            ..Resources::default()
+        };
         self.files.clear();
         for ((_, path, _), file) in texts.into_iter().zip(files) {
             let Some(file) = file else { continue };
@@ -147,6 +162,7 @@ impl DirCache {
             }
             self.files.insert(path, file);
         }
+        problems.extend(super::duplicates::find(&resources));
         if problems.is_empty() {
             Ok(resources)
         } else {
@@ -189,36 +205,8 @@ fn parse_in_parallel(jobs: Vec<Job<'_>>) -> Vec<Parsed> {
     results.into_iter().map(|(_, parsed)| parsed).collect()
 }
 
-fn collect_yaml_files(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<String>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            problems.push(format!("{}: {e}", dir.display()));
-            return;
-        }
-    };
-    for entry in entries {
-        let path = match entry {
-            Ok(entry) => entry.path(),
-            Err(e) => {
-                problems.push(format!("{}: {e}", dir.display()));
-                continue;
-            }
-        };
-        if path.is_dir() {
-            collect_yaml_files(&path, files, problems);
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) {
-            files.push(path);
-        }
-    }
-}
-
 /// Adds the documents of one file (named `name` in messages) to `resources`
-/// (tests build their inputs with it).
-#[cfg(test)]
+/// (tests and the fuzz target build their inputs with it).
 pub fn load_str(name: &str, text: &str, resources: &mut Resources) -> Result<(), LoadError> {
     let mut problems = Vec::new();
     for (first_line, doc) in split_documents(text) {
@@ -297,10 +285,20 @@ fn is_separator(line: &str) -> bool {
 
 fn parse_document((name, first_line, doc): &Job<'_>) -> Parsed {
     let (name, first_line, doc) = (*name, *first_line, doc.as_str());
+    yaml_bounds::check_depth(doc).map_err(|refused| {
+        let line = first_line + refused.line.unwrap_or(1) - 1;
+        format!("{name}:{line}: {}", refused.message)
+    })?;
     // One YAML parse gives the kind and, for a kind we read, the generation
     // (parsing is most of loading); the text is parsed again for the kind only
-    // when that fails, so errors are located as before.
-    let untyped: Result<serde_json::Value, _> = serde_yaml_ng::from_str(doc);
+    // when that fails, so errors are located as before. A document refused
+    // for its size is never parsed again.
+    let untyped = yaml_bounds::parse_value(doc);
+    if let Err(e) = &untyped {
+        if e.to_string().contains(yaml_bounds::EXPANSION_REFUSED) {
+            return Err(located(name, first_line, e));
+        }
+    }
     let type_meta: Option<TypeMeta> = match untyped.as_ref().map(Option::<TypeMeta>::deserialize) {
         Ok(Ok(type_meta)) => type_meta,
         _ => serde_yaml_ng::from_str(doc).map_err(|e| located(name, first_line, &e))?,
@@ -514,6 +512,82 @@ mod tests {
             .collect();
         assert_eq!(names, vec![("b", 0), ("a", 1)]);
         assert_eq!(resources.services[0].object.metadata.namespace(), "default");
+    }
+
+    #[test]
+    fn an_object_defined_twice_is_a_problem_naming_both_places() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), service("web") + &service("api")).unwrap();
+        std::fs::write(
+            dir.path().join("b.yaml"),
+            "# copy\n".to_owned() + &service("web"),
+        )
+        .unwrap();
+        let err = load_dir(dir.path()).unwrap_err();
+        let a = dir.path().join("a.yaml").display().to_string();
+        let b = dir.path().join("b.yaml").display().to_string();
+        assert_eq!(
+            err.problems,
+            [format!("{b}:1: Service default/web is already defined at {a}:1; each object must be defined once")]
+        );
+    }
+
+    #[test]
+    fn objects_of_one_name_in_other_namespaces_or_kinds_are_not_duplicates() {
+        let text = service("web")
+            + "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: other}\n---\n"
+            + "apiVersion: v1\nkind: Namespace\nmetadata: {name: web}\n";
+        let mut resources = Resources::default();
+        load_str("a.yaml", &text, &mut resources).unwrap();
+        assert!(super::super::duplicates::find(&resources).is_empty());
+    }
+
+    #[test]
+    fn a_file_whose_aliases_expand_past_its_budget_is_refused_naming_it() {
+        // The shape that took 1.59 GB from 25 KB: K items referenced J times.
+        let items = vec!["x"; 2000].join(", ");
+        let refs = vec!["*a"; 2000].join(", ");
+        let text = format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n  labels: &a [{items}]\n  annotations: [{refs}]\n");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bomb.yaml"), text).unwrap();
+        let err = load_dir(dir.path()).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert!(
+            err.problems[0].starts_with(&dir.path().join("bomb.yaml").display().to_string()),
+            "{err}"
+        );
+        assert!(
+            err.problems[0].contains(yaml_bounds::EXPANSION_REFUSED),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deeply_nested_flow_collections_are_refused_with_their_line() {
+        let text = format!(
+            "{}apiVersion: v1\nkind: Service\nmetadata: {}",
+            service("ok"),
+            "{a: ".repeat(100_000)
+        );
+        let mut resources = Resources::default();
+        let err = load_str("deep.yaml", &text, &mut resources).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert!(err.problems[0].starts_with("deep.yaml:7: "), "{err}");
+    }
+
+    #[test]
+    fn a_file_with_too_many_documents_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("many.yaml"),
+            "---\n".repeat(MAX_DOCUMENTS + 1),
+        )
+        .unwrap();
+        let err = load_dir(dir.path()).unwrap_err();
+        assert!(
+            err.problems[0].contains("documents, more than the 20000 a file may have"),
+            "{err}"
+        );
     }
 
     #[test]
