@@ -393,3 +393,48 @@ async fn a_header_filter_over_ads_and_its_edit() {
     let (_, dump) = gw.admin("/config_dump").await.unwrap();
     assert!(dump.contains("header_mod.wasm"), "{dump}");
 }
+
+#[tokio::test]
+async fn an_hmac_key_reaches_envoy_but_never_the_admin_endpoint_or_the_status_file() {
+    let Setup { gw, port, _echoes } = setup(&Options::default()).await;
+    // The quickstart's HS256 key and a token it signed (valid until 2100),
+    // taken from the query string so the test needs no header support.
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart");
+    let token = std::fs::read_to_string(quickstart.join("token.jwt")).unwrap();
+    let secret = "dG9sbGdhdGUtcXVpY2tzdGFydC1kZW1vLXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm";
+    let policy = std::fs::read_to_string(quickstart.join("policies/jwt.yaml"))
+        .unwrap()
+        .replace("name: backend, sectionName: foo", "name: example")
+        .replace(
+            "      claimToHeaders:",
+            "      extractFrom: {params: [access_token]}\n      claimToHeaders:",
+        );
+    assert!(policy.contains(secret), "the quickstart's key changed");
+    gw.write("policies/jwt.yaml", &policy).unwrap();
+    gw.wait_until(port, "example.com", "/", "JWT required", status(401))
+        .await
+        .unwrap();
+    let with_token = format!("/?access_token={}", token.trim());
+    gw.wait_until(
+        port,
+        "example.com",
+        &with_token,
+        "the token accepted",
+        pod("web-1"),
+    )
+    .await
+    .unwrap();
+
+    let (code, dump) = gw.admin("/config_dump").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(dump.contains("jwt_auth.wasm"), "{dump}");
+    assert!(!dump.contains(secret), "the HMAC key is in /config_dump");
+    assert!(dump.contains("[redacted]"), "{dump}");
+    let (_, status) = gw.admin("/status").await.unwrap();
+    assert!(!status.contains(secret), "the HMAC key is in /status");
+    assert!(!gw.status_file().unwrap().contains(secret));
+    assert!(
+        !gw.serve_log().contains(secret),
+        "the HMAC key is in the log"
+    );
+}

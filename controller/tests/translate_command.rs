@@ -151,6 +151,32 @@ fn private_keys_are_redacted_unless_asked_for() {
     );
 }
 
+#[test]
+fn an_hmac_key_in_an_inline_jwks_is_redacted_unless_asked_for() {
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart");
+    let secret = "dG9sbGdhdGUtcXVpY2tzdGFydC1kZW1vLXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm";
+    let policy = std::fs::read_to_string(quickstart.join("policies/jwt.yaml")).unwrap();
+    assert!(policy.contains(secret), "the quickstart's key changed");
+    for args in [
+        &["-o", "yaml"][..],
+        &["-o", "json"],
+        &["--type", "listener"],
+    ] {
+        let out = translate(&[&[quickstart.to_str().unwrap()], args].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("jwt_auth.wasm"), "{text}");
+        assert!(!text.contains(secret), "{args:?}: the HMAC key is printed");
+        assert!(text.contains("[redacted]"), "{args:?}");
+    }
+    let shown = translate(&[quickstart.to_str().unwrap(), "--show-secrets"]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains(secret));
+}
+
 /// The header filter's module path in a translation of the header-modifiers case.
 fn header_mod_filename(command: &mut Command, args: &[&str]) -> String {
     let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/translate/header-modifiers");

@@ -99,7 +99,7 @@ pub async fn run(args: Args) -> Result<()> {
         .set_serving::<RateLimitServiceServer<RateLimiter>>()
         .await;
     let limiter = RateLimiter::new(config, store, metrics);
-    tracing::info!(addr = %local_addr(&grpc_listener), redis = %args.redis, "rate limit service listening");
+    tracing::info!(addr = %local_addr(&grpc_listener), redis = %redis_store::redacted_url(&args.redis), "rate limit service listening");
     let grpc_stopped = stopped();
     let health_on_stop = health.clone();
     tonic::transport::Server::builder()

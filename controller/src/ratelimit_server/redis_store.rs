@@ -54,6 +54,19 @@ pub enum StoreError {
     Stopped,
 }
 
+/// A Redis URL as logs and errors may show it: its user information
+/// (`redis://user:password@host`) replaced, since it holds the password.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://[redacted]@{host}{}", &rest[authority_end..]),
+        None => url.to_owned(),
+    }
+}
+
 struct Job {
     increments: Vec<Increment>,
     reply: oneshot::Sender<Result<Vec<u64>, StoreError>>,
@@ -71,8 +84,8 @@ impl RedisStore {
     /// service starts (and answers UNAVAILABLE) while Redis is down.
     pub fn start(url: &str, metrics: Metrics) -> Result<(RedisStore, JoinHandle<()>), StoreError> {
         let client = redis::Client::open(url).map_err(|e| StoreError::BadUrl {
-            url: url.to_string(),
-            reason: e.to_string(),
+            url: redacted_url(url),
+            reason: e.to_string().replace(url, &redacted_url(url)),
         })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
@@ -156,4 +169,39 @@ async fn run_batches(
         }
     }
     tracing::debug!("redis batch task stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_in_a_redis_url_is_never_shown() {
+        for (url, shown) in [
+            (
+                "redis://:hunter2@127.0.0.1:6379",
+                "redis://[redacted]@127.0.0.1:6379",
+            ),
+            (
+                "redis://app:hunter2@redis:6379/2",
+                "redis://[redacted]@redis:6379/2",
+            ),
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("redis://a@b:c@host/0", "redis://[redacted]@host/0"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redacted_url(url), shown);
+        }
+    }
+
+    #[test]
+    fn a_malformed_url_with_a_password_is_refused_without_it() {
+        let Err(e) = RedisStore::start("redis://:hunter2@127.0.0.1:notaport", Metrics::new())
+        else {
+            panic!("accepted");
+        };
+        let message = e.to_string();
+        assert!(message.starts_with("invalid --redis URL"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
 }

@@ -22,6 +22,7 @@ mod namespace_selector;
 mod policy_attachment;
 mod policy_filters;
 mod precedence;
+mod redact;
 mod reference_grants;
 pub mod render;
 mod rewrites;

@@ -9,9 +9,11 @@
 //! is an error, never silently left out, so the rendering cannot hide what
 //! Envoy would get.
 //!
-//! Private keys are redacted unless asked for ([`Secrets::Reveal`]): the
-//! rendering is for reading and diffing, and a listener's key has no place in
-//! a review or a terminal scrollback.
+//! Secrets are redacted unless asked for ([`Secrets::Reveal`]): a listener's
+//! private key, and the secret members of a JWT filter's inline JWKS (an
+//! HMAC key mints tokens; see [`super::redact`]). The rendering is for
+//! reading and diffing, and a secret has no place in a review, a terminal
+//! scrollback or the admin endpoint.
 //!
 //! The YAML is YAML 1.2 (serde_yaml_ng): a plain `yes` or `on` is a string
 //! there but a boolean to Envoy's YAML 1.1 loader, so a file meant for Envoy
@@ -82,7 +84,7 @@ fn unknown<T>(what: impl Into<String>) -> Result<T> {
     Err(RenderError { what: what.into() })
 }
 
-/// Whether private keys are printed.
+/// Whether secrets (private keys, JWKS key material) are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Secrets {
     Redact,
@@ -102,7 +104,7 @@ pub fn listener(l: &Listener, secrets: Secrets) -> Result<Value> {
                 .iter()
                 .map(|f| match &f.config_type {
                     Some(filter::ConfigType::TypedConfig(any)) => {
-                        Ok(named(&f.name, "typed_config", typed(any)?))
+                        Ok(named(&f.name, "typed_config", typed(any, secrets)?))
                     }
                     _ => unknown(format!("filter {} config", f.name)),
                 })
@@ -224,20 +226,20 @@ fn decode<M: Message + Name + Default>(any: &Any) -> Result<M> {
     })
 }
 
-fn typed(any: &Any) -> Result<Value> {
+fn typed(any: &Any, secrets: Secrets) -> Result<Value> {
     if any.type_url == HttpConnectionManager::type_url() {
-        return http_connection_manager(&decode(any)?);
+        return http_connection_manager(&decode(any)?, secrets);
     }
     if any.type_url == Router::type_url() && any.value.is_empty() {
         return Ok(json!({"@type": any.type_url}));
     }
     if any.type_url == Wasm::type_url() {
-        return wasm(&decode(any)?);
+        return wasm(&decode(any)?, secrets);
     }
     unknown(any.type_url.clone())
 }
 
-fn wasm(w: &Wasm) -> Result<Value> {
+fn wasm(w: &Wasm, secrets: Secrets) -> Result<Value> {
     let Some(config) = &w.config else {
         return unknown("wasm filter without config");
     };
@@ -254,7 +256,12 @@ fn wasm(w: &Wasm) -> Result<Value> {
     };
     let configuration = match &config.configuration {
         Some(any) if any.type_url == StringValue::type_url() => {
-            json!({"@type": any.type_url, "value": decode::<StringValue>(any)?.value})
+            let value = decode::<StringValue>(any)?.value;
+            let value = match secrets {
+                Secrets::Reveal => value,
+                Secrets::Redact => super::redact::filter_config(&value),
+            };
+            json!({"@type": any.type_url, "value": value})
         }
         _ => return unknown(format!("wasm plugin {} configuration", config.name)),
     };
@@ -279,7 +286,7 @@ fn wasm(w: &Wasm) -> Result<Value> {
     }))
 }
 
-fn http_connection_manager(hcm: &HttpConnectionManager) -> Result<Value> {
+fn http_connection_manager(hcm: &HttpConnectionManager, secrets: Secrets) -> Result<Value> {
     let Some(RouteSpecifier::Rds(rds)) = &hcm.route_specifier else {
         return unknown("http_connection_manager route_specifier");
     };
@@ -288,7 +295,7 @@ fn http_connection_manager(hcm: &HttpConnectionManager) -> Result<Value> {
         .iter()
         .map(|f| match &f.config_type {
             Some(http_filter::ConfigType::TypedConfig(any)) => {
-                Ok(named(&f.name, "typed_config", typed(any)?))
+                Ok(named(&f.name, "typed_config", typed(any, secrets)?))
             }
             _ => unknown(format!("http filter {} config", f.name)),
         })
