@@ -438,3 +438,188 @@ async fn an_hmac_key_reaches_envoy_but_never_the_admin_endpoint_or_the_status_fi
         "the HMAC key is in the log"
     );
 }
+
+/// Every file of the [`setup`] directory, with the example route sent to `service`.
+fn copy_config(from: &Path, to: &Path, service: &str) {
+    for entry in ["class.yaml", "gateway.yaml", "services", "routes"] {
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(from.join(entry))
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    std::fs::write(
+        to.join("routes/example.yaml"),
+        route("example", "example.com", "/", service),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_config_directory_removed_and_created_again_is_watched_again() {
+    let Setup { gw, port, _echoes } = setup(&Options::default()).await;
+    gw.wait_until(port, "example.com", "/", "web-1", pod("web-1"))
+        .await
+        .unwrap();
+    let dir = gw.config_dir().to_owned();
+    let saved = tempfile::tempdir().unwrap();
+    copy_config(&dir, saved.path(), "web-2");
+    std::fs::remove_dir_all(&dir).unwrap();
+    gw.admin_until("/status", "reporting the missing directory", |s| {
+        s.contains("No such file or directory")
+    })
+    .await
+    .unwrap();
+
+    std::fs::create_dir(&dir).unwrap();
+    copy_config(saved.path(), &dir, "web-2");
+    gw.wait_until(
+        port,
+        "example.com",
+        "/",
+        "served from the new directory",
+        pod("web-2"),
+    )
+    .await
+    .unwrap();
+    // And the new directory's edits are seen.
+    gw.write(
+        "routes/example.yaml",
+        &route("example", "example.com", "/", "web-1"),
+    )
+    .unwrap();
+    gw.wait_until(
+        port,
+        "example.com",
+        "/",
+        "an edit in the new directory",
+        pod("web-1"),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_config_directory_swapped_in_by_mv_is_served_and_its_edits_followed() {
+    let Setup { gw, port, _echoes } = setup(&Options::default()).await;
+    gw.wait_until(port, "example.com", "/", "web-1", pod("web-1"))
+        .await
+        .unwrap();
+    let dir = gw.config_dir().to_owned();
+    let staging = dir.with_extension("next");
+    let old = dir.with_extension("old");
+    std::fs::create_dir(&staging).unwrap();
+    copy_config(&dir, &staging, "web-2");
+    std::fs::rename(&dir, &old).unwrap();
+    std::fs::rename(&staging, &dir).unwrap();
+    gw.wait_until(
+        port,
+        "example.com",
+        "/",
+        "the swapped-in directory",
+        pod("web-2"),
+    )
+    .await
+    .unwrap();
+    // Edits to the new directory are followed (the old one is not watched).
+    gw.write(
+        "routes/foo.yaml",
+        &route("foo", "foo.example.com", "/login", "web-1"),
+    )
+    .unwrap();
+    gw.wait_until(
+        port,
+        "foo.example.com",
+        "/login",
+        "an edit in the new directory",
+        pod("web-1"),
+    )
+    .await
+    .unwrap();
+    std::fs::remove_dir_all(&old).unwrap();
+}
+
+#[tokio::test]
+async fn a_fifo_named_yaml_blocks_neither_reloads_nor_sigterm() {
+    let Setup {
+        mut gw,
+        port,
+        _echoes,
+    } = setup(&Options::default()).await;
+    gw.wait_until(port, "example.com", "/", "web-1", pod("web-1"))
+        .await
+        .unwrap();
+    let fifo = gw.config_dir().join("routes/pipe.yaml");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    gw.write(
+        "routes/example.yaml",
+        &route("example", "example.com", "/", "web-2"),
+    )
+    .unwrap();
+    gw.wait_until(
+        port,
+        "example.com",
+        "/",
+        "an edit beside the FIFO",
+        pod("web-2"),
+    )
+    .await
+    .unwrap();
+    let status = gw.admin("/status").await.unwrap().1;
+    assert!(
+        status.contains("pipe.yaml: skipped: not a regular file"),
+        "{status}"
+    );
+    let exit = gw.terminate_serve().await.unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn a_file_truncated_and_written_slowly_is_never_served_half_written() {
+    use std::io::Write as _;
+    let Setup { gw, port, _echoes } = setup(&Options::default()).await;
+    let two_routes = |service: &str| {
+        route("example", "example.com", "/", service)
+            + "---\n"
+            + &route("bar", "bar.example.com", "/", "web-1")
+    };
+    gw.write("routes/example.yaml", &two_routes("web-1"))
+        .unwrap();
+    gw.wait_until(port, "bar.example.com", "/", "bar", pod("web-1"))
+        .await
+        .unwrap();
+    // A writer that truncates the file, writes its first document and
+    // pauses (a slow disk, a tool writing in chunks) before the second: what
+    // it wrote so far loads, but is half of the file.
+    let text = two_routes("web-2");
+    let (first, rest) = text.split_at(text.find("---").unwrap());
+    let mut file = std::fs::File::create(gw.config_dir().join("routes/example.yaml")).unwrap();
+    file.write_all(first.as_bytes()).unwrap();
+    file.flush().unwrap();
+    let pause = std::time::Instant::now();
+    let mut answers = Vec::new();
+    while pause.elapsed() < std::time::Duration::from_millis(600) {
+        answers.push(gw.get(port, "bar.example.com", "/").await.unwrap().status);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    file.write_all(rest.as_bytes()).unwrap();
+    drop(file);
+    gw.wait_until(port, "example.com", "/", "the whole new file", pod("web-2"))
+        .await
+        .unwrap();
+    assert!(answers.len() > 5);
+    assert!(
+        answers.iter().all(|s| *s == 200),
+        "the second route vanished while its file was written: {answers:?}"
+    );
+    assert_eq!(
+        gw.get(port, "bar.example.com", "/").await.unwrap().status,
+        200
+    );
+}
