@@ -219,8 +219,8 @@ fn envoy_path(flag: &str, path: &Path) -> anyhow::Result<String> {
 
 /// Envoy's side of `tollgate serve --xds-tls-*`: present the client
 /// certificate, trust only `ca` for the server's, and require the server's
-/// certificate to name `server`. TLS 1.3 only: the server is rustls without
-/// TLS 1.2, and Envoy's upstream default would stop at 1.2.
+/// certificate to name `server`. TLS 1.3, which both ends speak: Envoy's
+/// upstream default would stop at 1.2.
 fn xds_transport_socket(ca: &str, cert: &str, key: &str, server: &ServerName) -> Value {
     let (san_type, name) = match server {
         ServerName::Dns(name) => ("DNS", name.clone()),
