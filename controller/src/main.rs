@@ -81,3 +81,15 @@ fn run_async(job: impl std::future::Future<Output = anyhow::Result<()>>) -> anyh
         .context("starting the async runtime")?;
     runtime.block_on(job)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn every_subcommand_s_flags_are_well_formed() {
+        // clap checks unique names, groups and conflicts only when a command is
+        // parsed in a debug build; this checks every subcommand at once.
+        super::Cli::command().debug_assert();
+    }
+}

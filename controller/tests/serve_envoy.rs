@@ -110,6 +110,10 @@ async fn host_and_path_routing_follow_edits_added_and_deleted_files() {
         .await
         .unwrap();
     assert_eq!(gw.envoy.pid(), envoy_pid, "Envoy was never restarted");
+    // Plain gRPC by default, and no warning about it on loopback.
+    let log = gw.serve_log();
+    assert!(log.contains("transport=\"plain gRPC\""), "{log}");
+    assert!(!log.contains("not loopback"), "{log}");
 
     // The admin endpoint.
     let (code, ready) = gw.admin("/readyz").await.unwrap();

@@ -13,13 +13,15 @@
 //! Listener ports are whatever the YAML says (use [`free_port`] and ports of
 //! 1024 and above, which are not remapped), so tests run in parallel; YAML with
 //! fixed ports (the conformance suite's 80) maps them to free ones with
-//! [`Options::port_map`].
+//! [`Options::port_map`]. With [`Options::xds_tls`], xDS runs over mutual TLS
+//! (`tollgate serve --xds-tls-*` and the matching `tollgate bootstrap` flags).
 //! Processes die with the test; their logs are printed if it fails.
 
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -27,6 +29,7 @@ use tempfile::TempDir;
 
 use crate::echo::EchoReply;
 use crate::envoy::{Envoy, Options as EnvoyOptions};
+use crate::pki::Pki;
 use crate::process::die_with_parent;
 pub use crate::process::free_port;
 
@@ -45,6 +48,10 @@ pub struct Options {
     /// `tollgate serve --port-map PORT=ENVOY_PORT` for each pair: Gateway
     /// listener ports (e.g. the conformance suite's 80) served on free ones.
     pub port_map: Vec<(u16, u16)>,
+    /// Mutual TLS on xDS with these certificates: `tollgate serve` presents
+    /// the server certificate and trusts the CA for clients; Envoy presents
+    /// the client certificate and trusts the CA for the server.
+    pub xds_tls: Option<Arc<Pki>>,
 }
 
 pub struct Gateway {
@@ -52,6 +59,8 @@ pub struct Gateway {
     serve: Serve,
     pub envoy: Envoy,
     http: reqwest::Client,
+    /// Kept for as long as the processes that read the certificates.
+    _pki: Option<Arc<Pki>>,
 }
 
 /// What a request through Envoy got.
@@ -92,13 +101,22 @@ impl Gateway {
         for (path, yaml) in files {
             write_file(config.path(), path, yaml)?;
         }
-        let serve = Serve::start(tollgate, config.path(), &options.port_map).await?;
+        let serve = Serve::start(tollgate, config.path(), options).await?;
         let mut bootstrap = Command::new(tollgate);
         bootstrap
             .arg("bootstrap")
             .args(["--xds-address", &serve.xds.to_string()])
             .args(["--node-id", "e2e"])
             .args(["--admin-address", "127.0.0.1:0"]);
+        if let Some(pki) = &options.xds_tls {
+            bootstrap
+                .arg("--xds-tls-ca")
+                .arg(&pki.ca)
+                .arg("--xds-tls-cert")
+                .arg(&pki.client.cert)
+                .arg("--xds-tls-key")
+                .arg(&pki.client.key);
+        }
         if let Some(gateway) = &options.gateway {
             bootstrap.args(["--gateway", gateway]);
         }
@@ -124,6 +142,7 @@ impl Gateway {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()?,
+            _pki: options.xds_tls.clone(),
         })
     }
 
@@ -240,6 +259,11 @@ impl Gateway {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
     }
 
+    /// Where `tollgate serve`'s ADS server listens.
+    pub fn xds_address(&self) -> SocketAddr {
+        self.serve.xds
+    }
+
     pub fn serve_log(&self) -> String {
         self.serve.log()
     }
@@ -293,7 +317,7 @@ struct Serve {
 }
 
 impl Serve {
-    async fn start(bin: &Path, config: &Path, port_map: &[(u16, u16)]) -> Result<Serve> {
+    async fn start(bin: &Path, config: &Path, options: &Options) -> Result<Serve> {
         let dir = tempfile::Builder::new()
             .prefix("tollgate-serve-")
             .tempdir()?;
@@ -302,8 +326,17 @@ impl Serve {
         let log = File::create(dir.path().join("serve.log"))?;
         let mut command = Command::new(bin);
         die_with_parent(&mut command);
+        command.arg("serve");
+        if let Some(pki) = &options.xds_tls {
+            command
+                .arg("--xds-tls-cert")
+                .arg(&pki.server.cert)
+                .arg("--xds-tls-key")
+                .arg(&pki.server.key)
+                .arg("--xds-tls-client-ca")
+                .arg(&pki.ca);
+        }
         let child = command
-            .arg("serve")
             .arg("--config-dir")
             .arg(config)
             .args(["--xds-listen", &xds.to_string()])
@@ -314,7 +347,8 @@ impl Serve {
             .arg("--status-dir")
             .arg(dir.path().join("status"))
             .args(
-                port_map
+                options
+                    .port_map
                     .iter()
                     .flat_map(|(port, to)| ["--port-map".to_owned(), format!("{port}={to}")]),
             )

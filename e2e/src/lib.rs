@@ -16,6 +16,7 @@
 //! - [`stage`] is the common test stage: Envoy with one filter before one echo backend.
 //! - [`redis`] is a real `redis-server` on a free loopback port that a test can kill and restart.
 //! - [`ratelimit_server`] runs `tollgate ratelimit-server` against it.
+//! - [`pki`] makes test certificates (CAs, server and client) for mutual TLS on xDS.
 //! - [`process`] keeps every process a test starts from outliving it.
 //! - [`conformance`] holds the Gateway API conformance tests as data
 //!   (`e2e/tests/conformance/`): loading, backend placeholders and the checks.
@@ -33,6 +34,7 @@ pub mod gateway;
 pub mod jwks_server;
 pub mod jwt_mint;
 pub mod paths;
+pub mod pki;
 pub mod process;
 pub mod ratelimit_server;
 pub mod redis;

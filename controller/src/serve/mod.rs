@@ -12,11 +12,13 @@
 //! - [`watcher`]: debounced directory changes.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `/status`, `/config_dump`.
 //! - [`metrics`]: what `/metrics` shows.
+//! - [`xds_tls`]: mutual TLS on the ADS server.
 
 mod admin;
 mod metrics;
 pub mod views;
 mod watcher;
+pub mod xds_tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,8 +45,11 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     config_dir: PathBuf,
     /// Address of the ADS gRPC server Envoy connects to (`tollgate bootstrap --xds-address`).
+    /// Plain gRPC unless the --xds-tls-* flags are given (a warning when it is not loopback).
     #[arg(long, default_value = "127.0.0.1:18000", value_name = "ADDR")]
     xds_listen: SocketAddr,
+    #[command(flatten)]
+    xds_tls: xds_tls::XdsTlsArgs,
     /// Directory to write `status.yaml` to (every object's status and the load errors), rewritten on each change.
     #[arg(long, value_name = "DIR")]
     status_dir: Option<PathBuf>,
@@ -125,6 +130,7 @@ pub async fn run(args: Args) -> Result<()> {
             args.config_dir.display()
         );
     }
+    let xds_tls = args.xds_tls.load()?;
     if let Some(dir) = &args.status_dir {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating --status-dir {}", dir.display()))?;
@@ -174,11 +180,26 @@ pub async fn run(args: Args) -> Result<()> {
             stopped(),
         ))
     });
-    tracing::info!(addr = %local_addr(&xds_listener), dir = %args.config_dir.display(), "ADS server listening");
+    let transport = if xds_tls.is_some() {
+        "mutual TLS"
+    } else {
+        "plain gRPC"
+    };
+    tracing::info!(addr = %local_addr(&xds_listener), dir = %args.config_dir.display(), transport, "ADS server listening");
+    if xds_tls.is_none() {
+        if let Some(warning) = xds_tls::plain_warning(args.xds_listen) {
+            tracing::warn!("{warning}");
+        }
+    }
+    let mut grpc = tonic::transport::Server::builder();
+    if let Some(tls) = xds_tls {
+        grpc = grpc
+            .tls_config(tls)
+            .context("setting up mutual TLS on xDS")?;
+    }
     let ads = AdsServer::new(views, metrics.xds.clone(), stop_streams);
     let grpc = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(AggregatedDiscoveryServiceServer::new(ads))
+        grpc.add_service(AggregatedDiscoveryServiceServer::new(ads))
             .serve_with_incoming_shutdown(TcpIncoming::from(xds_listener), stopped()),
     );
 
