@@ -627,3 +627,121 @@ async fn a_file_truncated_and_written_slowly_is_never_served_half_written() {
         200
     );
 }
+
+/// Descriptors the process `pid` has open.
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[tokio::test]
+async fn idle_admin_connections_cannot_use_up_the_controllers_descriptors() {
+    let Setup { gw, port, _echoes } = setup(&Options::default()).await;
+    gw.wait_until(port, "example.com", "/", "web-1", pod("web-1"))
+        .await
+        .unwrap();
+    let pid = gw.serve_pid();
+    let before = open_files(pid);
+    let admin = gw.admin_addr();
+    // 300 connections that never send a byte (once enough to break reloads).
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(tokio::net::TcpStream::connect(admin).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let during = open_files(pid);
+    assert!(
+        during <= before + 64 + 4,
+        "{during} descriptors open with 300 idle admin connections (were {before})"
+    );
+    // Reloads and xDS go on.
+    gw.write(
+        "routes/example.yaml",
+        &route("example", "example.com", "/", "web-2"),
+    )
+    .unwrap();
+    gw.wait_until(
+        port,
+        "example.com",
+        "/",
+        "an edit during the flood",
+        pod("web-2"),
+    )
+    .await
+    .unwrap();
+    // The idle ones are closed after 10 s, and the endpoint answers again
+    // (a request waits in the backlog meanwhile; the client gives up after 5 s).
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok((200, _)) = gw.admin("/healthz").await {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the admin endpoint never answered again"
+        );
+    }
+    drop(idle);
+}
+
+#[tokio::test]
+async fn a_load_that_failed_for_lack_of_descriptors_is_retried_without_another_edit() {
+    let Setup { gw, port, _echoes } = setup(&Options::default()).await;
+    gw.wait_until(port, "example.com", "/", "web-1", pod("web-1"))
+        .await
+        .unwrap();
+    let pid = gw.serve_pid().to_string();
+    // util-linux's prlimit on our own child: its soft limit of open files.
+    let set_limit = |limit: usize| {
+        let done = std::process::Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={limit}:")])
+            .output()
+            .unwrap();
+        assert!(
+            done.status.success(),
+            "prlimit {limit}: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+    };
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let soft: usize = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    // No descriptor left (those open stay usable): the next load cannot open a file.
+    set_limit(3);
+    gw.write(
+        "routes/example.yaml",
+        &route("example", "example.com", "/", "web-2"),
+    )
+    .unwrap();
+    // The admin endpoint would need a descriptor too: read the log.
+    let started = std::time::Instant::now();
+    while !gw.serve_log().contains("retrying the load") {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "no retry planned:\n{}",
+            gw.serve_log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    set_limit(soft);
+    assert!(
+        gw.serve_log().contains("Too many open files"),
+        "{}",
+        gw.serve_log()
+    );
+    // Nothing else changes in the directory; the retry serves the edit.
+    gw.wait_until(
+        port,
+        "example.com",
+        "/",
+        "the edit, after a retry",
+        pod("web-2"),
+    )
+    .await
+    .unwrap();
+}

@@ -210,6 +210,11 @@ impl Gateway {
         }
     }
 
+    /// Where `tollgate serve`'s admin endpoint listens.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.serve.admin
+    }
+
     /// GET on `tollgate serve`'s admin endpoint: status code and body.
     pub async fn admin(&self, path: &str) -> Result<(u16, String)> {
         let response = self

@@ -28,6 +28,8 @@ pub struct ConfigFiles {
     pub paths: Vec<PathBuf>,
     /// `path: message` for what could not be listed.
     pub problems: Vec<String>,
+    /// Whether some of them may go away by themselves (see [`is_transient`]).
+    pub transient: bool,
     /// `path: skipped: why` for what was left out on purpose.
     pub warnings: Vec<String>,
 }
@@ -40,7 +42,7 @@ pub fn list(dir: &Path) -> ConfigFiles {
             walk.seen_dirs.insert(identity(&meta));
             walk.dir(dir);
         }
-        Err(e) => walk.found.problems.push(format!("{}: {e}", dir.display())),
+        Err(e) => walk.problem(dir, &e),
     }
     walk.found.paths.sort();
     walk.found
@@ -62,7 +64,7 @@ impl Walk {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(e) => {
-                self.found.problems.push(format!("{}: {e}", dir.display()));
+                self.problem(dir, &e);
                 return;
             }
         };
@@ -73,7 +75,7 @@ impl Walk {
                     paths.push(entry.path())
                 }
                 Ok(_) => {}
-                Err(e) => self.found.problems.push(format!("{}: {e}", dir.display())),
+                Err(e) => self.problem(dir, &e),
             }
         }
         // Sorted, so that of two links to one file the first in path order is read.
@@ -92,7 +94,7 @@ impl Walk {
         let meta = match std::fs::metadata(&path) {
             Ok(meta) => meta,
             Err(e) if is_yaml => {
-                self.found.problems.push(format!("{}: {e}", path.display()));
+                self.problem(&path, &e);
                 return;
             }
             Err(_) => return,
@@ -117,6 +119,13 @@ impl Walk {
         }
     }
 
+    fn problem(&mut self, path: &Path, error: &std::io::Error) {
+        self.found
+            .problems
+            .push(format!("{}: {error}", path.display()));
+        self.found.transient |= is_transient(error);
+    }
+
     fn skip(&mut self, path: &Path, why: &str) {
         self.found
             .warnings
@@ -124,11 +133,40 @@ impl Walk {
     }
 }
 
+/// Whether an I/O error may go away by itself, so a load that failed on it is
+/// worth retrying without any change: out of file descriptors (EMFILE, which
+/// idle connections once caused) or memory, interrupted, timed out. A missing
+/// file, a permission or a file that is not UTF-8 stays as it is until
+/// someone changes it, and the watcher sees that.
+pub fn is_transient(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    !matches!(
+        error.kind(),
+        NotFound | PermissionDenied | InvalidData | InvalidInput | NotADirectory | IsADirectory
+    )
+}
+
+/// Why a config file was not read.
+#[derive(Debug)]
+pub struct ReadError {
+    /// `path: message`.
+    pub message: String,
+    /// See [`is_transient`].
+    pub transient: bool,
+}
+
 /// Reads a config file: never blocks (a FIFO put there after listing is
 /// refused, not waited on), and refuses what is over [`MAX_FILE_BYTES`] or
 /// not UTF-8.
-pub fn read(path: &Path) -> Result<String, String> {
-    let at = |e: std::io::Error| format!("{}: {e}", path.display());
+pub fn read(path: &Path) -> Result<String, ReadError> {
+    let at = |e: std::io::Error| ReadError {
+        message: format!("{}: {e}", path.display()),
+        transient: is_transient(&e),
+    };
+    let refused = |message: String| ReadError {
+        message,
+        transient: false,
+    };
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -136,10 +174,10 @@ pub fn read(path: &Path) -> Result<String, String> {
         .map_err(at)?;
     let meta = file.metadata().map_err(at)?;
     if !meta.is_file() {
-        return Err(format!(
+        return Err(refused(format!(
             "{}: not a regular file (a FIFO, socket or device); not read",
             path.display()
-        ));
+        )));
     }
     let too_big = |len: u64| {
         format!(
@@ -149,14 +187,14 @@ pub fn read(path: &Path) -> Result<String, String> {
         )
     };
     if meta.len() > MAX_FILE_BYTES {
-        return Err(too_big(meta.len()));
+        return Err(refused(too_big(meta.len())));
     }
     let mut text = String::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_string(&mut text)
         .map_err(at)?;
     if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(too_big(text.len() as u64));
+        return Err(refused(too_big(text.len() as u64)));
     }
     Ok(text)
 }
@@ -245,7 +283,7 @@ mod tests {
         assert!(files.paths.is_empty());
         assert_eq!(files.warnings.len(), 1, "{:?}", files.warnings);
         // Read directly (a FIFO put there after the listing): refused at once.
-        let err = read(&fifo).unwrap_err();
+        let err = read(&fifo).unwrap_err().message;
         assert!(
             err.ends_with("not a regular file (a FIFO, socket or device); not read"),
             "{err}"
@@ -259,10 +297,21 @@ mod tests {
         let file = std::fs::File::create(&big).unwrap();
         file.set_len(MAX_FILE_BYTES + 1).unwrap();
         let err = read(&big).unwrap_err();
+        assert!(!err.transient);
         assert!(
-            err.contains("more than the 8 MiB a config file may have"),
-            "{err}"
+            err.message
+                .contains("more than the 8 MiB a config file may have"),
+            "{}",
+            err.message
         );
+    }
+
+    #[test]
+    fn running_out_of_descriptors_is_transient_and_a_missing_file_is_not() {
+        let emfile = std::io::Error::from_raw_os_error(libc::EMFILE);
+        assert!(is_transient(&emfile));
+        let missing = read(Path::new("/nonexistent/x.yaml")).unwrap_err();
+        assert!(!missing.transient, "{}", missing.message);
     }
 
     #[test]

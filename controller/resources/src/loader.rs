@@ -30,6 +30,9 @@ use super::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
     pub problems: Vec<String>,
+    /// Some problem may go away by itself (out of file descriptors, say): a
+    /// load worth retrying without waiting for a change.
+    pub transient: bool,
 }
 
 impl fmt::Display for LoadError {
@@ -101,13 +104,17 @@ impl DirCache {
         let config_files::ConfigFiles {
             paths,
             mut problems,
+            mut transient,
             warnings,
         } = config_files::list(dir);
         let mut texts = Vec::new();
         for path in paths {
             match config_files::read(&path) {
                 Ok(text) => texts.push((path.display().to_string(), path, text)),
-                Err(problem) => problems.push(problem),
+                Err(e) => {
+                    problems.push(e.message);
+                    transient |= e.transient;
+                }
             }
         }
         let mut files = Vec::with_capacity(texts.len());
@@ -166,7 +173,10 @@ impl DirCache {
         if problems.is_empty() {
             Ok(resources)
         } else {
-            Err(LoadError { problems })
+            Err(LoadError {
+                problems,
+                transient,
+            })
         }
     }
 }
@@ -218,7 +228,10 @@ pub fn load_str(name: &str, text: &str, resources: &mut Resources) -> Result<(),
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(LoadError { problems })
+        Err(LoadError {
+            problems,
+            transient: false,
+        })
     }
 }
 

@@ -2,7 +2,8 @@
 //! (200 once a first good configuration is served, 503 before),
 //! `/metrics` (Prometheus), `/status` (YAML: every object's status and the
 //! load errors) and `/config_dump` (the Envoy resources served to nodes that
-//! get every Gateway, as JSON).
+//! get every Gateway, as JSON, secrets redacted). Its connections are
+//! bounded ([`super::bounded_listener`]).
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -13,6 +14,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::bounded_listener::BoundedListener;
 use super::metrics::Metrics;
 use super::Current;
 use crate::translate::render;
@@ -36,7 +38,7 @@ pub async fn serve(
         .route("/status", get(status))
         .route("/config_dump", get(config_dump))
         .with_state(Admin { current, metrics });
-    axum::serve(listener, app)
+    axum::serve(BoundedListener::new(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
 }

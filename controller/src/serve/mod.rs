@@ -10,11 +10,13 @@
 //!
 //! - [`views`]: which Gateways a node is served.
 //! - [`watcher`]: debounced directory changes.
-//! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `/status`, `/config_dump`.
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `/status`, `/config_dump`;
+//!   [`bounded_listener`]: its connections, bounded.
 //! - [`metrics`]: what `/metrics` shows.
 //! - [`xds_tls`]: mutual TLS on the ADS server.
 
 mod admin;
+mod bounded_listener;
 mod metrics;
 pub mod views;
 mod watcher;
@@ -161,7 +163,7 @@ pub async fn run(args: Args) -> Result<()> {
         metrics: metrics.clone(),
         current: current_tx,
     };
-    reloader.reload();
+    let mut retry = next_retry(reloader.reload(), None);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_streams = stop_rx.clone();
@@ -206,8 +208,15 @@ pub async fn run(args: Args) -> Result<()> {
     let signal = crate::shutdown::wait_for_signal();
     tokio::pin!(signal);
     loop {
+        let retry_due = async {
+            match retry {
+                Some(after) => tokio::time::sleep(after).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            () = watcher.changed() => reloader.reload(),
+            () = watcher.changed() => retry = next_retry(reloader.reload(), None),
+            () = retry_due => retry = next_retry(reloader.reload(), retry),
             () = &mut signal => break,
         }
     }
@@ -224,6 +233,19 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// A load that failed on something passing (out of file descriptors, say)
+/// is tried again without waiting for a change: after 1 s, then twice as
+/// long each time, at most 30 s apart.
+fn next_retry(transient_failure: bool, previous: Option<Duration>) -> Option<Duration> {
+    const FIRST: Duration = Duration::from_secs(1);
+    const LONGEST: Duration = Duration::from_secs(30);
+    let after = previous.map_or(FIRST, |d| (d * 2).min(LONGEST));
+    if transient_failure {
+        tracing::info!("retrying the load in {after:?}");
+    }
+    transient_failure.then_some(after)
+}
+
 struct Reloader {
     dir: PathBuf,
     cache: resources::DirCache,
@@ -236,12 +258,15 @@ struct Reloader {
 }
 
 impl Reloader {
-    fn reload(&mut self) {
+    /// Loads, translates and publishes; whether the load failed on
+    /// something that may pass by itself.
+    fn reload(&mut self) -> bool {
         let started = Instant::now();
         let loaded = self.cache.load(&self.dir);
         let load_time = started.elapsed();
         let previous = self.current.borrow().clone();
         let mut publish = None;
+        let transient = loaded.as_ref().is_err_and(|e| e.transient);
         let current = match loaded {
             Err(e) => {
                 self.metrics.load_failed(e.problems.len(), load_time);
@@ -297,6 +322,7 @@ impl Reloader {
         if let Some((resources, snapshot)) = publish {
             self.views.publish(resources, snapshot);
         }
+        transient
     }
 }
 
