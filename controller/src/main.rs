@@ -10,6 +10,7 @@ mod serve;
 mod shutdown;
 mod translate;
 mod translate_command;
+mod translator_args;
 mod validate_command;
 mod xds;
 

@@ -1,13 +1,14 @@
 //! `tollgate translate DIR`: the translator offline, for looking at what a
 //! directory becomes and for diffing it in review.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
 
 use crate::resources;
 use crate::translate::{self, render, yaml_text, Translation};
+use crate::translator_args::TranslatorArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,24 +20,12 @@ pub struct Args {
     /// Which part to print.
     #[arg(long = "type", value_enum, default_value_t = render::Part::All)]
     part: render::Part,
-    /// Serve listener ports as written, even below 1024 (by default they move to port + 10000).
-    #[arg(long)]
-    no_port_remap: bool,
-    /// Serve Gateway listener port PORT on Envoy port ENVOY_PORT instead (repeatable; wins over the
-    /// remap). The Gateway keeps its port, e.g. in redirects.
-    #[arg(long, value_name = "PORT=ENVOY_PORT", value_parser = parse_port_mapping)]
-    port_map: Vec<(u16, u16)>,
-    /// Print listeners' TLS private keys instead of `[redacted]` (for a static Envoy config).
+    /// Print secrets (listeners' TLS private keys, JWKS key material) instead of `[redacted]`
+    /// (for a static Envoy config).
     #[arg(long)]
     show_secrets: bool,
-    /// Directory of Tollgate's `.wasm` filters, as Envoy will read it [default: the directory of
-    /// this binary when it holds them (`dist/`), else `./dist`; made absolute].
-    #[arg(long)]
-    wasm_dir: Option<PathBuf>,
-    /// `HOST:PORT` of the global rate limit service (`tollgate ratelimit-server`) that global rate
-    /// limit rules call; without it a policy with global rules is Invalid.
-    #[arg(long, value_name = "HOST:PORT", value_parser = crate::translate::parse_service_address)]
-    ratelimit_service: Option<String>,
+    #[command(flatten)]
+    translator: TranslatorArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -53,17 +42,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    let wasm_dir = match &args.wasm_dir {
-        Some(dir) => dir.clone(),
-        None => default_wasm_dir(),
-    };
-    let options = translate::Options {
-        port_remap: !args.no_port_remap,
-        port_map: args.port_map.iter().copied().collect(),
-        wasm_dir: std::path::absolute(&wasm_dir)
-            .with_context(|| format!("making {} absolute", wasm_dir.display()))?,
-        ratelimit_service: args.ratelimit_service.clone(),
-    };
+    let options = args.translator.options()?;
     let secrets = if args.show_secrets {
         render::Secrets::Reveal
     } else {
@@ -123,48 +102,4 @@ fn yaml(
             .collect::<Result<Vec<_>, _>>()
     })?;
     Ok(texts.concat())
-}
-
-/// `--port-map 80=18080`: a Gateway listener port and the Envoy port serving it.
-pub fn parse_port_mapping(text: &str) -> Result<(u16, u16), String> {
-    let (port, envoy) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?} is not PORT=ENVOY_PORT"))?;
-    let parse = |p: &str| match p.trim().parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("{p:?} is not a port (1-65535)")),
-        Ok(port) => Ok(port),
-    };
-    Ok((parse(port)?, parse(envoy)?))
-}
-
-/// `make build` puts `tollgate` next to the filters in `dist/`; a cargo build
-/// (`target/debug/tollgate`) is run from the repository root.
-pub fn default_wasm_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_path_buf))
-        .filter(|dir| dir.join("header_mod.wasm").is_file())
-        .unwrap_or_else(|| PathBuf::from("dist"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_port_mapping;
-
-    #[test]
-    fn port_mappings_parse_and_bad_ones_are_named() {
-        assert_eq!(parse_port_mapping("80=18080"), Ok((80, 18080)));
-        assert_eq!(
-            parse_port_mapping("80:18080"),
-            Err("\"80:18080\" is not PORT=ENVOY_PORT".to_owned())
-        );
-        assert_eq!(
-            parse_port_mapping("80=0"),
-            Err("\"0\" is not a port (1-65535)".to_owned())
-        );
-        assert_eq!(
-            parse_port_mapping("x=1"),
-            Err("\"x\" is not a port (1-65535)".to_owned())
-        );
-    }
 }

@@ -19,10 +19,8 @@ use crate::translate::{self};
 pub struct Args {
     /// Directory of Gateway API and Tollgate policy YAML (`*.yaml`, `*.yml`, recursive).
     dir: PathBuf,
-    /// `HOST:PORT` of the global rate limit service (`tollgate ratelimit-server`) that global rate
-    /// limit rules call; without it a policy with global rules is Invalid.
-    #[arg(long, value_name = "HOST:PORT", value_parser = crate::translate::parse_service_address)]
-    ratelimit_service: Option<String>,
+    #[command(flatten)]
+    translator: crate::translator_args::TranslatorArgs,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -38,13 +36,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for warning in &loaded.warnings {
         println!("warning: {warning}");
     }
-    // Where the filters are does not change any status.
-    let options = translate::Options {
-        port_remap: true,
-        port_map: Default::default(),
-        wasm_dir: crate::translate_command::default_wasm_dir(),
-        ratelimit_service: args.ratelimit_service.clone(),
-    };
+    let options = args.translator.options()?;
     let translation = translate::translate(&loaded, &options);
     let report = problems(&loaded, &translation.status);
     for warning in &report.warnings {
@@ -237,6 +229,7 @@ mod tests {
         load_str("gw.yaml", GATEWAY, &mut resources).unwrap();
         load_str("routes.yaml", routes, &mut resources).unwrap();
         let options = translate::Options {
+            listener_address: crate::translator_args::DEFAULT_LISTENER_ADDRESS,
             port_remap: true,
             port_map: Default::default(),
             wasm_dir: "/opt/tollgate/dist".into(),

@@ -108,6 +108,44 @@ fn a_port_map_moves_the_envoy_listener_but_not_the_gateway_port() {
 }
 
 #[test]
+fn listeners_bind_the_address_the_gateway_status_reports() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/translate/basic-routing");
+    let addresses = |args: &[&str]| {
+        let out = translate(&[&[case.to_str().unwrap(), "-o", "json"], args].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let bound: Vec<String> = doc["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                l["address"]["socket_address"]["address"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        let reported = doc["status"]["gateways"][0]["addresses"][0]["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (bound, reported)
+    };
+    let (bound, reported) = addresses(&[]);
+    assert!(bound.iter().all(|a| *a == "127.0.0.1"), "{bound:?}");
+    assert_eq!(reported, "127.0.0.1", "loopback by default");
+    let (bound, reported) = addresses(&["--listener-address", "0.0.0.0"]);
+    assert!(bound.iter().all(|a| *a == "0.0.0.0"), "{bound:?}");
+    assert_eq!(reported, "0.0.0.0");
+    let bad = translate(&[case.to_str().unwrap(), "--listener-address", "localhost"]);
+    assert_eq!(bad.status.code(), Some(2), "not an IP address");
+}
+
+#[test]
 fn a_schema_error_exits_1_naming_file_line_and_field() {
     let dir = scratch_dir("error");
     let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n  - matches:\n    - path: {type: Prefix, value: /}\n";

@@ -58,21 +58,8 @@ pub struct Args {
     /// Address of the admin HTTP endpoint (`/healthz`, `/readyz`, `/metrics`, `/status`, `/config_dump`); off when absent.
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
-    /// Serve listener ports as written, even below 1024 (by default they move to port + 10000).
-    #[arg(long)]
-    no_port_remap: bool,
-    /// Serve Gateway listener port PORT on Envoy port ENVOY_PORT instead (repeatable; wins over the
-    /// remap). The Gateway keeps its port, e.g. in redirects.
-    #[arg(long, value_name = "PORT=ENVOY_PORT", value_parser = crate::translate_command::parse_port_mapping)]
-    port_map: Vec<(u16, u16)>,
-    /// Directory of Tollgate's `.wasm` filters, as Envoy will read it [default: the directory of
-    /// this binary when it holds them (`dist/`), else `./dist`; made absolute].
-    #[arg(long, value_name = "DIR")]
-    wasm_dir: Option<PathBuf>,
-    /// `HOST:PORT` of the global rate limit service (`tollgate ratelimit-server`) that global rate
-    /// limit rules call; without it a policy with global rules is Invalid.
-    #[arg(long, value_name = "HOST:PORT", value_parser = crate::translate::parse_service_address)]
-    ratelimit_service: Option<String>,
+    #[command(flatten)]
+    translator: crate::translator_args::TranslatorArgs,
 }
 
 /// What the controller serves now, for the admin endpoint and the status file.
@@ -115,17 +102,7 @@ impl Current {
 
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<()> {
-    let wasm_dir = args
-        .wasm_dir
-        .clone()
-        .unwrap_or_else(crate::translate_command::default_wasm_dir);
-    let options = translate::Options {
-        port_remap: !args.no_port_remap,
-        port_map: args.port_map.iter().copied().collect(),
-        wasm_dir: std::path::absolute(&wasm_dir)
-            .with_context(|| format!("making {} absolute", wasm_dir.display()))?,
-        ratelimit_service: args.ratelimit_service.clone(),
-    };
+    let options = args.translator.options()?;
     if !args.config_dir.is_dir() {
         anyhow::bail!(
             "--config-dir {}: not a directory",

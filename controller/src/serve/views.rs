@@ -244,6 +244,7 @@ spec:
         let mut resources = Resources::default();
         load_str("gw.yaml", TWO_GATEWAYS, &mut resources).unwrap();
         let options = translate::Options {
+            listener_address: crate::translator_args::DEFAULT_LISTENER_ADDRESS,
             port_remap: true,
             port_map: Default::default(),
             wasm_dir: "/dist".into(),

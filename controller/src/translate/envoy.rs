@@ -2,6 +2,8 @@
 //! listener per port with an HTTP connection manager fetching its routes over
 //! ADS.
 
+use std::net::IpAddr;
+
 use envoy_types::pb::envoy::config::core::v3::{
     address, config_source::ConfigSourceSpecifier, socket_address::PortSpecifier, Address,
     AggregatedConfigSource, ApiVersion, ConfigSource, SocketAddress,
@@ -21,7 +23,7 @@ pub fn listener_name(port: u32) -> String {
 }
 
 /// `filters` (Tollgate's, see `wasm_filters`) run before the router.
-pub fn http_listener(port: u32, filters: Vec<HttpFilter>) -> Listener {
+pub fn http_listener(address: IpAddr, port: u32, filters: Vec<HttpFilter>) -> Listener {
     let name = listener_name(port);
     let hcm = HttpConnectionManager {
         stat_prefix: name.clone(),
@@ -54,7 +56,7 @@ pub fn http_listener(port: u32, filters: Vec<HttpFilter>) -> Listener {
         name: name.clone(),
         address: Some(Address {
             address: Some(address::Address::SocketAddress(SocketAddress {
-                address: "0.0.0.0".to_owned(),
+                address: address.to_string(),
                 port_specifier: Some(PortSpecifier::PortValue(port)),
                 ..SocketAddress::default()
             })),

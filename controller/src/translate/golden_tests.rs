@@ -37,6 +37,7 @@ fn run_case(dir: &Path) -> Result<(), String> {
         Ok(text) => {
             let o: CaseOptions = serde_yaml_ng::from_str(&text).map_err(|e| e.to_string())?;
             Options {
+                listener_address: crate::translator_args::DEFAULT_LISTENER_ADDRESS,
                 port_remap: o.port_remap,
                 port_map: Default::default(),
                 wasm_dir: PathBuf::from(WASM_DIR),
@@ -44,6 +45,7 @@ fn run_case(dir: &Path) -> Result<(), String> {
             }
         }
         Err(_) => Options {
+            listener_address: crate::translator_args::DEFAULT_LISTENER_ADDRESS,
             port_remap: true,
             port_map: Default::default(),
             wasm_dir: PathBuf::from(WASM_DIR),

@@ -27,11 +27,6 @@ use super::{envoy_port, namespace_selector, tls, Options, GATEWAY_GROUP};
 use crate::resources::gateway_api::{Listener, TlsMode};
 use crate::resources::{FromNamespaces, Gateway, Loaded, Resources};
 
-/// The address in a programmed Gateway's status. Envoy binds every listener
-/// on 0.0.0.0; file mode runs it next to the user, so the address a client
-/// on this machine reaches it at is the loopback one.
-pub const GATEWAY_ADDRESS: &str = "127.0.0.1";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteKind {
     Http,
@@ -299,6 +294,8 @@ impl<'a> ListenerPlan<'a> {
 
 pub struct GatewayPlan<'a> {
     pub gateway: &'a Gateway,
+    /// Where Envoy binds its listeners: the address its status reports.
+    pub address: std::net::IpAddr,
     pub generation: i64,
     pub listeners: Vec<ListenerPlan<'a>>,
 }
@@ -349,7 +346,7 @@ impl GatewayPlan<'_> {
             addresses: if programmed {
                 vec![GatewayAddress {
                     kind: "IPAddress",
-                    value: GATEWAY_ADDRESS.to_owned(),
+                    value: self.address.to_string(),
                 }]
             } else {
                 Vec::new()
@@ -385,6 +382,7 @@ pub fn plan<'a>(
             mark_conflicts(&mut listeners);
             GatewayPlan {
                 gateway: &g.object,
+                address: options.listener_address,
                 generation: g.generation,
                 listeners,
             }

@@ -36,6 +36,7 @@ mod weights;
 pub mod yaml_text;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
@@ -65,6 +66,9 @@ const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The address Envoy binds every Gateway listener on, and the one
+    /// Gateway status reports.
+    pub listener_address: IpAddr,
     /// Serve listener ports below 1024 on port + 10000, so Envoy needs no
     /// privilege to bind them.
     pub port_remap: bool,
@@ -253,10 +257,13 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
                 .collect();
             let filters = policies.http_filters(&served, &options.wasm_dir);
             match ports.get(port) {
-                Some(Protocol::Https) => {
-                    tls::https_listener(*port, filters, &listeners::tls_chains(&plans, *port))
-                }
-                _ => envoy::http_listener(*port, filters),
+                Some(Protocol::Https) => tls::https_listener(
+                    options.listener_address,
+                    *port,
+                    filters,
+                    &listeners::tls_chains(&plans, *port),
+                ),
+                _ => envoy::http_listener(options.listener_address, *port, filters),
             }
         })
         .collect();
@@ -704,6 +711,7 @@ mod tests {
     #[test]
     fn a_mapped_port_wins_over_the_remap() {
         let options = Options {
+            listener_address: crate::translator_args::DEFAULT_LISTENER_ADDRESS,
             port_remap: true,
             port_map: BTreeMap::from([(80, 18080), (8080, 28080)]),
             wasm_dir: PathBuf::from("/dist"),
@@ -714,6 +722,7 @@ mod tests {
             [18080, 28080, 10443, 9000]
         );
         let unmapped = Options {
+            listener_address: crate::translator_args::DEFAULT_LISTENER_ADDRESS,
             port_remap: false,
             port_map: BTreeMap::new(),
             ..options

@@ -7,6 +7,8 @@
 //! Gateway does: TLS picks the certificate, the Host header picks the
 //! virtual host.
 
+use std::net::IpAddr;
+
 use envoy_types::pb::envoy::config::core::v3::{
     data_source::Specifier, transport_socket, DataSource, TransportSocket,
 };
@@ -36,8 +38,13 @@ pub struct Chain {
 }
 
 /// The HTTPS listener for `port`; `chains` must not be empty.
-pub fn https_listener(port: u32, filters: Vec<HttpFilter>, chains: &[Chain]) -> Listener {
-    let mut listener = envoy::http_listener(port, filters);
+pub fn https_listener(
+    address: IpAddr,
+    port: u32,
+    filters: Vec<HttpFilter>,
+    chains: &[Chain],
+) -> Listener {
+    let mut listener = envoy::http_listener(address, port, filters);
     let plain = listener.filter_chains.pop().unwrap_or_default();
     listener.filter_chains = chains
         .iter()
