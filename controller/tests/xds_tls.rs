@@ -4,7 +4,8 @@
 //! with a certificate from a CA the server does not trust, one without TLS.
 //! The same client code with the right certificate is the control: it does
 //! get the listeners, so the refusals are the server's doing. Certificates are
-//! made at test time (e2e::pki). Every wait is bounded.
+//! made at test time (e2e::pki). And what a client sends reaches the log
+//! escaped, never as lines of its own. Every wait is bounded.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a broken setup should fail the test loudly
 
@@ -77,7 +78,7 @@ async fn an_envoy_with_a_client_certificate_gets_its_configuration_over_mutual_t
     assert!(handshakes >= 1, "no TLS handshake with xDS: {stats:?}");
     let log = gw.serve_log();
     assert!(log.contains("transport=\"mutual TLS\""), "{log}");
-    assert!(log.contains("xDS stream opened node=e2e"), "{log}");
+    assert!(log.contains("xDS stream opened node=\"e2e\""), "{log}");
 }
 
 #[tokio::test]
@@ -130,9 +131,9 @@ async fn a_client_without_a_certificate_from_the_client_ca_gets_no_configuration
     assert_eq!(names, [format!("http-{port}")]);
 
     let log = gw.serve_log();
-    assert!(log.contains("xDS stream opened node=control"), "{log}");
+    assert!(log.contains("xDS stream opened node=\"control\""), "{log}");
     for stranger in ["no-certificate", "rogue-certificate", "plaintext"] {
-        assert!(!log.contains(&format!("node={stranger}")), "{log}");
+        assert!(!log.contains(&format!("node=\"{stranger}\"")), "{log}");
     }
 }
 
@@ -185,6 +186,38 @@ async fn listeners(
     tokio::time::timeout(ATTEMPT_TIMEOUT, attempt)
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {ATTEMPT_TIMEOUT:?}")))
+}
+
+#[tokio::test]
+async fn a_node_id_with_line_breaks_is_logged_escaped_never_as_a_line_of_its_own() {
+    let echo = Echo::start("web-1").await.unwrap();
+    let files = [
+        ("class.yaml", gateway_class()),
+        (
+            "gateway.yaml",
+            gateway("default", "eg", free_port().unwrap()),
+        ),
+        ("service.yaml", service("default", "web-1", &[echo.addr()])),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, y)| (*p, y.as_str())).collect();
+    let gw = Gateway::start_with(bin(), &files, &Options::default())
+        .await
+        .unwrap();
+    let forged = "x\n2026-12-03T00:00:00.000000Z ERROR tollgate: forged\r\u{1b}[31m";
+    listeners(gw.xds_address(), forged, None).await.unwrap();
+    let started = std::time::Instant::now();
+    while !gw.serve_log().contains("xDS stream opened node=\"x") {
+        assert!(started.elapsed() < ATTEMPT_TIMEOUT, "{}", gw.serve_log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = gw.serve_log();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("ERROR tollgate: forged") && !l.contains("node=")),
+        "{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "a raw escape sequence in the log");
+    assert!(log.contains(r#"node="x\n2026"#), "{log}");
 }
 
 #[test]

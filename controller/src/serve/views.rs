@@ -9,7 +9,9 @@
 //! translator itself, rather than picking pieces out of the full
 //! translation, keeps it right whatever the translator learns. Views are
 //! computed when a node first asks and on every reload after, while some
-//! stream still follows them.
+//! stream still follows them. A node naming a Gateway that does not exist
+//! gets the one snapshot of no Gateway, computed once per reload and shared:
+//! 500 streams naming made-up Gateways once made every reload 10× dearer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -37,6 +39,9 @@ pub struct GatewayViews {
 struct Inner {
     resources: Option<Arc<Resources>>,
     views: HashMap<ViewKey, Sender>,
+    /// The snapshot of no Gateway, for nodes naming one that does not
+    /// exist; computed on first need after each publish.
+    absent: Option<Arc<Snapshot>>,
 }
 
 impl GatewayViews {
@@ -46,6 +51,7 @@ impl GatewayViews {
             inner: Mutex::new(Inner {
                 resources: None,
                 views: HashMap::from([(None, watch::channel(None).0)]),
+                absent: None,
             }),
         }
     }
@@ -55,8 +61,10 @@ impl GatewayViews {
     /// view only if its version changed.
     pub fn publish(&self, resources: Resources, all: Arc<Snapshot>) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let inner = &mut *inner;
         let resources = Arc::new(resources);
         inner.resources = Some(resources.clone());
+        inner.absent = None;
         // Views nobody follows any more are dropped (the all-Gateways one stays).
         inner
             .views
@@ -65,16 +73,38 @@ impl GatewayViews {
             let snapshot = match key {
                 None => all.clone(),
                 Some((namespace, name)) => {
-                    Arc::new(self.gateway_snapshot(&resources, namespace, name))
+                    self.gateway_snapshot(&resources, namespace, name, &mut inner.absent)
                 }
             };
             replace_if_new(sender, snapshot);
         }
     }
 
-    fn gateway_snapshot(&self, resources: &Resources, namespace: &str, name: &str) -> Snapshot {
-        let only = only_gateway(resources, namespace, name);
-        Snapshot::from_translation(&translate::translate(&only, &self.options))
+    /// The view of Gateway `namespace/name`; the shared one of no Gateway
+    /// when there is no such Gateway.
+    fn gateway_snapshot(
+        &self,
+        resources: &Resources,
+        namespace: &str,
+        name: &str,
+        absent: &mut Option<Arc<Snapshot>>,
+    ) -> Arc<Snapshot> {
+        let exists = resources
+            .gateways
+            .iter()
+            .any(|g| g.object.metadata.namespace() == namespace && g.object.metadata.name == name);
+        let translate = |only: &Resources| {
+            Arc::new(Snapshot::from_translation(&translate::translate(
+                only,
+                &self.options,
+            )))
+        };
+        if exists {
+            return translate(&only_gateway(resources, namespace, name));
+        }
+        absent
+            .get_or_insert_with(|| translate(&only_gateway(resources, "", "")))
+            .clone()
     }
 }
 
@@ -85,9 +115,10 @@ impl Views for GatewayViews {
         if let Some(sender) = inner.views.get(&key) {
             return sender.subscribe();
         }
+        let inner = &mut *inner;
         let snapshot = match (&key, &inner.resources) {
             (Some((namespace, name)), Some(resources)) => {
-                Some(Arc::new(self.gateway_snapshot(resources, namespace, name)))
+                Some(self.gateway_snapshot(resources, namespace, name, &mut inner.absent))
             }
             _ => None,
         };
@@ -116,13 +147,13 @@ fn replace_if_new(sender: &Sender, snapshot: Arc<Snapshot>) {
 fn gateway_of(node: &Node) -> ViewKey {
     let value = node.metadata.as_ref()?.fields.get(GATEWAY_METADATA_KEY)?;
     let Some(Kind::StringValue(text)) = &value.kind else {
-        tracing::warn!(node = %node.id, "node metadata {GATEWAY_METADATA_KEY} is not a string; serving every Gateway");
+        tracing::warn!(node = ?node.id, "node metadata {GATEWAY_METADATA_KEY} is not a string; serving every Gateway");
         return None;
     };
     match parse_gateway(text) {
         Some(key) => Some(key),
         None => {
-            tracing::warn!(node = %node.id, value = %text, "node metadata {GATEWAY_METADATA_KEY} is not NAMESPACE/NAME; serving every Gateway");
+            tracing::warn!(node = ?node.id, value = ?text, "node metadata {GATEWAY_METADATA_KEY} is not NAMESPACE/NAME; serving every Gateway");
             None
         }
     }
@@ -221,6 +252,16 @@ spec:
   rules: [{backendRefs: [{name: svc-b, port: 3000}]}]
 ";
 
+    fn options() -> translate::Options {
+        translate::Options {
+            listener_address: crate::translator_args::DEFAULT_LISTENER_ADDRESS,
+            port_remap: true,
+            port_map: Default::default(),
+            wasm_dir: "/dist".into(),
+            ratelimit_service: None,
+        }
+    }
+
     fn node(gateway: Option<&str>) -> Node {
         let metadata = gateway.map(|g| Struct {
             fields: [(
@@ -243,13 +284,7 @@ spec:
     fn a_gateway_node_gets_only_its_gateway() {
         let mut resources = Resources::default();
         load_str("gw.yaml", TWO_GATEWAYS, &mut resources).unwrap();
-        let options = translate::Options {
-            listener_address: crate::translator_args::DEFAULT_LISTENER_ADDRESS,
-            port_remap: true,
-            port_map: Default::default(),
-            wasm_dir: "/dist".into(),
-            ratelimit_service: None,
-        };
+        let options = options();
         let views = GatewayViews::new(options.clone());
         let all = Arc::new(Snapshot::from_translation(&translate::translate(
             &resources, &options,
@@ -293,6 +328,38 @@ spec:
         // The same configuration again notifies nobody.
         views.publish(resources, all);
         assert!(!everything.has_changed().unwrap());
+    }
+
+    #[test]
+    fn nodes_naming_gateways_that_do_not_exist_share_one_snapshot_of_nothing() {
+        let mut resources = Resources::default();
+        load_str("gw.yaml", TWO_GATEWAYS, &mut resources).unwrap();
+        let options = options();
+        let views = GatewayViews::new(options.clone());
+        let all = Arc::new(Snapshot::from_translation(&translate::translate(
+            &resources, &options,
+        )));
+        views.publish(resources.clone(), all.clone());
+        let made_up: Vec<_> = (0..500)
+            .map(|i| views.subscribe(&node(Some(&format!("web/made-up-{i}")))))
+            .collect();
+        let real = views.subscribe(&node(Some("web/a")));
+        views.publish(resources, all);
+        let first = made_up[0].borrow().clone().unwrap();
+        assert!(first.resources(&Listener::type_url()).entries.is_empty());
+        for view in &made_up {
+            let snapshot = view.borrow().clone().unwrap();
+            assert!(Arc::ptr_eq(&snapshot, &first), "computed once, shared");
+        }
+        assert_eq!(
+            real.borrow()
+                .clone()
+                .unwrap()
+                .resources(&Listener::type_url())
+                .entries
+                .len(),
+            1
+        );
     }
 
     #[test]

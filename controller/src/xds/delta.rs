@@ -77,10 +77,10 @@ impl Stream {
                         _ => "(an earlier response)",
                     };
                     tracing::warn!(
-                        node = %self.node,
+                        node = ?self.node,
                         r#type = short_type(&type_url),
                         rejected_version = %rejected,
-                        error = %error.message,
+                        error = ?error.message,
                         "Envoy rejected the configuration (NACK, delta); it keeps its previous resources"
                     );
                 }

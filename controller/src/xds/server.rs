@@ -166,7 +166,7 @@ async fn run<P>(
     };
     let node = P::node(&first).cloned().unwrap_or_default();
     let mut snapshots = views.subscribe(&node);
-    tracing::info!(node = %node.id, cluster = %node.cluster, protocol = P::NAME, "xDS stream opened");
+    tracing::info!(node = ?node.id, cluster = ?node.cluster, protocol = P::NAME, "xDS stream opened");
     let mut stream = P::new(node.id.clone(), metrics);
     let mut next = Some(first);
     'serve: loop {
@@ -183,7 +183,7 @@ async fn run<P>(
                     }
                     Ok(None) => break 'serve,
                     Err(status) => {
-                        tracing::debug!(node = %node.id, %status, "xDS stream failed");
+                        tracing::debug!(node = ?node.id, %status, "xDS stream failed");
                         break 'serve;
                     }
                 },
@@ -206,5 +206,5 @@ async fn run<P>(
             }
         }
     }
-    tracing::info!(node = %node.id, protocol = P::NAME, "xDS stream closed");
+    tracing::info!(node = ?node.id, protocol = P::NAME, "xDS stream closed");
 }

@@ -97,18 +97,18 @@ impl Stream {
                         return Vec::new(); // a nonce we never sent on this stream
                     };
                     if *nonce != request.response_nonce {
-                        tracing::debug!(node = %self.node, r#type = short_type(&type_url), nonce = %request.response_nonce, "stale request ignored");
+                        tracing::debug!(node = ?self.node, r#type = short_type(&type_url), nonce = ?request.response_nonce, "stale request ignored");
                         return Vec::new();
                     }
                     match &request.error_detail {
                         Some(error) => {
                             self.metrics.nack(&type_url);
                             tracing::warn!(
-                                node = %self.node,
+                                node = ?self.node,
                                 r#type = short_type(&type_url),
                                 rejected_version = %version,
-                                kept_version = %request.version_info,
-                                error = %error.message,
+                                kept_version = ?request.version_info,
+                                error = ?error.message,
                                 "Envoy rejected the configuration (NACK); it keeps its previous one"
                             );
                         }
