@@ -33,7 +33,8 @@ pub struct Args {
     /// Serve only this Gateway, `NAMESPACE/NAME` (by default: every Gateway of the Tollgate class).
     #[arg(long, value_name = "NS/NAME")]
     gateway: Option<String>,
-    /// Envoy's own admin endpoint.
+    /// Envoy's own admin endpoint. It is privileged (it shows every filter's configuration,
+    /// secrets included, and can change Envoy's state): keep it on loopback.
     #[arg(long, default_value = "127.0.0.1:9901", value_name = "ADDR")]
     admin_address: SocketAddr,
     /// This Envoy's node cluster (its service name in Envoy's stats and logs).
@@ -65,6 +66,14 @@ enum Protocol {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    if !args.admin_address.ip().is_loopback() {
+        tracing::warn!(
+            "--admin-address {}: Envoy's admin interface shows every filter's configuration, secrets \
+             included, and can change Envoy's state; anyone who reaches it owns this Envoy. Keep it on \
+             127.0.0.1",
+            args.admin_address
+        );
+    }
     let text = serde_json::to_string_pretty(&bootstrap(args)?).context("writing JSON")?;
     println!("{text}");
     Ok(())

@@ -293,3 +293,22 @@ fn a_partial_set_of_tls_flags_is_refused_naming_what_is_missing() {
         assert!(stderr.contains(named), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn an_admin_address_off_loopback_is_warned_about() {
+    let base = ["--xds-address", "127.0.0.1:18000", "--node-id", "n"];
+    let quiet = bootstrap(&base);
+    assert!(quiet.status.success());
+    assert!(
+        !String::from_utf8_lossy(&quiet.stderr).contains("admin"),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    let open = bootstrap(&[&base[..], &["--admin-address", "0.0.0.0:9901"]].concat());
+    assert!(open.status.success(), "a warning, not a refusal");
+    let stderr = String::from_utf8_lossy(&open.stderr);
+    assert!(
+        stderr.contains("--admin-address 0.0.0.0:9901: Envoy's admin interface"),
+        "{stderr}"
+    );
+}
