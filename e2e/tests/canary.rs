@@ -277,6 +277,10 @@ async fn bad_configs_are_rejected_naming_the_field() {
             json!({"backends": two, "rules": [{"match": {"headers": [{"name": "env", "type": "RegularExpression", "value": "(("}]}, "backend": "canary"}]}),
             "`rules[0].match.headers[0].value`",
         ),
+        (
+            json!({"backends": two, "rules": [{"match": {"cookies": [{"name": "beta", "type": "RegularExpression", "value": ".*a.{20000}"}]}, "backend": "canary"}]}),
+            "`rules[0].match.cookies[0].value`: `.*a.{20000}` is too large",
+        ),
     ];
     for (config, expected) in cases {
         let log = refused_config_log("canary", &config).await;

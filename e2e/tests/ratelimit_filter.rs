@@ -328,6 +328,12 @@ async fn bad_configs_are_rejected_naming_the_field() {
             "`local.rules[0].clientSelectors[0].headers[0].value`",
         ),
         (
+            // Accepted before: 556 ms per request on a 5 KB header value.
+            json!({"local": {"rules": [{"clientSelectors": [{"path": {"type": "RegularExpression", "value": ".*a.{20000}"}}],
+                "limit": {"requests": 3, "unit": "Hour"}}]}}),
+            "`local.rules[0].clientSelectors[0].path.value`: `.*a.{20000}` is too large",
+        ),
+        (
             json!({"global": {"rules": [{"limit": {"requests": 3, "unit": "Hour"}}]}}),
             "`service`: global rules need `service.cluster`",
         ),

@@ -3,8 +3,6 @@
 
 use std::net::IpAddr;
 
-use regex_lite::Regex;
-
 /// What the rate limit and canary rules need to know of a request.
 pub trait RequestAttrs {
     /// First value of a request header (lower-case name).
@@ -39,13 +37,6 @@ pub fn cookie_values(header: &str, name: &str) -> Vec<String> {
         .filter(|(k, _)| *k == name)
         .map(|(_, v)| v.trim_matches('"').to_string())
         .collect()
-}
-
-/// A `RegularExpression` match as Gateway API and Envoy Gateway mean it: the
-/// whole value must match. The error is the message for the config field.
-pub fn full_match(pattern: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{pattern})$"))
-        .map_err(|e| format!("`{pattern}` is not a valid regular expression: {e}"))
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use super::config::{
     BackendConfig, CanaryConfig, MatchConfig, MatchType, RuleConfig, StickyConfig, ValueMatchConfig,
 };
 use super::spread::{self, KeyGen, Spread};
-use crate::request_parts::{cookie_values, full_match, query_values, RequestAttrs};
+use crate::regex::{self, Case};
+use crate::request_parts::{cookie_values, query_values, RequestAttrs};
 use crate::{http_field, ConfigError};
 
 /// The request header the selection is written to unless configured.
@@ -269,9 +270,10 @@ fn compile_condition(part: Part, m: ValueMatchConfig) -> Result<Condition, Confi
     };
     let value = match m.kind.unwrap_or(MatchType::Exact) {
         MatchType::Exact => ValueMatch::Exact(m.value),
-        MatchType::RegularExpression => {
-            ValueMatch::Regex(full_match(&m.value).map_err(|why| ConfigError::new("value", why))?)
-        }
+        MatchType::RegularExpression => ValueMatch::Regex(
+            regex::whole(&m.value, Case::Sensitive)
+                .map_err(|why| ConfigError::new("value", why))?,
+        ),
     };
     Ok(Condition { part, name, value })
 }
@@ -559,6 +561,18 @@ mod tests {
             .select(&Req::default().header("x-user-id", "u"), &mut d)
             .is_none());
         assert!(p.select(&Req::default().header("x", "1"), &mut d).is_some());
+    }
+
+    #[test]
+    fn costly_regexes_are_refused_naming_the_field() {
+        let costly = json!({"name": "x", "type": "RegularExpression", "value": ".*a.{20000}"});
+        for part in ["headers", "queryParams", "cookies"] {
+            let e = compile(json!({"backends": [{"name": "a"}],
+                                   "rules": [{"match": {part: [costly]}, "backend": "a"}]}))
+            .unwrap_err();
+            assert_eq!(e.field, format!("rules[0].match.{part}[0].value"), "{e}");
+            assert!(e.message.contains("is too large"), "{e}");
+        }
     }
 
     #[test]
