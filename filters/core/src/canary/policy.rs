@@ -8,7 +8,7 @@ use super::config::{
 };
 use super::spread::{self, KeyGen, Spread};
 use crate::regex::{self, Case};
-use crate::request_parts::{cookie_values, query_values, RequestAttrs};
+use crate::request_parts::{query_values, request_cookie_values, RequestAttrs};
 use crate::{http_field, ConfigError};
 
 /// The request header the selection is written to unless configured.
@@ -336,9 +336,11 @@ impl Condition {
     }
 }
 
+/// The first value of cookie `name`, from whichever `cookie` header has it.
 fn cookie(req: &dyn RequestAttrs, name: &str) -> Option<String> {
-    req.header("cookie")
-        .and_then(|h| cookie_values(h, name).into_iter().next())
+    request_cookie_values(req.header_values("cookie"), name)
+        .into_iter()
+        .next()
 }
 
 impl Sticky {
@@ -391,11 +393,12 @@ mod tests {
     }
 
     impl RequestAttrs for Req {
-        fn header(&self, name: &str) -> Option<&str> {
+        fn header_values(&self, name: &str) -> Vec<&str> {
             self.headers
                 .iter()
-                .find(|(k, _)| *k == name)
+                .filter(|(k, _)| *k == name)
                 .map(|(_, v)| v.as_str())
+                .collect()
         }
         fn method(&self) -> &str {
             "GET"
@@ -532,6 +535,39 @@ mod tests {
             assert_eq!(again.backend, first.backend);
             assert_eq!(again.set_cookie, None);
         }
+    }
+
+    #[test]
+    fn cookie_rules_and_sticky_cookies_see_every_cookie_header() {
+        // HTTP/1 clients may send several Cookie headers; the wanted cookie is
+        // in the second one here.
+        let two_headers = |wanted: &str| {
+            Req::default()
+                .header("cookie", "theme=dark; lang=en")
+                .header("cookie", wanted)
+        };
+        let rule = compile(json!({
+            "backends": [{"name": "stable"}, {"name": "canary", "weight": 0}],
+            "rules": [{"match": {"cookies": [{"name": "beta", "value": "yes"}]}, "backend": "canary"}]
+        }))
+        .unwrap();
+        let mut d = Draws::new(5);
+        assert_eq!(
+            picked(&rule, &two_headers("beta=yes"), &mut d),
+            Some(("canary".into(), Reason::Rule))
+        );
+        let sticky = compile(json!({
+            "backends": [{"name": "v1"}, {"name": "v2"}],
+            "sticky": {"cookie": "tg", "setCookie": {}}
+        }))
+        .unwrap();
+        let first = sticky.select(&two_headers("tg=key-1"), &mut d).unwrap();
+        assert_eq!(first.reason, Reason::Sticky, "the key was found");
+        assert_eq!(first.set_cookie, None, "so no new one is handed out");
+        let alone = sticky
+            .select(&Req::default().header("cookie", "tg=key-1"), &mut d)
+            .unwrap();
+        assert_eq!(alone.backend, first.backend, "same key, same backend");
     }
 
     #[test]

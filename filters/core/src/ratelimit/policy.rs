@@ -433,11 +433,12 @@ mod tests {
     }
 
     impl RequestAttrs for Req {
-        fn header(&self, name: &str) -> Option<&str> {
+        fn header_values(&self, name: &str) -> Vec<&str> {
             self.headers
                 .iter()
-                .find(|(k, _)| *k == name)
+                .filter(|(k, _)| *k == name)
                 .map(|(_, v)| *v)
+                .collect()
         }
         fn method(&self) -> &str {
             self.method
