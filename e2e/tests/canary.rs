@@ -2,8 +2,8 @@
 //! pod, routed by the selection header both ways users do it: a
 //! `cluster_header` route, and routes matching the header. Weighted splits,
 //! the seed scenario (`env: canary`), stickiness by header and by a cookie the
-//! filter sets, a client-sent selection header, per-route policies, metrics and
-//! bad configs.
+//! filter sets, cookies in a second `Cookie` header, a client-sent selection
+//! header, per-route policies, metrics and bad configs.
 
 use std::collections::{HashMap, HashSet};
 
@@ -228,6 +228,59 @@ async fn set_cookie_makes_a_browser_stick() {
     }
 }
 
+/// Over HTTP/1 a client may send several `Cookie` headers (Envoy joins them only
+/// for HTTP/2 and 3). A rule's cookie and the sticky cookie are found in the
+/// second one as in the first.
+#[tokio::test]
+async fn cookies_in_a_second_cookie_header_over_http1_are_seen() {
+    let two_cookie_headers = |wanted: &str| {
+        Req::get("/")
+            .header("cookie", "theme=dark; lang=en")
+            .header("cookie", wanted)
+    };
+    let rule = Canary::start(
+        &json!({
+            "backends": [{"name": "stable"}, {"name": "canary", "weight": 0}],
+            "rules": [{"match": {"cookies": [{"name": "beta", "value": "yes"}]}, "backend": "canary"}]
+        }),
+        Routing::ClusterHeader,
+    )
+    .await;
+    let ex = rule.send(&two_cookie_headers("beta=yes")).await;
+    let echo = ex.echo.expect("echo reply");
+    assert_eq!(
+        echo.headers.get("cookie").map(Vec::len),
+        Some(2),
+        "two Cookie lines reached the backend: {:?}",
+        echo.headers
+    );
+    assert_eq!(echo.pod, "canary", "the rule saw beta=yes");
+
+    let sticky = Canary::start(
+        &json!({
+            "backends": [{"name": "stable"}, {"name": "canary"}],
+            "sticky": {"cookie": "tollgate-canary", "setCookie": {}}
+        }),
+        Routing::ClusterHeader,
+    )
+    .await;
+    for _ in 0..5 {
+        let first = sticky.send(&Req::get("/")).await;
+        let cookie = first.header("set-cookie").expect("set-cookie");
+        let pair = cookie.split(';').next().unwrap_or_default().to_string();
+        let pod = first.echo.expect("echo reply").pod;
+        for _ in 0..3 {
+            let again = sticky.send(&two_cookie_headers(&pair)).await;
+            assert_eq!(
+                again.header("set-cookie"),
+                None,
+                "the key in the second header was found"
+            );
+            assert_eq!(again.echo.expect("echo reply").pod, pod);
+        }
+    }
+}
+
 #[tokio::test]
 async fn per_route_policies_and_selection_metrics() {
     let config = json!({"routes": {
@@ -276,6 +329,10 @@ async fn bad_configs_are_rejected_naming_the_field() {
         (
             json!({"backends": two, "rules": [{"match": {"headers": [{"name": "env", "type": "RegularExpression", "value": "(("}]}, "backend": "canary"}]}),
             "`rules[0].match.headers[0].value`",
+        ),
+        (
+            json!({"backends": two, "rules": [{"match": {"cookies": [{"name": "beta", "type": "RegularExpression", "value": ".*a.{20000}"}]}, "backend": "canary"}]}),
+            "`rules[0].match.cookies[0].value`: `.*a.{20000}` is too large",
         ),
     ];
     for (config, expected) in cases {

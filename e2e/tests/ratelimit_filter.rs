@@ -4,8 +4,9 @@
 //! Gateway's rate limit guide, one budget across workers under concurrent
 //! load, the response headers, shadow mode, the per-route envelope, gRPC
 //! answers. Then what is one mode's own: bad configs, bounded memory for
-//! distinct values (local), the failure mode, timeouts and two Envoys sharing a
-//! budget (global).
+//! distinct values and no way past a limit by flooding or by crafting colliding
+//! values (local), the failure mode, timeouts and two Envoys sharing a budget
+//! (global).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -328,6 +329,12 @@ async fn bad_configs_are_rejected_naming_the_field() {
             "`local.rules[0].clientSelectors[0].headers[0].value`",
         ),
         (
+            // Accepted before: 556 ms per request on a 5 KB header value.
+            json!({"local": {"rules": [{"clientSelectors": [{"path": {"type": "RegularExpression", "value": ".*a.{20000}"}}],
+                "limit": {"requests": 3, "unit": "Hour"}}]}}),
+            "`local.rules[0].clientSelectors[0].path.value`: `.*a.{20000}` is too large",
+        ),
+        (
             json!({"global": {"rules": [{"limit": {"requests": 3, "unit": "Hour"}}]}}),
             "`service`: global rules need `service.cluster`",
         ),
@@ -364,55 +371,143 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
+/// Slots in a local rule's counter table (`tollgate_core::ratelimit::counter::SLOTS`).
+const SLOTS: usize = 16_384;
+
+/// Waits past the end of the day (UTC) when it is less than `margin` away, so
+/// that a test's requests fall in one window of a daily limit.
+async fn clear_of_the_day_boundary(margin: Duration) {
+    const DAY: u64 = 86_400;
+    let into_day = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() % DAY)
+        .unwrap_or(0);
+    if into_day + margin.as_secs() >= DAY {
+        tokio::time::sleep(Duration::from_secs(DAY + 1 - into_day)).await;
+    }
+}
+
 /// 100,000 distinct `x-user-id` values in one window: the counters live in a
-/// fixed table of slots (each created on first use), so Envoy's memory does not follow
-/// the number of distinct values; once the table is full for the window, the
-/// overflow is let through and counted.
+/// fixed table of slots (each created on first use), so Envoy's memory does not
+/// follow the number of distinct values. Once a value finds no slot it is
+/// counted in the rule's overflow bucket (with the rule's limit), never let
+/// through uncounted: a user who comes after the flood, and one who came
+/// before it, each pass at most the limit.
 #[tokio::test]
-async fn local_distinct_values_cannot_grow_memory() {
+async fn local_a_flood_of_distinct_values_grows_no_memory_and_lets_no_user_past_the_limit() {
     const USERS: usize = 100_000;
     const CLIENTS: usize = 50;
+    const LIMIT: usize = 3;
+    // Ten minutes: the flood takes 40 s on an idle machine, several minutes on a busy one.
+    clear_of_the_day_boundary(Duration::from_secs(600)).await;
     let s = Stage::start(
         "ratelimit",
         &rule(
             json!([{"headers": [{"name": "x-user-id", "type": "Distinct"}]}]),
-            3,
-            "Hour",
+            LIMIT as u64,
+            "Day",
         ),
     )
     .await;
-    assert_eq!(s.send(&user("warm-up")).await.status, 200);
+    assert_eq!(s.send(&user("early")).await.status, 200);
     let before = rss_kib(s.envoy.pid());
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let (http, base) = (client(), s.base.clone());
             tokio::spawn(async move {
-                let mut failures = 0;
+                let (mut admitted, mut limited, mut other) = (0, 0, 0);
                 for i in (c..USERS).step_by(CLIENTS) {
                     let req = Req::get("/foo").header("x-user-id", &format!("user-{i}"));
-                    match send(&http, &base, &req).await {
-                        Ok(ex) if ex.status == 200 => {}
-                        _ => failures += 1,
+                    match send(&http, &base, &req).await.map(|ex| ex.status) {
+                        Ok(200) => admitted += 1,
+                        Ok(429) => limited += 1,
+                        _ => other += 1,
                     }
                 }
-                failures
+                (admitted, limited, other)
             })
         })
         .collect();
-    let mut failures = 0;
+    let (mut admitted, mut limited, mut other) = (0, 0, 0);
     for t in tasks {
-        failures += t.await.expect("client task");
+        let (a, l, o) = t.await.expect("client task");
+        (admitted, limited, other) = (admitted + a, limited + l, other + o);
     }
-    assert_eq!(failures, 0, "every first request of a user passes");
     let after = rss_kib(s.envoy.pid());
     let grown = after.saturating_sub(before);
-    eprintln!("Envoy RSS {before} KiB -> {after} KiB (+{grown} KiB) after {USERS} distinct users");
+    eprintln!(
+        "Envoy RSS {before} KiB -> {after} KiB (+{grown} KiB) after {USERS} distinct users; \
+         {admitted} admitted, {limited} limited"
+    );
+    assert_eq!(other, 0, "every answer is 200 or 429");
     assert!(grown < 16 * 1024, "RSS grew {grown} KiB");
+    // One request each: a value passes only in its own slot or within the
+    // overflow bucket's limit.
+    assert!(
+        admitted <= SLOTS + LIMIT,
+        "{admitted} of {USERS} distinct values admitted"
+    );
     let full = s
         .envoy
         .counter_reaching("tollgate_ratelimit_bucket_table_full", 1, FLUSH_WAIT)
         .await;
     assert!(full > 0, "the table filled up and said so");
+    let late = statuses(&s, &user("late"), 2 * LIMIT).await;
+    assert!(
+        late.iter().filter(|s| **s == 200).count() <= LIMIT,
+        "a user after the flood: {late:?}"
+    );
+    let early = statuses(&s, &user("early"), 2 * LIMIT).await;
+    assert_eq!(
+        early.iter().filter(|s| **s == 200).count(),
+        LIMIT - 1,
+        "a user before the flood keeps its slot and its count: {early:?}"
+    );
+}
+
+/// FNV-1a, the public hash the bucket table used before the keyed one: what an
+/// attacker could compute offline.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Issue 16, item 3: eight `x-user-id` values whose FNV-1a slots were the
+/// victim's eight took them all, and the victim's requests then went uncounted
+/// (30 of 30 passed a limit of 5). With a keyed hash such values land anywhere.
+#[tokio::test]
+async fn local_values_crafted_to_collide_with_a_victim_cannot_lift_its_limit() {
+    let slot = |id: &str| (fnv1a(format!("h:x-user-id={id}").as_bytes()) % SLOTS as u64) as usize;
+    let victim_start = slot("victim");
+    let mut attackers: Vec<Option<String>> = vec![None; 8];
+    for i in 0.. {
+        let id = format!("attacker-{i}");
+        let offset = (slot(&id) + SLOTS - victim_start) % SLOTS;
+        if offset < 8 && attackers[offset].is_none() {
+            attackers[offset] = Some(id);
+            if attackers.iter().all(Option::is_some) {
+                break;
+            }
+        }
+    }
+    clear_of_the_day_boundary(Duration::from_secs(120)).await;
+    let s = Stage::start(
+        "ratelimit",
+        &rule(
+            json!([{"headers": [{"name": "x-user-id", "type": "Distinct"}]}]),
+            5,
+            "Day",
+        ),
+    )
+    .await;
+    // In probing order, so each takes the victim's next slot under FNV-1a.
+    for id in attackers.iter().flatten() {
+        assert_eq!(s.send(&user(id)).await.status, 200, "{id}");
+    }
+    let victim = statuses(&s, &user("victim"), 30).await;
+    let admitted = victim.iter().filter(|s| **s == 200).count();
+    assert_eq!(admitted, 5, "{victim:?}");
 }
 
 /// How long a test waits for a filter counter to reach Envoy (flushed once a second).

@@ -30,11 +30,12 @@ struct Req {
 }
 
 impl RequestAttrs for Req {
-    fn header(&self, name: &str) -> Option<&str> {
+    fn header_values(&self, name: &str) -> Vec<&str> {
         self.headers
             .iter()
-            .find(|(k, _)| k == name)
+            .filter(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+            .collect()
     }
     fn method(&self) -> &str {
         self.header(":method").unwrap_or("GET")

@@ -456,8 +456,8 @@ mod tests {
 
         struct Anyone;
         impl RequestAttrs for Anyone {
-            fn header(&self, _: &str) -> Option<&str> {
-                Some("alice")
+            fn header_values(&self, _: &str) -> Vec<&str> {
+                vec!["alice"]
             }
             fn method(&self) -> &str {
                 "GET"

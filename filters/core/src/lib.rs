@@ -12,6 +12,7 @@ pub mod headers;
 pub mod http_field;
 pub mod jwt;
 pub mod ratelimit;
+pub mod regex;
 pub mod request_parts;
 pub mod route_policy;
 

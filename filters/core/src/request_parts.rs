@@ -3,12 +3,16 @@
 
 use std::net::IpAddr;
 
-use regex_lite::Regex;
-
 /// What the rate limit and canary rules need to know of a request.
 pub trait RequestAttrs {
+    /// Every value of a request header (lower-case name), in arrival order. A
+    /// header may come several times: HTTP/1 clients send one `Cookie` line per
+    /// cookie if they like, and Envoy joins them only for HTTP/2 and HTTP/3.
+    fn header_values(&self, name: &str) -> Vec<&str>;
     /// First value of a request header (lower-case name).
-    fn header(&self, name: &str) -> Option<&str>;
+    fn header(&self, name: &str) -> Option<&str> {
+        self.header_values(name).into_iter().next()
+    }
     fn method(&self) -> &str;
     /// `:path`, query included.
     fn path(&self) -> &str;
@@ -31,21 +35,27 @@ pub fn query_values(path: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every value of cookie `name` in a `cookie` header value, quotes removed.
-pub fn cookie_values(header: &str, name: &str) -> Vec<String> {
+/// Every value of cookie `name` in all of a request's `cookie` headers, in
+/// order, quotes removed. Every header is read, never only the first: the
+/// cookie a rule or a token source wants may be in any of them.
+pub fn request_cookie_values<'a>(
+    cookie_headers: impl IntoIterator<Item = &'a str>,
+    name: &str,
+) -> Vec<String> {
+    cookie_headers
+        .into_iter()
+        .flat_map(|h| cookie_values(h, name))
+        .collect()
+}
+
+/// Every value of cookie `name` in one `cookie` header value, quotes removed.
+fn cookie_values(header: &str, name: &str) -> Vec<String> {
     header
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
         .filter(|(k, _)| *k == name)
         .map(|(_, v)| v.trim_matches('"').to_string())
         .collect()
-}
-
-/// A `RegularExpression` match as Gateway API and Envoy Gateway mean it: the
-/// whole value must match. The error is the message for the config field.
-pub fn full_match(pattern: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{pattern})$"))
-        .map_err(|e| format!("`{pattern}` is not a valid regular expression: {e}"))
 }
 
 #[cfg(test)]
@@ -64,5 +74,13 @@ mod tests {
         assert_eq!(cookie_values("a=1;  b=\"two\"; a=3", "a"), ["1", "3"]);
         assert_eq!(cookie_values("a=1;  b=\"two\"", "b"), ["two"]);
         assert!(cookie_values("ab=1", "a").is_empty());
+    }
+
+    #[test]
+    fn request_cookies_are_read_from_every_cookie_header() {
+        let headers = ["theme=dark", "a=1; session=s2", "session=s3"];
+        assert_eq!(request_cookie_values(headers, "session"), ["s2", "s3"]);
+        assert_eq!(request_cookie_values(headers, "a"), ["1"]);
+        assert!(request_cookie_values([], "a").is_empty());
     }
 }

@@ -110,6 +110,13 @@ extern "C" {
     ) -> u32;
 }
 
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+extern "C" {
+    /// WASI's random source (Envoy provides it); returns a WASI errno, 0 on success.
+    #[link_name = "random_get"]
+    fn wasi_random_get(buf: *mut u8, buf_len: usize) -> u32;
+}
+
 fn check(status: u32) -> Result<(), HostError> {
     if status == OK {
         Ok(())
@@ -261,6 +268,14 @@ pub fn grpc_call_response_body(size: usize) -> Result<Option<Vec<u8>>, HostError
     call_returning_buffer(|data, out| unsafe {
         proxy_get_buffer_bytes(GRPC_RECEIVE_BUFFER, 0, size, data, out)
     })
+}
+
+/// Fills `buf` from the host's cryptographic random source (WASI `random_get`).
+/// An error is the WASI errno. (std's `RandomState` reads the same source but
+/// panics when it fails.)
+pub fn random_bytes(buf: &mut [u8]) -> Result<(), HostError> {
+    // SAFETY: the host writes exactly `buf.len()` bytes into a live slice.
+    check(unsafe { wasi_random_get(buf.as_mut_ptr(), buf.len()) })
 }
 
 /// Makes later host calls in this callback act on another context (a paused

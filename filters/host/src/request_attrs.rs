@@ -28,6 +28,15 @@ impl Attrs {
 }
 
 impl RequestAttrs for Attrs {
+    fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers()
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The first value without collecting them all (most rules read one).
     fn header(&self, name: &str) -> Option<&str> {
         self.headers()
             .iter()

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use tollgate_core::ratelimit::policy::RateLimitPolicy;
+use tollgate_core::ratelimit::slot_hash::SlotHasher;
 use tollgate_core::route_policy::RoutePolicies;
 use tollgate_host::config;
 use tollgate_host::metrics::Counter;
@@ -28,7 +29,8 @@ struct Metrics {
     limited: Counter,
     /// Over a `shadowMode` rule's limit: counted, not refused.
     shadow_limited: Counter,
-    /// Not counted: every slot its bucket may use holds another live bucket.
+    /// Counted in its rule's overflow bucket: every slot its bucket may use
+    /// held another live bucket.
     table_full: Counter,
     /// The rate limit service did not answer in time, failed, or answered
     /// garbage; `failureMode` decided.
@@ -57,6 +59,8 @@ impl Metrics {
 
 struct Root {
     policies: Option<Arc<RoutePolicies<RateLimitPolicy>>>,
+    /// Where local buckets go in their rule's table; the same on every worker.
+    hasher: Option<SlotHasher>,
     metrics: Metrics,
 }
 
@@ -64,6 +68,7 @@ impl Root {
     fn new() -> Self {
         Root {
             policies: None,
+            hasher: None,
             metrics: Metrics::new(),
         }
     }
@@ -73,6 +78,19 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
+        if self.hasher.is_none() {
+            // Without the shared key local buckets could only share one
+            // overflow bucket per rule: refuse loudly instead.
+            match counters::slot_hasher() {
+                Ok(h) => self.hasher = Some(h),
+                Err(e) => {
+                    log::error!(
+                        "tollgate ratelimit: rejected configuration: no slot hash key: {e}"
+                    );
+                    return false;
+                }
+            }
+        }
         config::reload(&mut self.policies, "ratelimit", RateLimitPolicy::compile)
     }
 
@@ -84,6 +102,7 @@ impl RootContext for Root {
         // Never None: the SDK panics (killing the VM) when a root context refuses a stream.
         Some(Box::new(Stream::new(
             self.policies.clone(),
+            self.hasher,
             self.metrics.clone(),
         )))
     }

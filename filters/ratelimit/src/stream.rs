@@ -9,13 +9,16 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 use tollgate_core::ratelimit::policy::{RateLimitPolicy, Service};
 use tollgate_core::ratelimit::service_call::{self, Sent};
+use tollgate_core::ratelimit::slot_hash::SlotHasher;
+use tollgate_core::ratelimit::table::{self, Counted};
 use tollgate_core::ratelimit::verdict::{Standing, Verdict};
 use tollgate_core::ratelimit::window;
 use tollgate_core::route_policy::RoutePolicies;
 use tollgate_host::request_attrs::Attrs;
 use tollgate_host::{abi, request as host_request};
 
-use crate::{counters, Metrics};
+use crate::counters::HostShared;
+use crate::Metrics;
 
 /// gRPC RESOURCE_EXHAUSTED, for gRPC requests over the limit.
 const GRPC_RESOURCE_EXHAUSTED: u32 = 8;
@@ -24,6 +27,7 @@ const GRPC_UNAVAILABLE: u32 = 14;
 
 pub struct Stream {
     policies: Option<Arc<RoutePolicies<RateLimitPolicy>>>,
+    hasher: Option<SlotHasher>,
     metrics: Metrics,
     /// The call to the rate limit service the request waits for.
     waiting: Option<Waiting>,
@@ -47,9 +51,14 @@ enum Outcome {
 }
 
 impl Stream {
-    pub fn new(policies: Option<Arc<RoutePolicies<RateLimitPolicy>>>, metrics: Metrics) -> Self {
+    pub fn new(
+        policies: Option<Arc<RoutePolicies<RateLimitPolicy>>>,
+        hasher: Option<SlotHasher>,
+        metrics: Metrics,
+    ) -> Self {
         Stream {
             policies,
+            hasher,
             metrics,
             waiting: None,
             response_headers: None,
@@ -70,9 +79,27 @@ impl Stream {
                 continue;
             };
             let start = window::window_start(now, &rule.limit);
-            let Some(count) = counters::count(scope, &rule.name, &bucket, start) else {
-                self.metrics.table_full.inc();
-                continue;
+            let counted = table::count(
+                &mut HostShared,
+                self.hasher.as_ref(),
+                scope,
+                &rule.name,
+                &bucket,
+                start,
+            );
+            let count = match counted {
+                Counted::Slot(n) => n,
+                Counted::Overflow(n) => {
+                    self.metrics.table_full.inc();
+                    n
+                }
+                Counted::Failed(why) => {
+                    log::warn!(
+                        "tollgate ratelimit: counting rule {} failed ({why:?}); not limited",
+                        rule.name
+                    );
+                    continue;
+                }
             };
             verdict.record(Standing {
                 limit: rule.limit,

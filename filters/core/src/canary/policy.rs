@@ -7,7 +7,8 @@ use super::config::{
     BackendConfig, CanaryConfig, MatchConfig, MatchType, RuleConfig, StickyConfig, ValueMatchConfig,
 };
 use super::spread::{self, KeyGen, Spread};
-use crate::request_parts::{cookie_values, full_match, query_values, RequestAttrs};
+use crate::regex::{self, Case};
+use crate::request_parts::{query_values, request_cookie_values, RequestAttrs};
 use crate::{http_field, ConfigError};
 
 /// The request header the selection is written to unless configured.
@@ -269,9 +270,10 @@ fn compile_condition(part: Part, m: ValueMatchConfig) -> Result<Condition, Confi
     };
     let value = match m.kind.unwrap_or(MatchType::Exact) {
         MatchType::Exact => ValueMatch::Exact(m.value),
-        MatchType::RegularExpression => {
-            ValueMatch::Regex(full_match(&m.value).map_err(|why| ConfigError::new("value", why))?)
-        }
+        MatchType::RegularExpression => ValueMatch::Regex(
+            regex::whole(&m.value, Case::Sensitive)
+                .map_err(|why| ConfigError::new("value", why))?,
+        ),
     };
     Ok(Condition { part, name, value })
 }
@@ -334,9 +336,11 @@ impl Condition {
     }
 }
 
+/// The first value of cookie `name`, from whichever `cookie` header has it.
 fn cookie(req: &dyn RequestAttrs, name: &str) -> Option<String> {
-    req.header("cookie")
-        .and_then(|h| cookie_values(h, name).into_iter().next())
+    request_cookie_values(req.header_values("cookie"), name)
+        .into_iter()
+        .next()
 }
 
 impl Sticky {
@@ -389,11 +393,12 @@ mod tests {
     }
 
     impl RequestAttrs for Req {
-        fn header(&self, name: &str) -> Option<&str> {
+        fn header_values(&self, name: &str) -> Vec<&str> {
             self.headers
                 .iter()
-                .find(|(k, _)| *k == name)
+                .filter(|(k, _)| *k == name)
                 .map(|(_, v)| v.as_str())
+                .collect()
         }
         fn method(&self) -> &str {
             "GET"
@@ -533,6 +538,39 @@ mod tests {
     }
 
     #[test]
+    fn cookie_rules_and_sticky_cookies_see_every_cookie_header() {
+        // HTTP/1 clients may send several Cookie headers; the wanted cookie is
+        // in the second one here.
+        let two_headers = |wanted: &str| {
+            Req::default()
+                .header("cookie", "theme=dark; lang=en")
+                .header("cookie", wanted)
+        };
+        let rule = compile(json!({
+            "backends": [{"name": "stable"}, {"name": "canary", "weight": 0}],
+            "rules": [{"match": {"cookies": [{"name": "beta", "value": "yes"}]}, "backend": "canary"}]
+        }))
+        .unwrap();
+        let mut d = Draws::new(5);
+        assert_eq!(
+            picked(&rule, &two_headers("beta=yes"), &mut d),
+            Some(("canary".into(), Reason::Rule))
+        );
+        let sticky = compile(json!({
+            "backends": [{"name": "v1"}, {"name": "v2"}],
+            "sticky": {"cookie": "tg", "setCookie": {}}
+        }))
+        .unwrap();
+        let first = sticky.select(&two_headers("tg=key-1"), &mut d).unwrap();
+        assert_eq!(first.reason, Reason::Sticky, "the key was found");
+        assert_eq!(first.set_cookie, None, "so no new one is handed out");
+        let alone = sticky
+            .select(&Req::default().header("cookie", "tg=key-1"), &mut d)
+            .unwrap();
+        assert_eq!(alone.backend, first.backend, "same key, same backend");
+    }
+
+    #[test]
     fn weight_zero_gets_nothing_and_the_weights_hold() {
         let p = compile(json!({"backends": [{"name": "a", "weight": 95}, {"name": "b", "weight": 5}, {"name": "z", "weight": 0}]}))
             .unwrap();
@@ -559,6 +597,18 @@ mod tests {
             .select(&Req::default().header("x-user-id", "u"), &mut d)
             .is_none());
         assert!(p.select(&Req::default().header("x", "1"), &mut d).is_some());
+    }
+
+    #[test]
+    fn costly_regexes_are_refused_naming_the_field() {
+        let costly = json!({"name": "x", "type": "RegularExpression", "value": ".*a.{20000}"});
+        for part in ["headers", "queryParams", "cookies"] {
+            let e = compile(json!({"backends": [{"name": "a"}],
+                                   "rules": [{"match": {part: [costly]}, "backend": "a"}]}))
+            .unwrap_err();
+            assert_eq!(e.field, format!("rules[0].match.{part}[0].value"), "{e}");
+            assert!(e.message.contains("is too large"), "{e}");
+        }
     }
 
     #[test]

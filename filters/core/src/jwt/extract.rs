@@ -3,7 +3,7 @@
 //! Also computes the request without the token, for `forward: false`.
 
 use super::config::ExtractFromConfig;
-use crate::request_parts::{cookie_values, query_values};
+use crate::request_parts::{query_values, request_cookie_values};
 use crate::{http_field, ConfigError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,11 +96,10 @@ pub fn find(sources: &[TokenSource], req: &mut dyn TokenCarrier) -> Found {
                 .path()
                 .map(|p| query_values(&p, name))
                 .unwrap_or_default(),
-            TokenSource::Cookie(name) => req
-                .header_values("cookie")
-                .iter()
-                .flat_map(|h| cookie_values(h, name))
-                .collect(),
+            TokenSource::Cookie(name) => {
+                let headers = req.header_values("cookie");
+                request_cookie_values(headers.iter().map(String::as_str), name)
+            }
         };
         let mut candidates: Vec<String> =
             candidates.into_iter().filter(|t| !t.is_empty()).collect();
@@ -265,6 +264,18 @@ mod tests {
                 token: "ck".into(),
                 source: 2
             }
+        );
+        let mut in_second_cookie_header = Req {
+            headers: vec![("cookie", "theme=dark"), ("cookie", "lang=en; session=ck2")],
+            path: "/",
+        };
+        assert_eq!(
+            find(&sources, &mut in_second_cookie_header),
+            Found::Token {
+                token: "ck2".into(),
+                source: 2
+            },
+            "every Cookie header is read"
         );
         let mut by_header = Req {
             headers: vec![("x-token", "hd"), ("cookie", "session=ck")],

@@ -6,29 +6,29 @@
 //! without end. Instead each rule owns [`SLOTS`] keys, each created by the first
 //! request that counts in it (creating them all up front cost 75 ms per rule
 //! and route in V8, minutes of Envoy start-up for a policy on 1,000 routes).
-//! A bucket hashes to a slot and probes up to
-//! [`PROBES`] neighbours; a slot holds one bucket's count for one window and is
-//! reused once its window is over. When every probed slot holds another live
-//! bucket the table is full for this window and the request is not counted
-//! (the filter lets it through and counts the event), so a flood of distinct
-//! values can cost availability of the limit, never memory.
+//! A bucket's slots are [`PROBES`] neighbours from where a keyed hash puts it
+//! (`slot_hash`); a slot holds one bucket's count for one window and is reused
+//! once its window is over. A bucket that finds all of them held by other live
+//! buckets is counted in the rule's overflow bucket (`table`), never let through
+//! uncounted. This file is a slot's value and its keys.
 
 /// Slots per rule: distinct buckets one rule can count within one window.
 pub const SLOTS: u32 = 16_384;
 /// Slots tried per bucket before the table counts as full.
 pub const PROBES: u32 = 8;
 
-/// The slots a bucket may live in, in probing order. Rules without `Distinct`
-/// have the single bucket "" and so always use one slot.
-pub fn slots(bucket: &str) -> impl Iterator<Item = u32> {
-    let start = fnv1a(bucket.as_bytes());
-    (0..PROBES).map(move |i| ((start + u64::from(i)) % u64::from(SLOTS)) as u32)
-}
-
 /// The shared-data key of one slot.
 pub fn slot_key(scope: &str, rule: &str, slot: u32) -> String {
     format!("tollgate.ratelimit|{scope}|{rule}|{slot}")
 }
+
+/// The shared-data key of a rule's overflow bucket.
+pub fn overflow_key(scope: &str, rule: &str) -> String {
+    format!("tollgate.ratelimit|{scope}|{rule}|overflow")
+}
+
+/// The bucket name counted under [`overflow_key`] (it is alone there).
+pub const OVERFLOW_BUCKET: &str = "overflow";
 
 /// What counting one request in a slot gives.
 #[derive(Debug, PartialEq, Eq)]
@@ -64,13 +64,6 @@ fn decode(value: &[u8]) -> Option<(u64, u64, &str)> {
     let window = parts.next()?.parse().ok()?;
     let count = parts.next()?.parse().ok()?;
     Some((window, count, parts.next().unwrap_or("")))
-}
-
-/// FNV-1a: stable across VMs and builds (a std hasher is not), and cheap.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]
@@ -121,13 +114,11 @@ mod tests {
     }
 
     #[test]
-    fn slots_are_stable_and_bounded() {
-        let s: Vec<u32> = slots("x-user-id=alice").collect();
-        assert_eq!(s.len(), PROBES as usize);
-        assert_eq!(s, slots("x-user-id=alice").collect::<Vec<_>>());
-        assert!(s.iter().all(|i| *i < SLOTS));
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    fn slot_and_overflow_keys_name_the_route_and_rule() {
         assert_eq!(slot_key("route", "r", 7), "tollgate.ratelimit|route|r|7");
+        assert_eq!(
+            overflow_key("route", "r"),
+            "tollgate.ratelimit|route|r|overflow"
+        );
     }
 }

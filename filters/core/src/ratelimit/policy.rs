@@ -18,8 +18,9 @@ use super::config::{
     CidrMatchType, FailureModeConfig, HeaderMatchConfig, ModeConfig, PathMatchType,
     RateLimitConfig, RuleConfig, SelectorConfig, ServiceConfig, ValueMatchType,
 };
+use crate::regex::{self, Case};
+use crate::request_parts::query_values;
 pub use crate::request_parts::RequestAttrs;
-use crate::request_parts::{full_match, query_values};
 use crate::{duration, http_field, ConfigError};
 
 /// Default answer deadline of the global rate limit service.
@@ -268,7 +269,8 @@ fn compile_selector(s: SelectorConfig) -> Result<Selector, ConfigError> {
                 PathMatchType::Exact => PathKind::Exact(p.value),
                 PathMatchType::PathPrefix => PathKind::Prefix(p.value),
                 PathMatchType::RegularExpression => PathKind::Regex(
-                    full_match(&p.value).map_err(|why| ConfigError::new("path.value", why))?,
+                    regex::whole(&p.value, Case::Sensitive)
+                        .map_err(|why| ConfigError::new("path.value", why))?,
                 ),
             };
             Ok::<_, ConfigError>(PathMatch {
@@ -302,9 +304,9 @@ fn compile_value(m: HeaderMatchConfig, name: String) -> Result<ValueMatch, Confi
             ))
         }
         (ValueMatchType::Exact, Some(v)) => ValueKind::Exact(v),
-        (ValueMatchType::RegularExpression, Some(v)) => {
-            ValueKind::Regex(full_match(&v).map_err(|why| ConfigError::new("value", why))?)
-        }
+        (ValueMatchType::RegularExpression, Some(v)) => ValueKind::Regex(
+            regex::whole(&v, Case::Sensitive).map_err(|why| ConfigError::new("value", why))?,
+        ),
     };
     Ok(ValueMatch {
         name,
@@ -431,11 +433,12 @@ mod tests {
     }
 
     impl RequestAttrs for Req {
-        fn header(&self, name: &str) -> Option<&str> {
+        fn header_values(&self, name: &str) -> Vec<&str> {
             self.headers
                 .iter()
-                .find(|(k, _)| *k == name)
+                .filter(|(k, _)| *k == name)
                 .map(|(_, v)| *v)
+                .collect()
         }
         fn method(&self) -> &str {
             self.method
@@ -601,6 +604,41 @@ mod tests {
             both.service.unwrap().fail_open,
             "failureMode defaults to allow"
         );
+    }
+
+    #[test]
+    fn costly_regexes_are_refused_naming_the_field() {
+        let limit = json!({"requests": 5, "unit": "Minute"});
+        // `.*a.{20000}` took 556 ms per request on a 5 KB header value.
+        let costly = ".*a.{20000}";
+        let cases = [
+            (
+                json!([{"headers": [{"name": "x-user-id", "type": "RegularExpression", "value": costly}]}]),
+                "local.rules[0].clientSelectors[0].headers[0].value",
+            ),
+            (
+                json!([{"queryParams": [{"name": "k", "type": "RegularExpression", "value": costly}]}]),
+                "local.rules[0].clientSelectors[0].queryParams[0].value",
+            ),
+            (
+                json!([{"path": {"type": "RegularExpression", "value": costly}}]),
+                "local.rules[0].clientSelectors[0].path.value",
+            ),
+        ];
+        for (selectors, field) in cases {
+            let e = compile(
+                json!({"local": {"rules": [{"clientSelectors": selectors, "limit": limit}]}}),
+            )
+            .unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.message.contains("is too large"), "{e}");
+        }
+        let ordinary = json!([{"path": {"type": "RegularExpression", "value": "/api/v[0-9]+/users/[^/]+"},
+                               "headers": [{"name": "authorization", "type": "RegularExpression", "value": "(?i)bearer [a-z0-9._-]+"}]}]);
+        assert!(compile(
+            json!({"local": {"rules": [{"clientSelectors": ordinary, "limit": limit}]}})
+        )
+        .is_ok());
     }
 
     #[test]

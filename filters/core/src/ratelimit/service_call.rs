@@ -199,8 +199,12 @@ mod tests {
     struct Req(Vec<(&'static str, &'static str)>);
 
     impl RequestAttrs for Req {
-        fn header(&self, name: &str) -> Option<&str> {
-            self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+        fn header_values(&self, name: &str) -> Vec<&str> {
+            self.0
+                .iter()
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| *v)
+                .collect()
         }
         fn method(&self) -> &str {
             "GET"
