@@ -7,9 +7,7 @@
 //! working on an Envoy that stops doing that.
 
 use std::cell::Cell;
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -64,12 +62,24 @@ struct Root {
 
 impl Root {
     fn new() -> Self {
-        // std's RandomState seeds from WASI `random_get`, which Envoy provides.
-        let seed = RandomState::new().hash_one(0u8);
         Root {
             policies: None,
             metrics: None,
-            draws: Rc::new(Cell::new(Draws::new(seed))),
+            draws: Rc::new(Cell::new(Draws::new(random_seed()))),
+        }
+    }
+}
+
+/// A seed from WASI `random_get`, which Envoy provides (std's `RandomState`
+/// would panic, killing the VM, if it failed). Should it fail, the clock: the
+/// draws stay spread by weight, only less unpredictable.
+fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    match abi::random_bytes(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(e) => {
+            log::warn!("tollgate canary: random_get failed ({e:?}); seeding from the clock");
+            abi::now_millis().unwrap_or_default()
         }
     }
 }
