@@ -98,24 +98,20 @@ async fn a_client_without_a_certificate_from_the_client_ca_gets_no_configuration
             std::fs::read(&pair.key).unwrap(),
         ))
     };
-    // The TLS alert each one gets, when it gets that far.
+    // The client sees the server's alert (CertificateRequired, UnknownCA) or,
+    // in TLS 1.3 where its side of the handshake may finish first, the
+    // connection closed under its first request; either way no configuration,
+    // and no stream in the server's log (checked below).
     let strangers = [
-        ("no-certificate", Some(trusting()), "CertificateRequired"),
-        (
-            "rogue-certificate",
-            Some(with(&pki.rogue_client)),
-            "UnknownCA",
-        ),
-        ("plaintext", None, ""),
+        ("no-certificate", Some(trusting())),
+        ("rogue-certificate", Some(with(&pki.rogue_client))),
+        ("plaintext", None),
     ];
-    for (node, tls, alert) in strangers {
+    for (node, tls) in strangers {
         match listeners(xds, node, tls).await {
             Ok(response) => panic!("{node} got configuration: {response:?}"),
-            // Refused by the TLS handshake, not left hanging.
-            Err(why) => assert!(
-                why.contains(alert) && !why.starts_with("no answer"),
-                "{node}: {why}"
-            ),
+            // Refused, not left hanging.
+            Err(why) => assert!(!why.starts_with("no answer"), "{node}: {why}"),
         }
     }
 
