@@ -12,12 +12,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+use tollgate_core::canary::flow::{self, Chosen};
 use tollgate_core::canary::policy::{CanaryPolicy, Draws};
 use tollgate_core::route_policy::RoutePolicies;
 use tollgate_host::metrics::Counter;
-use tollgate_host::request_attrs::Attrs;
-use tollgate_host::{abi, config, request};
+use tollgate_host::stream_host::WasmHost;
+use tollgate_host::{abi, config};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
@@ -113,7 +114,7 @@ impl RootContext for Root {
             policies: self.policies.clone(),
             metrics: self.metrics.clone(),
             draws: Rc::clone(&self.draws),
-            set_cookie: None,
+            flow: flow::Stream::default(),
         }))
     }
 
@@ -126,49 +127,35 @@ struct Stream {
     policies: Option<Arc<RoutePolicies<CanaryPolicy>>>,
     metrics: Option<Rc<Metrics>>,
     draws: Rc<Cell<Draws>>,
-    /// For the response: the sticky key this request was given.
-    set_cookie: Option<String>,
+    flow: flow::Stream,
 }
 
 impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let Some(policy) = request::policy(&self.policies) else {
+        let host = &mut WasmHost;
+        let Some(policy) = RoutePolicies::for_stream(None, self.policies.as_deref(), host) else {
             return Action::Continue;
         };
         let mut draws = self.draws.get();
-        let selection = policy.select(&Attrs::default(), &mut draws);
+        let chosen = self.flow.on_request_headers(Some(policy), &mut draws, host);
         self.draws.set(draws);
-        let written = match &selection {
-            Some(s) => {
-                let name = &policy.backend_names()[s.backend];
-                if let Some(m) = &self.metrics {
+        if let Some(m) = &self.metrics {
+            match chosen {
+                Some(Chosen::Backend(i)) => {
+                    let name = &policy.backend_names()[i];
                     m.selected.get(name).inspect(|c| c.inc());
                 }
-                abi::replace_header(MapType::HttpRequestHeaders, &policy.header, name)
+                Some(Chosen::Nothing) => m.unselected.inc(),
+                None => {}
             }
-            None => {
-                if let Some(m) = &self.metrics {
-                    m.unselected.inc();
-                }
-                abi::remove_header(MapType::HttpRequestHeaders, &policy.header)
-            }
-        };
-        match written {
-            Ok(()) => request::clear_route_cache(),
-            Err(e) => log::warn!("tollgate canary: writing {} failed: {e:?}", policy.header),
         }
-        self.set_cookie = selection.and_then(|s| s.set_cookie);
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        if let Some(cookie) = self.set_cookie.take() {
-            if let Err(e) = abi::add_header(MapType::HttpResponseHeaders, "set-cookie", &cookie) {
-                log::debug!("tollgate canary: adding set-cookie failed: {e:?}");
-            }
-        }
+        self.flow.on_response_headers(&mut WasmHost);
         Action::Continue
     }
 }

@@ -9,6 +9,7 @@ pub mod canary;
 pub mod duration;
 pub mod error;
 pub mod headers;
+pub mod host;
 pub mod http_field;
 pub mod jwt;
 pub mod ratelimit;

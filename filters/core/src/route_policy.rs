@@ -121,6 +121,17 @@ impl<P> RoutePolicies<P> {
         self.routes.values().chain(self.default.iter())
     }
 
+    /// The policy for a stream: a route's own policy, where the runtime has
+    /// per-route config (the dynamic module's `DynamicModuleFilterPerRoute`),
+    /// wins over the filter's, whose envelope may pick by route name.
+    pub fn for_stream<'a>(
+        own: Option<&'a Arc<P>>,
+        filter: Option<&'a RoutePolicies<P>>,
+        host: &mut dyn crate::host::Host,
+    ) -> Option<&'a Arc<P>> {
+        own.or_else(|| filter?.select(|| crate::host::route_name(host)))
+    }
+
     /// The policy for a request on `route` (None when Envoy knows no route name).
     pub fn for_route(&self, route: Option<&str>) -> Option<&Arc<P>> {
         route

@@ -1,16 +1,16 @@
 //! `header_mod.wasm`: request and response header modification with Gateway API
-//! semantics. All decisions are in `tollgate_core::headers`; this crate only
-//! connects them to proxy-wasm callbacks.
+//! semantics. The stream is `tollgate_core::headers::flow`, shared with the
+//! dynamic module; this crate only connects it to proxy-wasm callbacks.
 
 use std::sync::Arc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-use tollgate_core::headers::{HeaderPolicy, Rendered};
+use tollgate_core::headers::{flow, HeaderPolicy};
 use tollgate_core::route_policy::RoutePolicies;
-use tollgate_host::headers::{HostHeaders, HostRequest};
+use tollgate_host::config;
 use tollgate_host::metrics::Counter;
-use tollgate_host::{config, request};
+use tollgate_host::stream_host::WasmHost;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
@@ -69,7 +69,7 @@ impl RootContext for Root {
         Some(Box::new(Stream {
             policies: self.policies.clone(),
             metrics: self.metrics.clone(),
-            response: None,
+            flow: flow::Stream::default(),
         }))
     }
 
@@ -78,38 +78,28 @@ impl RootContext for Root {
     }
 }
 
-/// Per-request state: the policy chosen at request time (the route is known then)
-/// and the response values rendered from the request as it arrived.
+/// Per-request state: the flow's, and what it needs from the filter.
 struct Stream {
     policies: Option<Arc<RoutePolicies<HeaderPolicy>>>,
     metrics: Metrics,
-    response: Option<(Arc<HeaderPolicy>, Rendered)>,
+    flow: flow::Stream,
 }
 
 impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let Some(policy) = request::policy(&self.policies) else {
-            return Action::Continue;
-        };
-        if let Some(mods) = &policy.request {
-            mods.apply(&mods.render(&mut HostRequest), &mut HostHeaders::request());
+        let host = &mut WasmHost;
+        let policy = RoutePolicies::for_stream(None, self.policies.as_deref(), host);
+        if self.flow.on_request_headers(policy, host) {
             self.metrics.requests_modified.inc();
-        }
-        if let Some(mods) = &policy.response {
-            // Rendered now: response templates read the request as it arrived.
-            self.response = Some((Arc::clone(policy), mods.render(&mut HostRequest)));
         }
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        if let Some((policy, rendered)) = self.response.take() {
-            if let Some(mods) = &policy.response {
-                mods.apply(&rendered, &mut HostHeaders::response());
-                self.metrics.responses_modified.inc();
-            }
+        if self.flow.on_response_headers(&mut WasmHost) {
+            self.metrics.responses_modified.inc();
         }
         Action::Continue
     }

@@ -1,10 +1,9 @@
 //! The core's header traits over the host's header maps.
 
 use proxy_wasm::types::MapType;
-use tollgate_core::headers::{HeaderEditor, RequestSource};
+use tollgate_core::headers::HeaderEditor;
 
 use crate::abi::{self, HostError};
-use crate::request::property_string;
 
 /// One of the two header maps a filter edits.
 #[derive(Debug, Clone, Copy)]
@@ -54,23 +53,5 @@ impl HeaderEditor for HostHeaders {
 
     fn add(&mut self, name: &str, value: &str) {
         self.report("add", name, abi::add_header(self.0, name, value));
-    }
-}
-
-/// Template values from the current request.
-#[derive(Debug, Default)]
-pub struct HostRequest;
-
-impl RequestSource for HostRequest {
-    fn header(&mut self, name: &str) -> Option<String> {
-        HostHeaders::request().get(name)
-    }
-
-    fn source_address(&mut self) -> Option<String> {
-        property_string(&["source", "address"])
-    }
-
-    fn request_id(&mut self) -> Option<String> {
-        property_string(&["request", "id"])
     }
 }

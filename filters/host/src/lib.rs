@@ -10,3 +10,4 @@ pub mod headers;
 pub mod metrics;
 pub mod request;
 pub mod request_attrs;
+pub mod stream_host;

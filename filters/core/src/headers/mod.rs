@@ -2,9 +2,11 @@
 //! request and response headers, with value templates.
 //!
 //! `config` is the public JSON shape, `template` the `%{...}` value language,
-//! `policy` the compiled, validated form and the per-request edit it performs.
+//! `policy` the compiled, validated form and the per-request edit it performs,
+//! `flow` the filter's stream for every runtime.
 
 pub mod config;
+pub mod flow;
 pub mod policy;
 pub mod template;
 
