@@ -18,7 +18,10 @@ help: ## List the targets
 setup: ## Install everything the build and tests need (idempotent, quick once done; every target below runs it first)
 	@scripts/setup.sh
 
-build: setup ## Build the filters into dist/*.wasm, the tollgate binary and the tools into dist/
+build: setup ## Build the filters into dist/*.wasm and dist/libtollgate.so, the tollgate binary and the tools into dist/
+	@echo "==> building the dynamic module (all filters): libtollgate.so"
+	cargo build --profile release-native -p dynamic-module
+	@scripts/install-built.sh dist target/release-native/libtollgate.so
 	@echo "==> building wasm filters: $(FILTERS)"
 	cargo build --release --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p $(subst _,-,$(f)))
 	@scripts/install-built.sh dist $(foreach f,$(FILTERS),$(WASM_OUT)/$(f).wasm)
@@ -32,7 +35,7 @@ build: setup ## Build the filters into dist/*.wasm, the tollgate binary and the 
 	cargo build --release -p tollgate
 	@scripts/install-built.sh dist target/release/tollgate
 
-lint: setup ## rustfmt check, clippy with warnings as errors, and no dangling link or cited path in code and docs
+lint: setup ## rustfmt check, clippy with warnings as errors, no dangling link or cited path, the dynamic module's imports exported by the pinned Envoy
 	cargo fmt --all -- --check
 	cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -40,6 +43,8 @@ lint: setup ## rustfmt check, clippy with warnings as errors, and no dangling li
 	@# fuzz/ is a workspace of its own; sharing target/ reuses the dependencies checked above.
 	cargo clippy --manifest-path fuzz/Cargo.toml --target-dir target --all-targets -- -D warnings
 	cargo run --quiet -p doc-check
+	cargo build --quiet -p dynamic-module
+	@scripts/check-module-symbols.sh target/debug/libtollgate.so
 
 fmt: ## Format the code
 	cargo fmt --all

@@ -1,0 +1,388 @@
+//! `libtollgate.so`: the Tollgate filters as one Envoy dynamic module, native
+//! code calling Envoy directly (no VM, no per-call crossing cost). Envoy loads
+//! it as `envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter`
+//! with `dynamic_module_config: {name: tollgate}` (found through
+//! `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`), `filter_name` one of the filters in
+//! [`filter::Kind`], and `filter_config` a `StringValue` holding the same JSON
+//! the `.wasm` filter takes.
+//!
+//! Every decision is the core's (`tollgate_core::*::flow`, shared with the
+//! wasm build); this crate maps Envoy's hooks onto it: [`abi`] declares the
+//! callbacks, [`host`] is the core's `Host` over them, [`filter`] dispatches by
+//! filter, [`metrics`] and [`log`] reach Envoy's stats and log.
+//!
+//! A panic must never unwind into Envoy (it would take the whole process down,
+//! where a wasm panic kills one VM): every exported hook runs its body under
+//! `catch_unwind` (the module is built with `panic = "unwind"`), logs the
+//! panic, and fails closed: a request whose filter panicked goes no further.
+
+#![allow(unsafe_code)] // the exported hooks are the foreign function interface
+
+mod abi;
+mod filter;
+mod host;
+mod log;
+mod metrics;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use abi::{EnvoyBuffer, FilterConfigEnvoyPtr, FilterEnvoyPtr, ModulePtr};
+use filter::{FilterConfig, Kind, RoutePolicy, Stream};
+use host::StreamHost;
+
+/// A stream: its filter's config (shared with the other streams) and state.
+struct Filter {
+    config: Arc<FilterConfig>,
+    stream: Stream,
+}
+
+/// A route's own policy, and the filter it is for.
+struct PerRoute {
+    kind: Kind,
+    policy: RoutePolicy,
+}
+
+/// Runs `body`; a panic is logged and turned into `fallback`.
+fn guard<T>(hook: &str, fallback: T, body: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::error(&format!("tollgate: panic in {hook}: {what}"));
+            fallback
+        }
+    }
+}
+
+/// # Safety
+/// `buffer` must be what Envoy passed to the running hook.
+unsafe fn text(buffer: EnvoyBuffer) -> String {
+    // SAFETY: per the caller.
+    unsafe { buffer.to_string_lossy() }
+}
+
+/// # Safety
+/// `buffer` must be what Envoy passed to the running hook.
+unsafe fn bytes(buffer: EnvoyBuffer) -> Vec<u8> {
+    if buffer.ptr.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: per the caller.
+    unsafe { std::slice::from_raw_parts(buffer.ptr, buffer.length) }.to_vec()
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const u8 {
+    abi::ABI_VERSION.as_ptr()
+}
+
+/// # Safety
+/// Called by Envoy on the main thread with live buffers.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
+    config_envoy: FilterConfigEnvoyPtr,
+    name: EnvoyBuffer,
+    config: EnvoyBuffer,
+) -> ModulePtr {
+    guard("config_new", std::ptr::null(), || {
+        // SAFETY: Envoy's buffers, valid during this hook.
+        let (name, config) = unsafe { (text(name), bytes(config)) };
+        let Some(kind) = Kind::from_name(&name) else {
+            log::error(&format!(
+                "tollgate: rejected configuration: filter_name `{name}` is not a Tollgate filter; expected one of {}",
+                filter::KNOWN
+            ));
+            return std::ptr::null();
+        };
+        // SAFETY: the config pointer of this hook.
+        let mut definer = unsafe { metrics::Definer::new(config_envoy) };
+        match FilterConfig::new(kind, &config, &mut definer) {
+            Ok(config) => Arc::into_raw(Arc::new(config)).cast(),
+            Err(e) => {
+                log::error(&format!(
+                    "tollgate {}: rejected configuration: {e}",
+                    kind.name()
+                ));
+                std::ptr::null()
+            }
+        }
+    })
+}
+
+/// # Safety
+/// `config` must come from `on_http_filter_config_new`.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: ModulePtr) {
+    guard("config_destroy", (), || {
+        // SAFETY: made by Arc::into_raw in config_new; released once.
+        drop(unsafe { Arc::from_raw(config.cast::<FilterConfig>()) });
+    })
+}
+
+/// # Safety
+/// Called by Envoy on the main thread with live buffers.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
+    name: EnvoyBuffer,
+    config: EnvoyBuffer,
+) -> ModulePtr {
+    guard("per_route_config_new", std::ptr::null(), || {
+        // SAFETY: Envoy's buffers, valid during this hook.
+        let (name, config) = unsafe { (text(name), bytes(config)) };
+        let Some(kind) = Kind::from_name(&name) else {
+            log::error(&format!(
+                "tollgate: rejected per-route configuration: filter_name `{name}` is not a Tollgate filter; expected one of {}",
+                filter::KNOWN
+            ));
+            return std::ptr::null();
+        };
+        match RoutePolicy::new(kind, &config) {
+            Ok(policy) => Box::into_raw(Box::new(PerRoute { kind, policy }))
+                .cast_const()
+                .cast(),
+            Err(e) => {
+                log::error(&format!(
+                    "tollgate {}: rejected per-route configuration: {e}",
+                    kind.name()
+                ));
+                std::ptr::null()
+            }
+        }
+    })
+}
+
+/// # Safety
+/// `config` must come from `on_http_filter_per_route_config_new`.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(
+    config: ModulePtr,
+) {
+    guard("per_route_config_destroy", (), || {
+        // SAFETY: made by Box::into_raw in per_route_config_new; released once.
+        drop(unsafe { Box::from_raw(config.cast::<PerRoute>().cast_mut()) });
+    })
+}
+
+/// # Safety
+/// `config` must come from `on_http_filter_config_new` and still be alive.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
+    config: ModulePtr,
+    _filter_envoy: FilterEnvoyPtr,
+) -> ModulePtr {
+    guard("filter_new", std::ptr::null(), || {
+        let config = config.cast::<FilterConfig>();
+        // SAFETY: a live Arc made by config_new: one more owner for this stream.
+        let config = unsafe {
+            Arc::increment_strong_count(config);
+            Arc::from_raw(config)
+        };
+        let stream = Stream::new(config.kind());
+        Box::into_raw(Box::new(Filter { config, stream }))
+            .cast_const()
+            .cast()
+    })
+}
+
+/// # Safety
+/// `filter` must come from `on_http_filter_new` and not be destroyed.
+unsafe fn filter_of<'a>(filter: ModulePtr) -> &'a mut Filter {
+    // SAFETY: per the caller; Envoy never runs two hooks of one filter at once.
+    unsafe { &mut *filter.cast::<Filter>().cast_mut() }
+}
+
+/// The route's own policy for this filter, if the route has one.
+///
+/// # Safety
+/// `filter_envoy` must be the running hook's.
+unsafe fn own_policy<'a>(filter_envoy: FilterEnvoyPtr, kind: Kind) -> Option<&'a RoutePolicy> {
+    // SAFETY: a live filter pointer; the result is a PerRoute we made (Envoy
+    // returns the per-route config of this filter's name), alive while the
+    // route configuration is.
+    let ptr =
+        unsafe { abi::envoy_dynamic_module_callback_get_most_specific_route_config(filter_envoy) };
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: as above.
+    let per_route = unsafe { &*ptr.cast::<PerRoute>() };
+    (per_route.kind == kind).then_some(&per_route.policy)
+}
+
+/// # Safety
+/// Called by Envoy on the stream's worker.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
+    filter_envoy: FilterEnvoyPtr,
+    filter: ModulePtr,
+    _end_of_stream: bool,
+) -> u32 {
+    guard("request_headers", abi::STOP_ITERATION, || {
+        // SAFETY: Envoy's pointers for this hook.
+        let (filter, mut host) = unsafe { (filter_of(filter), StreamHost::new(filter_envoy)) };
+        // SAFETY: as above.
+        let own = unsafe { own_policy(filter_envoy, filter.config.kind()) };
+        filter
+            .stream
+            .on_request_headers(&filter.config, own, &mut host);
+        abi::CONTINUE
+    })
+}
+
+/// # Safety
+/// Called by Envoy on the stream's worker.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
+    filter_envoy: FilterEnvoyPtr,
+    filter: ModulePtr,
+    _end_of_stream: bool,
+) -> u32 {
+    guard("response_headers", abi::CONTINUE, || {
+        // SAFETY: Envoy's pointers for this hook.
+        let (filter, mut host) = unsafe { (filter_of(filter), StreamHost::new(filter_envoy)) };
+        filter.stream.on_response_headers(&filter.config, &mut host);
+        abi::CONTINUE
+    })
+}
+
+/// # Safety
+/// Called by Envoy once per filter, after its last hook.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: ModulePtr) {
+    guard("filter_destroy", (), || {
+        // SAFETY: made by Box::into_raw in filter_new; released once.
+        drop(unsafe { Box::from_raw(filter.cast::<Filter>().cast_mut()) });
+    })
+}
+
+// The hooks Envoy requires of every module that these filters do not use.
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+    _filter_envoy: FilterEnvoyPtr,
+    _filter: ModulePtr,
+    _end_of_stream: bool,
+) -> u32 {
+    abi::CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
+    _filter_envoy: FilterEnvoyPtr,
+    _filter: ModulePtr,
+) -> u32 {
+    abi::CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
+    _filter_envoy: FilterEnvoyPtr,
+    _filter: ModulePtr,
+    _end_of_stream: bool,
+) -> u32 {
+    abi::CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
+    _filter_envoy: FilterEnvoyPtr,
+    _filter: ModulePtr,
+) -> u32 {
+    abi::CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
+    _filter_envoy: FilterEnvoyPtr,
+    _filter: ModulePtr,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
+    _filter_envoy: FilterEnvoyPtr,
+    _filter: ModulePtr,
+    _callout_id: u64,
+    _result: u32,
+    _headers: *const abi::EnvoyHeader,
+    _headers_size: usize,
+    _body_chunks: *const EnvoyBuffer,
+    _body_chunks_size: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
+    _filter_envoy: FilterEnvoyPtr,
+    _filter: ModulePtr,
+    _stream_id: u64,
+    _headers: *const abi::EnvoyHeader,
+    _headers_size: usize,
+    _end_stream: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
+    _filter_envoy: FilterEnvoyPtr,
+    _filter: ModulePtr,
+    _stream_id: u64,
+    _data: *const EnvoyBuffer,
+    _data_count: usize,
+    _end_stream: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
+    _filter_envoy: FilterEnvoyPtr,
+    _filter: ModulePtr,
+    _stream_id: u64,
+    _trailers: *const abi::EnvoyHeader,
+    _trailers_size: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
+    _filter_envoy: FilterEnvoyPtr,
+    _filter: ModulePtr,
+    _stream_id: u64,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
+    _filter_envoy: FilterEnvoyPtr,
+    _filter: ModulePtr,
+    _stream_id: u64,
+    _reason: u32,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
+    _filter_envoy: FilterEnvoyPtr,
+    _filter: ModulePtr,
+    _event_id: u64,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
+    _filter_envoy: FilterEnvoyPtr,
+    _filter: ModulePtr,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
+    _filter_envoy: FilterEnvoyPtr,
+    _filter: ModulePtr,
+) {
+}
