@@ -120,6 +120,11 @@ impl Envoy {
                 &options.concurrency.to_string(),
             ])
             .args(["-l", &options.log_level])
+            // Where a config naming the dynamic module `tollgate` finds libtollgate.so.
+            .env(
+                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+                paths::workspace_root().join("dist"),
+            )
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)

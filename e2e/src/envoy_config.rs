@@ -20,6 +20,8 @@ pub struct Listener {
     pub upstream_filters: Vec<Value>,
     pub routes: Vec<Value>,
     pub clusters: Vec<Value>,
+    /// The virtual host's `typed_per_filter_config` (filter name → config), if any.
+    pub host_per_filter_config: Option<Value>,
 }
 
 impl Listener {
@@ -27,6 +29,10 @@ impl Listener {
     pub fn bootstrap(&self) -> Value {
         let mut filters = self.http_filters.clone();
         filters.push(router(&self.upstream_filters));
+        let mut host = json!({"name": "all", "domains": ["*"], "routes": self.routes});
+        if let Some(per_filter) = &self.host_per_filter_config {
+            host["typed_per_filter_config"] = per_filter.clone();
+        }
         json!({
             "admin": {"address": socket(0)},
             "static_resources": {
@@ -40,7 +46,7 @@ impl Listener {
                             "stat_prefix": "ingress",
                             "route_config": {
                                 "name": "local",
-                                "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": self.routes}]
+                                "virtual_hosts": [host]
                             },
                             "http_filters": filters
                         }
@@ -92,6 +98,78 @@ pub fn wasm_filter(name: &str, wasm: &Path, config: &Value) -> Value {
                     "code": {"local": {"filename": wasm.display().to_string()}}
                 }
             }
+        }
+    })
+}
+
+/// Which build of a Tollgate filter Envoy runs: the proxy-wasm module
+/// (`dist/<filter>.wasm`) or the dynamic module (`dist/libtollgate.so`). The
+/// filter suites run every scenario on both ([`crate::on_both_runtimes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    Wasm,
+    DynamicModule,
+}
+
+impl Runtime {
+    /// The `http_filters` entry for Tollgate filter `name` with `config`.
+    pub fn filter(self, name: &str, config: &Value) -> Value {
+        match self {
+            Runtime::Wasm => wasm_filter(name, &crate::paths::wasm(name), config),
+            Runtime::DynamicModule => dynamic_module_filter(name, config),
+        }
+    }
+
+    /// The Prometheus name of one of our counters (`tollgate_…`) in this
+    /// runtime: Envoy exports wasm counters under their own name and a dynamic
+    /// module's under `envoy_dynamicmodulescustom_`.
+    pub fn metric(self, name: &str) -> String {
+        match self {
+            Runtime::Wasm => name.to_owned(),
+            Runtime::DynamicModule => format!("envoy_dynamicmodulescustom_{name}"),
+        }
+    }
+
+    /// What Envoy logs when it will not start because the filter refused its
+    /// configuration (after the filter's own line naming the field).
+    pub fn refusal(self) -> &'static str {
+        match self {
+            Runtime::Wasm => "Unable to create Wasm",
+            Runtime::DynamicModule => "Failed to initialize dynamic module",
+        }
+    }
+}
+
+/// One of our filters from the dynamic module, `dist/libtollgate.so` (Envoy
+/// finds it through `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`, which
+/// [`crate::envoy::Envoy`] sets to `dist/`).
+pub fn dynamic_module_filter(name: &str, config: &Value) -> Value {
+    crate::paths::dynamic_module();
+    json!({
+        "name": format!("tollgate.{name}"),
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {"name": "tollgate"},
+            "filter_name": name,
+            "filter_config": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": config_string(config)
+            }
+        }
+    })
+}
+
+/// A route's own policy for the dynamic module's filter `name`, for the
+/// route's (or virtual host's) `typed_per_filter_config` under the filter's
+/// name `tollgate.<name>`.
+pub fn dynamic_module_per_route(name: &str, policy: &Value) -> Value {
+    json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilterPerRoute",
+        "dynamic_module_config": {"name": "tollgate"},
+        "filter_name": name,
+        "filter_config": {
+            "@type": "type.googleapis.com/google.protobuf.StringValue",
+            "value": config_string(policy)
         }
     })
 }

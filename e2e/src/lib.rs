@@ -2,7 +2,8 @@
 //!
 //! - [`envoy`] starts a real Envoy with a generated config on free loopback
 //!   ports and stops it when dropped, printing its log if the test failed.
-//! - [`envoy_config`] builds those configs.
+//! - [`envoy_config`] builds those configs, for either build of our filters
+//!   ([`envoy_config::Runtime`]; [`on_both_runtimes`] runs a scenario on both).
 //! - [`gateway`] is the controller live: `tollgate serve` on a temp config directory
 //!   and an Envoy bootstrapped to it, for tests that change YAML and watch Envoy follow.
 //! - [`echo`] is a backend following the Gateway API conformance echo contract.
@@ -40,3 +41,28 @@ pub mod ratelimit_server;
 pub mod redis;
 pub mod roundtrip;
 pub mod stage;
+
+/// Runs each scenario `async fn name(runtime: Runtime)` as two tests,
+/// `wasm::name` and `dynamic_module::name`: one suite for both builds of the
+/// filters, so they cannot drift apart.
+#[macro_export]
+macro_rules! on_both_runtimes {
+    ($($name:ident),+ $(,)?) => {
+        mod wasm {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::envoy_config::Runtime::Wasm).await
+                }
+            )+
+        }
+        mod dynamic_module {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::envoy_config::Runtime::DynamicModule).await
+                }
+            )+
+        }
+    };
+}

@@ -22,6 +22,18 @@ pub fn wasm(name: &str) -> PathBuf {
     path
 }
 
+/// The dynamic module, `dist/libtollgate.so`. Panics with the fix when it is
+/// missing: tests must not silently skip a runtime that was not built.
+pub fn dynamic_module() -> PathBuf {
+    let path = workspace_root().join("dist/libtollgate.so");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make build` first (make test does)",
+        path.display()
+    );
+    path
+}
+
 /// A benchmark-only module, built by `make build` into cargo's wasm output directory
 /// and never copied to `dist/`. Panics with the fix when it is missing.
 pub fn bench_wasm(name: &str) -> PathBuf {

@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use crate::echo::Echo;
 use crate::envoy::{Envoy, Options};
-use crate::envoy_config::{cluster, direct_route, prefix_route, wasm_filter, Listener, LISTENER};
+use crate::envoy_config::{
+    cluster, direct_route, prefix_route, wasm_filter, Listener, Runtime, LISTENER,
+};
 use crate::paths;
 use crate::roundtrip::{client, roundtrip, send, Exchange, Expect, Req};
 
@@ -56,12 +58,13 @@ impl Stage {
     }
 }
 
-/// Starts Envoy with `dist/<filter>.wasm` configured with `config`, which it
-/// must refuse: returns Envoy's log after checking that Envoy exited non-zero
-/// and that the filter said it rejected the configuration. Panics otherwise.
-pub async fn refused_config_log(filter: &str, config: &Value) -> String {
+/// Starts Envoy with our filter `filter` of `runtime` configured with
+/// `config`, which it must refuse: returns Envoy's log after checking that
+/// Envoy exited non-zero and that the filter said it rejected the
+/// configuration. Panics otherwise.
+pub async fn refused_config_log(runtime: Runtime, filter: &str, config: &Value) -> String {
     let listener = Listener {
-        http_filters: vec![wasm_filter(filter, &paths::wasm(filter), config)],
+        http_filters: vec![runtime.filter(filter, config)],
         routes: vec![direct_route("any", "/", "ok")],
         ..Listener::default()
     };

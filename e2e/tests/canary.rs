@@ -1,4 +1,5 @@
-//! canary.wasm in a real Envoy (two workers) in front of echo backends named by
+//! The canary filter, on both runtimes (canary.wasm and libtollgate.so), in a
+//! real Envoy (two workers) in front of echo backends named by
 //! pod, routed by the selection header both ways users do it: a
 //! `cluster_header` route, and routes matching the header. Weighted splits,
 //! the seed scenario (`env: canary`), stickiness by header and by a cookie the
@@ -9,8 +10,8 @@ use std::collections::{HashMap, HashSet};
 
 use e2e::echo::Echo;
 use e2e::envoy::Envoy;
-use e2e::envoy_config::{cluster, wasm_filter, Listener, LISTENER};
-use e2e::paths;
+use e2e::envoy_config::{cluster, Listener, Runtime, LISTENER};
+use e2e::on_both_runtimes;
 use e2e::roundtrip::{client, send, Exchange, Req};
 use e2e::stage::refused_config_log;
 use serde_json::{json, Value};
@@ -35,7 +36,7 @@ struct Canary {
 }
 
 impl Canary {
-    async fn start(config: &Value, routing: Routing) -> Canary {
+    async fn start(runtime: Runtime, config: &Value, routing: Routing) -> Canary {
         let mut backends = Vec::new();
         let mut clusters = Vec::new();
         for pod in PODS {
@@ -59,7 +60,7 @@ impl Canary {
                 .collect(),
         };
         let listener = Listener {
-            http_filters: vec![wasm_filter("canary", &paths::wasm("canary"), config)],
+            http_filters: vec![runtime.filter("canary", config)],
             routes,
             clusters,
             ..Listener::default()
@@ -105,10 +106,12 @@ fn share(counts: &HashMap<String, usize>, pod: &str) -> f64 {
     counts.get(pod).copied().unwrap_or(0) as f64 * 100.0 / total as f64
 }
 
-#[tokio::test]
-async fn weights_1_to_2_and_95_to_5_hold_over_600_requests_and_weight_0_gets_nothing() {
+async fn weights_1_to_2_and_95_to_5_hold_over_600_requests_and_weight_0_gets_nothing(
+    runtime: Runtime,
+) {
     for routing in [Routing::ClusterHeader, Routing::HeaderMatch] {
         let c = Canary::start(
+            runtime,
             &weights(&[("stable", 1), ("canary", 2), ("dark", 0)]),
             routing,
         )
@@ -125,6 +128,7 @@ async fn weights_1_to_2_and_95_to_5_hold_over_600_requests_and_weight_0_gets_not
         assert_eq!(counts.get("dark"), None, "{counts:?}");
     }
     let c = Canary::start(
+        runtime,
         &weights(&[("stable", 95), ("canary", 5)]),
         Routing::ClusterHeader,
     )
@@ -136,14 +140,13 @@ async fn weights_1_to_2_and_95_to_5_hold_over_600_requests_and_weight_0_gets_not
 
 /// Envoy Gateway's header-routing scenario: `env: canary` → the canary;
 /// everything else → stable, whatever the client claims in the selection header.
-#[tokio::test]
-async fn seed_scenario_env_canary_and_a_client_sent_selection_is_ignored() {
+async fn seed_scenario_env_canary_and_a_client_sent_selection_is_ignored(runtime: Runtime) {
     let config = json!({
         "backends": [{"name": "stable"}, {"name": "canary", "weight": 0}],
         "rules": [{"match": {"headers": [{"name": "env", "value": "canary"}]}, "backend": "canary"}]
     });
     for routing in [Routing::ClusterHeader, Routing::HeaderMatch] {
-        let c = Canary::start(&config, routing).await;
+        let c = Canary::start(runtime, &config, routing).await;
         assert_eq!(
             c.pod(&Req::get("/").header("env", "canary")).await,
             "canary"
@@ -167,13 +170,12 @@ async fn seed_scenario_env_canary_and_a_client_sent_selection_is_ignored() {
 
 /// 200 users × 5 requests: every user always lands on one backend, and the
 /// users split by weight within 7 points.
-#[tokio::test]
-async fn sticky_by_header_keeps_each_user_on_one_backend() {
+async fn sticky_by_header_keeps_each_user_on_one_backend(runtime: Runtime) {
     let config = json!({
         "backends": [{"name": "stable", "weight": 1}, {"name": "canary", "weight": 2}],
         "sticky": {"header": "x-user-id"}
     });
-    let c = Canary::start(&config, Routing::ClusterHeader).await;
+    let c = Canary::start(runtime, &config, Routing::ClusterHeader).await;
     let mut users_on = HashMap::<String, usize>::new();
     for u in 0..200 {
         let req = Req::get("/").header("x-user-id", &format!("user-{u}"));
@@ -197,13 +199,12 @@ async fn sticky_by_header_keeps_each_user_on_one_backend() {
 
 /// `setCookie`: a first visit gets a cookie holding a new sticky key; with it,
 /// every later request lands where the first did.
-#[tokio::test]
-async fn set_cookie_makes_a_browser_stick() {
+async fn set_cookie_makes_a_browser_stick(runtime: Runtime) {
     let config = json!({
         "backends": [{"name": "stable"}, {"name": "canary"}],
         "sticky": {"cookie": "tollgate-canary", "setCookie": {"maxAge": 3600}}
     });
-    let c = Canary::start(&config, Routing::ClusterHeader).await;
+    let c = Canary::start(runtime, &config, Routing::ClusterHeader).await;
     for _ in 0..10 {
         let first = c.send(&Req::get("/")).await;
         let cookie = first
@@ -231,14 +232,14 @@ async fn set_cookie_makes_a_browser_stick() {
 /// Over HTTP/1 a client may send several `Cookie` headers (Envoy joins them only
 /// for HTTP/2 and 3). A rule's cookie and the sticky cookie are found in the
 /// second one as in the first.
-#[tokio::test]
-async fn cookies_in_a_second_cookie_header_over_http1_are_seen() {
+async fn cookies_in_a_second_cookie_header_over_http1_are_seen(runtime: Runtime) {
     let two_cookie_headers = |wanted: &str| {
         Req::get("/")
             .header("cookie", "theme=dark; lang=en")
             .header("cookie", wanted)
     };
     let rule = Canary::start(
+        runtime,
         &json!({
             "backends": [{"name": "stable"}, {"name": "canary", "weight": 0}],
             "rules": [{"match": {"cookies": [{"name": "beta", "value": "yes"}]}, "backend": "canary"}]
@@ -257,6 +258,7 @@ async fn cookies_in_a_second_cookie_header_over_http1_are_seen() {
     assert_eq!(echo.pod, "canary", "the rule saw beta=yes");
 
     let sticky = Canary::start(
+        runtime,
         &json!({
             "backends": [{"name": "stable"}, {"name": "canary"}],
             "sticky": {"cookie": "tollgate-canary", "setCookie": {}}
@@ -281,13 +283,24 @@ async fn cookies_in_a_second_cookie_header_over_http1_are_seen() {
     }
 }
 
-#[tokio::test]
-async fn per_route_policies_and_selection_metrics() {
+/// The Prometheus sample counting selections of `backend`: a counter per
+/// backend in wasm, a `backend` label in the dynamic module.
+fn selected(runtime: Runtime, backend: &str) -> String {
+    match runtime {
+        Runtime::Wasm => format!("tollgate_canary_selected_{backend}"),
+        Runtime::DynamicModule => format!(
+            "{}{{backend=\"{backend}\"}}",
+            runtime.metric("tollgate_canary_selected")
+        ),
+    }
+}
+
+async fn per_route_policies_and_selection_metrics(runtime: Runtime) {
     let config = json!({"routes": {
         "foo": {"backends": [{"name": "canary"}]},
         "bar": {"backends": [{"name": "stable"}]}
     }});
-    let c = Canary::start(&config, Routing::ClusterHeader).await;
+    let c = Canary::start(runtime, &config, Routing::ClusterHeader).await;
     for _ in 0..7 {
         assert_eq!(c.pod(&Req::get("/foo")).await, "canary");
     }
@@ -297,17 +310,16 @@ async fn per_route_policies_and_selection_metrics() {
     let wait = std::time::Duration::from_secs(3);
     let got = (
         c.envoy
-            .counter_reaching("tollgate_canary_selected_canary", 7, wait)
+            .counter_reaching(&selected(runtime, "canary"), 7, wait)
             .await,
         c.envoy
-            .counter_reaching("tollgate_canary_selected_stable", 4, wait)
+            .counter_reaching(&selected(runtime, "stable"), 4, wait)
             .await,
     );
     assert_eq!(got, (7, 4));
 }
 
-#[tokio::test]
-async fn bad_configs_are_rejected_naming_the_field() {
+async fn bad_configs_are_rejected_naming_the_field(runtime: Runtime) {
     let two = json!([{"name": "stable"}, {"name": "canary"}]);
     let cases = [
         (
@@ -336,10 +348,20 @@ async fn bad_configs_are_rejected_naming_the_field() {
         ),
     ];
     for (config, expected) in cases {
-        let log = refused_config_log("canary", &config).await;
+        let log = refused_config_log(runtime, "canary", &config).await;
         assert!(
             log.contains(expected),
             "{config}: expected {expected:?} in\n{log}"
         );
     }
 }
+
+on_both_runtimes!(
+    weights_1_to_2_and_95_to_5_hold_over_600_requests_and_weight_0_gets_nothing,
+    seed_scenario_env_canary_and_a_client_sent_selection_is_ignored,
+    sticky_by_header_keeps_each_user_on_one_backend,
+    set_cookie_makes_a_browser_stick,
+    cookies_in_a_second_cookie_header_over_http1_are_seen,
+    per_route_policies_and_selection_metrics,
+    bad_configs_are_rejected_naming_the_field,
+);

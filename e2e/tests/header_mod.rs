@@ -1,10 +1,14 @@
-//! header_mod.wasm in a real Envoy: Gateway API header modifier semantics,
-//! templates, the per-route envelope, route stability, metrics and bad configs.
+//! The header filter in a real Envoy, every scenario on both runtimes
+//! (`wasm::…` with header_mod.wasm, `dynamic_module::…` with libtollgate.so):
+//! Gateway API header modifier semantics, templates, the per-route envelope,
+//! route stability, metrics and bad configs.
 
 use e2e::echo::Echo;
 use e2e::envoy::{Envoy, Options};
-use e2e::envoy_config::{cluster, prefix_route, wasm_filter, Listener, LISTENER};
-use e2e::paths;
+use e2e::envoy_config::{
+    cluster, dynamic_module_per_route, prefix_route, Listener, Runtime, LISTENER,
+};
+use e2e::on_both_runtimes;
 use e2e::roundtrip::{client, roundtrip, Expect, Req};
 use serde_json::{json, Value};
 
@@ -23,8 +27,8 @@ struct Setup {
     _backends: Vec<Echo>,
 }
 
-fn header_filter(config: &Value) -> Value {
-    wasm_filter("header_mod", &paths::wasm("header_mod"), config)
+fn header_filter(runtime: Runtime, config: &Value) -> Value {
+    runtime.filter("header_mod", config)
 }
 
 impl Placement {
@@ -37,13 +41,18 @@ impl Placement {
 }
 
 /// Envoy with the header filter and one echo backend `backend-a` behind route `default`.
-async fn start(config: Value) -> Setup {
-    start_on_routes(Placement::Downstream, config, &[("default", "/")]).await
+async fn start(runtime: Runtime, config: Value) -> Setup {
+    start_on_routes(runtime, Placement::Downstream, config, &[("default", "/")]).await
 }
 
 /// Envoy with the header filter where `placement` says and one echo backend
 /// `backend-a` behind the named prefix routes `(name, prefix)`.
-async fn start_on_routes(placement: Placement, config: Value, routes: &[(&str, &str)]) -> Setup {
+async fn start_on_routes(
+    runtime: Runtime,
+    placement: Placement,
+    config: Value,
+    routes: &[(&str, &str)],
+) -> Setup {
     let a = Echo::start("backend-a").await.expect("echo backend");
     let mut listener = Listener {
         routes: routes
@@ -53,7 +62,7 @@ async fn start_on_routes(placement: Placement, config: Value, routes: &[(&str, &
         clusters: vec![cluster("a", a.addr())],
         ..Listener::default()
     };
-    placement.place(&mut listener, header_filter(&config));
+    placement.place(&mut listener, header_filter(runtime, &config));
     launch(listener, vec![a]).await
 }
 
@@ -74,14 +83,16 @@ impl Setup {
     }
 }
 
-#[tokio::test]
-async fn set_overwrites_add_appends_remove_drops_every_value() {
+async fn set_overwrites_add_appends_remove_drops_every_value(runtime: Runtime) {
     // The Gateway API conformance case HTTPRouteRequestHeaderModifier, several operations in one config.
-    let s = start(json!({"request": {
-        "set": [{"name": "X-Header-Set", "value": "set-overrides-values"}],
-        "add": [{"name": "X-Header-Add", "value": "add-appends-values"}],
-        "remove": ["X-Header-Remove"]
-    }}))
+    let s = start(
+        runtime,
+        json!({"request": {
+            "set": [{"name": "X-Header-Set", "value": "set-overrides-values"}],
+            "add": [{"name": "X-Header-Add", "value": "add-appends-values"}],
+            "remove": ["X-Header-Remove"]
+        }}),
+    )
     .await;
     s.check(
         Req::get("/")
@@ -106,9 +117,12 @@ async fn set_overwrites_add_appends_remove_drops_every_value() {
     .await;
 }
 
-#[tokio::test]
-async fn set_replaces_all_values_and_names_match_case_insensitively() {
-    let s = start(json!({"request": {"set": [{"name": "X-Header-Set", "value": "only"}]}})).await;
+async fn set_replaces_all_values_and_names_match_case_insensitively(runtime: Runtime) {
+    let s = start(
+        runtime,
+        json!({"request": {"set": [{"name": "X-Header-Set", "value": "only"}]}}),
+    )
+    .await;
     s.check(
         Req::get("/")
             .header("X-HEADER-SET", "a")
@@ -118,14 +132,16 @@ async fn set_replaces_all_values_and_names_match_case_insensitively() {
     .await;
 }
 
-#[tokio::test]
-async fn response_modifications_apply_to_headers_the_backend_set() {
-    let s = start(json!({"response": {
-        "set": [{"name": "X-Header-Set", "value": "set-overrides-values"}],
-        "add": [{"name": "X-Header-Add", "value": "add-appends-values"}],
-        "remove": ["X-Header-Remove"],
-        "removeMatching": ["x-debug-.*"]
-    }}))
+async fn response_modifications_apply_to_headers_the_backend_set(runtime: Runtime) {
+    let s = start(
+        runtime,
+        json!({"response": {
+            "set": [{"name": "X-Header-Set", "value": "set-overrides-values"}],
+            "add": [{"name": "X-Header-Add", "value": "add-appends-values"}],
+            "remove": ["X-Header-Remove"],
+            "removeMatching": ["x-debug-.*"]
+        }}),
+    )
     .await;
     s.check(
         Req::get("/").header(
@@ -143,9 +159,12 @@ async fn response_modifications_apply_to_headers_the_backend_set() {
     .await;
 }
 
-#[tokio::test]
-async fn remove_matching_strips_request_headers_by_pattern() {
-    let s = start(json!({"request": {"removeMatching": ["x-internal-.*", "X-SECRET"]}})).await;
+async fn remove_matching_strips_request_headers_by_pattern(runtime: Runtime) {
+    let s = start(
+        runtime,
+        json!({"request": {"removeMatching": ["x-internal-.*", "X-SECRET"]}}),
+    )
+    .await;
     s.check(
         Req::get("/")
             .header("x-internal-user", "1")
@@ -161,9 +180,8 @@ async fn remove_matching_strips_request_headers_by_pattern() {
     .await;
 }
 
-#[tokio::test]
-async fn templates_render_request_values() {
-    let s = start(json!({
+async fn templates_render_request_values(runtime: Runtime) {
+    let s = start(runtime, json!({
         "request": {
             "set": [{"name": "x-seen", "value": "%{request.method} %{request.host}%{request.path} user=%{request.header.x-user}"}],
             "add": [{"name": "x-missing", "value": "[%{request.header.nope}]"}, {"name": "x-peer", "value": "%{source.address}"}],
@@ -197,8 +215,7 @@ async fn templates_render_request_values() {
     );
 }
 
-#[tokio::test]
-async fn per_route_policies_apply_only_on_their_route_and_default_elsewhere() {
+async fn per_route_policies_apply_only_on_their_route_and_default_elsewhere(runtime: Runtime) {
     let config = json!({
         "routes": {
             "api": {"request": {"set": [{"name": "x-policy", "value": "api"}]}},
@@ -207,7 +224,7 @@ async fn per_route_policies_apply_only_on_their_route_and_default_elsewhere() {
         "default": {"request": {"set": [{"name": "x-policy", "value": "default"}]}}
     });
     let routes = [("api", "/api"), ("admin", "/admin"), ("other", "/")];
-    let s = start_on_routes(Placement::Downstream, config, &routes).await;
+    let s = start_on_routes(runtime, Placement::Downstream, config, &routes).await;
     s.check(
         Req::get("/api/x"),
         Expect::status(200)
@@ -229,11 +246,11 @@ async fn per_route_policies_apply_only_on_their_route_and_default_elsewhere() {
     .await;
 }
 
-#[tokio::test]
-async fn per_route_without_default_leaves_other_routes_untouched() {
+async fn per_route_without_default_leaves_other_routes_untouched(runtime: Runtime) {
     let config =
         json!({"routes": {"api": {"request": {"set": [{"name": "x-policy", "value": "api"}]}}}});
     let s = start_on_routes(
+        runtime,
         Placement::Downstream,
         config,
         &[("api", "/api"), ("other", "/")],
@@ -253,10 +270,13 @@ async fn per_route_without_default_leaves_other_routes_untouched() {
 
 /// Routes: `to-b` matches header `x-route: b` → backend-b; `to-a` catches the rest → backend-a.
 /// The filter sets `x-route: b` on every request.
-async fn route_stability_setup(placement: Placement) -> Setup {
+async fn route_stability_setup(runtime: Runtime, placement: Placement) -> Setup {
     let a = Echo::start("backend-a").await.expect("echo");
     let b = Echo::start("backend-b").await.expect("echo");
-    let filter = header_filter(&json!({"request": {"set": [{"name": "x-route", "value": "b"}]}}));
+    let filter = header_filter(
+        runtime,
+        &json!({"request": {"set": [{"name": "x-route", "value": "b"}]}}),
+    );
     let to_b = json!({
         "name": "to-b",
         "match": {"prefix": "/", "headers": [{"name": "x-route", "string_match": {"exact": "b"}}]},
@@ -271,9 +291,8 @@ async fn route_stability_setup(placement: Placement) -> Setup {
     launch(listener, vec![a, b]).await
 }
 
-#[tokio::test]
-async fn upstream_placement_never_changes_the_route() {
-    let s = route_stability_setup(Placement::Upstream).await;
+async fn upstream_placement_never_changes_the_route(runtime: Runtime) {
+    let s = route_stability_setup(runtime, Placement::Upstream).await;
     // Routed on the request as it arrived (to-a); the backend still sees the edit.
     s.check(
         Req::get("/"),
@@ -289,28 +308,34 @@ async fn upstream_placement_never_changes_the_route() {
     .await;
 }
 
-/// Pins Envoy 1.40's behaviour for downstream wasm filters, so we notice when it changes:
-/// every request-header edit from a proxy-wasm 0.2.x module clears the route cache,
-/// and no ABI marker Envoy 1.40 loads turns that off (README, "Route stability").
-#[tokio::test]
-async fn downstream_placement_is_rerouted_by_envoy_1_40() {
-    let s = route_stability_setup(Placement::Downstream).await;
+/// Route stability in the listener's `http_filters`: the filter sets
+/// `x-route: b`, which route `to-b` matches on. The dynamic module keeps the
+/// route Envoy chose on the request as it arrived (`to-a`). A proxy-wasm
+/// module cannot: every request-header edit from a 0.2.x module clears the
+/// route cache in Envoy 1.40, and no ABI marker it loads turns that off
+/// (docs/route-stability.md); pinned here so we notice when that changes.
+async fn downstream_placement_keeps_the_route_unless_the_runtime_is_wasm(runtime: Runtime) {
+    let s = route_stability_setup(runtime, Placement::Downstream).await;
+    let routed_to = match runtime {
+        Runtime::Wasm => "backend-b",
+        Runtime::DynamicModule => "backend-a",
+    };
     s.check(
         Req::get("/"),
         Expect::status(200)
-            .pod("backend-b")
+            .pod(routed_to)
             .backend_header("x-route", "b"),
     )
     .await;
 }
 
-#[tokio::test]
-async fn upstream_placement_supports_the_per_route_envelope() {
+async fn upstream_placement_supports_the_per_route_envelope(runtime: Runtime) {
     let config = json!({
         "routes": {"api": {"request": {"set": [{"name": "x-policy", "value": "api"}]}}},
         "default": {"request": {"set": [{"name": "x-policy", "value": "default"}]}}
     });
     let s = start_on_routes(
+        runtime,
         Placement::Upstream,
         config,
         &[("api", "/api"), ("other", "/")],
@@ -328,12 +353,14 @@ async fn upstream_placement_supports_the_per_route_envelope() {
     .await;
 }
 
-#[tokio::test]
-async fn counters_are_exported_to_prometheus() {
-    let s = start(json!({
-        "request": {"set": [{"name": "x-a", "value": "1"}]},
-        "response": {"set": [{"name": "x-b", "value": "2"}]}
-    }))
+async fn counters_are_exported_to_prometheus(runtime: Runtime) {
+    let s = start(
+        runtime,
+        json!({
+            "request": {"set": [{"name": "x-a", "value": "1"}]},
+            "response": {"set": [{"name": "x-b", "value": "2"}]}
+        }),
+    )
     .await;
     for _ in 0..3 {
         s.check(
@@ -348,12 +375,12 @@ async fn counters_are_exported_to_prometheus() {
     let counts = || async {
         let requests = s
             .envoy
-            .prometheus_counter("tollgate_header_mod_requests_modified")
+            .prometheus_counter(&runtime.metric("tollgate_header_mod_requests_modified"))
             .await
             .expect("stats");
         let responses = s
             .envoy
-            .prometheus_counter("tollgate_header_mod_responses_modified")
+            .prometheus_counter(&runtime.metric("tollgate_header_mod_responses_modified"))
             .await
             .expect("stats");
         (requests, responses)
@@ -379,8 +406,7 @@ async fn counters_are_exported_to_prometheus() {
 
 /// Each bad config must keep Envoy from starting (static config), with a log line
 /// that names the field.
-#[tokio::test]
-async fn bad_configs_are_rejected_at_startup_naming_the_field() {
+async fn bad_configs_are_rejected_at_startup_naming_the_field(runtime: Runtime) {
     let cases: Vec<(Value, &str)> = vec![
         (Value::String("{\"request\": ".into()), "not valid JSON"),
         (
@@ -416,7 +442,7 @@ async fn bad_configs_are_rejected_at_startup_naming_the_field() {
     let a = Echo::start("backend-a").await.expect("echo");
     for (config, expected) in cases {
         let listener = Listener {
-            http_filters: vec![header_filter(&config)],
+            http_filters: vec![header_filter(runtime, &config)],
             routes: vec![prefix_route("default", "/", "a")],
             clusters: vec![cluster("a", a.addr())],
             ..Listener::default()
@@ -438,11 +464,79 @@ async fn bad_configs_are_rejected_at_startup_naming_the_field() {
             failure.log
         );
         assert!(
-            failure.log.contains("Unable to create Wasm"),
+            failure.log.contains(runtime.refusal()),
             "Envoy should say why it refused to start:\n{}",
             failure.log
         );
     }
+}
+
+/// The dynamic module's per-route configs (`DynamicModuleFilterPerRoute`):
+/// the most specific applies, a route's over its virtual host's over the
+/// filter's own config, and a bad one is refused naming the field.
+#[tokio::test]
+async fn dynamic_module_per_route_configs_the_most_specific_applies() {
+    let set = |value: &str| json!({"request": {"set": [{"name": "x-policy", "value": value}]}});
+    let per_route = |value: &str| json!({"tollgate.header_mod": dynamic_module_per_route("header_mod", &set(value))});
+    let a = Echo::start("backend-a").await.expect("echo backend");
+    let mut own = prefix_route("own", "/own", "a");
+    own["typed_per_filter_config"] = per_route("route");
+    let listener = Listener {
+        http_filters: vec![header_filter(Runtime::DynamicModule, &set("listener"))],
+        routes: vec![own, prefix_route("other", "/", "a")],
+        clusters: vec![cluster("a", a.addr())],
+        host_per_filter_config: Some(per_route("virtual host")),
+        ..Listener::default()
+    };
+    let s = launch(listener.clone(), vec![a]).await;
+    s.check(
+        Req::get("/own"),
+        Expect::status(200).backend_header("x-policy", "route"),
+    )
+    .await;
+    s.check(
+        Req::get("/other"),
+        Expect::status(200).backend_header("x-policy", "virtual host"),
+    )
+    .await;
+
+    // Without per-route configs, the filter's own config applies.
+    let plain = Listener {
+        host_per_filter_config: None,
+        routes: vec![prefix_route("other", "/", "a")],
+        ..listener.clone()
+    };
+    let b = Echo::start("backend-a").await.expect("echo backend");
+    let plain = Listener {
+        clusters: vec![cluster("a", b.addr())],
+        ..plain
+    };
+    let s = launch(plain, vec![b]).await;
+    s.check(
+        Req::get("/x"),
+        Expect::status(200).backend_header("x-policy", "listener"),
+    )
+    .await;
+
+    // A per-route config the filter refuses keeps Envoy from starting.
+    let bad = Listener {
+        host_per_filter_config: Some(json!({"tollgate.header_mod": dynamic_module_per_route(
+            "header_mod",
+            &json!({"request": {"sett": []}})
+        )})),
+        ..listener
+    };
+    let failure = match Envoy::try_start(&bad.bootstrap(), &Options::default()).await {
+        Ok(_) => panic!("Envoy started with a bad per-route config"),
+        Err(failure) => failure,
+    };
+    assert!(
+        failure.log.contains(
+            "tollgate header_mod: rejected per-route configuration: invalid config at `request.sett`"
+        ),
+        "{}",
+        failure.log
+    );
 }
 
 /// Sends one raw HTTP/1.1 request (bytes as given) and returns the status line.
@@ -467,12 +561,14 @@ async fn raw_status_line(base: &str, request: &[u8]) -> String {
 /// Header values may carry obs-text bytes (0x80–0xFF), which Envoy accepts. Reading
 /// them (templates, removeMatching) must not crash the VM: the SDK's own wrappers
 /// would have panicked on the UTF-8 conversion.
-#[tokio::test]
-async fn non_utf8_header_bytes_never_crash_the_filter() {
-    let s = start(json!({"request": {
-        "removeMatching": ["x-drop-.*"],
-        "set": [{"name": "x-copy", "value": "%{request.header.x-obs}"}]
-    }}))
+async fn non_utf8_header_bytes_never_crash_the_filter(runtime: Runtime) {
+    let s = start(
+        runtime,
+        json!({"request": {
+            "removeMatching": ["x-drop-.*"],
+            "set": [{"name": "x-copy", "value": "%{request.header.x-obs}"}]
+        }}),
+    )
     .await;
     let request = b"GET /obs HTTP/1.1\r\nHost: example.com\r\nx-obs: caf\xe9 \xff\r\nx-drop-me: \xfe\r\nConnection: close\r\n\r\n";
     for _ in 0..3 {
@@ -488,10 +584,34 @@ async fn non_utf8_header_bytes_never_crash_the_filter() {
             .backend_header("x-copy", "plain"),
     )
     .await;
-    let crashes = s
-        .envoy
-        .prometheus_counter("envoy_wasm_header_mod_vm_reload")
-        .await
-        .expect("stats");
-    assert_eq!(crashes, 0, "the VM was reloaded, so it crashed");
+    if runtime == Runtime::Wasm {
+        let crashes = s
+            .envoy
+            .prometheus_counter("envoy_wasm_header_mod_vm_reload")
+            .await
+            .expect("stats");
+        assert_eq!(crashes, 0, "the VM was reloaded, so it crashed");
+    }
+    // A panic in the dynamic module would have failed a request (or Envoy).
+    assert!(
+        !s.envoy.log().contains("tollgate: panic in"),
+        "{}",
+        s.envoy.log()
+    );
 }
+
+on_both_runtimes!(
+    set_overwrites_add_appends_remove_drops_every_value,
+    set_replaces_all_values_and_names_match_case_insensitively,
+    response_modifications_apply_to_headers_the_backend_set,
+    remove_matching_strips_request_headers_by_pattern,
+    templates_render_request_values,
+    per_route_policies_apply_only_on_their_route_and_default_elsewhere,
+    per_route_without_default_leaves_other_routes_untouched,
+    upstream_placement_never_changes_the_route,
+    downstream_placement_keeps_the_route_unless_the_runtime_is_wasm,
+    upstream_placement_supports_the_per_route_envelope,
+    counters_are_exported_to_prometheus,
+    bad_configs_are_rejected_at_startup_naming_the_field,
+    non_utf8_header_bytes_never_crash_the_filter,
+);

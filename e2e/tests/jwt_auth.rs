@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use e2e::echo::Echo;
 use e2e::envoy::Envoy;
+use e2e::envoy_config::Runtime;
 use e2e::envoy_config::{cluster, prefix_route, wasm_filter, Listener, LISTENER};
 use e2e::jwt_mint::{alg_none, b64, Keys, ALGORITHMS};
 use e2e::paths;
@@ -362,7 +363,7 @@ async fn bad_configs_are_rejected_at_startup_naming_the_field() {
         ),
     ];
     for (config, expected) in cases {
-        let log = refused_config_log("jwt_auth", &config).await;
+        let log = refused_config_log(Runtime::Wasm, "jwt_auth", &config).await;
         assert!(
             log.contains(expected),
             "{config}: expected {expected:?} in\n{log}"

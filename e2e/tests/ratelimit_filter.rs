@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use e2e::envoy_config::grpc_cluster;
+use e2e::envoy_config::Runtime;
 use e2e::paths;
 use e2e::process::free_port;
 use e2e::ratelimit_server::RatelimitServer;
@@ -350,7 +351,7 @@ async fn bad_configs_are_rejected_naming_the_field() {
         ),
     ];
     for (config, expected) in cases {
-        let log = refused_config_log("ratelimit", &config).await;
+        let log = refused_config_log(Runtime::Wasm, "ratelimit", &config).await;
         assert!(
             log.contains(expected),
             "{config}: expected {expected:?} in\n{log}"

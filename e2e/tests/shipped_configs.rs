@@ -39,8 +39,15 @@ async fn start_shipped(name: &str) -> (Envoy, String, Vec<Echo>) {
 }
 
 #[tokio::test]
-async fn header_mod_example_does_what_its_comments_say() {
-    let (_envoy, base, _backends) = start_shipped("header-mod.yaml").await;
+async fn header_mod_examples_do_what_their_comments_say() {
+    for example in ["header-mod.yaml", "header-mod-dynamic.yaml"] {
+        header_mod_example(example).await;
+    }
+}
+
+/// The wasm and the dynamic module example hold the same policy.
+async fn header_mod_example(name: &str) {
+    let (_envoy, base, _backends) = start_shipped(name).await;
     let http = client();
     roundtrip(
         &http,
@@ -96,8 +103,14 @@ async fn header_mod_upstream_example_keeps_the_route() {
 }
 
 #[tokio::test]
-async fn canary_example_does_what_its_comments_say() {
-    let (_envoy, base, _backends) = start_shipped("canary.yaml").await;
+async fn canary_examples_do_what_their_comments_say() {
+    for example in ["canary.yaml", "canary-dynamic.yaml"] {
+        canary_example(example).await;
+    }
+}
+
+async fn canary_example(name: &str) {
+    let (_envoy, base, _backends) = start_shipped(name).await;
     let http = client();
     let pod = |req: Req| {
         let (http, base) = (http.clone(), base.clone());
