@@ -134,7 +134,7 @@ impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let host = &mut WasmHost;
+        let host = &mut WasmHost::default();
         let Some(policy) = RoutePolicies::for_stream(None, self.policies.as_deref(), host) else {
             return Action::Continue;
         };
@@ -155,7 +155,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        self.flow.on_response_headers(&mut WasmHost);
+        self.flow.on_response_headers(&mut WasmHost::default());
         Action::Continue
     }
 }

@@ -11,6 +11,7 @@
 
 use std::cell::{OnceCell, RefCell};
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use crate::headers::{HeaderEditor, RequestSource};
 use crate::request_parts::RequestAttrs;
@@ -33,6 +34,66 @@ pub enum Attribute {
     RequestId,
 }
 
+/// A reply the filter sends instead of forwarding the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply<'a> {
+    pub status: u32,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a str,
+    /// The gRPC status a gRPC client sees (a trailers-only response).
+    pub grpc_status: u32,
+}
+
+/// A unary gRPC call to a cluster, answered later through the flow's
+/// `on_*_answer` with the call's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcCall<'a> {
+    pub cluster: &'a str,
+    /// Fully qualified, e.g. `envoy.service.ratelimit.v3.RateLimitService`.
+    pub service: &'a str,
+    pub method: &'a str,
+    /// The serialized request message (unframed).
+    pub message: &'a [u8],
+    pub timeout: Duration,
+}
+
+/// A counter the flows count, named once for both runtimes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    RateLimitAllowed,
+    RateLimitLimited,
+    /// Over a `shadowMode` rule's limit: counted, not refused.
+    RateLimitShadowLimited,
+    /// Counted in its rule's overflow bucket: every slot its bucket may use
+    /// held another live bucket.
+    RateLimitTableFull,
+    /// The rate limit service did not answer in time, failed, or answered
+    /// garbage; `failureMode` decided.
+    RateLimitServiceFailures,
+}
+
+impl Metric {
+    /// The rate limit filter's counters.
+    pub const RATELIMIT: [Metric; 5] = [
+        Metric::RateLimitAllowed,
+        Metric::RateLimitLimited,
+        Metric::RateLimitShadowLimited,
+        Metric::RateLimitTableFull,
+        Metric::RateLimitServiceFailures,
+    ];
+
+    /// Its name in Envoy's stats (each runtime adds its own prefix).
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::RateLimitAllowed => "tollgate_ratelimit_allowed",
+            Metric::RateLimitLimited => "tollgate_ratelimit_limited",
+            Metric::RateLimitShadowLimited => "tollgate_ratelimit_shadow_limited",
+            Metric::RateLimitTableFull => "tollgate_ratelimit_bucket_table_full",
+            Metric::RateLimitServiceFailures => "tollgate_ratelimit_service_failures",
+        }
+    }
+}
+
 pub trait Host {
     /// Every header of one map, in order; names lower-case, pseudo-headers
     /// (`:path`, `:method`, `:authority`) included for requests.
@@ -49,6 +110,16 @@ pub trait Host {
     /// Makes Envoy select the route again after this filter's edits: only
     /// where re-routing is the point (canary, JWT `recomputeRoute`).
     fn clear_route_cache(&mut self);
+    /// Answers the request locally; the stream goes no further.
+    fn send_response(&mut self, reply: &Reply);
+    /// Resumes a request a flow paused (waiting for a call's answer).
+    fn continue_request(&mut self);
+    /// Starts a gRPC call; its id, or why it could not start.
+    fn grpc_call(&mut self, call: &GrpcCall) -> Result<u64, String>;
+    /// Wall-clock seconds since the Unix epoch; None when the host has no clock.
+    fn now_seconds(&mut self) -> Option<u64>;
+    /// Adds one to a counter.
+    fn count(&mut self, metric: Metric);
 }
 
 /// The first value of a request header.
@@ -191,7 +262,25 @@ pub mod fake {
 
     use std::collections::HashMap;
 
-    use super::{Attribute, Direction, Host};
+    use super::{Attribute, Direction, GrpcCall, Host, Metric, Reply};
+
+    /// A local reply the flow sent.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Sent {
+        pub status: u32,
+        pub headers: Vec<(String, String)>,
+        pub body: String,
+        pub grpc_status: u32,
+    }
+
+    /// A gRPC call the flow started.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Called {
+        pub cluster: String,
+        pub path: String,
+        pub message: Vec<u8>,
+        pub timeout_ms: u128,
+    }
 
     #[derive(Debug, Default)]
     pub struct FakeHost {
@@ -201,6 +290,14 @@ pub mod fake {
         pub route_cache_cleared: usize,
         /// Host calls made, for flows that promise to make few.
         pub header_reads: usize,
+        pub replies: Vec<Sent>,
+        pub continued: usize,
+        pub calls: Vec<Called>,
+        /// Why the next `grpc_call` fails, when set.
+        pub refuse_calls: Option<String>,
+        /// The clock; None is a host without one.
+        pub now: Option<u64>,
+        pub counted: Vec<Metric>,
     }
 
     impl FakeHost {
@@ -277,6 +374,44 @@ pub mod fake {
 
         fn clear_route_cache(&mut self) {
             self.route_cache_cleared += 1;
+        }
+
+        fn send_response(&mut self, reply: &Reply) {
+            self.replies.push(Sent {
+                status: reply.status,
+                headers: reply
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                body: reply.body.to_owned(),
+                grpc_status: reply.grpc_status,
+            });
+        }
+
+        fn continue_request(&mut self) {
+            self.continued += 1;
+        }
+
+        fn grpc_call(&mut self, call: &GrpcCall) -> Result<u64, String> {
+            if let Some(why) = self.refuse_calls.clone() {
+                return Err(why);
+            }
+            self.calls.push(Called {
+                cluster: call.cluster.to_owned(),
+                path: format!("/{}/{}", call.service, call.method),
+                message: call.message.to_vec(),
+                timeout_ms: call.timeout.as_millis(),
+            });
+            Ok(self.calls.len() as u64)
+        }
+
+        fn now_seconds(&mut self) -> Option<u64> {
+            self.now
+        }
+
+        fn count(&mut self, metric: Metric) {
+            self.counted.push(metric);
         }
     }
 }

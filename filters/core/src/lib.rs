@@ -8,6 +8,7 @@
 pub mod canary;
 pub mod duration;
 pub mod error;
+pub mod grpc;
 pub mod headers;
 pub mod host;
 pub mod http_field;

@@ -89,7 +89,7 @@ impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let host = &mut WasmHost;
+        let host = &mut WasmHost::default();
         let policy = RoutePolicies::for_stream(None, self.policies.as_deref(), host);
         if self.flow.on_request_headers(policy, host) {
             self.metrics.requests_modified.inc();
@@ -98,7 +98,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        if self.flow.on_response_headers(&mut WasmHost) {
+        if self.flow.on_response_headers(&mut WasmHost::default()) {
             self.metrics.responses_modified.inc();
         }
         Action::Continue

@@ -12,6 +12,7 @@ use proxy_wasm::hostcalls;
 
 use crate::abi;
 use proxy_wasm::types::MetricType;
+use tollgate_core::host::Metric;
 
 /// How often pending counts reach Envoy (the root context's tick period).
 /// A filter with other periodic work may tick faster; counters then flush more often.
@@ -68,5 +69,32 @@ impl Counter {
 pub fn start_flushing() {
     if let Err(status) = abi::set_tick_period_millis(FLUSH_PERIOD_MILLIS) {
         log::warn!("tollgate: set_tick_period failed ({status:?}); counters will not be exported");
+    }
+}
+
+/// The counters of one filter, by the core's [`Metric`] (what its flow counts).
+#[derive(Debug, Clone)]
+pub struct Metrics(Vec<(Metric, Counter)>);
+
+impl Metrics {
+    pub fn define(metrics: &[Metric]) -> Self {
+        Metrics(
+            metrics
+                .iter()
+                .map(|&m| (m, Counter::define(m.name())))
+                .collect(),
+        )
+    }
+
+    pub fn count(&self, metric: Metric) {
+        if let Some((_, c)) = self.0.iter().find(|(m, _)| *m == metric) {
+            c.inc();
+        }
+    }
+
+    pub fn flush(&self) {
+        for (_, c) in &self.0 {
+            c.flush();
+        }
     }
 }

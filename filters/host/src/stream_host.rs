@@ -2,15 +2,28 @@
 //! host calls on the current context. A refused call is logged and the
 //! request goes on, as the flows expect.
 
+use proxy_wasm::hostcalls;
 use proxy_wasm::types::MapType;
-use tollgate_core::host::{Attribute, Direction, Host};
+use tollgate_core::host::{Attribute, Direction, GrpcCall, Host, Metric, Reply};
 
 use crate::abi::{self, HostError};
+use crate::metrics::Metrics;
 use crate::request;
 
-/// The current stream (proxy-wasm calls act on the context being called back).
+/// The current stream (proxy-wasm calls act on the context being called back),
+/// with the filter's counters when its flow counts any.
 #[derive(Debug, Default)]
-pub struct WasmHost;
+pub struct WasmHost<'m> {
+    metrics: Option<&'m Metrics>,
+}
+
+impl<'m> WasmHost<'m> {
+    pub fn counting(metrics: &'m Metrics) -> Self {
+        WasmHost {
+            metrics: Some(metrics),
+        }
+    }
+}
 
 fn map(dir: Direction) -> MapType {
     match dir {
@@ -25,7 +38,7 @@ fn report(op: &str, name: &str, result: Result<(), HostError>) {
     }
 }
 
-impl Host for WasmHost {
+impl Host for WasmHost<'_> {
     fn headers(&mut self, dir: Direction) -> Vec<(String, String)> {
         abi::get_headers(map(dir)).unwrap_or_else(|e| {
             log::warn!("tollgate: reading headers failed: {e:?}");
@@ -64,5 +77,42 @@ impl Host for WasmHost {
 
     fn clear_route_cache(&mut self) {
         request::clear_route_cache();
+    }
+
+    fn send_response(&mut self, reply: &Reply) {
+        if let Err(e) =
+            abi::send_local_response(reply.status, reply.headers, reply.body, reply.grpc_status)
+        {
+            log::warn!("tollgate: sending a {} reply failed: {e:?}", reply.status);
+        }
+    }
+
+    fn continue_request(&mut self) {
+        if let Err(e) = abi::continue_request() {
+            log::debug!("tollgate: resuming the request failed: {e:?}");
+        }
+    }
+
+    fn grpc_call(&mut self, call: &GrpcCall) -> Result<u64, String> {
+        hostcalls::dispatch_grpc_call(
+            call.cluster,
+            call.service,
+            call.method,
+            Vec::new(),
+            Some(call.message),
+            call.timeout,
+        )
+        .map(u64::from)
+        .map_err(|status| format!("{status:?}"))
+    }
+
+    fn now_seconds(&mut self) -> Option<u64> {
+        abi::now_seconds().ok()
+    }
+
+    fn count(&mut self, metric: Metric) {
+        if let Some(m) = self.metrics {
+            m.count(metric);
+        }
     }
 }

@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
+use tollgate_core::host::Metric;
 use tollgate_core::ratelimit::policy::RateLimitPolicy;
 use tollgate_core::ratelimit::slot_hash::SlotHasher;
 use tollgate_core::route_policy::RoutePolicies;
 use tollgate_host::config;
-use tollgate_host::metrics::Counter;
+use tollgate_host::metrics::Metrics;
 
 use stream::Stream;
 
@@ -22,40 +23,6 @@ proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
     proxy_wasm::set_root_context(|_| Box::new(Root::new()));
 }}
-
-#[derive(Clone)]
-struct Metrics {
-    allowed: Counter,
-    limited: Counter,
-    /// Over a `shadowMode` rule's limit: counted, not refused.
-    shadow_limited: Counter,
-    /// Counted in its rule's overflow bucket: every slot its bucket may use
-    /// held another live bucket.
-    table_full: Counter,
-    /// The rate limit service did not answer in time, failed, or answered
-    /// garbage; `failureMode` decided.
-    service_failures: Counter,
-}
-
-impl Metrics {
-    fn new() -> Self {
-        Metrics {
-            allowed: Counter::define("tollgate_ratelimit_allowed"),
-            limited: Counter::define("tollgate_ratelimit_limited"),
-            shadow_limited: Counter::define("tollgate_ratelimit_shadow_limited"),
-            table_full: Counter::define("tollgate_ratelimit_bucket_table_full"),
-            service_failures: Counter::define("tollgate_ratelimit_service_failures"),
-        }
-    }
-
-    fn flush(&self) {
-        self.allowed.flush();
-        self.limited.flush();
-        self.shadow_limited.flush();
-        self.table_full.flush();
-        self.service_failures.flush();
-    }
-}
 
 struct Root {
     policies: Option<Arc<RoutePolicies<RateLimitPolicy>>>,
@@ -69,7 +36,7 @@ impl Root {
         Root {
             policies: None,
             hasher: None,
-            metrics: Metrics::new(),
+            metrics: Metrics::define(&Metric::RATELIMIT),
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod cidr;
 pub mod config;
 pub mod counter;
+pub mod flow;
 pub mod policy;
 pub mod service_call;
 pub mod shared;
