@@ -84,6 +84,32 @@ pub struct EnvoyHeader {
     pub value_length: usize,
 }
 
+/// A header we own, read by Envoy during the call
+/// (`envoy_dynamic_module_type_module_http_header`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ModuleHeader {
+    pub key_ptr: *const u8,
+    pub key_length: usize,
+    pub value_ptr: *const u8,
+    pub value_length: usize,
+}
+
+impl ModuleHeader {
+    /// Views of `pairs`, valid while `pairs` is.
+    pub fn all(pairs: &[(&str, &str)]) -> Vec<ModuleHeader> {
+        pairs
+            .iter()
+            .map(|(k, v)| ModuleHeader {
+                key_ptr: k.as_ptr(),
+                key_length: k.len(),
+                value_ptr: v.as_ptr(),
+                value_length: v.len(),
+            })
+            .collect()
+    }
+}
+
 /// `envoy_dynamic_module_type_http_header_type`.
 pub const REQUEST_HEADER: u32 = 0;
 pub const RESPONSE_HEADER: u32 = 2;
@@ -97,9 +123,19 @@ pub const ATTRIBUTE_XDS_ROUTE_NAME: u32 = 61;
 /// phase; StopIteration for headers (used after a panic: fail closed).
 pub const CONTINUE: u32 = 0;
 pub const STOP_ITERATION: u32 = 1;
+/// `..._request_body_status_StopIterationAndBuffer`: hold the body while the
+/// request waits for an answer.
+pub const STOP_ITERATION_AND_BUFFER: u32 = 1;
+
+/// `envoy_dynamic_module_type_http_callout_init_result` Success.
+pub const CALLOUT_SUCCESS: u32 = 0;
+/// `..._http_callout_init_result_ClusterNotFound`.
+pub const CALLOUT_CLUSTER_NOT_FOUND: u32 = 2;
 
 /// `envoy_dynamic_module_type_log_level`.
+pub const LOG_TRACE: u32 = 0;
 pub const LOG_DEBUG: u32 = 1;
+pub const LOG_INFO: u32 = 2;
 pub const LOG_WARN: u32 = 3;
 pub const LOG_ERROR: u32 = 4;
 
@@ -167,6 +203,35 @@ extern "C" {
         label_values: *mut ModuleBuffer,
         label_values_length: usize,
         value: u64,
+    ) -> u32;
+
+    pub fn envoy_dynamic_module_callback_http_send_response(
+        filter: FilterEnvoyPtr,
+        status_code: u32,
+        headers: *mut ModuleHeader,
+        headers_size: usize,
+        body: ModuleBuffer,
+        details: ModuleBuffer,
+    );
+
+    pub fn envoy_dynamic_module_callback_http_send_response_headers(
+        filter: FilterEnvoyPtr,
+        headers: *mut ModuleHeader,
+        headers_size: usize,
+        end_stream: bool,
+    );
+
+    pub fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: FilterEnvoyPtr);
+
+    pub fn envoy_dynamic_module_callback_http_filter_start_http_stream(
+        filter: FilterEnvoyPtr,
+        stream_id_out: *mut u64,
+        cluster_name: ModuleBuffer,
+        headers: *mut ModuleHeader,
+        headers_size: usize,
+        body: ModuleBuffer,
+        end_stream: bool,
+        timeout_milliseconds: u64,
     ) -> u32;
 
     pub fn envoy_dynamic_module_callback_log_v2(

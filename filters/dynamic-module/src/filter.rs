@@ -6,23 +6,31 @@
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde_json::Value;
 use tollgate_core::canary::flow::{self as canary_flow, Chosen};
 use tollgate_core::canary::policy::{CanaryPolicy, Draws};
 use tollgate_core::error::parse_json;
+use tollgate_core::grpc;
 use tollgate_core::headers::{flow as headers_flow, HeaderPolicy};
+use tollgate_core::host::{route_name, Metric};
+use tollgate_core::ratelimit::flow::{self as ratelimit_flow, LocalCounters, Step};
+use tollgate_core::ratelimit::policy::RateLimitPolicy;
+use tollgate_core::ratelimit::slot_hash::SlotHasher;
 use tollgate_core::route_policy::RoutePolicies;
 use tollgate_core::ConfigError;
 
 use crate::host::StreamHost;
 use crate::metrics::{Counter, Definer};
+use crate::shared::{self, ProcessShared};
 
 /// A filter of this module, as `filter_name` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     HeaderMod,
+    RateLimit,
     Canary,
 }
 
@@ -30,6 +38,7 @@ impl Kind {
     pub fn from_name(name: &str) -> Option<Kind> {
         match name {
             "header_mod" => Some(Kind::HeaderMod),
+            "ratelimit" => Some(Kind::RateLimit),
             "canary" => Some(Kind::Canary),
             _ => None,
         }
@@ -38,13 +47,14 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::HeaderMod => "header_mod",
+            Kind::RateLimit => "ratelimit",
             Kind::Canary => "canary",
         }
     }
 }
 
 /// What `filter_name` may be, for the refusal of any other name.
-pub const KNOWN: &str = "header_mod, canary (jwt_auth and ratelimit are not in this build yet)";
+pub const KNOWN: &str = "header_mod, ratelimit, canary (jwt_auth is not in this build yet)";
 
 /// One filter config: its policies and metrics. Shared by every stream, on
 /// every worker (created once, on the main thread).
@@ -53,6 +63,12 @@ pub enum FilterConfig {
         policies: RoutePolicies<HeaderPolicy>,
         requests_modified: Counter,
         responses_modified: Counter,
+    },
+    RateLimit {
+        policies: RoutePolicies<RateLimitPolicy>,
+        /// Where buckets go in their rule's table; one key for the process.
+        hasher: SlotHasher,
+        metrics: Vec<(Metric, Counter)>,
     },
     Canary {
         policies: RoutePolicies<CanaryPolicy>,
@@ -64,8 +80,16 @@ pub enum FilterConfig {
 /// A route's own policy.
 pub enum RoutePolicy {
     HeaderMod(Arc<HeaderPolicy>),
+    RateLimit {
+        policy: Arc<RateLimitPolicy>,
+        /// The counters' scope when Envoy names no route: this config's own.
+        unnamed_scope: String,
+    },
     Canary(Arc<CanaryPolicy>),
 }
+
+/// Numbers the per-route rate limit configs of routes without a name.
+static UNNAMED_ROUTES: AtomicU64 = AtomicU64::new(0);
 
 fn parse<R, P>(
     bytes: &[u8],
@@ -89,6 +113,18 @@ impl FilterConfig {
                 requests_modified: metrics.counter("tollgate_header_mod_requests_modified", None),
                 responses_modified: metrics.counter("tollgate_header_mod_responses_modified", None),
             },
+            Kind::RateLimit => FilterConfig::RateLimit {
+                policies: parse(config, RateLimitPolicy::compile)?,
+                // Without the key local buckets could only share one overflow
+                // bucket per rule: refuse loudly instead.
+                hasher: shared::slot_hasher().map_err(|e| {
+                    ConfigError::new("", format!("no slot hash key for the local counters: {e}"))
+                })?,
+                metrics: Metric::RATELIMIT
+                    .iter()
+                    .map(|&m| (m, metrics.counter(m.name(), None)))
+                    .collect(),
+            },
             Kind::Canary => FilterConfig::Canary {
                 policies: parse(config, CanaryPolicy::compile)?,
                 selected: metrics.counter("tollgate_canary_selected", Some("backend")),
@@ -100,7 +136,16 @@ impl FilterConfig {
     pub fn kind(&self) -> Kind {
         match self {
             FilterConfig::HeaderMod { .. } => Kind::HeaderMod,
+            FilterConfig::RateLimit { .. } => Kind::RateLimit,
             FilterConfig::Canary { .. } => Kind::Canary,
+        }
+    }
+
+    /// The counters the filter's flow counts through its host.
+    pub fn flow_metrics(&self) -> &[(Metric, Counter)] {
+        match self {
+            FilterConfig::RateLimit { metrics, .. } => metrics,
+            _ => &[],
         }
     }
 }
@@ -119,6 +164,13 @@ impl RoutePolicy {
         }
         Ok(match kind {
             Kind::HeaderMod => RoutePolicy::HeaderMod(one(parse(config, HeaderPolicy::compile)?)?),
+            Kind::RateLimit => RoutePolicy::RateLimit {
+                policy: one(parse(config, RateLimitPolicy::compile)?)?,
+                unnamed_scope: format!(
+                    "per-route-config-{}",
+                    UNNAMED_ROUTES.fetch_add(1, Ordering::Relaxed)
+                ),
+            },
             Kind::Canary => RoutePolicy::Canary(one(parse(config, CanaryPolicy::compile)?)?),
         })
     }
@@ -127,6 +179,11 @@ impl RoutePolicy {
 /// One stream's state: its filter's flow.
 pub enum Stream {
     HeaderMod(headers_flow::Stream),
+    RateLimit {
+        flow: ratelimit_flow::Stream,
+        /// The rate limit service's answer as it arrives, by callout id.
+        answer: Option<Box<(u64, grpc::Answer)>>,
+    },
     Canary(canary_flow::Stream),
 }
 
@@ -139,17 +196,51 @@ impl Stream {
     pub fn new(kind: Kind) -> Stream {
         match kind {
             Kind::HeaderMod => Stream::HeaderMod(headers_flow::Stream::default()),
+            Kind::RateLimit => Stream::RateLimit {
+                flow: ratelimit_flow::Stream::default(),
+                answer: None,
+            },
             Kind::Canary => Stream::Canary(canary_flow::Stream::default()),
         }
     }
 
+    /// Whether the request goes on now (false: it waits, or was answered).
     pub fn on_request_headers(
         &mut self,
         config: &FilterConfig,
         own: Option<&RoutePolicy>,
         host: &mut StreamHost,
-    ) {
+    ) -> bool {
         match (self, config) {
+            (
+                Stream::RateLimit { flow, answer },
+                FilterConfig::RateLimit {
+                    policies, hasher, ..
+                },
+            ) => {
+                let named = match own {
+                    Some(RoutePolicy::RateLimit {
+                        policy,
+                        unnamed_scope,
+                    }) => Some((
+                        route_name(host).unwrap_or_else(|| unnamed_scope.clone()),
+                        policy,
+                    )),
+                    _ => policies
+                        .select_scoped(|| route_name(host))
+                        .map(|(scope, p)| (scope.to_owned(), p)),
+                };
+                let Some((scope, policy)) = named else {
+                    return true;
+                };
+                let local = LocalCounters {
+                    store: &mut ProcessShared,
+                    hasher: Some(hasher),
+                };
+                let step = flow.on_request_headers(&scope, policy, local, host);
+                *answer = None;
+                return step == Step::Continue;
+            }
             (
                 Stream::HeaderMod(flow),
                 FilterConfig::HeaderMod {
@@ -180,7 +271,7 @@ impl Stream {
                     _ => None,
                 };
                 let Some(policy) = RoutePolicies::for_stream(own, Some(policies), host) else {
-                    return;
+                    return true;
                 };
                 let mut draws = DRAWS
                     .take()
@@ -197,6 +288,42 @@ impl Stream {
             }
             _ => {}
         }
+        true
+    }
+
+    /// Whether the body and trailers must wait (the rate limit service is deciding).
+    pub fn holds_request(&self) -> bool {
+        match self {
+            Stream::RateLimit { flow, .. } => flow.holds_request(),
+            _ => false,
+        }
+    }
+
+    /// Part of the rate limit service's answer to callout `id`: the response
+    /// headers or trailers, data, or (`end`) the end of the callout, when the
+    /// flow reads the whole answer. `failed` is a reset callout.
+    pub fn on_callout(&mut self, id: u64, part: CalloutPart, host: &mut StreamHost) {
+        let Stream::RateLimit { flow, answer } = self else {
+            return;
+        };
+        let collected = &mut answer
+            .get_or_insert_with(|| Box::new((id, grpc::Answer::default())))
+            .1;
+        match part {
+            CalloutPart::Headers(h) => collected.headers(&h),
+            CalloutPart::Data(d) => collected.data(&d),
+            CalloutPart::Complete => {
+                let Some(done) = answer.take() else {
+                    return;
+                };
+                let (call, collected) = *done;
+                flow.on_service_answer(call, collected.finish(), host);
+            }
+            CalloutPart::Reset(reason) => {
+                answer.take();
+                flow.on_service_answer(id, Err(format!("the callout was reset ({reason})")), host);
+            }
+        }
     }
 
     pub fn on_response_headers(&mut self, config: &FilterConfig, host: &mut StreamHost) {
@@ -212,8 +339,18 @@ impl Stream {
                     responses_modified.increment(host, None);
                 }
             }
+            (Stream::RateLimit { flow, .. }, _) => flow.on_response_headers(host),
             (Stream::Canary(flow), _) => flow.on_response_headers(host),
             _ => {}
         }
     }
+}
+
+/// What a `http_stream_*` hook brings.
+pub enum CalloutPart {
+    Headers(Vec<(String, String)>),
+    Data(Vec<u8>),
+    Complete,
+    /// Envoy's reset reason number.
+    Reset(u32),
 }

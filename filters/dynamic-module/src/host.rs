@@ -5,21 +5,27 @@
 
 #![allow(unsafe_code)] // calls into Envoy through the declarations in `abi`
 
-use tollgate_core::host::{Attribute, Direction, Host};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::abi::{self, EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr, ModuleBuffer};
+use tollgate_core::grpc;
+use tollgate_core::host::{Attribute, Direction, GrpcCall, Host, Metric, Reply};
+
+use crate::abi::{self, EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr, ModuleBuffer, ModuleHeader};
 use crate::log;
+use crate::metrics::Counter;
 
-/// One stream, valid while the hook that made it runs.
-pub struct StreamHost {
+/// One stream, valid while the hook that made it runs, with the counters of
+/// its filter's flow.
+pub struct StreamHost<'m> {
     filter: FilterEnvoyPtr,
+    metrics: &'m [(Metric, Counter)],
 }
 
-impl StreamHost {
+impl<'m> StreamHost<'m> {
     /// # Safety
     /// `filter` must be the `filter_envoy_ptr` Envoy passed to the running hook.
-    pub unsafe fn new(filter: FilterEnvoyPtr) -> StreamHost {
-        StreamHost { filter }
+    pub unsafe fn new(filter: FilterEnvoyPtr, metrics: &'m [(Metric, Counter)]) -> Self {
+        StreamHost { filter, metrics }
     }
 
     pub fn filter(&self) -> FilterEnvoyPtr {
@@ -40,7 +46,7 @@ fn header_type(dir: Direction) -> u32 {
     }
 }
 
-impl Host for StreamHost {
+impl Host for StreamHost<'_> {
     fn headers(&mut self, dir: Direction) -> Vec<(String, String)> {
         let kind = header_type(dir);
         // SAFETY: a live filter pointer during its hook.
@@ -174,5 +180,99 @@ impl Host for StreamHost {
     fn clear_route_cache(&mut self) {
         // SAFETY: a live filter pointer.
         unsafe { abi::envoy_dynamic_module_callback_http_clear_route_cache(self.filter) }
+    }
+
+    /// Envoy's `send_response` has no gRPC status (it answers a gRPC client
+    /// `grpc-status: 0`), so a gRPC request gets its trailers-only answer
+    /// built here: HTTP 200, the gRPC status and the body as `grpc-message`.
+    fn send_response(&mut self, reply: &Reply) {
+        let grpc_client = tollgate_core::host::request_header(self, "content-type")
+            .is_some_and(|t| t.starts_with("application/grpc"));
+        if grpc_client {
+            let status = reply.grpc_status.to_string();
+            let mut pairs = vec![
+                (":status", "200"),
+                ("content-type", "application/grpc"),
+                ("grpc-status", status.as_str()),
+                ("grpc-message", reply.body),
+            ];
+            pairs.extend(reply.headers.iter().filter(|(k, _)| *k != "content-type"));
+            let mut headers = ModuleHeader::all(&pairs);
+            // SAFETY: a live filter pointer; the headers point into `pairs`,
+            // alive during the call.
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_send_response_headers(
+                    self.filter,
+                    headers.as_mut_ptr(),
+                    headers.len(),
+                    true,
+                )
+            }
+            return;
+        }
+        let mut headers = ModuleHeader::all(reply.headers);
+        // SAFETY: as above; body and details are read during the call.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_send_response(
+                self.filter,
+                reply.status,
+                headers.as_mut_ptr(),
+                headers.len(),
+                ModuleBuffer::of(reply.body.as_bytes()),
+                ModuleBuffer::of(b"tollgate"),
+            )
+        }
+    }
+
+    fn continue_request(&mut self) {
+        // SAFETY: a live filter pointer.
+        unsafe { abi::envoy_dynamic_module_callback_http_filter_continue_decoding(self.filter) }
+    }
+
+    /// gRPC framed over a streaming HTTP callout (the ABI has no gRPC call);
+    /// the answer arrives in the `http_stream_*` hooks under the returned id.
+    fn grpc_call(&mut self, call: &GrpcCall) -> Result<u64, String> {
+        let path = format!("/{}/{}", call.service, call.method);
+        let owned = grpc::request_headers(&path, call.cluster, call.timeout);
+        let pairs: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut headers = ModuleHeader::all(&pairs);
+        let body = grpc::frame(call.message);
+        let timeout = u64::try_from(call.timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut id = 0u64;
+        // SAFETY: a live filter pointer; everything passed outlives the call
+        // (Envoy copies the headers and body).
+        let result = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_start_http_stream(
+                self.filter,
+                &mut id,
+                ModuleBuffer::of(call.cluster.as_bytes()),
+                headers.as_mut_ptr(),
+                headers.len(),
+                ModuleBuffer::of(&body),
+                true,
+                timeout.max(1),
+            )
+        };
+        match result {
+            abi::CALLOUT_SUCCESS => Ok(id),
+            abi::CALLOUT_CLUSTER_NOT_FOUND => Err("no such cluster".into()),
+            other => Err(format!("Envoy refused the callout (result {other})")),
+        }
+    }
+
+    fn now_seconds(&mut self) -> Option<u64> {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
+    }
+
+    fn count(&mut self, metric: Metric) {
+        if let Some((_, counter)) = self.metrics.iter().find(|(m, _)| *m == metric) {
+            counter.increment(self, None);
+        }
     }
 }

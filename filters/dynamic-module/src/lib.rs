@@ -23,18 +23,32 @@ mod filter;
 mod host;
 mod log;
 mod metrics;
+mod shared;
 
+use std::cell::{RefCell, RefMut};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use abi::{EnvoyBuffer, FilterConfigEnvoyPtr, FilterEnvoyPtr, ModulePtr};
-use filter::{FilterConfig, Kind, RoutePolicy, Stream};
+use abi::{EnvoyBuffer, EnvoyHeader, FilterConfigEnvoyPtr, FilterEnvoyPtr, ModulePtr};
+use filter::{CalloutPart, FilterConfig, Kind, RoutePolicy, Stream};
 use host::StreamHost;
 
 /// A stream: its filter's config (shared with the other streams) and state.
+///
+/// Envoy may call a hook while another hook of the same filter runs: a local
+/// reply sent from a request hook runs the response hooks at once. So hooks
+/// share the filter and borrow its state for their run; a hook that finds the
+/// state borrowed is that nested call, and has nothing to do (the reply is
+/// the filter's own).
 struct Filter {
     config: Arc<FilterConfig>,
-    stream: Stream,
+    stream: RefCell<Stream>,
+}
+
+impl Filter {
+    fn state(&self) -> Option<RefMut<'_, Stream>> {
+        self.stream.try_borrow_mut().ok()
+    }
 }
 
 /// A route's own policy, and the filter it is for.
@@ -78,7 +92,10 @@ unsafe fn bytes(buffer: EnvoyBuffer) -> Vec<u8> {
 
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const u8 {
-    abi::ABI_VERSION.as_ptr()
+    guard("program_init", std::ptr::null(), || {
+        log::install();
+        abi::ABI_VERSION.as_ptr()
+    })
 }
 
 /// # Safety
@@ -182,7 +199,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
             Arc::increment_strong_count(config);
             Arc::from_raw(config)
         };
-        let stream = Stream::new(config.kind());
+        let stream = RefCell::new(Stream::new(config.kind()));
         Box::into_raw(Box::new(Filter { config, stream }))
             .cast_const()
             .cast()
@@ -191,9 +208,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
 
 /// # Safety
 /// `filter` must come from `on_http_filter_new` and not be destroyed.
-unsafe fn filter_of<'a>(filter: ModulePtr) -> &'a mut Filter {
-    // SAFETY: per the caller; Envoy never runs two hooks of one filter at once.
-    unsafe { &mut *filter.cast::<Filter>().cast_mut() }
+unsafe fn filter_of<'a>(filter: ModulePtr) -> &'a Filter {
+    // SAFETY: per the caller; shared, as hooks of one filter may nest.
+    unsafe { &*filter.cast::<Filter>() }
 }
 
 /// The route's own policy for this filter, if the route has one.
@@ -223,14 +240,20 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     _end_of_stream: bool,
 ) -> u32 {
     guard("request_headers", abi::STOP_ITERATION, || {
-        // SAFETY: Envoy's pointers for this hook.
-        let (filter, mut host) = unsafe { (filter_of(filter), StreamHost::new(filter_envoy)) };
+        // SAFETY: Envoy's pointer for this hook.
+        let filter = unsafe { filter_of(filter) };
+        let Some(mut stream) = filter.state() else {
+            return abi::CONTINUE;
+        };
+        // SAFETY: as above.
+        let mut host = unsafe { StreamHost::new(filter_envoy, filter.config.flow_metrics()) };
         // SAFETY: as above.
         let own = unsafe { own_policy(filter_envoy, filter.config.kind()) };
-        filter
-            .stream
-            .on_request_headers(&filter.config, own, &mut host);
-        abi::CONTINUE
+        if stream.on_request_headers(&filter.config, own, &mut host) {
+            abi::CONTINUE
+        } else {
+            abi::STOP_ITERATION
+        }
     })
 }
 
@@ -243,9 +266,13 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     _end_of_stream: bool,
 ) -> u32 {
     guard("response_headers", abi::CONTINUE, || {
-        // SAFETY: Envoy's pointers for this hook.
-        let (filter, mut host) = unsafe { (filter_of(filter), StreamHost::new(filter_envoy)) };
-        filter.stream.on_response_headers(&filter.config, &mut host);
+        // SAFETY: Envoy's pointer for this hook.
+        let filter = unsafe { filter_of(filter) };
+        if let Some(mut stream) = filter.state() {
+            // SAFETY: as above.
+            let mut host = unsafe { StreamHost::new(filter_envoy, filter.config.flow_metrics()) };
+            stream.on_response_headers(&filter.config, &mut host);
+        }
         abi::CONTINUE
     })
 }
@@ -260,24 +287,186 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: Mod
     })
 }
 
-// The hooks Envoy requires of every module that these filters do not use.
+/// Whether the request's body and trailers must wait (going on would send
+/// the request upstream before the rate limit service decided).
+///
+/// # Safety
+/// `filter` must come from `on_http_filter_new` and not be destroyed.
+unsafe fn holds_request(filter: ModulePtr) -> bool {
+    // SAFETY: per the caller.
+    let filter = unsafe { filter_of(filter) };
+    filter.state().is_some_and(|s| s.holds_request())
+}
 
+/// # Safety
+/// Called by Envoy on the stream's worker.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
     _filter_envoy: FilterEnvoyPtr,
-    _filter: ModulePtr,
+    filter: ModulePtr,
     _end_of_stream: bool,
 ) -> u32 {
-    abi::CONTINUE
+    guard("request_body", abi::STOP_ITERATION_AND_BUFFER, || {
+        // SAFETY: Envoy's pointer for this hook.
+        if unsafe { holds_request(filter) } {
+            abi::STOP_ITERATION_AND_BUFFER
+        } else {
+            abi::CONTINUE
+        }
+    })
 }
 
+/// # Safety
+/// Called by Envoy on the stream's worker.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
     _filter_envoy: FilterEnvoyPtr,
-    _filter: ModulePtr,
+    filter: ModulePtr,
 ) -> u32 {
-    abi::CONTINUE
+    guard("request_trailers", abi::STOP_ITERATION, || {
+        // SAFETY: Envoy's pointer for this hook.
+        if unsafe { holds_request(filter) } {
+            abi::STOP_ITERATION
+        } else {
+            abi::CONTINUE
+        }
+    })
 }
+
+/// Hands one part of a callout's answer to the filter's stream.
+///
+/// # Safety
+/// Envoy's pointers for the running `http_stream_*` hook.
+unsafe fn callout(filter_envoy: FilterEnvoyPtr, filter: ModulePtr, id: u64, part: CalloutPart) {
+    // SAFETY: per the caller.
+    let filter = unsafe { filter_of(filter) };
+    let Some(mut stream) = filter.state() else {
+        return;
+    };
+    // SAFETY: per the caller.
+    let mut host = unsafe { StreamHost::new(filter_envoy, filter.config.flow_metrics()) };
+    stream.on_callout(id, part, &mut host);
+}
+
+/// # Safety
+/// `headers` must point to `size` headers valid for the running hook.
+unsafe fn header_pairs(headers: *const EnvoyHeader, size: usize) -> Vec<(String, String)> {
+    if headers.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: per the caller.
+    let headers = unsafe { std::slice::from_raw_parts(headers, size) };
+    headers
+        .iter()
+        .map(|h| {
+            let key = EnvoyBuffer {
+                ptr: h.key_ptr,
+                length: h.key_length,
+            };
+            let value = EnvoyBuffer {
+                ptr: h.value_ptr,
+                length: h.value_length,
+            };
+            // SAFETY: Envoy's views, valid during the hook; copied now.
+            unsafe { (text(key), text(value)) }
+        })
+        .collect()
+}
+
+/// # Safety
+/// Called by Envoy on the stream's worker with live buffers.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
+    filter_envoy: FilterEnvoyPtr,
+    filter: ModulePtr,
+    stream_id: u64,
+    headers: *const EnvoyHeader,
+    headers_size: usize,
+    _end_stream: bool,
+) {
+    guard("http_stream_headers", (), || {
+        // SAFETY: Envoy's pointers for this hook.
+        unsafe {
+            let pairs = header_pairs(headers, headers_size);
+            callout(filter_envoy, filter, stream_id, CalloutPart::Headers(pairs));
+        }
+    })
+}
+
+/// # Safety
+/// Called by Envoy on the stream's worker with live buffers.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
+    filter_envoy: FilterEnvoyPtr,
+    filter: ModulePtr,
+    stream_id: u64,
+    data: *const EnvoyBuffer,
+    data_count: usize,
+    _end_stream: bool,
+) {
+    guard("http_stream_data", (), || {
+        let chunks = if data.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: Envoy's array of `data_count` buffers for this hook.
+            unsafe { std::slice::from_raw_parts(data, data_count) }
+        };
+        // SAFETY: Envoy's buffers, copied now.
+        let bytes: Vec<u8> = chunks.iter().flat_map(|c| unsafe { bytes(*c) }).collect();
+        // SAFETY: Envoy's pointers for this hook.
+        unsafe { callout(filter_envoy, filter, stream_id, CalloutPart::Data(bytes)) };
+    })
+}
+
+/// # Safety
+/// Called by Envoy on the stream's worker with live buffers.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
+    filter_envoy: FilterEnvoyPtr,
+    filter: ModulePtr,
+    stream_id: u64,
+    trailers: *const EnvoyHeader,
+    trailers_size: usize,
+) {
+    guard("http_stream_trailers", (), || {
+        // SAFETY: Envoy's pointers for this hook.
+        unsafe {
+            let pairs = header_pairs(trailers, trailers_size);
+            callout(filter_envoy, filter, stream_id, CalloutPart::Headers(pairs));
+        }
+    })
+}
+
+/// # Safety
+/// Called by Envoy on the stream's worker.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
+    filter_envoy: FilterEnvoyPtr,
+    filter: ModulePtr,
+    stream_id: u64,
+) {
+    guard("http_stream_complete", (), || {
+        // SAFETY: Envoy's pointers for this hook.
+        unsafe { callout(filter_envoy, filter, stream_id, CalloutPart::Complete) };
+    })
+}
+
+/// # Safety
+/// Called by Envoy on the stream's worker.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
+    filter_envoy: FilterEnvoyPtr,
+    filter: ModulePtr,
+    stream_id: u64,
+    reason: u32,
+) {
+    guard("http_stream_reset", (), || {
+        // SAFETY: Envoy's pointers for this hook.
+        unsafe { callout(filter_envoy, filter, stream_id, CalloutPart::Reset(reason)) };
+    })
+}
+
+// The hooks Envoy requires of every module that these filters do not use.
 
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
@@ -313,55 +502,6 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
     _headers_size: usize,
     _body_chunks: *const EnvoyBuffer,
     _body_chunks_size: usize,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
-    _filter_envoy: FilterEnvoyPtr,
-    _filter: ModulePtr,
-    _stream_id: u64,
-    _headers: *const abi::EnvoyHeader,
-    _headers_size: usize,
-    _end_stream: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
-    _filter_envoy: FilterEnvoyPtr,
-    _filter: ModulePtr,
-    _stream_id: u64,
-    _data: *const EnvoyBuffer,
-    _data_count: usize,
-    _end_stream: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
-    _filter_envoy: FilterEnvoyPtr,
-    _filter: ModulePtr,
-    _stream_id: u64,
-    _trailers: *const abi::EnvoyHeader,
-    _trailers_size: usize,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
-    _filter_envoy: FilterEnvoyPtr,
-    _filter: ModulePtr,
-    _stream_id: u64,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
-    _filter_envoy: FilterEnvoyPtr,
-    _filter: ModulePtr,
-    _stream_id: u64,
-    _reason: u32,
 ) {
 }
 

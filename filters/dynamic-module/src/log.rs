@@ -34,3 +34,45 @@ pub fn warn(message: &str) {
 pub fn error(message: &str) {
     write(abi::LOG_ERROR, message);
 }
+
+/// Envoy's log as the `log` crate's logger, for the core's lines (the flows
+/// log through `log::warn!` in both runtimes). Levels are filtered by Envoy.
+struct EnvoyLog;
+
+static LOGGER: EnvoyLog = EnvoyLog;
+
+impl ::log::Log for EnvoyLog {
+    fn enabled(&self, _: &::log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, record: &::log::Record) {
+        let level = match record.level() {
+            ::log::Level::Error => abi::LOG_ERROR,
+            ::log::Level::Warn => abi::LOG_WARN,
+            ::log::Level::Info => abi::LOG_INFO,
+            ::log::Level::Debug => abi::LOG_DEBUG,
+            ::log::Level::Trace => abi::LOG_TRACE,
+        };
+        let message = record.args().to_string();
+        let file = record.file().unwrap_or("tollgate");
+        // SAFETY: the buffers are read during the call only.
+        unsafe {
+            abi::envoy_dynamic_module_callback_log_v2(
+                level,
+                ModuleBuffer::of(message.as_bytes()),
+                ModuleBuffer::of(file.as_bytes()),
+                record.line().unwrap_or(0),
+            )
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Makes Envoy's log the `log` crate's logger (once per process).
+pub fn install() {
+    if ::log::set_logger(&LOGGER).is_ok() {
+        ::log::set_max_level(::log::LevelFilter::Debug);
+    }
+}
