@@ -5,14 +5,13 @@ use serde_json::Value;
 
 use crate::echo::Echo;
 use crate::envoy::{Envoy, Options};
-use crate::envoy_config::{
-    cluster, direct_route, prefix_route, wasm_filter, Listener, Runtime, LISTENER,
-};
-use crate::paths;
+use crate::envoy_config::{cluster, direct_route, prefix_route, Listener, Runtime, LISTENER};
 use crate::roundtrip::{client, roundtrip, send, Exchange, Expect, Req};
 
 pub struct Stage {
     pub envoy: Envoy,
+    /// The runtime the filter runs in (metric names differ).
+    pub runtime: Runtime,
     /// `http://127.0.0.1:<listener port>`.
     pub base: String,
     pub http: reqwest::Client,
@@ -27,9 +26,19 @@ impl Stage {
 
     /// [`Stage::start`] with more clusters (ones the filter calls).
     pub async fn start_with(filter: &str, config: &Value, clusters: Vec<Value>) -> Stage {
+        Stage::start_on(Runtime::Wasm, filter, config, clusters).await
+    }
+
+    /// [`Stage::start_with`] in `runtime`.
+    pub async fn start_on(
+        runtime: Runtime,
+        filter: &str,
+        config: &Value,
+        clusters: Vec<Value>,
+    ) -> Stage {
         let backend = Echo::start("backend").await.expect("echo backend");
         let listener = Listener {
-            http_filters: vec![wasm_filter(filter, &paths::wasm(filter), config)],
+            http_filters: vec![runtime.filter(filter, config)],
             routes: vec![
                 prefix_route("foo", "/foo", "backend"),
                 prefix_route("bar", "/bar", "backend"),
@@ -41,6 +50,7 @@ impl Stage {
         let base = envoy.listener_url(LISTENER).await;
         Stage {
             envoy,
+            runtime,
             base,
             http: client(),
             _backend: backend,

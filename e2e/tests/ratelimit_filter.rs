@@ -1,5 +1,6 @@
-//! ratelimit.wasm in a real Envoy with two workers, in both modes: local
-//! (counters in shared data) and global (`ShouldRateLimit` to `tollgate
+//! The rate limit filter in a real Envoy with two workers, on both runtimes
+//! (ratelimit.wasm and the dynamic module) and in both modes: local
+//! (counters in shared data, or process memory in the dynamic module) and global (`ShouldRateLimit` to `tollgate
 //! ratelimit-server` and a real Redis). Each scenario runs in both: Envoy
 //! Gateway's rate limit guide, one budget across workers under concurrent
 //! load, the response headers, shadow mode, the per-route envelope, gRPC
@@ -10,8 +11,12 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use e2e::envoy_config::grpc_cluster;
-use e2e::envoy_config::Runtime;
+use e2e::echo::Echo;
+use e2e::envoy::Envoy;
+use e2e::envoy_config::{
+    cluster, dynamic_module_per_route, grpc_cluster, prefix_route, Listener, Runtime, LISTENER,
+};
+use e2e::on_both_runtimes;
 use e2e::paths;
 use e2e::process::free_port;
 use e2e::ratelimit_server::RatelimitServer;
@@ -45,10 +50,10 @@ impl std::ops::Deref for Rig {
 /// Starts the filter with `config`, written in local form (`{"local": …}`, or
 /// a per-route envelope of such); in global mode its rules become `global`
 /// rules of a service on [`SERVICE_CLUSTER`].
-async fn start(mode: Mode, config: Value) -> Rig {
+async fn start(mode: Mode, runtime: Runtime, config: Value) -> Rig {
     match mode {
         Mode::Local => Rig {
-            stage: Stage::start("ratelimit", &config).await,
+            stage: Stage::start_on(runtime, "ratelimit", &config, Vec::new()).await,
             _service: None,
         },
         Mode::Global => {
@@ -56,7 +61,8 @@ async fn start(mode: Mode, config: Value) -> Rig {
             let server = RatelimitServer::start(&paths::tollgate_bin(), &redis.url(), None)
                 .await
                 .expect("ratelimit-server");
-            let stage = Stage::start_with(
+            let stage = Stage::start_on(
+                runtime,
                 "ratelimit",
                 &globalize(config, &service("2s", "allow")),
                 vec![grpc_cluster(SERVICE_CLUSTER, server.grpc)],
@@ -101,20 +107,27 @@ fn rule(selectors: Value, requests: u64, unit: &str) -> Value {
     ]}})
 }
 
-/// The scenarios that hold in both modes, as `local::…` and `global::…` tests.
+/// The scenarios that hold in both modes, on both runtimes, as
+/// `local::wasm::…`, `global::dynamic_module::…` and so on.
 macro_rules! in_both_modes {
     ($($scenario:ident),* $(,)?) => {
-        mod local {
-            $(#[tokio::test]
-            async fn $scenario() {
-                super::$scenario(super::Mode::Local).await
-            })*
-        }
-        mod global {
-            $(#[tokio::test]
-            async fn $scenario() {
-                super::$scenario(super::Mode::Global).await
-            })*
+        in_both_modes!(@mode local, Local, $($scenario),*);
+        in_both_modes!(@mode global, Global, $($scenario),*);
+    };
+    (@mode $module:ident, $mode:ident, $($scenario:ident),*) => {
+        mod $module {
+            mod wasm {
+                $(#[tokio::test]
+                async fn $scenario() {
+                    super::super::$scenario(super::super::Mode::$mode, e2e::envoy_config::Runtime::Wasm).await
+                })*
+            }
+            mod dynamic_module {
+                $(#[tokio::test]
+                async fn $scenario() {
+                    super::super::$scenario(super::super::Mode::$mode, e2e::envoy_config::Runtime::DynamicModule).await
+                })*
+            }
         }
     };
 }
@@ -144,9 +157,10 @@ fn user(id: &str) -> Req {
 }
 
 /// Envoy Gateway's guide: `x-user-id: one` gets 3 per hour; others are not limited.
-async fn guide_exact_header(mode: Mode) {
+async fn guide_exact_header(mode: Mode, runtime: Runtime) {
     let s = start(
         mode,
+        runtime,
         rule(
             json!([{"headers": [{"name": "x-user-id", "value": "one"}]}]),
             3,
@@ -174,9 +188,10 @@ async fn guide_exact_header(mode: Mode) {
     assert!(limited.echo.is_none(), "the backend never saw it");
 }
 
-async fn guide_distinct_header(mode: Mode) {
+async fn guide_distinct_header(mode: Mode, runtime: Runtime) {
     let s = start(
         mode,
+        runtime,
         rule(
             json!([{"headers": [{"name": "x-user-id", "type": "Distinct"}]}]),
             3,
@@ -201,8 +216,8 @@ async fn guide_distinct_header(mode: Mode) {
     assert_eq!(statuses(&s, &Req::get("/foo"), 5).await, [200; 5]);
 }
 
-async fn guide_no_selectors_share_one_budget(mode: Mode) {
-    let s = start(mode, rule(json!([]), 3, "Hour")).await;
+async fn guide_no_selectors_share_one_budget(mode: Mode, runtime: Runtime) {
+    let s = start(mode, runtime, rule(json!([]), 3, "Hour")).await;
     let mut got = Vec::new();
     for id in ["a", "b", "c", "d", "e"] {
         got.push(s.send(&user(id)).await.status);
@@ -211,7 +226,7 @@ async fn guide_no_selectors_share_one_budget(mode: Mode) {
 }
 
 /// Two workers, 50 concurrent clients, 20 per minute: exactly 20 pass.
-async fn one_budget_across_workers_under_concurrency(mode: Mode) {
+async fn one_budget_across_workers_under_concurrency(mode: Mode, runtime: Runtime) {
     // Stay clear of a minute boundary, which would open a second window.
     let second = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -220,7 +235,7 @@ async fn one_budget_across_workers_under_concurrency(mode: Mode) {
     if second > 50 {
         tokio::time::sleep(Duration::from_secs(61 - second)).await;
     }
-    let s = start(mode, rule(json!([]), 20, "Minute")).await;
+    let s = start(mode, runtime, rule(json!([]), 20, "Minute")).await;
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let (http, base) = (client(), s.base.clone());
@@ -248,9 +263,10 @@ async fn one_budget_across_workers_under_concurrency(mode: Mode) {
     assert_eq!((passed, limited), (20, 80));
 }
 
-async fn shadow_mode_counts_but_never_refuses(mode: Mode) {
+async fn shadow_mode_counts_but_never_refuses(mode: Mode, runtime: Runtime) {
     let s = start(
         mode,
+        runtime,
         json!({"local": {"rules": [
             {"limit": {"requests": 2, "unit": "Hour"}, "shadowMode": true}
         ]}}),
@@ -259,14 +275,23 @@ async fn shadow_mode_counts_but_never_refuses(mode: Mode) {
     assert_eq!(statuses(&s, &Req::get("/foo"), 5).await, [200; 5]);
     let shadow = s
         .envoy
-        .counter_reaching("tollgate_ratelimit_shadow_limited", 3, FLUSH_WAIT)
+        .counter_reaching(
+            &runtime.metric("tollgate_ratelimit_shadow_limited"),
+            3,
+            FLUSH_WAIT,
+        )
         .await;
     assert_eq!(shadow, 3);
 }
 
-async fn per_route_policies_count_apart(mode: Mode) {
+async fn per_route_policies_count_apart(mode: Mode, runtime: Runtime) {
     let limit = |n| json!({"local": {"rules": [{"limit": {"requests": n, "unit": "Hour"}}]}});
-    let s = start(mode, json!({"routes": {"foo": limit(1), "bar": limit(1)}})).await;
+    let s = start(
+        mode,
+        runtime,
+        json!({"routes": {"foo": limit(1), "bar": limit(1)}}),
+    )
+    .await;
     assert_eq!(statuses(&s, &Req::get("/foo"), 2).await, [200, 429]);
     assert_eq!(
         statuses(&s, &Req::get("/bar"), 2).await,
@@ -275,8 +300,8 @@ async fn per_route_policies_count_apart(mode: Mode) {
     );
 }
 
-async fn methods_paths_regex_and_source_address(mode: Mode) {
-    let s = start(mode, json!({"local": {"rules": [
+async fn methods_paths_regex_and_source_address(mode: Mode, runtime: Runtime) {
+    let s = start(mode, runtime, json!({"local": {"rules": [
         {"name": "posts", "clientSelectors": [{"methods": [{"value": "POST"}], "path": {"value": "/foo"}}],
          "limit": {"requests": 1, "unit": "Hour"}},
         {"name": "bots", "clientSelectors": [{"headers": [{"name": "user-agent", "type": "RegularExpression", "value": "bot-.*"}]}],
@@ -303,8 +328,8 @@ async fn methods_paths_regex_and_source_address(mode: Mode) {
     );
 }
 
-async fn grpc_requests_get_resource_exhausted(mode: Mode) {
-    let s = start(mode, rule(json!([]), 1, "Hour")).await;
+async fn grpc_requests_get_resource_exhausted(mode: Mode, runtime: Runtime) {
+    let s = start(mode, runtime, rule(json!([]), 1, "Hour")).await;
     let grpc = Req::get("/foo")
         .method("POST")
         .header("content-type", "application/grpc");
@@ -317,8 +342,7 @@ async fn grpc_requests_get_resource_exhausted(mode: Mode) {
     assert_eq!(limited.header("grpc-status").as_deref(), Some("8"));
 }
 
-#[tokio::test]
-async fn bad_configs_are_rejected_naming_the_field() {
+async fn bad_configs_are_rejected_naming_the_field(runtime: Runtime) {
     let cases = [
         (
             json!({"local": {"rules": [{"limit": {"requests": 3, "unit": "Fortnight"}}]}}),
@@ -351,12 +375,66 @@ async fn bad_configs_are_rejected_naming_the_field() {
         ),
     ];
     for (config, expected) in cases {
-        let log = refused_config_log(Runtime::Wasm, "ratelimit", &config).await;
+        let log = refused_config_log(runtime, "ratelimit", &config).await;
         assert!(
             log.contains(expected),
             "{config}: expected {expected:?} in\n{log}"
         );
     }
+}
+
+/// The dynamic module's per-route configs (`DynamicModuleFilterPerRoute`):
+/// each route's own policy counts under the route's name, so two routes with
+/// the same policy count apart, and the virtual host's policy applies to the
+/// routes with none of their own; the listener's config (no limit) elsewhere.
+#[tokio::test]
+async fn dynamic_module_per_route_policies_count_apart_and_the_most_specific_applies() {
+    let limit = |n: u64| {
+        json!({"tollgate.ratelimit": dynamic_module_per_route(
+            "ratelimit",
+            &json!({"local": {"rules": [{"limit": {"requests": n, "unit": "Hour"}}]}})
+        )})
+    };
+    let backend = Echo::start("backend").await.expect("echo backend");
+    let mut routes = vec![
+        prefix_route("a", "/a", "backend"),
+        prefix_route("b", "/b", "backend"),
+        prefix_route("rest", "/", "backend"),
+    ];
+    routes[0]["typed_per_filter_config"] = limit(1);
+    routes[1]["typed_per_filter_config"] = limit(1);
+    let listener = Listener {
+        http_filters: vec![Runtime::DynamicModule.filter("ratelimit", &json!({"routes": {}}))],
+        routes,
+        clusters: vec![cluster("backend", backend.addr())],
+        host_per_filter_config: Some(limit(2)),
+        ..Listener::default()
+    };
+    let envoy = Envoy::start(&listener.bootstrap()).await;
+    let base = envoy.listener_url(LISTENER).await;
+    let http = client();
+    let statuses = |path: &'static str, n: usize| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                out.push(
+                    send(&http, &base, &Req::get(path))
+                        .await
+                        .expect("send")
+                        .status,
+                );
+            }
+            out
+        }
+    };
+    assert_eq!(statuses("/a", 2).await, [200, 429]);
+    assert_eq!(statuses("/b", 2).await, [200, 429], "its own budget");
+    assert_eq!(
+        statuses("/rest", 3).await,
+        [200, 200, 429],
+        "the virtual host's"
+    );
 }
 
 /// Envoy's resident memory in KiB.
@@ -395,20 +473,23 @@ async fn clear_of_the_day_boundary(margin: Duration) {
 /// counted in the rule's overflow bucket (with the rule's limit), never let
 /// through uncounted: a user who comes after the flood, and one who came
 /// before it, each pass at most the limit.
-#[tokio::test]
-async fn local_a_flood_of_distinct_values_grows_no_memory_and_lets_no_user_past_the_limit() {
+async fn local_a_flood_of_distinct_values_grows_no_memory_and_lets_no_user_past_the_limit(
+    runtime: Runtime,
+) {
     const USERS: usize = 20_000;
     const CLIENTS: usize = 50;
     const LIMIT: usize = 3;
     // The flood takes about 8 s on an idle machine, a minute or two on a busy one.
     clear_of_the_day_boundary(Duration::from_secs(240)).await;
-    let s = Stage::start(
+    let s = Stage::start_on(
+        runtime,
         "ratelimit",
         &rule(
             json!([{"headers": [{"name": "x-user-id", "type": "Distinct"}]}]),
             LIMIT as u64,
             "Day",
         ),
+        Vec::new(),
     )
     .await;
     assert_eq!(s.send(&user("early")).await.status, 200);
@@ -451,7 +532,11 @@ async fn local_a_flood_of_distinct_values_grows_no_memory_and_lets_no_user_past_
     );
     let full = s
         .envoy
-        .counter_reaching("tollgate_ratelimit_bucket_table_full", 1, FLUSH_WAIT)
+        .counter_reaching(
+            &runtime.metric("tollgate_ratelimit_bucket_table_full"),
+            1,
+            FLUSH_WAIT,
+        )
         .await;
     assert!(full > 0, "the table filled up and said so");
     let late = statuses(&s, &user("late"), 2 * LIMIT).await;
@@ -478,8 +563,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// Issue 16, item 3: eight `x-user-id` values whose FNV-1a slots were the
 /// victim's eight took them all, and the victim's requests then went uncounted
 /// (30 of 30 passed a limit of 5). With a keyed hash such values land anywhere.
-#[tokio::test]
-async fn local_values_crafted_to_collide_with_a_victim_cannot_lift_its_limit() {
+async fn local_values_crafted_to_collide_with_a_victim_cannot_lift_its_limit(runtime: Runtime) {
     let slot = |id: &str| (fnv1a(format!("h:x-user-id={id}").as_bytes()) % SLOTS as u64) as usize;
     let victim_start = slot("victim");
     let mut attackers: Vec<Option<String>> = vec![None; 8];
@@ -494,13 +578,15 @@ async fn local_values_crafted_to_collide_with_a_victim_cannot_lift_its_limit() {
         }
     }
     clear_of_the_day_boundary(Duration::from_secs(120)).await;
-    let s = Stage::start(
+    let s = Stage::start_on(
+        runtime,
         "ratelimit",
         &rule(
             json!([{"headers": [{"name": "x-user-id", "type": "Distinct"}]}]),
             5,
             "Day",
         ),
+        Vec::new(),
     )
     .await;
     // In probing order, so each takes the victim's next slot under FNV-1a.
@@ -518,8 +604,7 @@ const FLUSH_WAIT: Duration = Duration::from_secs(3);
 /// Local rules are counted first; a request they refuse never reaches the
 /// service, so it does not spend the global budget. The request body waits
 /// with the request while the service decides.
-#[tokio::test]
-async fn global_local_and_global_rules_together() {
+async fn global_local_and_global_rules_together(runtime: Runtime) {
     let redis = Redis::start().await.expect("redis");
     let server = RatelimitServer::start(&paths::tollgate_bin(), &redis.url(), None)
         .await
@@ -529,7 +614,8 @@ async fn global_local_and_global_rules_together() {
         "global": {"rules": [{"name": "global", "limit": {"requests": 2, "unit": "Hour"}}]},
         "service": service("2s", "allow"),
     });
-    let s = Stage::start_with(
+    let s = Stage::start_on(
+        runtime,
         "ratelimit",
         &config,
         vec![grpc_cluster(SERVICE_CLUSTER, server.grpc)],
@@ -566,8 +652,7 @@ async fn global_local_and_global_rules_together() {
 
 /// Redis down: the service answers errors and each Envoy applies its
 /// `failureMode`; Redis back: counting resumes, nothing restarted.
-#[tokio::test]
-async fn global_failure_mode_when_redis_is_down_and_counting_resumes() {
+async fn global_failure_mode_when_redis_is_down_and_counting_resumes(runtime: Runtime) {
     let mut redis = Redis::start().await.expect("redis");
     let server = RatelimitServer::start(&paths::tollgate_bin(), &redis.url(), None)
         .await
@@ -583,8 +668,8 @@ async fn global_failure_mode_when_redis_is_down_and_counting_resumes() {
         )
     };
     let rls = || vec![grpc_cluster(SERVICE_CLUSTER, server.grpc)];
-    let allow = Stage::start_with("ratelimit", &config("allow"), rls()).await;
-    let deny = Stage::start_with("ratelimit", &config("deny"), rls()).await;
+    let allow = Stage::start_on(runtime, "ratelimit", &config("allow"), rls()).await;
+    let deny = Stage::start_on(runtime, "ratelimit", &config("deny"), rls()).await;
     let carol = Req::get("/foo").header("x-user-id", "carol");
     assert_eq!(statuses(&allow, &carol, 1).await, [200]);
 
@@ -596,7 +681,11 @@ async fn global_failure_mode_when_redis_is_down_and_counting_resumes() {
     assert!(
         allow
             .envoy
-            .counter_reaching("tollgate_ratelimit_service_failures", 5, FLUSH_WAIT)
+            .counter_reaching(
+                &runtime.metric("tollgate_ratelimit_service_failures"),
+                5,
+                FLUSH_WAIT
+            )
             .await
             >= 5
     );
@@ -625,8 +714,7 @@ async fn global_failure_mode_when_redis_is_down_and_counting_resumes() {
 /// Envoy does not have: each request waits at most `timeout`, then
 /// `failureMode` decides (`/foo` allows, `/bar` denies), and the filter keeps
 /// working afterwards.
-#[tokio::test]
-async fn global_failure_mode_when_the_service_cannot_answer() {
+async fn global_failure_mode_when_the_service_cannot_answer(runtime: Runtime) {
     // Accepts connections and never says a word.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_addr = silent.local_addr().unwrap();
@@ -653,7 +741,7 @@ async fn global_failure_mode_when_the_service_cannot_answer() {
         let clusters = addr
             .map(|a| vec![grpc_cluster(SERVICE_CLUSTER, a)])
             .unwrap_or_default();
-        let s = Stage::start_with("ratelimit", &config, clusters).await;
+        let s = Stage::start_on(runtime, "ratelimit", &config, clusters).await;
         for round in 0..3 {
             let started = Instant::now();
             assert_eq!(s.send(&Req::get("/foo")).await.status, 200, "{case} allow");
@@ -668,7 +756,11 @@ async fn global_failure_mode_when_the_service_cannot_answer() {
         }
         assert!(
             s.envoy
-                .counter_reaching("tollgate_ratelimit_service_failures", 6, FLUSH_WAIT)
+                .counter_reaching(
+                    &runtime.metric("tollgate_ratelimit_service_failures"),
+                    6,
+                    FLUSH_WAIT
+                )
                 .await
                 >= 6,
             "{case}"
@@ -680,8 +772,7 @@ async fn global_failure_mode_when_the_service_cannot_answer() {
 /// A client that gives up while its request waits for the service: when the
 /// service's answer (here, the timeout) comes for a stream that is gone,
 /// nothing breaks, and later requests are decided as usual.
-#[tokio::test]
-async fn global_a_client_leaving_while_its_request_waits_breaks_nothing() {
+async fn global_a_client_leaving_while_its_request_waits_breaks_nothing(runtime: Runtime) {
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_addr = silent.local_addr().unwrap();
     let held = tokio::spawn(async move {
@@ -691,7 +782,8 @@ async fn global_a_client_leaving_while_its_request_waits_breaks_nothing() {
         }
     });
     let config = globalize(rule(json!([]), 100, "Hour"), &service("1s", "deny"));
-    let s = Stage::start_with(
+    let s = Stage::start_on(
+        runtime,
         "ratelimit",
         &config,
         vec![grpc_cluster(SERVICE_CLUSTER, silent_addr)],
@@ -714,7 +806,11 @@ async fn global_a_client_leaving_while_its_request_waits_breaks_nothing() {
     );
     assert!(
         s.envoy
-            .counter_reaching("tollgate_ratelimit_service_failures", 3, FLUSH_WAIT)
+            .counter_reaching(
+                &runtime.metric("tollgate_ratelimit_service_failures"),
+                3,
+                FLUSH_WAIT
+            )
             .await
             >= 3
     );
@@ -722,16 +818,15 @@ async fn global_a_client_leaving_while_its_request_waits_breaks_nothing() {
 }
 
 /// Two Envoys against one service and one Redis: limit 10 → exactly 10 admitted.
-#[tokio::test]
-async fn global_two_envoys_share_one_budget() {
+async fn global_two_envoys_share_one_budget(runtime: Runtime) {
     let redis = Redis::start().await.expect("redis");
     let server = RatelimitServer::start(&paths::tollgate_bin(), &redis.url(), None)
         .await
         .expect("ratelimit-server");
     let config = globalize(rule(json!([]), 10, "Hour"), &service("2s", "allow"));
     let rls = || vec![grpc_cluster(SERVICE_CLUSTER, server.grpc)];
-    let a = Stage::start_with("ratelimit", &config, rls()).await;
-    let b = Stage::start_with("ratelimit", &config, rls()).await;
+    let a = Stage::start_on(runtime, "ratelimit", &config, rls()).await;
+    let b = Stage::start_on(runtime, "ratelimit", &config, rls()).await;
     let req = Req::get("/foo");
     let (sa, sb) = tokio::join!(
         concurrent_statuses(&a.base, &req, 15, 5),
@@ -741,3 +836,14 @@ async fn global_two_envoys_share_one_budget() {
     let refused = sa.iter().chain(&sb).filter(|s| **s == 429).count();
     assert_eq!((admitted, refused), (10, 20), "a: {sa:?}, b: {sb:?}");
 }
+
+on_both_runtimes!(
+    bad_configs_are_rejected_naming_the_field,
+    local_a_flood_of_distinct_values_grows_no_memory_and_lets_no_user_past_the_limit,
+    local_values_crafted_to_collide_with_a_victim_cannot_lift_its_limit,
+    global_local_and_global_rules_together,
+    global_failure_mode_when_redis_is_down_and_counting_resumes,
+    global_failure_mode_when_the_service_cannot_answer,
+    global_a_client_leaving_while_its_request_waits_breaks_nothing,
+    global_two_envoys_share_one_budget,
+);
