@@ -70,6 +70,18 @@ pub enum Metric {
     /// The rate limit service did not answer in time, failed, or answered
     /// garbage; `failureMode` decided.
     RateLimitServiceFailures,
+    JwtAllowed,
+    /// Let through without a valid token (`optional`, `failOpen`).
+    JwtPassedWithoutToken,
+    JwtDeniedMissing,
+    JwtDeniedMalformed,
+    JwtDeniedBadSignature,
+    JwtDeniedExpired,
+    JwtDeniedBadIssuer,
+    JwtDeniedBadAudience,
+    JwtDeniedKeysUnavailable,
+    JwksFetchSuccess,
+    JwksFetchFailure,
 }
 
 impl Metric {
@@ -82,6 +94,21 @@ impl Metric {
         Metric::RateLimitServiceFailures,
     ];
 
+    /// The JWT filter's counters.
+    pub const JWT: [Metric; 11] = [
+        Metric::JwtAllowed,
+        Metric::JwtPassedWithoutToken,
+        Metric::JwtDeniedMissing,
+        Metric::JwtDeniedMalformed,
+        Metric::JwtDeniedBadSignature,
+        Metric::JwtDeniedExpired,
+        Metric::JwtDeniedBadIssuer,
+        Metric::JwtDeniedBadAudience,
+        Metric::JwtDeniedKeysUnavailable,
+        Metric::JwksFetchSuccess,
+        Metric::JwksFetchFailure,
+    ];
+
     /// Its name in Envoy's stats (each runtime adds its own prefix).
     pub fn name(self) -> &'static str {
         match self {
@@ -90,6 +117,17 @@ impl Metric {
             Metric::RateLimitShadowLimited => "tollgate_ratelimit_shadow_limited",
             Metric::RateLimitTableFull => "tollgate_ratelimit_bucket_table_full",
             Metric::RateLimitServiceFailures => "tollgate_ratelimit_service_failures",
+            Metric::JwtAllowed => "tollgate_jwt_auth_allowed",
+            Metric::JwtPassedWithoutToken => "tollgate_jwt_auth_passed_without_token",
+            Metric::JwtDeniedMissing => "tollgate_jwt_auth_denied_missing",
+            Metric::JwtDeniedMalformed => "tollgate_jwt_auth_denied_malformed",
+            Metric::JwtDeniedBadSignature => "tollgate_jwt_auth_denied_bad_signature",
+            Metric::JwtDeniedExpired => "tollgate_jwt_auth_denied_expired",
+            Metric::JwtDeniedBadIssuer => "tollgate_jwt_auth_denied_bad_issuer",
+            Metric::JwtDeniedBadAudience => "tollgate_jwt_auth_denied_bad_audience",
+            Metric::JwtDeniedKeysUnavailable => "tollgate_jwt_auth_denied_keys_unavailable",
+            Metric::JwksFetchSuccess => "tollgate_jwt_auth_jwks_fetch_success",
+            Metric::JwksFetchFailure => "tollgate_jwt_auth_jwks_fetch_failure",
         }
     }
 }

@@ -6,8 +6,6 @@
 
 pub mod abi;
 pub mod config;
-pub mod headers;
 pub mod metrics;
 pub mod request;
-pub mod request_attrs;
 pub mod stream_host;

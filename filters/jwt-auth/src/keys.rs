@@ -21,7 +21,9 @@ use tollgate_core::jwt::policy::{JwtPolicy, KeySource, RemoteJwks};
 use tollgate_core::route_policy::RoutePolicies;
 use tollgate_host::abi::{self, CAS_MISMATCH};
 
-use crate::metrics::Metrics;
+use tollgate_core::host::Metric;
+use tollgate_core::jwt::flow::RemoteKeys;
+use tollgate_host::metrics::Metrics;
 
 /// Attempts at a compare-and-swap before giving up until the next tick.
 const CAS_ATTEMPTS: usize = 4;
@@ -94,32 +96,6 @@ impl KeyRing {
 
     fn source(&self, remote: &RemoteJwks) -> Option<&Source> {
         self.sources.iter().find(|s| same_source(&s.remote, remote))
-    }
-
-    /// The keys a request can use now.
-    pub fn keys(&self, remote: &RemoteJwks) -> Keys<'_> {
-        let Some(source) = self.source(remote) else {
-            return Keys::Unavailable;
-        };
-        match (&source.jwks, source.state.availability()) {
-            (Some(jwks), _) => Keys::Ready(jwks),
-            (None, Availability::Unavailable) => Keys::Unavailable,
-            // Pending, or fetched by another worker and not parsed here yet.
-            (None, _) => Keys::Pending,
-        }
-    }
-
-    /// A request met an unknown `kid`: true when newer keys may come (a fetch is
-    /// under way, or one may start), in which case the next tick starts it.
-    pub fn refetch(&self, remote: &RemoteJwks, now: u64) -> bool {
-        let Some(source) = self.source(remote) else {
-            return false;
-        };
-        let possible = source.state.kid_refetch_possible(now);
-        if possible {
-            source.refetch_wanted.set(true);
-        }
-        possible
     }
 
     /// Creates the shared state of sources that have none. Envoy configures the
@@ -198,7 +174,7 @@ impl KeyRing {
                         source.remote.uri,
                         source.remote.cluster
                     );
-                    metrics.jwks_fetch_failed.inc();
+                    metrics.count(Metric::JwksFetchFailure);
                     source.update_state(|s| Some(s.failed(now)));
                 }
             }
@@ -238,7 +214,7 @@ impl KeyRing {
                 }
                 let cache_duration = source.remote.cache_duration;
                 source.update_state(|s| Some(s.succeeded(now, cache_duration)));
-                metrics.jwks_fetched.inc();
+                metrics.count(Metric::JwksFetchSuccess);
                 let version = source.state.version;
                 Fetched::Keys(source.adopt(body, version))
             }
@@ -248,7 +224,7 @@ impl KeyRing {
                     "tollgate jwt_auth: fetching {} failed: {why}; keeping the last good keys",
                     source.remote.uri
                 );
-                metrics.jwks_fetch_failed.inc();
+                metrics.count(Metric::JwksFetchFailure);
                 source.update_state(|s| Some(s.failed(now)));
                 Fetched::Failed
             }
@@ -307,6 +283,34 @@ impl Source {
                 false
             }
         }
+    }
+}
+
+impl RemoteKeys for KeyRing {
+    /// The keys a request can use now.
+    fn keys(&self, remote: &RemoteJwks) -> Keys<'_> {
+        let Some(source) = self.source(remote) else {
+            return Keys::Unavailable;
+        };
+        match (&source.jwks, source.state.availability()) {
+            (Some(jwks), _) => Keys::Ready(jwks),
+            (None, Availability::Unavailable) => Keys::Unavailable,
+            // Pending, or fetched by another worker and not parsed here yet.
+            (None, _) => Keys::Pending,
+        }
+    }
+
+    /// A request met an unknown `kid`: true when newer keys may come (a fetch is
+    /// under way, or one may start), in which case the next tick starts it.
+    fn refetch(&self, remote: &RemoteJwks, now: u64) -> bool {
+        let Some(source) = self.source(remote) else {
+            return false;
+        };
+        let possible = source.state.kid_refetch_possible(now);
+        if possible {
+            source.refetch_wanted.set(true);
+        }
+        possible
     }
 }
 

@@ -2,13 +2,13 @@
 //! semantics. Decisions are `tollgate_core::jwt`; this crate reads the request,
 //! applies the decision, answers refusals, and keeps remote key sets fresh.
 //!
-//! Modules as Envoy's jwt_authn splits them: `root` (configuration and the
-//! fetch schedule), `keys` (the remote JWKS cache shared by workers), `stream`
-//! (one request's decision) and `request`, `metrics`.
+//! The request path (the decision and what it does to the request) is
+//! `tollgate_core::jwt::flow`, shared with the dynamic module. Modules as
+//! Envoy's jwt_authn splits them: `root` (configuration and the fetch
+//! schedule), `keys` (the remote JWKS cache shared by workers) and `stream`
+//! (one request, and waiting for keys).
 
 mod keys;
-mod metrics;
-mod request;
 mod root;
 mod stream;
 

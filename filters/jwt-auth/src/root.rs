@@ -14,8 +14,11 @@ use tollgate_core::ConfigError;
 use tollgate_host::{abi, config};
 
 use crate::keys::{Fetched, KeyRing};
-use crate::metrics::Metrics;
-use crate::stream::{decide, now_millis, Hold, Shared, Stream, Verdict};
+use tollgate_core::host::Metric;
+use tollgate_core::jwt::flow::Outcome;
+use tollgate_host::metrics::Metrics;
+
+use crate::stream::{decide, now_millis, Hold, Shared, Stream};
 
 /// Tick period while remote key sets are configured: how soon a worker sees keys
 /// another worker fetched, starts a due fetch, and times out a waiting request.
@@ -36,7 +39,7 @@ impl Root {
                 ring: RefCell::new(KeyRing::default()),
                 caches: RefCell::default(),
                 waiters: RefCell::default(),
-                metrics: Metrics::new(),
+                metrics: Metrics::define(&Metric::JWT),
             }),
         }
     }
@@ -69,9 +72,9 @@ impl Root {
                 continue; // the request is gone
             }
             match decide(&waiter.policy, &self.shared, now, now >= waiter.deadline) {
-                Verdict::Wait => still.push(waiter),
-                Verdict::Answered => waiter.hold.set(Hold::Answered),
-                Verdict::Continue => {
+                Outcome::Wait => still.push(waiter),
+                Outcome::Answered => waiter.hold.set(Hold::Answered),
+                Outcome::Continue => {
                     waiter.hold.set(Hold::Free);
                     if let Err(e) = abi::continue_request() {
                         log::warn!("tollgate jwt_auth: resuming a request failed: {e:?}");

@@ -11,18 +11,15 @@ use std::sync::Arc;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
-use tollgate_core::headers::HeaderEditor;
-use tollgate_core::jwt::authn::{authenticate, Allowed, Decision, Denial, KeyStore, Keys};
 use tollgate_core::jwt::cache::VerifiedCache;
-use tollgate_core::jwt::extract::{self, TokenSource};
-use tollgate_core::jwt::policy::{JwtPolicy, KeySource};
+use tollgate_core::jwt::flow::{self, Outcome};
+use tollgate_core::jwt::policy::JwtPolicy;
 use tollgate_core::route_policy::RoutePolicies;
-use tollgate_host::headers::HostHeaders;
+use tollgate_host::metrics::Metrics;
+use tollgate_host::stream_host::WasmHost;
 use tollgate_host::{abi, request};
 
 use crate::keys::KeyRing;
-use crate::metrics::Metrics;
-use crate::request::RequestHeaders;
 
 /// State one worker's root context shares with its requests (one VM is one
 /// thread; nothing here is held across a host call that could re-enter).
@@ -64,144 +61,19 @@ pub enum Hold {
     Answered,
 }
 
-/// What became of the request.
-pub enum Verdict {
-    Continue,
-    Answered,
-    Wait,
-}
-
-/// Keys as one decision sees them; `give_up` (the wait is over) turns keys
-/// still being fetched into unavailable ones.
-struct View<'a> {
-    policy: &'a JwtPolicy,
-    ring: &'a KeyRing,
-    now_ms: u64,
-    give_up: bool,
-}
-
-impl KeyStore for View<'_> {
-    fn keys(&self, provider: usize) -> Keys<'_> {
-        match self.policy.providers.get(provider).map(|p| &p.keys) {
-            Some(KeySource::Local(jwks)) => Keys::Ready(jwks),
-            Some(KeySource::Remote(remote)) => match self.ring.keys(remote) {
-                Keys::Pending if self.give_up => Keys::Unavailable,
-                keys => keys,
-            },
-            None => Keys::Unavailable,
-        }
-    }
-
-    fn refetch(&self, provider: usize) -> bool {
-        match self.policy.providers.get(provider).map(|p| &p.keys) {
-            Some(KeySource::Remote(remote)) if !self.give_up => {
-                self.ring.refetch(remote, self.now_ms)
-            }
-            _ => false,
-        }
-    }
-}
-
-/// Decides for the effective context's request and acts on the decision.
-pub fn decide(policy: &Arc<JwtPolicy>, shared: &Shared, now_ms: u64, give_up: bool) -> Verdict {
-    let mut req = RequestHeaders::fetch();
-    let decision = {
-        let (Ok(ring), Ok(mut caches)) = (shared.ring.try_borrow(), shared.caches.try_borrow_mut())
-        else {
-            // Only reachable by re-entrance, which the host does not do here;
-            // refuse rather than guess.
-            log::warn!("tollgate jwt_auth: key state busy; refusing the request");
-            return deny(&req, &Denial::KeysUnavailable, &shared.metrics);
-        };
-        let view = View {
-            policy,
-            ring: &ring,
-            now_ms,
-            give_up,
-        };
-        let cache = caches.entry(Arc::as_ptr(policy) as usize).or_default();
-        authenticate(policy, &mut req, &view, cache, now_ms / 1000)
+/// Decides for the effective context's request and acts on the decision
+/// (`tollgate_core::jwt::flow`).
+pub fn decide(policy: &Arc<JwtPolicy>, shared: &Shared, now_ms: u64, give_up: bool) -> Outcome {
+    let mut host = WasmHost::counting(&shared.metrics);
+    let (Ok(ring), Ok(mut caches)) = (shared.ring.try_borrow(), shared.caches.try_borrow_mut())
+    else {
+        // Only reachable by re-entrance, which the host does not do here;
+        // refuse rather than guess.
+        log::warn!("tollgate jwt_auth: key state busy; refusing the request");
+        return flow::refuse_without_keys(&mut host);
     };
-    match decision {
-        Decision::Allow(allowed) => {
-            remove_claim_headers(policy, &req, &allowed.claim_headers);
-            apply(&allowed, &mut req);
-            shared.metrics.allowed.inc();
-            Verdict::Continue
-        }
-        Decision::PassWithoutToken | Decision::PassFailOpen => {
-            remove_claim_headers(policy, &req, &[]);
-            shared.metrics.passed.inc();
-            Verdict::Continue
-        }
-        Decision::Wait => Verdict::Wait,
-        Decision::Deny(denial) => deny(&req, &denial, &shared.metrics),
-    }
-}
-
-fn deny(req: &RequestHeaders, denial: &Denial, metrics: &Metrics) -> Verdict {
-    metrics.denied(denial);
-    let challenge = denial.challenge(&req.url());
-    let headers = [
-        ("www-authenticate", challenge.as_str()),
-        ("content-type", "text/plain"),
-    ];
-    if let Err(e) = abi::send_local_response(
-        denial.http_status(),
-        &headers,
-        &denial.message(),
-        denial.grpc_status(),
-    ) {
-        log::warn!(
-            "tollgate jwt_auth: sending the {} response failed: {e:?}",
-            denial.http_status()
-        );
-    }
-    Verdict::Answered
-}
-
-/// Client-sent headers named like claim headers are dropped whatever the outcome:
-/// only this filter may set them (no spoofing of e.g. `x-user-id` for the rate limiter).
-/// Only names the request carries and that are not about to be `set` (which replaces
-/// every value) cost a host call: each request-header edit is a host call and a
-/// route-cache clear.
-fn remove_claim_headers(policy: &JwtPolicy, req: &RequestHeaders, setting: &[(String, String)]) {
-    let mut headers = HostHeaders::request();
-    for rule in policy.providers.iter().flat_map(|p| &p.claim_to_headers) {
-        let sent = req.first(&rule.header).is_some();
-        if sent && !setting.iter().any(|(name, _)| *name == rule.header) {
-            headers.remove(&rule.header);
-        }
-    }
-}
-
-/// Sets the claim headers, removes the token unless forwarded, and re-selects the
-/// route when the provider asks for it.
-fn apply(allowed: &Allowed, req: &mut RequestHeaders) {
-    let mut headers = HostHeaders::request();
-    for (name, value) in &allowed.claim_headers {
-        headers.set(name, value);
-    }
-    match &allowed.strip {
-        None => {}
-        Some(TokenSource::Header { name, .. }) => headers.remove(name),
-        Some(TokenSource::Param(name)) => {
-            if let Some(path) = req.first(":path") {
-                headers.set(":path", &extract::strip_param(path, name));
-            }
-        }
-        Some(TokenSource::Cookie(name)) => {
-            use tollgate_core::jwt::extract::TokenCarrier as _;
-            let cookies = req.header_values("cookie").join("; ");
-            match extract::strip_cookie(&cookies, name) {
-                Some(rest) => headers.set("cookie", &rest),
-                None => headers.remove("cookie"),
-            }
-        }
-    }
-    if allowed.recompute_route {
-        request::clear_route_cache();
-    }
+    let cache = caches.entry(Arc::as_ptr(policy) as usize).or_default();
+    flow::decide(policy, &*ring, cache, now_ms, give_up, &mut host)
 }
 
 /// The time decisions use; without a clock, fail closed (every token with an
@@ -229,17 +101,17 @@ impl HttpContext for Stream {
         };
         let now = now_millis();
         match decide(policy, &self.shared, now, false) {
-            Verdict::Continue => Action::Continue,
-            Verdict::Answered => {
+            Outcome::Continue => Action::Continue,
+            Outcome::Answered => {
                 self.hold.set(Hold::Answered);
                 Action::Pause
             }
-            Verdict::Wait => {
+            Outcome::Wait => {
                 self.hold.set(Hold::Waiting);
-                let wait = max_wait(policy);
+                let wait = flow::max_wait_ms(policy);
                 let Ok(mut waiters) = self.shared.waiters.try_borrow_mut() else {
                     return match decide(policy, &self.shared, now, true) {
-                        Verdict::Continue => Action::Continue,
+                        Outcome::Continue => Action::Continue,
                         _ => Action::Pause,
                     };
                 };
@@ -276,17 +148,4 @@ impl Drop for Stream {
             }
         }
     }
-}
-
-/// How long a request of `policy` may wait for keys: its longest fetch timeout.
-fn max_wait(policy: &JwtPolicy) -> u64 {
-    policy
-        .providers
-        .iter()
-        .filter_map(|p| match &p.keys {
-            KeySource::Remote(r) => u64::try_from(r.timeout.as_millis()).ok(),
-            KeySource::Local(_) => None,
-        })
-        .max()
-        .unwrap_or(0)
 }

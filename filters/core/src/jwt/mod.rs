@@ -12,6 +12,7 @@ pub mod cache;
 pub mod claims;
 pub mod config;
 pub mod extract;
+pub mod flow;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod policy;
