@@ -129,9 +129,15 @@ impl Default for Settings {
 /// Runs every variant `rounds` times, alternating, and returns the samples per variant.
 pub async fn run(variants: &[Variant], settings: &Settings) -> Result<Vec<Vec<Sample>>> {
     let mut samples = vec![Vec::new(); variants.len()];
+    // Names padded to the longest, so that the figures line up in the log.
+    let width = variants.iter().map(|v| v.name.chars().count()).max();
+    let width = width.unwrap_or(0);
     for round in 1..=settings.rounds {
         for (i, variant) in variants.iter().enumerate() {
-            eprint!("round {round}/{}: {:<10} ", settings.rounds, variant.name);
+            eprint!(
+                "round {round}/{}: {:<width$} ",
+                settings.rounds, variant.name
+            );
             let sample = measure(variant, settings)
                 .await
                 .with_context(|| format!("variant {}", variant.name))?;

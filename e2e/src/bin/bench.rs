@@ -1,6 +1,9 @@
 //! `make bench-*`: each suite runs Envoy with no filter, with Envoy's native
-//! filter doing the same job, and with ours, alternating for several rounds, and
-//! prints a Markdown table of medians (method: docs/benchmarks.md#method).
+//! filter doing the same job, and with ours (the dynamic module and the wasm
+//! build, except `jwt`, which the module does not have yet), alternating for
+//! several rounds, and prints a Markdown table of medians (method:
+//! docs/benchmarks.md#method) and, where the suite has one, whether the dynamic
+//! module meets its target.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,7 +16,7 @@ use e2e::bench::{self, Settings, Side, Variant};
 use e2e::bench_verify;
 use e2e::envoy_config::{
     cluster, direct_route, grpc_cluster, native_ratelimit_filter, prefix_route, wasm_filter,
-    Listener,
+    Listener, Runtime,
 };
 use e2e::jwt_mint::Keys;
 use e2e::paths;
@@ -49,19 +52,21 @@ struct Args {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Suite {
-    /// header_mod.wasm vs envoy.filters.http.header_mutation.
+    /// header_mod (dynamic module and wasm) vs envoy.filters.http.header_mutation.
     Headers,
     /// jwt_auth.wasm vs envoy.filters.http.jwt_authn (RS256, ES256; repeated and distinct tokens).
     Jwt,
     /// One JWT signature verification per algorithm inside Envoy's V8 (the prebuilt
     /// verify_bench.wasm) and natively.
     Verify,
-    /// ratelimit.wasm (local mode) vs envoy.filters.http.local_ratelimit, limit never reached.
+    /// ratelimit (dynamic module and wasm, local mode) vs envoy.filters.http.local_ratelimit,
+    /// limit never reached.
     Ratelimit,
-    /// ratelimit.wasm (global mode) vs envoy.filters.http.ratelimit, both calling
-    /// `tollgate ratelimit-server` and one Redis; limit never reached.
+    /// ratelimit (dynamic module and wasm, global mode) vs envoy.filters.http.ratelimit, all
+    /// calling `tollgate ratelimit-server` and one Redis; limit never reached.
     RatelimitGlobal,
-    /// canary.wasm + a `cluster_header` route vs a native `weighted_clusters` split (1:2).
+    /// canary (dynamic module and wasm) + a `cluster_header` route vs a native
+    /// `weighted_clusters` split (1:2).
     Canary,
 }
 
@@ -74,31 +79,154 @@ async fn main() -> Result<()> {
         ..Settings::default()
     };
     let scratch = tempfile::tempdir()?;
-    let (title, variants) = match args.suite {
+    let (title, variants, target) = match args.suite {
         Suite::Headers => (
             "header modification",
             headers(args.compare_wasm.as_deref(), scratch.path())?,
+            Some(Target::Times(1.25)),
         ),
-        Suite::Jwt => ("JWT authentication", jwt(scratch.path())?),
+        Suite::Jwt => ("JWT authentication", jwt(scratch.path())?, None),
         Suite::Verify => return verify(&args).await,
-        Suite::Ratelimit => ("local rate limiting", ratelimit(scratch.path())?),
+        Suite::Ratelimit => (
+            "local rate limiting",
+            ratelimit(scratch.path())?,
+            Some(Target::Plus(1.5)),
+        ),
         Suite::Canary => {
             let upstream = Upstream::start(scratch.path()).await?;
             let variants = canary(&upstream, args.compare_wasm.as_deref());
-            return report("canary selection", &variants, &settings, args.seconds).await;
+            let target = Some(Target::Plus(3.0));
+            return report(
+                "canary selection",
+                &variants,
+                target,
+                &settings,
+                args.seconds,
+            )
+            .await;
         }
         Suite::RatelimitGlobal => {
             let rig = GlobalRig::start(scratch.path()).await?;
             let variants = rig.variants();
-            return report("global rate limiting", &variants, &settings, args.seconds).await;
+            let target = Some(Target::TimesP99(1.1));
+            return report(
+                "global rate limiting",
+                &variants,
+                target,
+                &settings,
+                args.seconds,
+            )
+            .await;
         }
     };
-    report(title, &variants, &settings, args.seconds).await
+    report(title, &variants, target, &settings, args.seconds).await
+}
+
+/// Native's row in every suite, named so that the targets below can find it.
+const NATIVE: &str = "native";
+/// The dynamic module's row in the suites that have one, for the same reason.
+const DYNAMIC_MODULE: &str = "dynamic module";
+
+/// How a Tollgate build is named in the tables.
+fn label(runtime: Runtime) -> &'static str {
+    match runtime {
+        Runtime::DynamicModule => DYNAMIC_MODULE,
+        Runtime::Wasm => "wasm",
+    }
+}
+
+/// Both builds of our filters, the dynamic module first (each round runs the
+/// variants in this order, after no filter and native).
+const RUNTIMES: [Runtime; 2] = [Runtime::DynamicModule, Runtime::Wasm];
+
+/// A suite's target for the dynamic module (issue 17): its added Envoy CPU per
+/// request (median over rounds, paired with no filter) against native's.
+#[derive(Clone, Copy)]
+enum Target {
+    /// At most this many times native's added cost.
+    Times(f64),
+    /// At most native's added cost plus this many µs.
+    Plus(f64),
+    /// At most this many times native's added cost, and p99 no worse than native's.
+    TimesP99(f64),
+}
+
+impl Target {
+    /// One line per condition, each ending in "met" or "missed", with the numbers.
+    fn verdicts(self, module: &bench::Summary, native: &bench::Summary) -> Vec<String> {
+        let (dm, nat) = (module.added_us, native.added_us);
+        let met = |ok: bool| if ok { "met" } else { "missed" };
+        let times = |factor: f64| {
+            format!(
+                "added CPU {dm:.1} µs/req vs native {nat:.1} ({:.2}×; target ≤ {factor}×, i.e. ≤ {:.1} µs): {}",
+                dm / nat,
+                factor * nat,
+                met(dm <= factor * nat)
+            )
+        };
+        match self {
+            Target::Times(factor) => vec![times(factor)],
+            Target::Plus(us) => vec![format!(
+                "added CPU {dm:.1} µs/req vs native {nat:.1} ({:+.1} µs; target ≤ native + {us} µs, i.e. ≤ {:.1} µs): {}",
+                dm - nat,
+                nat + us,
+                met(dm <= nat + us)
+            )],
+            Target::TimesP99(factor) => vec![
+                times(factor),
+                format!(
+                    "p99 {:.2} ms vs native {:.2} ms (target no worse): {}",
+                    module.p99_ms,
+                    native.p99_ms,
+                    met(module.p99_ms <= native.p99_ms)
+                ),
+            ],
+        }
+    }
+}
+
+/// The target lines under a suite's table, plus the per-round difference to
+/// native (paired like added cost, a second view of the same runs) and the
+/// memory of every Tollgate build next to native's.
+fn print_targets(
+    target: Target,
+    variants: &[Variant],
+    samples: &[Vec<bench::Sample>],
+    summaries: &[bench::Summary],
+) {
+    let find = |list: &[bench::Summary], name: &str| list.iter().find(|s| s.name == name).cloned();
+    let (Some(module), Some(native)) = (find(summaries, DYNAMIC_MODULE), find(summaries, NATIVE))
+    else {
+        return;
+    };
+    println!("dynamic module targets (issue 17):\n");
+    for line in target.verdicts(&module, &native) {
+        println!("- {line}");
+    }
+    let over_native = bench::summarize(variants, samples, NATIVE);
+    if let Some(d) = find(&over_native, DYNAMIC_MODULE) {
+        println!(
+            "- dynamic module − native, per round: median {:+.1} µs/req (range {:+.1} … {:+.1})",
+            d.added_us, d.added_range.0, d.added_range.1
+        );
+    }
+    for build in RUNTIMES.map(label) {
+        if let Some(s) = find(summaries, build) {
+            println!(
+                "- Envoy RSS with {build}: {:.1} MiB vs native {:.1} MiB ({:+.1} MiB)",
+                s.rss_mib,
+                native.rss_mib,
+                s.rss_mib - native.rss_mib
+            );
+        }
+    }
+    println!();
 }
 
 async fn report(
     title: &str,
     variants: &[Variant],
+    target: Option<Target>,
     settings: &Settings,
     seconds: u64,
 ) -> Result<()> {
@@ -117,6 +245,9 @@ async fn report(
         settings.rounds
     );
     println!("{}", bench::table(&summaries, "no filter"));
+    if let Some(target) = target {
+        print_targets(target, variants, &samples, &summaries);
+    }
     Ok(())
 }
 
@@ -167,7 +298,8 @@ fn direct(filters: Vec<Value>) -> Value {
     .bootstrap()
 }
 
-/// The same edits both ways: request set + add + remove, response set + add.
+/// The same edits every way (native, the dynamic module, wasm): request set + add +
+/// remove, response set + add.
 fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
     let ours = json!({
         "request": {
@@ -214,61 +346,39 @@ fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
         );
         Ok(())
     };
+    let unedited = |ex: &Exchange| -> Result<()> {
+        ensure!(
+            ex.status == 200 && ex.header("x-resp-set").is_none(),
+            "unexpected response"
+        );
+        Ok(())
+    };
+    let variant = |name: String, filters: Vec<Value>, check: bench::Check| Variant {
+        name,
+        config: direct(filters),
+        headers: headers.clone(),
+        script: None,
+        side: Side::default(),
+        check,
+    };
     let mut variants = vec![
-        Variant {
-            name: "no filter".into(),
-            config: direct(vec![]),
-            headers: headers.clone(),
-            script: None,
-            side: Side::default(),
-            check: Box::new(|ex| {
-                ensure!(
-                    ex.status == 200 && ex.header("x-resp-set").is_none(),
-                    "unexpected response"
-                );
-                Ok(())
-            }),
-        },
-        Variant {
-            name: "native".into(),
-            config: direct(vec![native]),
-            headers: headers.clone(),
-            script: None,
-            side: Side::default(),
-            check: Box::new(edited),
-        },
-        Variant {
-            name: "tollgate".into(),
-            config: direct(vec![wasm_filter(
-                "header_mod",
-                &paths::wasm("header_mod"),
-                &ours,
-            )]),
-            headers: headers.clone(),
-            script: None,
-            side: Side::default(),
-            check: Box::new(edited),
-        },
-        // The same module with nothing to do: Envoy's fixed cost of calling a wasm filter.
-        Variant {
-            name: "tollgate, no edits".into(),
-            config: direct(vec![wasm_filter(
-                "header_mod",
-                &paths::wasm("header_mod"),
-                &json!({}),
-            )]),
-            headers,
-            script: None,
-            side: Side::default(),
-            check: Box::new(|ex| {
-                ensure!(
-                    ex.status == 200 && ex.header("x-resp-set").is_none(),
-                    "unexpected response"
-                );
-                Ok(())
-            }),
-        },
+        variant("no filter".into(), vec![], Box::new(unedited)),
+        variant(NATIVE.into(), vec![native], Box::new(edited)),
     ];
+    for runtime in RUNTIMES {
+        let filter = runtime.filter("header_mod", &ours);
+        variants.push(variant(
+            label(runtime).into(),
+            vec![filter],
+            Box::new(edited),
+        ));
+    }
+    // The same filter with nothing to do: Envoy's fixed cost of calling each build.
+    for runtime in RUNTIMES {
+        let filter = runtime.filter("header_mod", &json!({}));
+        let name = format!("{}, no edits", label(runtime));
+        variants.push(variant(name, vec![filter], Box::new(unedited)));
+    }
     // The same edits from the cheapest proxy-wasm module possible (bench-data/*.wat):
     // what any wasm filter costs in this Envoy, whatever its code does.
     let floor = scratch.join("header_edits_floor.wasm");
@@ -286,7 +396,7 @@ fn headers(compare: Option<&Path>, scratch: &Path) -> Result<Vec<Variant>> {
     });
     if let Some(wasm) = compare {
         variants.push(Variant {
-            name: format!("tollgate @ {}", wasm.display()),
+            name: format!("wasm @ {}", wasm.display()),
             config: direct(vec![wasm_filter("header_mod", wasm, &ours)]),
             headers: variants[0].headers.clone(),
             script: None,
@@ -406,9 +516,10 @@ fn jwt(scratch: &Path) -> Result<Vec<Variant>> {
 /// Distinct `x-user-id` values cycled by the distinct-bucket variant.
 const DISTINCT_USERS: usize = 10_000;
 
-/// One limit, set so high nothing is refused, both ways; both add the draft-03
-/// `x-ratelimit-*` headers. Ours also with one bucket per `x-user-id`, which
-/// native local_ratelimit cannot express without route descriptors.
+/// One limit, set so high nothing is refused, native and ours (both builds); all
+/// add the draft-03 `x-ratelimit-*` headers. Ours also with one bucket per
+/// `x-user-id`, which native local_ratelimit cannot express without route
+/// descriptors, and the dynamic module's floor (a filter with nothing to do).
 fn ratelimit(scratch: &Path) -> Result<Vec<Variant>> {
     let huge = 1_000_000_000u64;
     let native = json!({
@@ -428,44 +539,52 @@ fn ratelimit(scratch: &Path) -> Result<Vec<Variant>> {
         "clientSelectors": [{"headers": [{"name": "x-user-id", "type": "Distinct"}]}],
         "limit": limit
     }]}});
-    let ours = |config: &Value| wasm_filter("ratelimit", &paths::wasm("ratelimit"), config);
     let users: Vec<String> = (0..DISTINCT_USERS).map(|i| format!("user-{i}")).collect();
     let script = rotating_header_script(scratch, "users", "x-user-id", "", &users)?;
-    Ok(vec![
-        Variant {
-            name: "no filter".into(),
-            config: direct(vec![]),
-            headers: vec![],
-            script: None,
-            side: Side::default(),
-            check: Box::new(status_ok),
-        },
-        Variant {
-            name: "native".into(),
-            config: direct(vec![native]),
-            headers: vec![],
-            script: None,
-            side: Side::default(),
-            check: Box::new(rate_limit_counted),
-        },
-        Variant {
-            name: "tollgate".into(),
-            config: direct(vec![ours(&all)]),
-            headers: vec![],
-            script: None,
-            side: Side::default(),
-            check: Box::new(rate_limit_counted),
-        },
-        Variant {
-            name: format!("tollgate Distinct x-user-id ({DISTINCT_USERS} values)"),
-            config: direct(vec![ours(&per_user)]),
-            headers: vec![],
-            script: Some(script),
-            side: Side::default(),
-            // The check request carries no x-user-id: the rule does not apply.
-            check: Box::new(status_ok),
-        },
-    ])
+    let variant = |name: String, filters: Vec<Value>, check: bench::Check| Variant {
+        name,
+        config: direct(filters),
+        headers: vec![],
+        script: None,
+        side: Side::default(),
+        check,
+    };
+    let mut variants = vec![
+        variant("no filter".into(), vec![], Box::new(status_ok)),
+        variant(NATIVE.into(), vec![native], Box::new(rate_limit_counted)),
+    ];
+    for runtime in RUNTIMES {
+        let filter = runtime.filter("ratelimit", &all);
+        variants.push(variant(
+            label(runtime).into(),
+            vec![filter],
+            Box::new(rate_limit_counted),
+        ));
+    }
+    for runtime in RUNTIMES {
+        let filter = runtime.filter("ratelimit", &per_user);
+        let name = format!(
+            "{} Distinct x-user-id ({DISTINCT_USERS} values)",
+            label(runtime)
+        );
+        // The check request carries no x-user-id: the rule does not apply.
+        let mut distinct = variant(name, vec![filter], Box::new(status_ok));
+        distinct.script = Some(script.clone());
+        variants.push(distinct);
+    }
+    variants.push(variant(
+        format!("{DYNAMIC_MODULE}, no-op"),
+        vec![module_noop()],
+        Box::new(status_ok),
+    ));
+    Ok(variants)
+}
+
+/// The dynamic module's header filter with nothing to do: what Envoy costs to
+/// call the module's filter at all (its per-stream and per-callback overhead),
+/// the floor under every other dynamic module row.
+fn module_noop() -> Value {
+    Runtime::DynamicModule.filter("header_mod", &json!({}))
 }
 
 /// The global suite's shared parts: one Redis, one `tollgate ratelimit-server`
@@ -572,48 +691,55 @@ impl GlobalRig {
         }
     }
 
-    /// No filter, the native filter, ours: the same limit, the same service.
+    /// No filter, the native filter, ours (both builds): the same limit, the
+    /// same service; then the dynamic module's floor on this forwarding route.
     fn variants(&self) -> Vec<Variant> {
         let ours = json!({
             "global": {"rules": [{"limit": {"requests": GLOBAL_LIMIT, "unit": "Second"}}]},
             "service": {"cluster": "rls", "domain": "bench", "timeout": "2s"}
         });
-        vec![
-            Variant {
-                name: "no filter".into(),
-                config: self.bootstrap(vec![], false),
-                headers: vec![],
-                script: None,
-                side: self.side(),
-                check: Box::new(status_ok),
-            },
-            Variant {
-                name: "native".into(),
-                config: self.bootstrap(vec![native_ratelimit_filter("bench", "rls", false)], true),
-                headers: vec![],
-                script: None,
-                side: self.side(),
-                check: Box::new(rate_limit_counted),
-            },
-            Variant {
-                name: "tollgate".into(),
-                config: self.bootstrap(
-                    vec![wasm_filter("ratelimit", &paths::wasm("ratelimit"), &ours)],
-                    false,
-                ),
-                headers: vec![],
-                script: None,
-                side: self.side(),
-                check: Box::new(rate_limit_counted),
-            },
-        ]
+        let variant = |name: String, config: Value, check: bench::Check| Variant {
+            name,
+            config,
+            headers: vec![],
+            script: None,
+            side: self.side(),
+            check,
+        };
+        let native = native_ratelimit_filter("bench", "rls", false);
+        let mut variants = vec![
+            variant(
+                "no filter".into(),
+                self.bootstrap(vec![], false),
+                Box::new(status_ok),
+            ),
+            variant(
+                NATIVE.into(),
+                self.bootstrap(vec![native], true),
+                Box::new(rate_limit_counted),
+            ),
+        ];
+        for runtime in RUNTIMES {
+            let config = self.bootstrap(vec![runtime.filter("ratelimit", &ours)], false);
+            variants.push(variant(
+                label(runtime).into(),
+                config,
+                Box::new(rate_limit_counted),
+            ));
+        }
+        variants.push(variant(
+            format!("{DYNAMIC_MODULE}, no-op"),
+            self.bootstrap(vec![module_noop()], false),
+            Box::new(status_ok),
+        ));
+        variants
     }
 }
 
 /// Weights 1:2 over two clusters (both the same echo upstream, which reports
-/// the selection header back): Envoy's `weighted_clusters` route, and ours
-/// writing the header a `cluster_header` route reads. The baseline forwards to
-/// one cluster.
+/// the selection header back): Envoy's `weighted_clusters` route, and ours (the
+/// dynamic module and the wasm build) writing the header a `cluster_header`
+/// route reads. The baseline forwards to one cluster.
 fn canary(upstream: &Upstream, compare: Option<&Path>) -> Vec<Variant> {
     let bootstrap = |filters: Vec<Value>, route: Value| {
         Listener {
@@ -638,71 +764,58 @@ fn canary(upstream: &Upstream, compare: Option<&Path>) -> Vec<Variant> {
         );
         Ok(())
     };
+    // Forwarded, and the upstream saw the selection header.
+    let selected = move |ex: &Exchange| -> Result<()> {
+        forwarded(ex)?;
+        let selected = ex
+            .echo
+            .as_ref()
+            .and_then(|e| e.header("x-tollgate-backend"));
+        ensure!(
+            matches!(selected.as_deref(), Some("stable" | "canary")),
+            "no selection header upstream: {selected:?}"
+        );
+        Ok(())
+    };
+    let variant = |name: String, config: Value, check: bench::Check| Variant {
+        name,
+        config,
+        headers: vec![],
+        script: None,
+        side: Side::default(),
+        check,
+    };
+    let split = json!({"weighted_clusters": {"clusters": [
+        {"name": "stable", "weight": 1}, {"name": "canary", "weight": 2}
+    ]}});
     let mut variants = vec![
-        Variant {
-            name: "no filter".into(),
-            config: bootstrap(vec![], json!({"cluster": "stable"})),
-            headers: vec![],
-            script: None,
-            side: Side::default(),
-            check: Box::new(forwarded),
-        },
-        Variant {
-            name: "native".into(),
-            config: bootstrap(
-                vec![],
-                json!({"weighted_clusters": {"clusters": [
-                    {"name": "stable", "weight": 1}, {"name": "canary", "weight": 2}
-                ]}}),
-            ),
-            headers: vec![],
-            script: None,
-            side: Side::default(),
-            check: Box::new(forwarded),
-        },
-        Variant {
-            name: "tollgate".into(),
-            config: bootstrap(
-                vec![wasm_filter("canary", &paths::wasm("canary"), &ours)],
-                json!({"cluster_header": "x-tollgate-backend"}),
-            ),
-            headers: vec![],
-            script: None,
-            side: Side::default(),
-            check: Box::new(move |ex| {
-                forwarded(ex)?;
-                let selected = ex
-                    .echo
-                    .as_ref()
-                    .and_then(|e| e.header("x-tollgate-backend"));
-                ensure!(
-                    matches!(selected.as_deref(), Some("stable" | "canary")),
-                    "no selection header upstream: {selected:?}"
-                );
-                Ok(())
-            }),
-        },
-        // A wasm filter that does nothing here (the header module with no edits):
-        // what any wasm filter costs in this Envoy before it does anything.
-        Variant {
-            name: "wasm, no edits".into(),
-            config: bootstrap(
-                vec![wasm_filter(
-                    "header_mod",
-                    &paths::wasm("header_mod"),
-                    &json!({}),
-                )],
-                json!({"cluster": "stable"}),
-            ),
-            headers: vec![],
-            script: None,
-            side: Side::default(),
-            check: Box::new(forwarded),
-        },
+        variant(
+            "no filter".into(),
+            bootstrap(vec![], json!({"cluster": "stable"})),
+            Box::new(forwarded),
+        ),
+        variant(NATIVE.into(), bootstrap(vec![], split), Box::new(forwarded)),
     ];
+    for runtime in RUNTIMES {
+        let config = bootstrap(
+            vec![runtime.filter("canary", &ours)],
+            json!({"cluster_header": "x-tollgate-backend"}),
+        );
+        variants.push(variant(label(runtime).into(), config, Box::new(selected)));
+    }
+    // A filter that does nothing here (the header filter with no edits), in
+    // each build: what Envoy costs to call it before it does anything.
+    for runtime in RUNTIMES {
+        let config = bootstrap(
+            vec![runtime.filter("header_mod", &json!({}))],
+            json!({"cluster": "stable"}),
+        );
+        let name = format!("{}, no edits", label(runtime));
+        variants.push(variant(name, config, Box::new(forwarded)));
+    }
     if let Some(wasm) = compare {
         variants.push(Variant {
-            name: format!("tollgate @ {}", wasm.display()),
+            name: format!("wasm @ {}", wasm.display()),
             config: bootstrap(
                 vec![wasm_filter("canary", wasm, &ours)],
                 json!({"cluster_header": "x-tollgate-backend"}),
