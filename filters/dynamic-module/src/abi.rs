@@ -20,6 +20,8 @@ use std::ffi::c_void;
 pub const ABI_VERSION: &[u8] = b"v0.2.0\0";
 
 pub type FilterConfigEnvoyPtr = *mut c_void;
+/// A scheduler Envoy made for us (stream or config); we delete it.
+pub type SchedulerPtr = *mut c_void;
 pub type FilterEnvoyPtr = *mut c_void;
 pub type ModulePtr = *const c_void;
 
@@ -232,6 +234,52 @@ extern "C" {
         body: ModuleBuffer,
         end_stream: bool,
         timeout_milliseconds: u64,
+    ) -> u32;
+
+    pub fn envoy_dynamic_module_callback_http_filter_get_worker_index(
+        filter: FilterEnvoyPtr,
+    ) -> u32;
+
+    pub fn envoy_dynamic_module_callback_http_filter_scheduler_new(
+        filter: FilterEnvoyPtr,
+    ) -> SchedulerPtr;
+
+    pub fn envoy_dynamic_module_callback_http_filter_scheduler_commit(
+        scheduler: SchedulerPtr,
+        event_id: u64,
+    );
+
+    pub fn envoy_dynamic_module_callback_http_filter_scheduler_delete(scheduler: SchedulerPtr);
+
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(
+        config: FilterConfigEnvoyPtr,
+    ) -> SchedulerPtr;
+
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+        scheduler: SchedulerPtr,
+        event_id: u64,
+    );
+
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+        scheduler: SchedulerPtr,
+    );
+
+    pub fn envoy_dynamic_module_callback_http_filter_config_http_callout(
+        config: FilterConfigEnvoyPtr,
+        callout_id_out: *mut u64,
+        cluster_name: ModuleBuffer,
+        headers: *mut ModuleHeader,
+        headers_size: usize,
+        body: ModuleBuffer,
+        timeout_milliseconds: u64,
+    ) -> u32;
+
+    pub fn envoy_dynamic_module_callback_http_filter_config_increment_counter(
+        config: FilterConfigEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
     ) -> u32;
 
     pub fn envoy_dynamic_module_callback_log_v2(

@@ -16,6 +16,7 @@ use tollgate_core::error::parse_json;
 use tollgate_core::grpc;
 use tollgate_core::headers::{flow as headers_flow, HeaderPolicy};
 use tollgate_core::host::{route_name, Metric};
+use tollgate_core::jwt::policy::JwtPolicy;
 use tollgate_core::ratelimit::flow::{self as ratelimit_flow, LocalCounters, Step};
 use tollgate_core::ratelimit::policy::RateLimitPolicy;
 use tollgate_core::ratelimit::slot_hash::SlotHasher;
@@ -23,12 +24,14 @@ use tollgate_core::route_policy::RoutePolicies;
 use tollgate_core::ConfigError;
 
 use crate::host::StreamHost;
+use crate::jwt::{self, JwtFilter, JwtStream};
 use crate::metrics::{Counter, Definer};
 use crate::shared::{self, ProcessShared};
 
 /// A filter of this module, as `filter_name` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    JwtAuth,
     HeaderMod,
     RateLimit,
     Canary,
@@ -37,6 +40,7 @@ pub enum Kind {
 impl Kind {
     pub fn from_name(name: &str) -> Option<Kind> {
         match name {
+            "jwt_auth" => Some(Kind::JwtAuth),
             "header_mod" => Some(Kind::HeaderMod),
             "ratelimit" => Some(Kind::RateLimit),
             "canary" => Some(Kind::Canary),
@@ -46,6 +50,7 @@ impl Kind {
 
     pub fn name(self) -> &'static str {
         match self {
+            Kind::JwtAuth => "jwt_auth",
             Kind::HeaderMod => "header_mod",
             Kind::RateLimit => "ratelimit",
             Kind::Canary => "canary",
@@ -54,11 +59,12 @@ impl Kind {
 }
 
 /// What `filter_name` may be, for the refusal of any other name.
-pub const KNOWN: &str = "header_mod, ratelimit, canary (jwt_auth is not in this build yet)";
+pub const KNOWN: &str = "jwt_auth, ratelimit, header_mod, canary";
 
 /// One filter config: its policies and metrics. Shared by every stream, on
 /// every worker (created once, on the main thread).
 pub enum FilterConfig {
+    JwtAuth(Box<JwtFilter>),
     HeaderMod {
         policies: RoutePolicies<HeaderPolicy>,
         requests_modified: Counter,
@@ -79,6 +85,7 @@ pub enum FilterConfig {
 
 /// A route's own policy.
 pub enum RoutePolicy {
+    JwtAuth(Arc<JwtPolicy>),
     HeaderMod(Arc<HeaderPolicy>),
     RateLimit {
         policy: Arc<RateLimitPolicy>,
@@ -108,6 +115,10 @@ impl FilterConfig {
         metrics: &mut Definer,
     ) -> Result<FilterConfig, ConfigError> {
         Ok(match kind {
+            Kind::JwtAuth => FilterConfig::JwtAuth(Box::new(JwtFilter::new(
+                parse(config, jwt::compile)?,
+                metrics,
+            ))),
             Kind::HeaderMod => FilterConfig::HeaderMod {
                 policies: parse(config, HeaderPolicy::compile)?,
                 requests_modified: metrics.counter("tollgate_header_mod_requests_modified", None),
@@ -135,6 +146,7 @@ impl FilterConfig {
 
     pub fn kind(&self) -> Kind {
         match self {
+            FilterConfig::JwtAuth(_) => Kind::JwtAuth,
             FilterConfig::HeaderMod { .. } => Kind::HeaderMod,
             FilterConfig::RateLimit { .. } => Kind::RateLimit,
             FilterConfig::Canary { .. } => Kind::Canary,
@@ -145,6 +157,7 @@ impl FilterConfig {
     pub fn flow_metrics(&self) -> &[(Metric, Counter)] {
         match self {
             FilterConfig::RateLimit { metrics, .. } => metrics,
+            FilterConfig::JwtAuth(filter) => &filter.metrics,
             _ => &[],
         }
     }
@@ -163,6 +176,7 @@ impl RoutePolicy {
             })
         }
         Ok(match kind {
+            Kind::JwtAuth => RoutePolicy::JwtAuth(one(parse(config, jwt::compile)?)?),
             Kind::HeaderMod => RoutePolicy::HeaderMod(one(parse(config, HeaderPolicy::compile)?)?),
             Kind::RateLimit => RoutePolicy::RateLimit {
                 policy: one(parse(config, RateLimitPolicy::compile)?)?,
@@ -178,6 +192,7 @@ impl RoutePolicy {
 
 /// One stream's state: its filter's flow.
 pub enum Stream {
+    JwtAuth(JwtStream),
     HeaderMod(headers_flow::Stream),
     RateLimit {
         flow: ratelimit_flow::Stream,
@@ -195,6 +210,7 @@ thread_local! {
 impl Stream {
     pub fn new(kind: Kind) -> Stream {
         match kind {
+            Kind::JwtAuth => Stream::JwtAuth(JwtStream::default()),
             Kind::HeaderMod => Stream::HeaderMod(headers_flow::Stream::default()),
             Kind::RateLimit => Stream::RateLimit {
                 flow: ratelimit_flow::Stream::default(),
@@ -212,6 +228,17 @@ impl Stream {
         host: &mut StreamHost,
     ) -> bool {
         match (self, config) {
+            (Stream::JwtAuth(stream), FilterConfig::JwtAuth(filter)) => {
+                let own = match own {
+                    Some(RoutePolicy::JwtAuth(p)) => Some(p),
+                    _ => None,
+                };
+                let Some(policy) = RoutePolicies::for_stream(own, Some(&filter.policies), host)
+                else {
+                    return true;
+                };
+                return stream.on_request_headers(filter, policy, host);
+            }
             (
                 Stream::RateLimit { flow, answer },
                 FilterConfig::RateLimit {
@@ -295,7 +322,22 @@ impl Stream {
     pub fn holds_request(&self) -> bool {
         match self {
             Stream::RateLimit { flow, .. } => flow.holds_request(),
+            Stream::JwtAuth(stream) => stream.holds_request(),
             _ => false,
+        }
+    }
+
+    /// A scheduler event for this stream (a JWT request woken by its keys).
+    pub fn on_scheduled(&mut self, config: &FilterConfig, event: u64, host: &mut StreamHost) {
+        if let (Stream::JwtAuth(stream), FilterConfig::JwtAuth(filter)) = (self, config) {
+            stream.on_scheduled(filter, event, host);
+        }
+    }
+
+    /// The stream is going: it leaves whatever waits it is registered for.
+    pub fn leave(&mut self, config: &FilterConfig) {
+        if let (Stream::JwtAuth(stream), FilterConfig::JwtAuth(filter)) = (self, config) {
+            stream.leave(filter);
         }
     }
 

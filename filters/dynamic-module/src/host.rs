@@ -32,6 +32,12 @@ impl<'m> StreamHost<'m> {
         self.filter
     }
 
+    /// The index of the worker running this stream.
+    pub fn worker_index(&self) -> u32 {
+        // SAFETY: a live filter pointer during its hook.
+        unsafe { abi::envoy_dynamic_module_callback_http_filter_get_worker_index(self.filter) }
+    }
+
     fn report(&self, op: &str, name: &str, done: bool) {
         if !done {
             log::warn(&format!("{op} of header {name} refused by Envoy"));

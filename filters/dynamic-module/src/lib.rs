@@ -21,8 +21,11 @@
 mod abi;
 mod filter;
 mod host;
+mod jwks;
+mod jwt;
 mod log;
 mod metrics;
+mod scheduler;
 mod shared;
 
 use std::cell::{RefCell, RefMut};
@@ -48,6 +51,14 @@ struct Filter {
 impl Filter {
     fn state(&self) -> Option<RefMut<'_, Stream>> {
         self.stream.try_borrow_mut().ok()
+    }
+}
+
+impl Drop for Filter {
+    /// A stream that ends while waiting (client gone) leaves the waiting
+    /// lists before its scheduler is deleted.
+    fn drop(&mut self) {
+        self.stream.get_mut().leave(&self.config);
     }
 }
 
@@ -119,7 +130,13 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
         // SAFETY: the config pointer of this hook.
         let mut definer = unsafe { metrics::Definer::new(config_envoy) };
         match FilterConfig::new(kind, &config, &mut definer) {
-            Ok(config) => Arc::into_raw(Arc::new(config)).cast(),
+            Ok(config) => {
+                if let FilterConfig::JwtAuth(jwt) = &config {
+                    // SAFETY: the config pointer of this hook.
+                    unsafe { jwt.keys.start(config_envoy) };
+                }
+                Arc::into_raw(Arc::new(config)).cast()
+            }
             Err(e) => {
                 log::error(&format!(
                     "tollgate {}: rejected configuration: {e}",
@@ -137,7 +154,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: ModulePtr) {
     guard("config_destroy", (), || {
         // SAFETY: made by Arc::into_raw in config_new; released once.
-        drop(unsafe { Arc::from_raw(config.cast::<FilterConfig>()) });
+        let config = unsafe { Arc::from_raw(config.cast::<FilterConfig>()) };
+        if let FilterConfig::JwtAuth(jwt) = &*config {
+            jwt.keys.stop();
+        }
     })
 }
 
@@ -466,6 +486,90 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
     })
 }
 
+/// # Safety
+/// Called by Envoy on the stream's worker.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
+    filter_envoy: FilterEnvoyPtr,
+    filter: ModulePtr,
+    event_id: u64,
+) {
+    guard("http_filter_scheduled", (), || {
+        // SAFETY: Envoy's pointer for this hook.
+        let filter = unsafe { filter_of(filter) };
+        let Some(mut stream) = filter.state() else {
+            return;
+        };
+        // SAFETY: as above.
+        let mut host = unsafe { StreamHost::new(filter_envoy, filter.config.flow_metrics()) };
+        stream.on_scheduled(&filter.config, event_id, &mut host);
+    })
+}
+
+/// # Safety
+/// `config` must come from `on_http_filter_config_new`; main thread.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
+    config_envoy: FilterConfigEnvoyPtr,
+    config: ModulePtr,
+    _event_id: u64,
+) {
+    guard("http_filter_config_scheduled", (), || {
+        // SAFETY: our live config (Envoy keeps it until config_destroy).
+        let config = unsafe { &*config.cast::<FilterConfig>() };
+        if let FilterConfig::JwtAuth(jwt) = config {
+            // SAFETY: the live config's pointer, on the main thread.
+            let failed = unsafe { jwt.keys.start_fetches(config_envoy) };
+            for _ in 0..failed {
+                // SAFETY: as above.
+                unsafe { jwt.count_fetch(config_envoy, false) };
+            }
+        }
+    })
+}
+
+/// # Safety
+/// `config` must come from `on_http_filter_config_new`; main thread, with
+/// buffers valid during the hook.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
+    config_envoy: FilterConfigEnvoyPtr,
+    config: ModulePtr,
+    callout_id: u64,
+    _result: u32,
+    headers: *const EnvoyHeader,
+    headers_size: usize,
+    body_chunks: *const EnvoyBuffer,
+    body_chunks_size: usize,
+) {
+    guard("http_filter_config_http_callout_done", (), || {
+        // SAFETY: our live config.
+        let config = unsafe { &*config.cast::<FilterConfig>() };
+        let FilterConfig::JwtAuth(jwt) = config else {
+            return;
+        };
+        // SAFETY: Envoy's arrays for this hook (NULL when there is no response).
+        let (headers, body) = unsafe {
+            let headers = header_pairs(headers, headers_size);
+            let chunks = if body_chunks.is_null() {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(body_chunks, body_chunks_size)
+            };
+            let body: Vec<u8> = chunks.iter().flat_map(|c| bytes(*c)).collect();
+            (headers, body)
+        };
+        let status = headers
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .map(|(_, v)| v.as_str());
+        if let Some(ok) = jwt.keys.fetched(callout_id, status, &body) {
+            // SAFETY: the live config's pointer, on the main thread.
+            unsafe { jwt.count_fetch(config_envoy, ok) };
+        }
+    })
+}
+
 // The hooks Envoy requires of every module that these filters do not use.
 
 #[no_mangle]
@@ -502,14 +606,6 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
     _headers_size: usize,
     _body_chunks: *const EnvoyBuffer,
     _body_chunks_size: usize,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
-    _filter_envoy: FilterEnvoyPtr,
-    _filter: ModulePtr,
-    _event_id: u64,
 ) {
 }
 

@@ -66,6 +66,30 @@ pub struct Counter {
 }
 
 impl Counter {
+    /// Adds one outside any stream (main-thread work of the config); only
+    /// for unlabelled counters.
+    ///
+    /// # Safety
+    /// `config` must be the live config's `filter_config_envoy_ptr` that defined it.
+    pub unsafe fn increment_from_config(&self, config: FilterConfigEnvoyPtr) {
+        let (Some(id), false) = (self.id, self.labelled) else {
+            return;
+        };
+        // SAFETY: per the caller; no labels.
+        let result = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
+                config,
+                id,
+                std::ptr::null_mut(),
+                0,
+                1,
+            )
+        };
+        if result != abi::METRICS_SUCCESS {
+            log::debug(&format!("counting metric {id} failed ({result})"));
+        }
+    }
+
     /// Adds one; `label` is the label's value for a labelled counter.
     pub fn increment(&self, host: &StreamHost, label: Option<&str>) {
         let Some(id) = self.id else {

@@ -123,13 +123,18 @@ pub fn decide(
     };
     match authenticate(policy, &mut req, &view, cache, now_ms / 1000) {
         Decision::Allow(allowed) => {
-            remove_claim_headers(policy, &req, &allowed.claim_headers, host);
+            let removed = remove_claim_headers(policy, &req, &allowed.claim_headers, host);
             apply(&allowed, &req, host);
+            if removed && !allowed.recompute_route {
+                host.clear_route_cache();
+            }
             host.count(Metric::JwtAllowed);
             Outcome::Continue
         }
         Decision::PassWithoutToken | Decision::PassFailOpen => {
-            remove_claim_headers(policy, &req, &[], host);
+            if remove_claim_headers(policy, &req, &[], host) {
+                host.clear_route_cache();
+            }
             host.count(Metric::JwtPassedWithoutToken);
             Outcome::Continue
         }
@@ -173,22 +178,30 @@ fn denied_metric(denial: &Denial) -> Metric {
     }
 }
 
-/// Drops client-sent headers named like claim headers. Only names the request
-/// carries and that are not about to be `set` (which replaces every value)
-/// cost a host call (in wasm each request-header edit is a host call and a
-/// route re-match).
+/// Drops client-sent headers named like claim headers; whether any was sent.
+/// Only names the request carries and that are not about to be `set` (which
+/// replaces every value) cost a host call (in wasm each request-header edit is
+/// a host call and a route re-match). A route may have been chosen by such a
+/// header, so the caller has the route chosen again when one was sent: the
+/// only time this filter moves a request without `recomputeRoute`, and only
+/// for a request that tried to spoof a claim.
 fn remove_claim_headers(
     policy: &JwtPolicy,
     req: &Snapshot,
     setting: &[(String, String)],
     host: &mut dyn Host,
-) {
+) -> bool {
+    let mut spoofed = false;
     for rule in policy.providers.iter().flat_map(|p| &p.claim_to_headers) {
-        let sent = req.first(&rule.header).is_some();
-        if sent && !setting.iter().any(|(name, _)| *name == rule.header) {
+        if req.first(&rule.header).is_none() {
+            continue;
+        }
+        spoofed = true;
+        if !setting.iter().any(|(name, _)| *name == rule.header) {
             host.remove_header(Direction::Request, &rule.header);
         }
     }
+    spoofed
 }
 
 /// Sets the claim headers, removes the token unless forwarded, and re-selects
@@ -202,7 +215,11 @@ fn apply(allowed: &Allowed, req: &Snapshot, host: &mut dyn Host) {
         Some(TokenSource::Header { name, .. }) => host.remove_header(Direction::Request, name),
         Some(TokenSource::Param(name)) => {
             if let Some(path) = req.first(":path") {
-                host.set_header(Direction::Request, ":path", &extract::strip_param(path, name));
+                host.set_header(
+                    Direction::Request,
+                    ":path",
+                    &extract::strip_param(path, name),
+                );
             }
         }
         Some(TokenSource::Cookie(name)) => {
@@ -301,7 +318,14 @@ mod tests {
 
     fn run(policy: &JwtPolicy, host: &mut FakeHost, give_up: bool) -> Outcome {
         let mut cache = VerifiedCache::with_capacity(8);
-        decide(policy, &NoRemote(Cell::new(0)), &mut cache, NOW_MS, give_up, host)
+        decide(
+            policy,
+            &NoRemote(Cell::new(0)),
+            &mut cache,
+            NOW_MS,
+            give_up,
+            host,
+        )
     }
 
     fn bearer(t: &str) -> String {
@@ -320,8 +344,15 @@ mod tests {
         assert_eq!(run(&p, &mut host, false), Outcome::Continue);
         assert_eq!(host.get(Direction::Request, "x-user"), ["alice"]);
         assert!(host.get(Direction::Request, "authorization").is_empty());
-        assert_eq!(host.route_cache_cleared, 0);
+        assert_eq!(
+            host.route_cache_cleared, 1,
+            "a spoofed claim header may have chosen the route"
+        );
         assert_eq!(host.counted, [Metric::JwtAllowed]);
+
+        let mut honest = FakeHost::request(&[(":path", "/"), ("authorization", &bearer(&t))]);
+        assert_eq!(run(&p, &mut honest, false), Outcome::Continue);
+        assert_eq!(honest.route_cache_cleared, 0, "the route stays");
     }
 
     #[test]
@@ -397,6 +428,7 @@ mod tests {
         let mut host = FakeHost::request(&[(":path", "/"), ("x-user", "admin")]);
         assert_eq!(run(&p, &mut host, false), Outcome::Continue);
         assert!(host.get(Direction::Request, "x-user").is_empty());
+        assert_eq!(host.route_cache_cleared, 1);
         assert_eq!(host.counted, [Metric::JwtPassedWithoutToken]);
     }
 
