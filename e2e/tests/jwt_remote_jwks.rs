@@ -1,5 +1,5 @@
-//! jwt_auth.wasm with `remoteJWKS` in a real Envoy (two workers) against a real
-//! HTTP JWKS endpoint: one fetch for all workers, waiting for the first fetch,
+//! The JWT filter with `remoteJWKS` in a real Envoy (two workers), on both
+//! runtimes, against a real HTTP JWKS endpoint: one fetch for all workers, waiting for the first fetch,
 //! its timeout, refresh and failure with the last good keys kept, key rotation
 //! by unknown `kid` (rate-limited), removed keys not trusted from the cache, and
 //! the body size limit.
@@ -8,10 +8,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use e2e::echo::Echo;
 use e2e::envoy::Envoy;
-use e2e::envoy_config::{cluster, prefix_route, wasm_filter, Listener, LISTENER};
+use e2e::envoy_config::{cluster, prefix_route, Listener, Runtime, LISTENER};
 use e2e::jwks_server::{Answer, JwksServer};
 use e2e::jwt_mint::Keys;
-use e2e::paths;
+use e2e::on_both_runtimes;
 use e2e::roundtrip::{client, send, Req};
 use serde_json::{json, Value};
 
@@ -43,6 +43,7 @@ fn token(keys: &Keys, kid: &str) -> String {
 }
 
 struct Setup {
+    runtime: Runtime,
     envoy: Envoy,
     base: String,
     http: reqwest::Client,
@@ -52,7 +53,7 @@ struct Setup {
 
 /// One remote provider fetching from `idp` through cluster `idp`; `remote`
 /// adds to its `remoteJWKS` and `extra` to the filter config.
-async fn start(answer: Answer, remote: Value, extra: Value) -> Setup {
+async fn start(runtime: Runtime, answer: Answer, remote: Value, extra: Value) -> Setup {
     let idp = JwksServer::start(answer).await.expect("jwks server");
     let backend = Echo::start("backend").await.expect("echo");
     let mut remote_jwks =
@@ -64,7 +65,7 @@ async fn start(answer: Answer, remote: Value, extra: Value) -> Setup {
     }]});
     merge(&mut config, extra);
     let listener = Listener {
-        http_filters: vec![wasm_filter("jwt_auth", &paths::wasm("jwt_auth"), &config)],
+        http_filters: vec![runtime.filter("jwt_auth", &config)],
         routes: vec![prefix_route("all", "/", "backend")],
         clusters: vec![
             cluster("backend", backend.addr()),
@@ -75,6 +76,7 @@ async fn start(answer: Answer, remote: Value, extra: Value) -> Setup {
     let envoy = Envoy::start(&listener.bootstrap()).await;
     let base = envoy.listener_url(LISTENER).await;
     Setup {
+        runtime,
         envoy,
         base,
         http: client(),
@@ -101,10 +103,10 @@ impl Setup {
         get(&self.http, &self.base, token).await
     }
 
-    /// A counter once it reaches `want` (counters flush every second).
+    /// A counter once it reaches `want` (wasm counters flush every second).
     async fn counter_reaches(&self, name: &str, want: u64) -> u64 {
         self.envoy
-            .counter_reaching(name, want, Duration::from_secs(4))
+            .counter_reaching(&self.runtime.metric(name), want, Duration::from_secs(4))
             .await
     }
 
@@ -126,12 +128,11 @@ impl Setup {
     }
 }
 
-#[tokio::test]
-async fn one_fetch_serves_every_worker_and_the_first_requests_wait_for_it() {
+async fn one_fetch_serves_every_worker_and_the_first_requests_wait_for_it(runtime: Runtime) {
     let keys = Keys::default();
     // Slow enough that the first requests arrive while the fetch is under way.
     let answer = Answer::jwks(ec_set(&[(&keys, "k1")])).after(Duration::from_millis(500));
-    let s = start(answer, json!({}), json!({})).await;
+    let s = start(runtime, answer, json!({}), json!({})).await;
     let good = token(&keys, "k1");
     let burst: Vec<_> = (0..20)
         .map(|_| {
@@ -155,11 +156,10 @@ async fn one_fetch_serves_every_worker_and_the_first_requests_wait_for_it() {
     );
 }
 
-#[tokio::test]
-async fn a_request_waits_no_longer_than_the_timeout_and_its_body_never_leaks() {
+async fn a_request_waits_no_longer_than_the_timeout_and_its_body_never_leaks(runtime: Runtime) {
     let keys = Keys::default();
     let slow = Answer::jwks(ec_set(&[(&keys, "k1")])).after(Duration::from_secs(20));
-    let s = start(slow, json!({"timeout": "700ms"}), json!({})).await;
+    let s = start(runtime, slow, json!({"timeout": "700ms"}), json!({})).await;
     let started = Instant::now();
     let resp = s
         .http
@@ -185,9 +185,14 @@ async fn a_request_waits_no_longer_than_the_timeout_and_its_body_never_leaks() {
     );
 }
 
-#[tokio::test]
-async fn fail_open_lets_requests_through_when_keys_cannot_be_had() {
-    let s = start(Answer::status(503), json!({}), json!({"failOpen": true})).await;
+async fn fail_open_lets_requests_through_when_keys_cannot_be_had(runtime: Runtime) {
+    let s = start(
+        runtime,
+        Answer::status(503),
+        json!({}),
+        json!({"failOpen": true}),
+    )
+    .await;
     let (status, user) = s.get(&token(&Keys::default(), "k1")).await;
     assert_eq!((status, user), (200, None), "passed, without claims");
     assert!(
@@ -197,10 +202,10 @@ async fn fail_open_lets_requests_through_when_keys_cannot_be_had() {
     );
 }
 
-#[tokio::test]
-async fn failed_refreshes_keep_the_last_good_keys_and_retry() {
+async fn failed_refreshes_keep_the_last_good_keys_and_retry(runtime: Runtime) {
     let keys = Keys::default();
     let s = start(
+        runtime,
         Answer::jwks(ec_set(&[(&keys, "k1")])),
         json!({"cacheDuration": "1s"}),
         json!({}),
@@ -244,11 +249,11 @@ async fn failed_refreshes_keep_the_last_good_keys_and_retry() {
     }
 }
 
-#[tokio::test]
-async fn an_unknown_kid_refetches_at_most_once_per_ten_seconds() {
+async fn an_unknown_kid_refetches_at_most_once_per_ten_seconds(runtime: Runtime) {
     let old = Keys::default();
     let new = Keys::stranger();
     let s = start(
+        runtime,
         Answer::jwks(ec_set(&[(&old, "k1")])),
         json!({"cacheDuration": "1h"}),
         json!({}),
@@ -269,11 +274,10 @@ async fn an_unknown_kid_refetches_at_most_once_per_ten_seconds() {
     assert_eq!(s.idp.fetches(), 2, "no refetch within 10 s of the last");
 }
 
-#[tokio::test]
-async fn an_oversized_or_unparsable_jwks_is_refused() {
+async fn an_oversized_or_unparsable_jwks_is_refused(runtime: Runtime) {
     let keys = Keys::default();
     let huge = json!({"keys": [], "padding": "x".repeat(300 * 1024)}).to_string();
-    let s = start(Answer::jwks(huge), json!({}), json!({})).await;
+    let s = start(runtime, Answer::jwks(huge), json!({}), json!({})).await;
     assert_eq!(s.get(&token(&keys, "k1")).await.0, 401);
     assert!(
         s.counter_reaches("tollgate_jwt_auth_jwks_fetch_failure", 1)
@@ -287,3 +291,12 @@ async fn an_oversized_or_unparsable_jwks_is_refused() {
     s.until_status(&token(&keys, "k1"), 200, Duration::from_secs(10))
         .await;
 }
+
+on_both_runtimes!(
+    one_fetch_serves_every_worker_and_the_first_requests_wait_for_it,
+    a_request_waits_no_longer_than_the_timeout_and_its_body_never_leaks,
+    fail_open_lets_requests_through_when_keys_cannot_be_had,
+    failed_refreshes_keep_the_last_good_keys_and_retry,
+    an_unknown_kid_refetches_at_most_once_per_ten_seconds,
+    an_oversized_or_unparsable_jwks_is_refused,
+);
