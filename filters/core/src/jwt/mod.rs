@@ -15,6 +15,8 @@ pub mod extract;
 pub mod flow;
 pub mod jwks;
 pub mod jwks_cache;
+#[cfg(feature = "native-crypto")]
+pub mod native;
 pub mod policy;
 pub mod rsa;
 pub mod token;

@@ -95,8 +95,59 @@ pub fn candidates<'a>(
     })
 }
 
+/// Which code checks signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Pure Rust, compiled into the wasm filters too.
+    Portable,
+    /// ring (the dynamic module; `native-crypto` feature).
+    #[cfg(feature = "native-crypto")]
+    Native,
+}
+
+impl Backend {
+    /// Every backend this build has (the tests check each).
+    pub const ALL: &'static [Backend] = &[
+        Backend::Portable,
+        #[cfg(feature = "native-crypto")]
+        Backend::Native,
+    ];
+
+    /// The one requests use: native when built in.
+    #[cfg(feature = "native-crypto")]
+    pub const DEFAULT: Backend = Backend::Native;
+    #[cfg(not(feature = "native-crypto"))]
+    pub const DEFAULT: Backend = Backend::Portable;
+}
+
 /// Checks `signature` over `signing_input` with `key`.
-pub fn verify(alg: Alg, key: &KeyMaterial, signing_input: &[u8], signature: &[u8]) -> bool {
+pub fn verify(alg: Alg, key: &Jwk, signing_input: &[u8], signature: &[u8]) -> bool {
+    verify_with(Backend::DEFAULT, alg, key, signing_input, signature)
+}
+
+/// [`verify`] with a chosen backend; HMAC is always checked by the portable code.
+pub fn verify_with(
+    backend: Backend,
+    alg: Alg,
+    key: &Jwk,
+    signing_input: &[u8],
+    signature: &[u8],
+) -> bool {
+    match backend {
+        Backend::Portable => verify_portable(alg, &key.material, signing_input, signature),
+        #[cfg(feature = "native-crypto")]
+        Backend::Native => {
+            // The key must fit the algorithm whichever code checks it.
+            alg.fits(&key.material)
+                && super::native::verify(alg, &key.native, signing_input, signature).unwrap_or_else(
+                    || verify_portable(alg, &key.material, signing_input, signature),
+                )
+        }
+    }
+}
+
+/// The portable verifiers.
+fn verify_portable(alg: Alg, key: &KeyMaterial, signing_input: &[u8], signature: &[u8]) -> bool {
     use Alg::*;
     match (alg, key) {
         (RS256, KeyMaterial::Rsa(k)) => k.verify_pkcs1v15::<Sha256>(signing_input, signature),
