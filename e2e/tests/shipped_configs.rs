@@ -139,3 +139,51 @@ async fn canary_example(name: &str) {
         "{on_canary} of 100 users on the canary"
     );
 }
+
+/// The four filters from the dynamic module in one chain: a verified user is
+/// counted by the rate limit under the `sub` of its token (a client-sent
+/// x-user-id is not trusted), responses carry the header, `env: canary` picks
+/// the canary.
+#[tokio::test]
+async fn the_all_filters_dynamic_example_chains_the_four() {
+    use e2e::jwt_mint::Keys;
+    let (_envoy, base, _backends) = start_shipped("all-filters-dynamic.yaml").await;
+    let http = client();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let token = Keys::default().sign(
+        "HS256",
+        None,
+        &serde_json::json!({"iss": "https://issuer.example", "sub": "alice", "exp": now + 600}),
+    );
+    let alice = Req::get("/").header("authorization", &format!("Bearer {token}"));
+    for _ in 0..3 {
+        roundtrip(
+            &http,
+            &base,
+            &alice,
+            &Expect::status(200)
+                .pod("echo-a")
+                .backend_header("x-user-id", "alice")
+                .response_header("x-served-by", "tollgate"),
+        )
+        .await;
+    }
+    roundtrip(&http, &base, &alice, &Expect::status(429).no_backend()).await;
+    // Claiming to be alice without her token: the header is dropped, not counted as hers.
+    roundtrip(
+        &http,
+        &base,
+        &Req::get("/").header("x-user-id", "alice"),
+        &Expect::status(200).backend_absent("x-user-id"),
+    )
+    .await;
+    roundtrip(
+        &http,
+        &base,
+        &Req::get("/").header("env", "canary"),
+        &Expect::status(200).pod("echo-b"),
+    )
+    .await;
+}
