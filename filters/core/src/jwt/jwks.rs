@@ -46,10 +46,14 @@ pub enum Public {
         n: Vec<u8>,
         e: Vec<u8>,
     },
-    /// An EC point (uncompressed SEC1) or an Ed25519 key.
-    Bytes(Vec<u8>),
-    /// An HMAC secret: no native verifier.
-    Secret,
+    /// An uncompressed SEC1 point, and the one algorithm its curve verifies.
+    Ec {
+        point: Vec<u8>,
+        alg: Alg,
+    },
+    /// Ed25519 and HMAC secrets: no native verifier (ed25519-dalek is faster
+    /// than the native crates here: docs/jwt-verifiers.md).
+    Portable,
 }
 
 /// The raw JWK fields we read; everything else in a JWK is ignored (RFC 7517 allows extensions).
@@ -133,13 +137,25 @@ fn parse_key(raw: RawJwk) -> Result<Jwk, String> {
         ("EC", Some("P-256")) => {
             let point = sec1_point(&field("x", &raw.x)?, &field("y", &raw.y)?, 32)?;
             let key = crrl::p256::PublicKey::decode(&point).ok_or("not a point on P-256")?;
-            (KeyMaterial::P256(key), Public::Bytes(point))
+            (
+                KeyMaterial::P256(key),
+                Public::Ec {
+                    point,
+                    alg: Alg::ES256,
+                },
+            )
         }
         ("EC", Some("P-384")) => {
             let point = sec1_point(&field("x", &raw.x)?, &field("y", &raw.y)?, 48)?;
             let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&point)
                 .map_err(|_| "not a point on P-384")?;
-            (KeyMaterial::P384(key), Public::Bytes(point))
+            (
+                KeyMaterial::P384(key),
+                Public::Ec {
+                    point,
+                    alg: Alg::ES384,
+                },
+            )
         }
         ("OKP", Some("Ed25519")) => {
             let x: [u8; 32] = field("x", &raw.x)?
@@ -147,14 +163,14 @@ fn parse_key(raw: RawJwk) -> Result<Jwk, String> {
                 .map_err(|_| "Ed25519 `x` is not 32 bytes")?;
             let key = ed25519_dalek::VerifyingKey::from_bytes(&x)
                 .map_err(|_| "not an Ed25519 public key")?;
-            (KeyMaterial::Ed25519(key), Public::Bytes(x.to_vec()))
+            (KeyMaterial::Ed25519(key), Public::Portable)
         }
         ("oct", _) => {
             let k = field("k", &raw.k)?;
             if k.is_empty() {
                 return Err("`k` is empty".into());
             }
-            (KeyMaterial::Oct(k), Public::Secret)
+            (KeyMaterial::Oct(k), Public::Portable)
         }
         (kty, crv) => {
             return Err(format!(
