@@ -17,16 +17,16 @@ use tollgate_core::grpc;
 use tollgate_core::headers::{flow as headers_flow, HeaderPolicy};
 use tollgate_core::host::{route_name, Metric};
 use tollgate_core::jwt::policy::JwtPolicy;
-use tollgate_core::ratelimit::flow::{self as ratelimit_flow, LocalCounters, Step};
+use tollgate_core::ratelimit::flow::{self as ratelimit_flow, Step};
 use tollgate_core::ratelimit::policy::RateLimitPolicy;
 use tollgate_core::ratelimit::slot_hash::SlotHasher;
 use tollgate_core::route_policy::RoutePolicies;
 use tollgate_core::ConfigError;
 
+use crate::counters::{self, ProcessCounters};
 use crate::host::StreamHost;
 use crate::jwt::{self, JwtFilter, JwtStream};
 use crate::metrics::{Counter, Definer};
-use crate::shared::{self, ProcessShared};
 
 /// A filter of this module, as `filter_name` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +128,7 @@ impl FilterConfig {
                 policies: parse(config, RateLimitPolicy::compile)?,
                 // Without the key local buckets could only share one overflow
                 // bucket per rule: refuse loudly instead.
-                hasher: shared::slot_hasher().map_err(|e| {
+                hasher: counters::slot_hasher().map_err(|e| {
                     ConfigError::new("", format!("no slot hash key for the local counters: {e}"))
                 })?,
                 metrics: Metric::RATELIMIT
@@ -260,11 +260,8 @@ impl Stream {
                 let Some((scope, policy)) = named else {
                     return true;
                 };
-                let local = LocalCounters {
-                    store: &mut ProcessShared,
-                    hasher: Some(hasher),
-                };
-                let step = flow.on_request_headers(&scope, policy, local, host);
+                let mut local = ProcessCounters { hasher };
+                let step = flow.on_request_headers(&scope, policy, &mut local, host);
                 *answer = None;
                 return step == Step::Continue;
             }

@@ -19,6 +19,7 @@
 #![allow(unsafe_code)] // the exported hooks are the foreign function interface
 
 mod abi;
+mod counters;
 mod filter;
 mod host;
 mod jwks;
@@ -26,7 +27,6 @@ mod jwt;
 mod log;
 mod metrics;
 mod scheduler;
-mod shared;
 
 use std::cell::{RefCell, RefMut};
 use std::panic::{catch_unwind, AssertUnwindSafe};

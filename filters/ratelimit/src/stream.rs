@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
-use tollgate_core::ratelimit::flow::{self, LocalCounters, Step};
+use tollgate_core::ratelimit::flow::{self, Step};
 use tollgate_core::ratelimit::policy::RateLimitPolicy;
 use tollgate_core::ratelimit::slot_hash::SlotHasher;
+use tollgate_core::ratelimit::table::SharedTable;
 use tollgate_core::route_policy::RoutePolicies;
 use tollgate_host::metrics::Metrics;
 use tollgate_host::stream_host::WasmHost;
@@ -71,14 +72,14 @@ impl HttpContext for Stream {
         else {
             return Action::Continue;
         };
-        let local = LocalCounters {
+        let mut local = SharedTable {
             store: &mut HostShared,
             hasher: self.hasher.as_ref(),
         };
         let mut host = WasmHost::counting(&self.metrics);
         match self
             .flow
-            .on_request_headers(scope, policy, local, &mut host)
+            .on_request_headers(scope, policy, &mut local, &mut host)
         {
             Step::Continue => Action::Continue,
             Step::Stop => Action::Pause,

@@ -10,7 +10,8 @@
 //! (`slot_hash`); a slot holds one bucket's count for one window and is reused
 //! once its window is over. A bucket that finds all of them held by other live
 //! buckets is counted in the rule's overflow bucket (`table`), never let through
-//! uncounted. This file is a slot's value and its keys.
+//! uncounted. This file is a slot's rule ([`advance`], which the dynamic
+//! module's in-memory slots follow too), its shared-data value and its keys.
 
 /// Slots per rule: distinct buckets one rule can count within one window.
 pub const SLOTS: u32 = 16_384;
@@ -43,18 +44,32 @@ pub enum Take {
 /// against the slot's current value.
 pub fn take(current: &[u8], bucket: &str, window: u64) -> Take {
     let (held_window, count, held_bucket) = decode(current).unwrap_or((0, 0, ""));
-    let count = if held_bucket == bucket && held_window >= window {
+    match advance(held_window, count, held_bucket == bucket, window) {
+        Some((window, count)) => Take::Counted {
+            value: format!("{window} {count} {bucket}").into_bytes(),
+            count,
+        },
+        None => Take::Occupied,
+    }
+}
+
+/// The rule every runtime's slots follow: a slot holding `held_count` requests
+/// of window `held_window` (of the counting bucket when `held_is_bucket`)
+/// becomes the returned (window, count), or None when another bucket holds it
+/// in this window.
+pub fn advance(
+    held_window: u64,
+    held_count: u64,
+    held_is_bucket: bool,
+    window: u64,
+) -> Option<(u64, u64)> {
+    if held_is_bucket && held_window >= window {
         // Same bucket and window (a worker whose clock runs behind never resets it).
-        count + 1
-    } else if count == 0 || held_window < window {
-        1
+        Some((held_window, held_count.saturating_add(1)))
+    } else if held_count == 0 || held_window < window {
+        Some((window.max(held_window), 1))
     } else {
-        return Take::Occupied;
-    };
-    let window = window.max(held_window);
-    Take::Counted {
-        value: format!("{window} {count} {bucket}").into_bytes(),
-        count,
+        None
     }
 }
 

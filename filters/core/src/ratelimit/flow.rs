@@ -8,9 +8,7 @@
 
 use super::policy::{RateLimitPolicy, Service};
 use super::service_call::{self, Sent};
-use super::shared::SharedData;
-use super::slot_hash::SlotHasher;
-use super::table::{self, Counted};
+use super::table::{Counted, LocalCounters};
 use super::verdict::{Standing, Verdict};
 use super::window;
 use crate::host::{Attrs, Direction, GrpcCall, Host, Metric, Reply};
@@ -19,14 +17,6 @@ use crate::host::{Attrs, Direction, GrpcCall, Host, Metric, Reply};
 const GRPC_RESOURCE_EXHAUSTED: u32 = 8;
 /// gRPC UNAVAILABLE, for gRPC requests refused by `failureMode: deny`.
 const GRPC_UNAVAILABLE: u32 = 14;
-
-/// Where the local rules count: shared by every worker of the Envoy (wasm
-/// shared data; process memory in the dynamic module), with the key that
-/// spreads buckets over each rule's slots.
-pub struct LocalCounters<'a> {
-    pub store: &'a mut dyn SharedData,
-    pub hasher: Option<&'a SlotHasher>,
-}
 
 /// What the runtime does with the request after a hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +58,7 @@ impl Stream {
         &mut self,
         scope: &str,
         policy: &RateLimitPolicy,
-        local: LocalCounters,
+        local: &mut dyn LocalCounters,
         host: &mut dyn Host,
     ) -> Step {
         // Without a clock there are no windows; let traffic through rather
@@ -213,7 +203,7 @@ fn count_local(
     scope: &str,
     policy: &RateLimitPolicy,
     req: &Attrs,
-    local: LocalCounters,
+    local: &mut dyn LocalCounters,
     now: u64,
     verdict: &mut Verdict,
 ) -> usize {
@@ -223,7 +213,7 @@ fn count_local(
             continue;
         };
         let start = window::window_start(now, &rule.limit);
-        let counted = table::count(local.store, local.hasher, scope, &rule.name, &bucket, start);
+        let counted = local.count(scope, &rule.name, &bucket, start);
         let count = match counted {
             Counted::Slot(n) => n,
             Counted::Overflow(n) => {
@@ -278,6 +268,8 @@ mod tests {
     use crate::host::fake::FakeHost;
     use crate::ratelimit::service_call::{DescriptorStatus, RateLimitRequest, RateLimitResponse};
     use crate::ratelimit::shared::fake::FakeShared;
+    use crate::ratelimit::slot_hash::SlotHasher;
+    use crate::ratelimit::table::SharedTable;
 
     const NOW: u64 = 1_700_000_000;
 
@@ -314,7 +306,7 @@ mod tests {
         let step = stream.on_request_headers(
             "",
             p,
-            LocalCounters {
+            &mut SharedTable {
                 store,
                 hasher: Some(&h),
             },
@@ -506,7 +498,7 @@ mod tests {
         stream.on_request_headers(
             "",
             &p,
-            LocalCounters {
+            &mut SharedTable {
                 store: &mut store,
                 hasher: None,
             },

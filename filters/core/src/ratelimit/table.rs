@@ -38,11 +38,30 @@ pub enum Failure {
     Contended,
 }
 
-/// Counts one request of `bucket` of rule `rule` (under `scope`, the route) in
-/// the window starting at `window`. `hasher` is None only when no slot hash
-/// key could be had (the filter then refuses its configuration); every bucket
-/// then counts in the overflow bucket.
-pub fn count(
+/// Where a runtime counts the local rules, one budget for every worker of the
+/// Envoy: [`SharedTable`] in proxy-wasm shared data; the dynamic module keeps
+/// the same slots in process memory.
+pub trait LocalCounters {
+    /// Counts one request of `bucket` of rule `rule` (under `scope`, the
+    /// route) in the window starting at `window`.
+    fn count(&mut self, scope: &str, rule: &str, bucket: &str, window: u64) -> Counted;
+}
+
+/// The slot table in a [`SharedData`] store. `hasher` is None only when no
+/// slot hash key could be had (the filter then refuses its configuration);
+/// every bucket then counts in the overflow bucket.
+pub struct SharedTable<'a> {
+    pub store: &'a mut dyn SharedData,
+    pub hasher: Option<&'a SlotHasher>,
+}
+
+impl LocalCounters for SharedTable<'_> {
+    fn count(&mut self, scope: &str, rule: &str, bucket: &str, window: u64) -> Counted {
+        count(self.store, self.hasher, scope, rule, bucket, window)
+    }
+}
+
+fn count(
     store: &mut dyn SharedData,
     hasher: Option<&SlotHasher>,
     scope: &str,

@@ -27,18 +27,23 @@ pub struct Quota {
 /// the closest one (fewest remaining, then soonest reset) is reported, and the
 /// limit header lists every policy (`3, 3;w=3600, 100;w=60`).
 pub fn headers(quotas: &[Quota]) -> Option<[(&'static str, String); 3]> {
+    use std::fmt::Write;
     let closest = quotas.iter().min_by_key(|q| (q.remaining, q.reset))?;
-    let policies: Vec<String> = quotas
-        .iter()
-        .map(|q| format!("{};w={}", q.limit.requests, q.limit.unit.seconds()))
-        .collect();
+    // Written in place: this runs on every allowed request.
+    let mut limit = String::with_capacity(24 * (quotas.len() + 1));
+    let _ = write!(limit, "{}", closest.limit.requests);
+    for q in quotas {
+        let _ = write!(limit, ", {};w={}", q.limit.requests, q.limit.unit.seconds());
+    }
+    let number = |n: u64| {
+        let mut s = String::with_capacity(20);
+        let _ = write!(s, "{n}");
+        s
+    };
     Some([
-        (
-            "x-ratelimit-limit",
-            format!("{}, {}", closest.limit.requests, policies.join(", ")),
-        ),
-        ("x-ratelimit-remaining", closest.remaining.to_string()),
-        ("x-ratelimit-reset", closest.reset.to_string()),
+        ("x-ratelimit-limit", limit),
+        ("x-ratelimit-remaining", number(closest.remaining)),
+        ("x-ratelimit-reset", number(closest.reset)),
     ])
 }
 
