@@ -24,6 +24,11 @@ pub type FilterConfigEnvoyPtr = *mut c_void;
 pub type SchedulerPtr = *mut c_void;
 pub type FilterEnvoyPtr = *mut c_void;
 pub type ModulePtr = *const c_void;
+/// A cluster specifier config Envoy made (`DynamicModuleClusterSpecifier`);
+/// alive until our `on_cluster_specifier_config_destroy` returns.
+pub type SpecifierConfigEnvoyPtr = *mut c_void;
+/// One selection's context, valid during `on_cluster_specifier_select` only.
+pub type SpecifierContextEnvoyPtr = *mut c_void;
 
 /// Bytes Envoy owns, valid for the current hook.
 #[repr(C)]
@@ -276,6 +281,42 @@ extern "C" {
 
     pub fn envoy_dynamic_module_callback_http_filter_config_increment_counter(
         config: FilterConfigEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> u32;
+
+    // The cluster specifier (`envoy.extensions.router.cluster_specifiers.
+    // dynamic_modules.v3.DynamicModuleClusterSpecifier`), as 1.40's abi.h and
+    // its `abi_impl.cc` declare them: a header value by index (`total_count`
+    // is how many values the name has; false when there is none at `index`),
+    // the cluster (copied by Envoy), counters defined while the config is
+    // created and counted from any worker.
+
+    pub fn envoy_dynamic_module_callback_cluster_specifier_get_request_header_value(
+        context: SpecifierContextEnvoyPtr,
+        key: ModuleBuffer,
+        result: *mut EnvoyBuffer,
+        index: usize,
+        total_count_out: *mut usize,
+    ) -> bool;
+
+    pub fn envoy_dynamic_module_callback_cluster_specifier_set_cluster_name(
+        context: SpecifierContextEnvoyPtr,
+        cluster_name: ModuleBuffer,
+    );
+
+    pub fn envoy_dynamic_module_callback_cluster_specifier_config_define_counter(
+        config: SpecifierConfigEnvoyPtr,
+        name: ModuleBuffer,
+        label_names: *mut ModuleBuffer,
+        label_names_length: usize,
+        counter_id: *mut usize,
+    ) -> u32;
+
+    pub fn envoy_dynamic_module_callback_cluster_specifier_config_increment_counter(
+        config: SpecifierConfigEnvoyPtr,
         id: usize,
         label_values: *mut ModuleBuffer,
         label_values_length: usize,

@@ -207,6 +207,17 @@ thread_local! {
     static DRAWS: Cell<Option<Draws>> = const { Cell::new(None) };
 }
 
+/// Runs `f` with this worker's canary draws (the filter's and the cluster
+/// specifier's: one sequence per worker).
+pub fn with_draws<T>(f: impl FnOnce(&mut Draws) -> T) -> T {
+    let mut draws = DRAWS
+        .take()
+        .unwrap_or_else(|| Draws::new(RandomState::new().hash_one(0u8)));
+    let value = f(&mut draws);
+    DRAWS.set(Some(draws));
+    value
+}
+
 impl Stream {
     pub fn new(kind: Kind) -> Stream {
         match kind {
@@ -297,11 +308,7 @@ impl Stream {
                 let Some(policy) = RoutePolicies::for_stream(own, Some(policies), host) else {
                     return true;
                 };
-                let mut draws = DRAWS
-                    .take()
-                    .unwrap_or_else(|| Draws::new(RandomState::new().hash_one(0u8)));
-                let chosen = flow.on_request_headers(Some(policy), &mut draws, host);
-                DRAWS.set(Some(draws));
+                let chosen = with_draws(|draws| flow.on_request_headers(Some(policy), draws, host));
                 match chosen {
                     Some(Chosen::Backend(i)) => {
                         selected.increment(host, Some(&policy.backend_names()[i]));

@@ -4,7 +4,9 @@
 //! with `dynamic_module_config: {name: tollgate}` (found through
 //! `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`), `filter_name` one of the filters in
 //! [`filter::Kind`], and `filter_config` a `StringValue` holding the same JSON
-//! the `.wasm` filter takes.
+//! the `.wasm` filter takes. It also holds canary selection as a cluster
+//! specifier (`specifier_name: canary`, [`cluster_specifier`]), which names
+//! the cluster while Envoy resolves the route.
 //!
 //! Every decision is the core's (`tollgate_core::*::flow`, shared with the
 //! wasm build); this crate maps Envoy's hooks onto it: [`abi`] declares the
@@ -19,6 +21,7 @@
 #![allow(unsafe_code)] // the exported hooks are the foreign function interface
 
 mod abi;
+mod cluster_specifier;
 mod counters;
 mod filter;
 mod host;

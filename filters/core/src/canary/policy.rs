@@ -153,6 +153,32 @@ impl CanaryPolicy {
         })
     }
 
+    /// [`CanaryPolicy::compile`] for a selector that sees the request headers
+    /// only and writes nothing (Envoy's cluster specifier, which names the
+    /// cluster while the route is resolved): a policy asking for more is
+    /// refused naming the field. `header` would never be written, and a new
+    /// sticky key (`sticky.setCookie`) needs the response for its
+    /// `Set-Cookie`; an existing sticky header or cookie is read as usual.
+    pub fn compile_request_only(config: CanaryConfig) -> Result<Self, ConfigError> {
+        if config.header.is_some() {
+            return Err(ConfigError::new(
+                "header",
+                "is not used here: the cluster specifier picks the cluster itself and writes no header; remove it",
+            ));
+        }
+        if config
+            .sticky
+            .as_ref()
+            .is_some_and(|s| s.set_cookie.is_some())
+        {
+            return Err(ConfigError::new(
+                "sticky.setCookie",
+                "needs the response (Set-Cookie), which the cluster specifier never sees; use the canary filter, or a sticky `header`/`cookie` the client already sends",
+            ));
+        }
+        Self::compile(config)
+    }
+
     pub fn backend_names(&self) -> &[String] {
         &self.names
     }
@@ -609,6 +635,34 @@ mod tests {
             assert_eq!(e.field, format!("rules[0].match.{part}[0].value"), "{e}");
             assert!(e.message.contains("is too large"), "{e}");
         }
+    }
+
+    #[test]
+    fn request_only_refuses_what_needs_a_response_or_a_header_naming_the_field() {
+        let only =
+            |v: Value| from_value::<CanaryConfig>(v).and_then(CanaryPolicy::compile_request_only);
+        let two = json!([{"name": "a"}, {"name": "b"}]);
+        let e =
+            only(json!({"backends": two, "sticky": {"cookie": "k", "setCookie": {}}})).unwrap_err();
+        assert_eq!(e.field, "sticky.setCookie", "{e}");
+        let e = only(json!({"backends": two, "header": "x-b"})).unwrap_err();
+        assert_eq!(e.field, "header", "{e}");
+        let e = only(json!({"backends": []})).unwrap_err();
+        assert_eq!(e.field, "backends", "the usual checks still run: {e}");
+        let p = only(json!({
+            "backends": two,
+            "rules": [{"match": {"headers": [{"name": "env", "value": "b"}]}, "backend": "b"}],
+            "sticky": {"cookie": "k"}
+        }))
+        .unwrap();
+        let mut d = Draws::new(2);
+        let sticky = Req::default().header("cookie", "k=user-1");
+        let first = p.select(&sticky, &mut d).unwrap();
+        assert_eq!((first.reason, first.set_cookie), (Reason::Sticky, None));
+        assert_eq!(
+            picked(&p, &Req::default().header("env", "b"), &mut d),
+            Some(("b".into(), Reason::Rule))
+        );
     }
 
     #[test]
