@@ -18,6 +18,7 @@ use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescript
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
+use envoy_types::pb::google::protobuf::UInt64Value;
 use tonic::transport::Channel;
 
 const HOUR: i32 = 3;
@@ -353,4 +354,163 @@ async fn concurrent_calls_share_redis_round_trips() {
         pipelines as f64 / calls as f64
     );
     assert!(pipelines < calls, "{pipelines} pipelines for {calls} calls");
+}
+
+/// The keys `user(id)` counts on in this hour and the next (so a test that
+/// straddles the hour still finds its key).
+fn user_keys(id: &str) -> [String; 2] {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let hour = now - now % 3600;
+    [hour, hour + 3600].map(|start| format!("edge_user_{id}_{start}"))
+}
+
+/// Issue 18, item 8: a `hits_addend` beyond a uint32 is refused for what it
+/// is, and one caller's key that Redis cannot increment (not a number) fails
+/// only that caller's call, while 400 other calls batched with it answer.
+#[tokio::test]
+async fn one_callers_bad_counter_or_huge_hits_addend_disturbs_no_other_call() {
+    let s = start(None).await;
+    let mut huge = user("greedy");
+    huge.descriptors[0].hits_addend = Some(UInt64Value { value: u64::MAX });
+    let refused = s.call(huge).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains("descriptors[0].hits_addend"),
+        "{}",
+        refused.message()
+    );
+    for key in user_keys("broken") {
+        s.redis
+            .command(&format!("SET {key} not-a-number"))
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for c in 0..400 {
+        let mut client = s.client.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = if c % 4 == 0 {
+                "broken".to_string()
+            } else {
+                format!("u{c}")
+            };
+            let r = client.should_rate_limit(user(&id)).await;
+            (
+                id,
+                r.map(|r| r.into_inner().overall_code).map_err(|e| e.code()),
+            )
+        }));
+    }
+    for t in tasks {
+        match t.await.unwrap() {
+            (id, r) if id == "broken" => assert_eq!(r, Err(tonic::Code::Unavailable)),
+            (id, r) => assert_eq!(r, Ok(Code::Ok as i32), "{id}"),
+        }
+    }
+}
+
+/// Issue 18, item 8: a counter at Redis's ceiling stays over the limit (it
+/// saturates) instead of failing every later call on its key.
+#[tokio::test]
+async fn a_counter_at_the_top_answers_over_limit_not_unavailable() {
+    let s = start(None).await;
+    for key in user_keys("top") {
+        s.redis
+            .command(&format!("SET {key} {}", i64::MAX - 1))
+            .await
+            .unwrap();
+    }
+    let mut push = user("top");
+    push.descriptors[0].hits_addend = Some(UInt64Value { value: 5 });
+    for _ in 0..3 {
+        let r = s.call(push.clone()).await.unwrap();
+        assert_eq!(r.overall_code, Code::OverLimit as i32);
+        assert_eq!(r.statuses[0].limit_remaining, 0);
+    }
+}
+
+/// The gRPC health status of the overall server ("") and of the rate limit service.
+async fn health_statuses(server: &RatelimitServer) -> Vec<i32> {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let channel = Channel::from_shared(server.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    let mut out = Vec::new();
+    for service in ["", "envoy.service.ratelimit.v3.RateLimitService"] {
+        let request = HealthCheckRequest {
+            service: service.into(),
+        };
+        out.push(health.check(request).await.unwrap().into_inner().status);
+    }
+    out
+}
+
+/// `/readyz`'s HTTP status.
+async fn readyz(server: &RatelimitServer) -> u16 {
+    reqwest::get(format!("http://{}/readyz", server.metrics))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Waits (bounded) until the gRPC health status is `want` for both names.
+async fn wait_for_health(server: &RatelimitServer, want: i32) -> Vec<i32> {
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen = health_statuses(server).await;
+        if seen.iter().all(|s| *s == want) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen
+}
+
+/// Issue 18, item 11: a wrong Redis password is NOT_SERVING in the gRPC
+/// health check and 503 at `/readyz` (while `/healthz`, liveness, stays ok),
+/// never SERVING; and the password appears in no log line.
+#[tokio::test]
+async fn health_follows_whether_redis_answers_and_a_wrong_password_is_not_serving() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let redis = Redis::start().await.unwrap();
+    redis
+        .command("CONFIG SET requirepass right-secret")
+        .await
+        .unwrap();
+    let url = format!("redis://:wrong-secret@127.0.0.1:{}", redis.port());
+    let server = RatelimitServer::start(bin(), &url, None).await.unwrap();
+    let not_serving = ServingStatus::NotServing as i32;
+    assert_eq!(
+        wait_for_health(&server, not_serving).await,
+        [not_serving; 2]
+    );
+    assert_eq!(readyz(&server).await, 503);
+    let mut client = RateLimitServiceClient::connect(server.grpc_url())
+        .await
+        .unwrap();
+    let error = client.should_rate_limit(user("a")).await.unwrap_err();
+    assert_eq!(error.code(), tonic::Code::Unavailable);
+    let log = server.log();
+    assert!(log.contains("redis does not answer"), "{log}");
+    assert!(
+        !log.contains("wrong-secret"),
+        "the password was logged: {log}"
+    );
+    drop(server);
+
+    // The right password: serving, and ready.
+    let url = format!("redis://:right-secret@127.0.0.1:{}", redis.port());
+    let server = RatelimitServer::start(bin(), &url, None).await.unwrap();
+    let serving = ServingStatus::Serving as i32;
+    assert_eq!(wait_for_health(&server, serving).await, [serving; 2]);
+    assert_eq!(readyz(&server).await, 200);
+    assert!(!server.log().contains("right-secret"));
 }

@@ -1,10 +1,12 @@
 //! Prometheus metrics and the `--metrics-listen` HTTP endpoint (`/metrics`,
-//! `/healthz`).
+//! `/healthz`, `/readyz`).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -107,10 +109,12 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics` and `/healthz` on `listener` until `shutdown` resolves.
+/// Serves `/metrics`, `/healthz` (alive) and `/readyz` (Redis answers) on
+/// `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     metrics: Metrics,
+    redis_up: Arc<AtomicBool>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
@@ -137,7 +141,22 @@ pub async fn serve(
                 }
             }),
         )
-        .route("/healthz", get(|| async { "ok\n" }));
+        // Alive: the process answers (a Redis outage is no reason to restart it).
+        .route("/healthz", get(|| async { "ok\n" }))
+        // Ready: Redis answers, so calls can be counted.
+        .route(
+            "/readyz",
+            get(move || {
+                let up = redis_up.load(Ordering::Relaxed);
+                async move {
+                    if up {
+                        (StatusCode::OK, "ok\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "redis does not answer\n")
+                    }
+                }
+            }),
+        );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

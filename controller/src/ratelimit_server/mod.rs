@@ -9,7 +9,7 @@
 //! - [`service`]: the gRPC method: descriptors → counters → answer.
 //! - [`redis_store`]: the counters, and why one pipeline serves many calls.
 //! - [`config_file`]: the YAML limits file and its matching.
-//! - [`metrics`]: Prometheus counters and the `/metrics`, `/healthz` endpoint.
+//! - [`metrics`]: Prometheus counters and the `/metrics`, `/healthz`, `/readyz` endpoint.
 
 pub mod config_file;
 pub mod metrics;
@@ -18,13 +18,16 @@ pub mod service;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::RateLimitServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
 
 use config_file::ConfigFile;
 use metrics::Metrics;
@@ -82,12 +85,14 @@ pub async fn run(args: Args) -> Result<()> {
         let _ = stop_tx.send(true);
     });
 
+    let redis_up = Arc::new(AtomicBool::new(false));
     let metrics_task = match metrics_listener {
         Some(listener) => {
-            tracing::info!(addr = %local_addr(&listener), "serving /metrics and /healthz");
+            tracing::info!(addr = %local_addr(&listener), "serving /metrics, /healthz and /readyz");
             Some(tokio::spawn(metrics::serve(
                 listener,
                 metrics.clone(),
+                redis_up.clone(),
                 stopped(),
             )))
         }
@@ -95,9 +100,15 @@ pub async fn run(args: Args) -> Result<()> {
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<RateLimitServiceServer<RateLimiter>>()
-        .await;
+    let mut redis_health = RedisHealth {
+        store: store.clone(),
+        health: health.clone(),
+        redis_up: redis_up.clone(),
+        last: None,
+    };
+    // Known before the first call is served (a PING is bounded by its timeout).
+    redis_health.check().await;
+    let redis_watch = tokio::spawn(redis_health.watch(stopped()));
     let limiter = RateLimiter::new(config, store, metrics);
     tracing::info!(addr = %local_addr(&grpc_listener), redis = %redis_store::redacted_url(&args.redis), "rate limit service listening");
     let grpc_stopped = stopped();
@@ -114,6 +125,7 @@ pub async fn run(args: Args) -> Result<()> {
         })
         .await
         .context("gRPC server")?;
+    redis_watch.abort();
     // The server dropped the service and with it the last store handle: the
     // batch task answers what is queued and ends.
     batches.await.context("redis batch task")?;
@@ -124,6 +136,60 @@ pub async fn run(args: Args) -> Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the service checks that Redis answers.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keeps the gRPC health status (the overall "" and the rate limit service)
+/// and `/readyz` in step with Redis: SERVING only while Redis answers on the
+/// service's own connection, so a wrong password or a Redis that is away
+/// shows in the health checks Envoy and Kubernetes make, not only in failed
+/// calls. Logs each change once.
+struct RedisHealth {
+    store: RedisStore,
+    health: tonic_health::server::HealthReporter,
+    redis_up: Arc<AtomicBool>,
+    last: Option<bool>,
+}
+
+impl RedisHealth {
+    /// Pings Redis once and publishes the result if it changed.
+    async fn check(&mut self) {
+        let answer = self.store.ping().await;
+        let up = answer.is_ok();
+        if self.last == Some(up) {
+            return;
+        }
+        match &answer {
+            Ok(()) => tracing::info!("redis answers: serving"),
+            Err(e) => tracing::warn!(error = %e, "redis does not answer: not serving"),
+        }
+        let status = if up {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        let service = <RateLimitServiceServer<RateLimiter> as tonic::server::NamedService>::NAME;
+        self.health.set_service_status("", status).await;
+        self.health.set_service_status(service, status).await;
+        self.redis_up.store(up, Ordering::Relaxed);
+        self.last = Some(up);
+    }
+
+    /// Checks every [`HEALTH_INTERVAL`] until the service stops.
+    async fn watch(mut self, stopped: impl std::future::Future<Output = ()>) {
+        let watch = async {
+            loop {
+                tokio::time::sleep(HEALTH_INTERVAL).await;
+                self.check().await;
+            }
+        };
+        tokio::select! {
+            () = watch => {}
+            () = stopped => {}
+        }
+    }
 }
 
 fn local_addr(listener: &TcpListener) -> String {

@@ -77,6 +77,8 @@ struct Job {
 #[derive(Clone)]
 pub struct RedisStore {
     jobs: mpsc::Sender<Job>,
+    /// The batch task's connection, shared, for [`RedisStore::ping`].
+    conn: ConnectionManager,
 }
 
 impl RedisStore {
@@ -97,8 +99,24 @@ impl RedisStore {
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| StoreError::Redis(e.to_string()))?;
         let (jobs, queue) = mpsc::channel(QUEUE_LEN);
-        let task = tokio::spawn(run_batches(conn, queue, metrics));
-        Ok((RedisStore { jobs }, task))
+        let task = tokio::spawn(run_batches(conn.clone(), queue, metrics));
+        Ok((RedisStore { jobs, conn }, task))
+    }
+
+    /// Whether Redis answers a `PING` on the service's own connection (so a
+    /// wrong password or a Redis that is away fails it), within the timeout.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let answer = tokio::time::timeout(
+            REDIS_TIMEOUT,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await;
+        match answer {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Redis(e.to_string())),
+            Err(_) => Err(StoreError::Redis("PING timed out".into())),
+        }
     }
 
     /// Adds to every counter and returns their new values, in order.
@@ -142,14 +160,25 @@ async fn run_batches(
         }
         metrics.redis_pipelines.inc();
         metrics.redis_commands.inc_by(2 * commands as u64);
-        let result: Result<Vec<u64>, _> = pipe.query_async(&mut conn).await;
+        // Each command's own result: one caller's bad key (a value that is not a
+        // number, say) fails only that caller's call, not the whole batch.
+        let result: Result<Vec<redis::RedisResult<u64>>, _> =
+            pipe.ignore_errors().query_async(&mut conn).await;
         match result {
             Ok(counts) if counts.len() == commands => {
                 let mut counts = counts.into_iter();
                 for job in batch {
-                    let mine: Vec<u64> = counts.by_ref().take(job.increments.len()).collect();
+                    let mine = counts
+                        .by_ref()
+                        .take(job.increments.len())
+                        .map(saturated)
+                        .collect::<Result<Vec<u64>, _>>();
+                    if let Err(e) = &mine {
+                        metrics.redis_errors.inc();
+                        tracing::warn!(error = %e, "a counter could not be incremented; answering UNAVAILABLE for its call");
+                    }
                     // A caller that went away (Envoy's timeout) no longer needs its answer.
-                    let _ = job.reply.send(Ok(mine));
+                    let _ = job.reply.send(mine);
                 }
             }
             other => {
@@ -169,6 +198,17 @@ async fn run_batches(
         }
     }
     tracing::debug!("redis batch task stopped");
+}
+
+/// A counter's new value; one Redis refused to take past `i64::MAX` is full
+/// (over any limit) rather than an error, so a key pushed to the top keeps
+/// answering OVER_LIMIT until its window ends instead of failing every call.
+fn saturated(result: redis::RedisResult<u64>) -> Result<u64, StoreError> {
+    match result {
+        Ok(n) => Ok(n),
+        Err(e) if e.to_string().contains("would overflow") => Ok(u64::MAX),
+        Err(e) => Err(StoreError::Redis(e.to_string())),
+    }
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ impl RateLimiter {
             .iter()
             .filter_map(|p| match p {
                 Plan::Count(c) => Some(c.increment.clone()),
-                Plan::NotCounted => None,
+                Plan::NotCounted | Plan::Unlimited => None,
             })
             .collect();
         let counts = self
@@ -92,11 +92,22 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// The most hits one descriptor may add in one call: the request-level
+/// `hits_addend` is a uint32, and a limit (`requests_per_unit`) is one too, so
+/// more could never count for anything but pushing a counter towards Redis's
+/// 64-bit ceiling.
+pub const MAX_HITS_ADDEND: u64 = u32::MAX as u64;
+
 /// What to do for one descriptor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    /// No limit applies (or the entry is `unlimited`): OK, nothing counted.
+    /// No limit applies: OK, nothing counted.
     NotCounted,
+    /// The config file's entry is `unlimited: true`: OK, nothing counted, and
+    /// `limit_remaining` is 4294967295 as envoyproxy/ratelimit answers (its
+    /// `src/service/ratelimit.go`, and the expected response in
+    /// `test/service/ratelimit_test.go`: MaxUint32 unlimited, 0 without a limit).
+    Unlimited,
     Count(Counted),
 }
 
@@ -166,14 +177,21 @@ fn plan_one(
                 .map(|e| (e.key.as_str(), e.value.as_str()));
             match config.and_then(|c| c.lookup(domain, entries)) {
                 Some(Rule::Limited { limit, shadow_mode }) => (limit.clone(), shadow_mode),
-                Some(Rule::Unlimited) | None => return Ok(Plan::NotCounted),
+                Some(Rule::Unlimited) => return Ok(Plan::Unlimited),
+                None => return Ok(Plan::NotCounted),
             }
         }
     };
-    let hits = descriptor
-        .hits_addend
-        .as_ref()
-        .map_or(default_hits, |h| h.value);
+    let hits = match &descriptor.hits_addend {
+        None => default_hits,
+        Some(h) if h.value <= MAX_HITS_ADDEND => h.value,
+        Some(h) => {
+            return Err(Status::invalid_argument(format!(
+                "descriptors[{index}].hits_addend: {} is more than one call may add ({MAX_HITS_ADDEND})",
+                h.value
+            )))
+        }
+    };
     let window = limit.unit.seconds();
     Ok(Plan::Count(Counted {
         increment: Increment {
@@ -210,11 +228,21 @@ pub fn respond(plans: &[Plan], counts: &[u64], now: u64, metrics: &Metrics) -> R
     let statuses = plans
         .iter()
         .map(|plan| {
-            let Plan::Count(c) = plan else {
-                return DescriptorStatus {
-                    code: Code::Ok as i32,
-                    ..DescriptorStatus::default()
-                };
+            let c = match plan {
+                Plan::Count(c) => c,
+                Plan::NotCounted => {
+                    return DescriptorStatus {
+                        code: Code::Ok as i32,
+                        ..DescriptorStatus::default()
+                    }
+                }
+                Plan::Unlimited => {
+                    return DescriptorStatus {
+                        code: Code::Ok as i32,
+                        limit_remaining: u32::MAX,
+                        ..DescriptorStatus::default()
+                    }
+                }
             };
             // `counts` has one value per counted plan; a missing one (never
             // expected) reads as zero rather than failing the call.
@@ -297,7 +325,7 @@ mod tests {
     fn counted(plan: &Plan) -> &Counted {
         match plan {
             Plan::Count(c) => c,
-            Plan::NotCounted => panic!("expected a counted plan"),
+            other => panic!("expected a counted plan, got {other:?}"),
         }
     }
 
@@ -373,8 +401,11 @@ mod tests {
         let c = counted(&plans[0]);
         assert_eq!(c.limit.requests_per_unit, 5);
         assert_eq!(c.limit.name, "per-user");
-        assert_eq!(plans[1], Plan::NotCounted);
+        assert_eq!(plans[1], Plan::Unlimited);
         assert_eq!(plans[2], Plan::NotCounted);
+        let answer = respond(&plans[1..], &[], NOW, &Metrics::new());
+        assert_eq!(answer.statuses[0].limit_remaining, u32::MAX, "unlimited");
+        assert_eq!(answer.statuses[1].limit_remaining, 0, "no limit applies");
         assert_eq!(plan(&r, None, NOW).unwrap()[0], Plan::NotCounted);
     }
 
