@@ -174,6 +174,26 @@ pub fn dynamic_module_per_route(name: &str, policy: &Value) -> Value {
     })
 }
 
+/// A route action (`"route": …`) whose cluster the dynamic module's cluster
+/// specifier `name` picks while Envoy resolves the route
+/// (`DynamicModuleClusterSpecifier` inline on the route), configured with
+/// `config` (a JSON value, or a string passed verbatim).
+pub fn dynamic_module_cluster_specifier(name: &str, config: &Value) -> Value {
+    crate::paths::dynamic_module();
+    json!({"inline_cluster_specifier_plugin": {"extension": {
+        "name": format!("tollgate.{name}"),
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.router.cluster_specifiers.dynamic_modules.v3.DynamicModuleClusterSpecifier",
+            "dynamic_module_config": {"name": "tollgate"},
+            "specifier_name": name,
+            "specifier_config": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": config_string(config)
+            }
+        }
+    }}})
+}
+
 /// A config given as a JSON value is serialised; a string is passed verbatim
 /// (so tests can hand Envoy malformed JSON).
 fn config_string(config: &Value) -> String {

@@ -104,7 +104,11 @@ async fn header_mod_upstream_example_keeps_the_route() {
 
 #[tokio::test]
 async fn canary_examples_do_what_their_comments_say() {
-    for example in ["canary.yaml", "canary-dynamic.yaml"] {
+    for example in [
+        "canary.yaml",
+        "canary-dynamic.yaml",
+        "canary-cluster-specifier.yaml",
+    ] {
         canary_example(example).await;
     }
 }
@@ -119,7 +123,11 @@ async fn canary_example(name: &str) {
                 .await
                 .expect("send");
             assert_eq!(ex.status, 200, "{}", ex.body);
-            ex.echo.expect("echo reply").pod
+            let echo = ex.echo.expect("echo reply");
+            // The filters route by the header they write; the cluster specifier writes none.
+            let wrote = echo.header("x-tollgate-backend").is_some();
+            assert_eq!(wrote, !name.contains("cluster-specifier"), "{name}");
+            echo.pod
         }
     };
     for _ in 0..5 {
