@@ -514,3 +514,29 @@ async fn health_follows_whether_redis_answers_and_a_wrong_password_is_not_servin
     assert_eq!(readyz(&server).await, 200);
     assert!(!server.log().contains("right-secret"));
 }
+
+/// Issue 18, item 9: a call over the bounds (here 1,000 descriptors, and one
+/// 50 KB value) is INVALID_ARGUMENT and costs Redis nothing.
+#[tokio::test]
+async fn a_call_over_the_bounds_is_refused_before_redis() {
+    let s = start(None).await;
+    let many = request(
+        "edge",
+        (0..1000)
+            .map(|i| descriptor(&[("user", &format!("u{i}"))], Some((3, HOUR))))
+            .collect(),
+    );
+    let e = s.call(many).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message().contains("descriptors: 1000 is more than"),
+        "{e:?}"
+    );
+    let big = "v".repeat(50_000);
+    let e = s.call(user(&big)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("descriptors[0].entries[0]"), "{e:?}");
+    assert_eq!(s.redis.command_calls("incrby").await.unwrap(), 0);
+    // An ordinary call still counts.
+    assert_eq!(s.codes(&user("a"), 1).await, [Code::Ok]);
+}

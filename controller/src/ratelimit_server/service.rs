@@ -92,6 +92,57 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Most descriptors in one call. Envoy sends one per rate limit action that
+/// applies (Tollgate's filter one per global rule); more is a caller trying
+/// to make one call cost many Redis commands.
+pub const MAX_DESCRIPTORS: usize = 128;
+/// Most entries in one descriptor.
+pub const MAX_ENTRIES: usize = 32;
+/// Most bytes of one entry's key plus value (a header value, a path, a
+/// token's claim), so that one call cannot write large keys into Redis.
+pub const MAX_ENTRY_BYTES: usize = 4096;
+/// Most bytes of the domain.
+pub const MAX_DOMAIN_BYTES: usize = 256;
+
+/// Refuses, naming the field, a call over the bounds above; what passes
+/// costs Redis at most [`MAX_DESCRIPTORS`] increments of keys at most about
+/// `MAX_ENTRIES × MAX_ENTRY_BYTES` long.
+fn check_sizes(request: &RateLimitRequest) -> Result<(), Status> {
+    let over =
+        |field: String, what: String| Err(Status::invalid_argument(format!("{field}: {what}")));
+    if request.domain.len() > MAX_DOMAIN_BYTES {
+        return over(
+            "domain".into(),
+            format!("longer than {MAX_DOMAIN_BYTES} bytes"),
+        );
+    }
+    if request.descriptors.len() > MAX_DESCRIPTORS {
+        let n = request.descriptors.len();
+        return over(
+            "descriptors".into(),
+            format!("{n} is more than {MAX_DESCRIPTORS}"),
+        );
+    }
+    for (i, d) in request.descriptors.iter().enumerate() {
+        if d.entries.len() > MAX_ENTRIES {
+            let n = d.entries.len();
+            return over(
+                format!("descriptors[{i}].entries"),
+                format!("{n} is more than {MAX_ENTRIES}"),
+            );
+        }
+        for (j, e) in d.entries.iter().enumerate() {
+            if e.key.len() + e.value.len() > MAX_ENTRY_BYTES {
+                return over(
+                    format!("descriptors[{i}].entries[{j}]"),
+                    format!("key and value longer than {MAX_ENTRY_BYTES} bytes"),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The most hits one descriptor may add in one call: the request-level
 /// `hits_addend` is a uint32, and a limit (`requests_per_unit`) is one too, so
 /// more could never count for anything but pushing a counter towards Redis's
@@ -134,6 +185,7 @@ pub fn plan(
             "rate limit descriptor list must not be empty",
         ));
     }
+    check_sizes(request)?;
     let default_hits = if request.hits_addend == 0 {
         1
     } else {
@@ -407,6 +459,48 @@ mod tests {
         assert_eq!(answer.statuses[0].limit_remaining, u32::MAX, "unlimited");
         assert_eq!(answer.statuses[1].limit_remaining, 0, "no limit applies");
         assert_eq!(plan(&r, None, NOW).unwrap()[0], Plan::NotCounted);
+    }
+
+    #[test]
+    fn calls_over_the_size_bounds_are_refused_naming_the_field() {
+        let one = || descriptor(&[("user", "alice")], Some((3, HOUR)));
+        let many = request((0..=MAX_DESCRIPTORS).map(|_| one()).collect());
+        let e = plan(&many, None, NOW).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(
+            e.message().starts_with("descriptors: 129 is more than 128"),
+            "{e:?}"
+        );
+        let at_bound = request((0..MAX_DESCRIPTORS).map(|_| one()).collect());
+        assert_eq!(plan(&at_bound, None, NOW).unwrap().len(), MAX_DESCRIPTORS);
+
+        let long = "x".repeat(MAX_ENTRY_BYTES);
+        let e = plan(
+            &request(vec![one(), descriptor(&[("user", &long)], Some((3, HOUR)))]),
+            None,
+            NOW,
+        )
+        .unwrap_err();
+        assert!(
+            e.message().starts_with("descriptors[1].entries[0]:"),
+            "{e:?}"
+        );
+        let wide: Vec<(String, String)> = (0..=MAX_ENTRIES)
+            .map(|i| (format!("k{i}"), "v".to_string()))
+            .collect();
+        let wide: Vec<(&str, &str)> = wide.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let e = plan(&request(vec![descriptor(&wide, None)]), None, NOW).unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("descriptors[0].entries: 33 is more than 32"),
+            "{e:?}"
+        );
+        let mut r = request(vec![one()]);
+        r.domain = "d".repeat(MAX_DOMAIN_BYTES + 1);
+        assert!(plan(&r, None, NOW)
+            .unwrap_err()
+            .message()
+            .starts_with("domain:"));
     }
 
     #[test]
