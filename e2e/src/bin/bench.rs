@@ -15,8 +15,8 @@ use e2e::bench::rotating_header_script;
 use e2e::bench::{self, Settings, Side, Variant};
 use e2e::bench_verify;
 use e2e::envoy_config::{
-    cluster, direct_route, grpc_cluster, native_ratelimit_filter, prefix_route, wasm_filter,
-    Listener, Runtime,
+    cluster, direct_route, dynamic_module_cluster_specifier, grpc_cluster, native_ratelimit_filter,
+    prefix_route, wasm_filter, Listener, Runtime,
 };
 use e2e::jwt_mint::Keys;
 use e2e::paths;
@@ -66,7 +66,8 @@ enum Suite {
     /// ratelimit (dynamic module and wasm, global mode) vs envoy.filters.http.ratelimit, all
     /// calling `tollgate ratelimit-server` and one Redis; limit never reached.
     RatelimitGlobal,
-    /// canary (dynamic module and wasm) + a `cluster_header` route vs a native
+    /// canary (dynamic module and wasm) + a `cluster_header` route, and the
+    /// dynamic module's canary cluster specifier, vs a native
     /// `weighted_clusters` split (1:2).
     Canary,
     /// All four filters in one chain (dynamic module and wasm) vs Envoy's own four;
@@ -103,8 +104,9 @@ async fn main() -> Result<()> {
             Some(Target::Plus(1.5)),
         ),
         Suite::Canary => {
-            let upstream = Upstream::start(scratch.path()).await?;
-            let variants = canary(&upstream, args.compare_wasm.as_deref());
+            let stable = Upstream::start_as(scratch.path(), "stable").await?;
+            let canary_upstream = Upstream::start_as(scratch.path(), "canary").await?;
+            let variants = canary([&stable, &canary_upstream], args.compare_wasm.as_deref());
             let target = Some(Target::Plus(3.0));
             return report(
                 "canary selection",
@@ -149,6 +151,9 @@ async fn main() -> Result<()> {
 const NATIVE: &str = "native";
 /// The dynamic module's row in the suites that have one, for the same reason.
 const DYNAMIC_MODULE: &str = "dynamic module";
+/// The canary suite's row for the dynamic module's cluster specifier, held to
+/// the same target as the filter.
+const CLUSTER_SPECIFIER: &str = "dynamic module, cluster specifier";
 
 /// How a Tollgate build is named in the tables.
 fn label(runtime: Runtime) -> &'static str {
@@ -235,14 +240,21 @@ fn print_targets(
     for line in target.verdicts(&module, &native) {
         println!("- {line}");
     }
-    let over_native = bench::summarize(variants, samples, NATIVE);
-    if let Some(d) = find(&over_native, DYNAMIC_MODULE) {
-        println!(
-            "- dynamic module − native, per round: median {:+.1} µs/req (range {:+.1} … {:+.1})",
-            d.added_us, d.added_range.0, d.added_range.1
-        );
+    if let Some(specifier) = find(summaries, CLUSTER_SPECIFIER) {
+        for line in target.verdicts(&specifier, &native) {
+            println!("- {CLUSTER_SPECIFIER}: {line}");
+        }
     }
-    for build in RUNTIMES.map(label) {
+    let over_native = bench::summarize(variants, samples, NATIVE);
+    for row in [DYNAMIC_MODULE, CLUSTER_SPECIFIER] {
+        if let Some(d) = find(&over_native, row) {
+            println!(
+                "- {row} − native, per round: median {:+.1} µs/req (range {:+.1} … {:+.1})",
+                d.added_us, d.added_range.0, d.added_range.1
+            );
+        }
+    }
+    for build in RUNTIMES.map(label).into_iter().chain([CLUSTER_SPECIFIER]) {
         if let Some(s) = find(summaries, build) {
             println!(
                 "- Envoy RSS with {build}: {:.1} MiB vs native {:.1} MiB ({:+.1} MiB)",
@@ -714,13 +726,18 @@ struct Upstream {
 
 impl Upstream {
     async fn start(scratch: &Path) -> Result<Upstream> {
+        Upstream::start_as(scratch, "echo").await
+    }
+
+    /// An upstream that names itself `pod` in its replies.
+    async fn start_as(scratch: &Path, pod: &str) -> Result<Upstream> {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let log = std::fs::File::create(scratch.join("upstream.log"))?;
+        let log = std::fs::File::create(scratch.join(format!("upstream-{pod}.log")))?;
         let mut command =
             std::process::Command::new(paths::workspace_root().join("dist/echo-backend"));
         die_with_parent(&mut command);
         let child = command
-            .args(["--listen", &addr.to_string()])
+            .args(["--listen", &addr.to_string(), "--pod", pod])
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
@@ -844,18 +861,20 @@ impl GlobalRig {
     }
 }
 
-/// Weights 1:2 over two clusters (both the same echo upstream, which reports
-/// the selection header back): Envoy's `weighted_clusters` route, and ours (the
-/// dynamic module and the wasm build) writing the header a `cluster_header`
-/// route reads. The baseline forwards to one cluster.
-fn canary(upstream: &Upstream, compare: Option<&Path>) -> Vec<Variant> {
+/// Weights 1:2 over two clusters, `stable` and `canary`, each its own echo
+/// upstream naming itself by pod (so that a check sees which one answered):
+/// Envoy's `weighted_clusters` route; ours as the filter (the dynamic module
+/// and the wasm build) writing the header a `cluster_header` route reads; and
+/// the dynamic module's cluster specifier naming the cluster on the route,
+/// with no header. The baseline forwards to one cluster.
+fn canary(upstreams: [&Upstream; 2], compare: Option<&Path>) -> Vec<Variant> {
     let bootstrap = |filters: Vec<Value>, route: Value| {
         Listener {
             http_filters: filters,
             routes: vec![json!({"name": "bench", "match": {"prefix": "/"}, "route": route})],
             clusters: vec![
-                cluster("stable", upstream.addr),
-                cluster("canary", upstream.addr),
+                cluster("stable", upstreams[0].addr),
+                cluster("canary", upstreams[1].addr),
             ],
             ..Listener::default()
         }
@@ -872,17 +891,35 @@ fn canary(upstream: &Upstream, compare: Option<&Path>) -> Vec<Variant> {
         );
         Ok(())
     };
-    // Forwarded, and the upstream saw the selection header.
-    let selected = move |ex: &Exchange| -> Result<()> {
+    // Forwarded to one of the two backends.
+    let split = move |ex: &Exchange| -> Result<String> {
         forwarded(ex)?;
-        let selected = ex
-            .echo
-            .as_ref()
-            .and_then(|e| e.header("x-tollgate-backend"));
+        let pod = ex.echo.as_ref().map(|e| e.pod.clone()).unwrap_or_default();
         ensure!(
-            matches!(selected.as_deref(), Some("stable" | "canary")),
-            "no selection header upstream: {selected:?}"
+            matches!(pod.as_str(), "stable" | "canary"),
+            "answered by {pod:?}, not a backend of the split"
         );
+        Ok(pod)
+    };
+    let header = |ex: &Exchange| {
+        ex.echo
+            .as_ref()
+            .and_then(|e| e.header("x-tollgate-backend"))
+    };
+    // Forwarded to the backend the selection header names.
+    let selected = move |ex: &Exchange| -> Result<()> {
+        let pod = split(ex)?;
+        let selected = header(ex);
+        ensure!(
+            selected.as_deref() == Some(pod.as_str()),
+            "the selection header upstream is {selected:?}, the backend {pod}"
+        );
+        Ok(())
+    };
+    // Forwarded to a backend of the split, with no header written.
+    let specified = move |ex: &Exchange| -> Result<()> {
+        split(ex)?;
+        ensure!(header(ex).is_none(), "a selection header upstream");
         Ok(())
     };
     let variant = |name: String, config: Value, check: bench::Check| Variant {
@@ -893,7 +930,7 @@ fn canary(upstream: &Upstream, compare: Option<&Path>) -> Vec<Variant> {
         side: Side::default(),
         check,
     };
-    let split = json!({"weighted_clusters": {"clusters": [
+    let weighted = json!({"weighted_clusters": {"clusters": [
         {"name": "stable", "weight": 1}, {"name": "canary", "weight": 2}
     ]}});
     let mut variants = vec![
@@ -902,7 +939,11 @@ fn canary(upstream: &Upstream, compare: Option<&Path>) -> Vec<Variant> {
             bootstrap(vec![], json!({"cluster": "stable"})),
             Box::new(forwarded),
         ),
-        variant(NATIVE.into(), bootstrap(vec![], split), Box::new(forwarded)),
+        variant(
+            NATIVE.into(),
+            bootstrap(vec![], weighted),
+            Box::new(move |ex: &Exchange| split(ex).map(drop)),
+        ),
     ];
     for runtime in RUNTIMES {
         let config = bootstrap(
@@ -911,6 +952,11 @@ fn canary(upstream: &Upstream, compare: Option<&Path>) -> Vec<Variant> {
         );
         variants.push(variant(label(runtime).into(), config, Box::new(selected)));
     }
+    variants.push(variant(
+        CLUSTER_SPECIFIER.into(),
+        bootstrap(vec![], dynamic_module_cluster_specifier("canary", &ours)),
+        Box::new(specified),
+    ));
     // A filter that does nothing here (the header filter with no edits), in
     // each build: what Envoy costs to call it before it does anything.
     for runtime in RUNTIMES {
