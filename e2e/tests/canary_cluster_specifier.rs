@@ -198,14 +198,20 @@ async fn a_sticky_cookie_keeps_each_user_on_one_backend() {
 /// Every weight 0 and no rule matched: the specifier makes no decision. A
 /// route with a cluster specifier has no cluster of its own, so Envoy answers
 /// with the route's `cluster_not_found_response_code` (404 here, 503 by
-/// default) and no backend sees the request; the specifier counts it.
+/// default) and no backend sees the request; the specifier counts it. A
+/// backend with no cluster of its name is answered the same way.
 #[tokio::test]
 async fn when_nothing_applies_there_is_no_decision_and_it_is_counted() {
     let s = Specifier::start(&json!({
-        "backends": [{"name": "stable", "weight": 0}, {"name": "canary", "weight": 0}],
-        "rules": [{"match": {"headers": [{"name": "env", "value": "canary"}]}, "backend": "canary"}]
+        "backends": [{"name": "stable", "weight": 0}, {"name": "canary", "weight": 0}, {"name": "ghost", "weight": 0}],
+        "rules": [
+            {"match": {"headers": [{"name": "env", "value": "canary"}]}, "backend": "canary"},
+            {"match": {"headers": [{"name": "env", "value": "ghost"}]}, "backend": "ghost"}
+        ]
     }))
     .await;
+    let ghost = s.send(&Req::get("/").header("env", "ghost")).await;
+    assert_eq!(ghost.status, 404, "no cluster `ghost`: {}", ghost.body);
     for _ in 0..3 {
         let ex = s.send(&Req::get("/")).await;
         assert_eq!(ex.status, 404, "{}", ex.body);
