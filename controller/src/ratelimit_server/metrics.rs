@@ -38,6 +38,8 @@ pub struct Metrics {
     pub redis_commands: Counter,
     /// Pipelines that failed (Redis down, timeout); their calls answered UNAVAILABLE.
     pub redis_errors: Counter,
+    /// Descriptors answered OVER_LIMIT from the over-limit cache, without Redis.
+    pub over_limit_cache_hits: Counter,
     registry: Arc<Registry>,
 }
 
@@ -85,6 +87,11 @@ impl Metrics {
             "redis_errors",
             "Redis pipelines that failed; their calls were answered UNAVAILABLE",
         );
+        let over_limit_cache_hits = counter(
+            &mut registry,
+            "over_limit_cache_hits",
+            "Descriptors answered OVER_LIMIT from the over-limit cache, without Redis",
+        );
         Metrics {
             requests,
             descriptors_counted,
@@ -93,6 +100,7 @@ impl Metrics {
             redis_pipelines,
             redis_commands,
             redis_errors,
+            over_limit_cache_hits,
             registry: Arc::new(registry),
         }
     }

@@ -8,11 +8,13 @@
 //!
 //! - [`service`]: the gRPC method: descriptors → counters → answer.
 //! - [`redis_store`]: the counters, and why one pipeline serves many calls.
+//! - [`over_limit_cache`]: keys over their limit, answered without Redis.
 //! - [`config_file`]: the YAML limits file and its matching.
 //! - [`metrics`]: Prometheus counters and the `/metrics`, `/healthz`, `/readyz` endpoint.
 
 pub mod config_file;
 pub mod metrics;
+pub mod over_limit_cache;
 pub mod redis_store;
 pub mod service;
 
@@ -31,6 +33,7 @@ use tonic_health::ServingStatus;
 
 use config_file::ConfigFile;
 use metrics::Metrics;
+use over_limit_cache::OverLimitCache;
 use redis_store::RedisStore;
 use service::RateLimiter;
 
@@ -48,6 +51,10 @@ pub struct Args {
     /// envoyproxy/ratelimit-style YAML limits for descriptors that carry no `limit` override.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Keys remembered as over their limit until their window ends, answered without
+    /// Redis; 0 turns the cache off.
+    #[arg(long, default_value_t = 100_000, value_name = "KEYS")]
+    over_limit_cache: usize,
 }
 
 /// Runs until SIGTERM or SIGINT, then stops accepting calls, finishes the ones
@@ -109,7 +116,8 @@ pub async fn run(args: Args) -> Result<()> {
     // Known before the first call is served (a PING is bounded by its timeout).
     redis_health.check().await;
     let redis_watch = tokio::spawn(redis_health.watch(stopped()));
-    let limiter = RateLimiter::new(config, store, metrics);
+    let over_limit = OverLimitCache::new(args.over_limit_cache);
+    let limiter = RateLimiter::new(config, store, over_limit, metrics);
     tracing::info!(addr = %local_addr(&grpc_listener), redis = %redis_store::redacted_url(&args.redis), "rate limit service listening");
     let grpc_stopped = stopped();
     let health_on_stop = health.clone();

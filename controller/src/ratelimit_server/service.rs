@@ -4,7 +4,9 @@
 //! always sends it), else the `--config` file's entry, else not limited. Every
 //! limited descriptor of a call is one `INCRBY` on a fixed window aligned to the
 //! unit, all in one Redis pipeline (shared with concurrent calls, see
-//! [`super::redis_store`]). The call is OVER_LIMIT if any descriptor is.
+//! [`super::redis_store`]), except keys already over their limit in this window,
+//! answered from [`super::over_limit_cache`]. The call is OVER_LIMIT if any
+//! descriptor is.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,19 +23,27 @@ use tonic::{Request, Response, Status};
 
 use super::config_file::{ConfigFile, Limit, Rule};
 use super::metrics::Metrics;
+use super::over_limit_cache::OverLimitCache;
 use super::redis_store::{Increment, RedisStore};
 
 pub struct RateLimiter {
     config: Option<Arc<ConfigFile>>,
     store: RedisStore,
+    over_limit: OverLimitCache,
     metrics: Metrics,
 }
 
 impl RateLimiter {
-    pub fn new(config: Option<Arc<ConfigFile>>, store: RedisStore, metrics: Metrics) -> Self {
+    pub fn new(
+        config: Option<Arc<ConfigFile>>,
+        store: RedisStore,
+        over_limit: OverLimitCache,
+        metrics: Metrics,
+    ) -> Self {
         RateLimiter {
             config,
             store,
+            over_limit,
             metrics,
         }
     }
@@ -69,18 +79,45 @@ impl RateLimiter {
         now: u64,
     ) -> Result<RateLimitResponse, Status> {
         let plans = plan(request, self.config.as_deref(), now)?;
-        let increments: Vec<Increment> = plans
+        let counted: Vec<&Counted> = plans
             .iter()
             .filter_map(|p| match p {
-                Plan::Count(c) => Some(c.increment.clone()),
+                Plan::Count(c) => Some(c),
                 Plan::NotCounted | Plan::Unlimited => None,
             })
             .collect();
-        let counts = self
+        // Keys already over their limit in this window answer from memory.
+        let cached: Vec<bool> = counted
+            .iter()
+            .map(|c| !c.shadow_mode && self.over_limit.is_over(&c.increment.key, now))
+            .collect();
+        let increments: Vec<Increment> = counted
+            .iter()
+            .zip(&cached)
+            .filter(|(_, &hit)| !hit)
+            .map(|(c, _)| c.increment.clone())
+            .collect();
+        let fresh = self
             .store
             .increment(increments)
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
+        let mut fresh = fresh.into_iter();
+        let mut counts = Vec::with_capacity(counted.len());
+        for (c, &hit) in counted.iter().zip(&cached) {
+            if hit {
+                self.metrics.over_limit_cache_hits.inc();
+                counts.push(u64::MAX);
+                continue;
+            }
+            let n = fresh.next().unwrap_or(0);
+            if !c.shadow_mode && n > u64::from(c.limit.requests_per_unit) {
+                let window = c.limit.unit.seconds();
+                self.over_limit
+                    .insert(&c.increment.key, now - now % window + window, now);
+            }
+            counts.push(n);
+        }
         Ok(respond(&plans, &counts, now, &self.metrics))
     }
 }
@@ -256,20 +293,34 @@ fn plan_one(
     }))
 }
 
-/// envoyproxy/ratelimit's key, so both services count the same keys:
-/// `<domain>_<key>_<value>_…_<window start>`.
+/// envoyproxy/ratelimit's key, `<domain>_<key>_<value>_…_<window start>`, made
+/// unambiguous: in the reference the value `bob_path_/login` of one entry
+/// shares a counter with the two entries `user=bob`, `path=/login`. Here a `_`
+/// or `\` inside a domain, key or value is escaped with `\`, so separators are
+/// only ever the unescaped `_`. Parts without those two characters (the usual
+/// ones) give exactly the reference's key, so both services still count the
+/// same keys for them.
 pub fn cache_key(domain: &str, descriptor: &RateLimitDescriptor, window_start: u64) -> String {
     let mut key = String::with_capacity(64);
-    key.push_str(domain);
+    push_escaped(&mut key, domain);
     key.push('_');
     for e in &descriptor.entries {
-        key.push_str(&e.key);
+        push_escaped(&mut key, &e.key);
         key.push('_');
-        key.push_str(&e.value);
+        push_escaped(&mut key, &e.value);
         key.push('_');
     }
     key.push_str(&window_start.to_string());
     key
+}
+
+fn push_escaped(key: &mut String, part: &str) {
+    for c in part.chars() {
+        if c == '_' || c == '\\' {
+            key.push('\\');
+        }
+        key.push(c);
+    }
 }
 
 /// Builds the answer from the plans and the counters' new values (one per
@@ -399,6 +450,23 @@ mod tests {
         assert_eq!(c.increment.expire_secs, 3600);
         assert_eq!(c.increment.hits, 1);
         assert_eq!(c.limit.unit, Unit::Hour);
+    }
+
+    #[test]
+    fn a_value_with_separators_never_shares_a_counter_with_other_entries() {
+        let start = NOW - NOW % 3600;
+        let key = |entries: &[(&str, &str)]| cache_key("edge", &descriptor(entries, None), start);
+        let one = key(&[("user", "bob_path_/login")]);
+        let two = key(&[("user", "bob"), ("path", "/login")]);
+        assert_ne!(one, two);
+        assert_eq!(one, format!("edge_user_bob\\_path\\_/login_{start}"));
+        // Plain parts keep envoyproxy/ratelimit's key exactly.
+        assert_eq!(two, format!("edge_user_bob_path_/login_{start}"));
+        assert_ne!(key(&[("a\\", "b")]), key(&[("a", "\\b")]));
+        assert_ne!(
+            cache_key("a_b", &descriptor(&[("c", "d")], None), start),
+            cache_key("a", &descriptor(&[("b_c", "d")], None), start)
+        );
     }
 
     #[test]
