@@ -575,3 +575,27 @@ async fn a_key_over_its_limit_is_answered_without_redis_until_its_window_ends() 
     assert_eq!(s.codes(&user("cold"), 1).await, [Code::Ok]);
     assert_eq!(s.redis.command_calls("incrby").await.unwrap(), 5);
 }
+
+/// Issue 18, item 1: a wildcard value (`foo*`, and `*` in the middle) limits
+/// every value it matches, one counter per matched value.
+#[tokio::test]
+async fn a_wildcard_value_limits_each_matching_value_apart() {
+    let s = start(Some(
+        "domain: edge\ndescriptors:\n  - key: user\n    value: foo*\n    rate_limit: {unit: hour, requests_per_unit: 1}\n  - key: user\n    value: bar*b\n    rate_limit: {unit: hour, requests_per_unit: 1}\n",
+    ))
+    .await;
+    let call = |id: &str| request("edge", vec![descriptor(&[("user", id)], None)]);
+    use Code::{Ok as Allowed, OverLimit};
+    assert_eq!(s.codes(&call("foo1"), 2).await, [Allowed, OverLimit]);
+    assert_eq!(
+        s.codes(&call("foo2"), 2).await,
+        [Allowed, OverLimit],
+        "its own counter"
+    );
+    assert_eq!(s.codes(&call("bar-x-b"), 2).await, [Allowed, OverLimit]);
+    assert_eq!(
+        s.codes(&call("bar-x"), 3).await,
+        [Allowed; 3],
+        "matches no pattern"
+    );
+}

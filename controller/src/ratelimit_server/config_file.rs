@@ -19,18 +19,22 @@
 //!
 //! Matching is envoyproxy/ratelimit's: a request descriptor's entries walk the
 //! tree one level each, `key`+`value` first, then the key-only entry; the limit
-//! is the one on the node the *last* entry lands on. Anything else (an entry
+//! is the one on the node the *last* entry lands on. A value with `*` is a
+//! pattern ([`super::wildcard`]), tried after the exact values and before the
+//! key-only entry; each value it matches counts apart. Anything else (an entry
 //! that matches nothing, a node without `rate_limit`) means "not limited".
 //! Unknown fields are errors, as everywhere in Tollgate, so a typo never turns a
-//! limit off silently; the parts of envoyproxy/ratelimit's format not
-//! implemented here (`replaces`, `detailed_metric`, wildcard values ending in
-//! `*`) are refused the same way rather than read differently.
+//! limit off silently. `detailed_metric` and `value_to_metric` only shape that
+//! service's own stats and are accepted with a log line; `replaces`, not
+//! implemented yet, is refused as "not supported" rather than read differently.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Deserialize;
 use tollgate_core::ratelimit::config::Unit;
+
+use super::wildcard::Wildcard;
 
 /// A limit as the API reports it back (`current_limit`): from a descriptor's
 /// override or from the file.
@@ -69,6 +73,9 @@ struct Level {
 #[derive(Debug, Default)]
 struct KeyNodes {
     by_value: HashMap<String, Node>,
+    /// Values with `*`, in file order; tried after the exact values and
+    /// before the key-only node.
+    wildcards: Vec<(String, Wildcard, Node)>,
     any_value: Option<Node>,
 }
 
@@ -119,6 +126,13 @@ struct DescriptorYaml {
     shadow_mode: bool,
     #[serde(default)]
     descriptors: Vec<DescriptorYaml>,
+    /// envoyproxy/ratelimit's per-descriptor stats switches. They shape only
+    /// that service's metrics, which have no counterpart here (ours are not per
+    /// descriptor): accepted, and a log line says they change nothing.
+    #[serde(default)]
+    detailed_metric: bool,
+    #[serde(default)]
+    value_to_metric: bool,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +146,10 @@ struct RateLimitYaml {
     unlimited: bool,
     #[serde(default)]
     name: Option<String>,
+    /// envoyproxy/ratelimit's `replaces`: read so that it is refused as "not
+    /// supported" rather than as an unknown field.
+    #[serde(default)]
+    replaces: Option<serde_yaml_ng::Value>,
 }
 
 /// envoyproxy/ratelimit reads units case-insensitively (`second`, `HOUR`, …).
@@ -206,7 +224,14 @@ impl ConfigFile {
         let mut node = None;
         for (key, value) in entries {
             let nodes = level.keys.get(key)?;
-            let next = nodes.by_value.get(value).or(nodes.any_value.as_ref())?;
+            let next = nodes
+                .by_value
+                .get(value)
+                .or_else(|| {
+                    let mut hits = nodes.wildcards.iter().filter(|(_, w, _)| w.matches(value));
+                    hits.next().map(|(_, _, node)| node)
+                })
+                .or(nodes.any_value.as_ref())?;
             level = &next.children;
             node = Some(next);
         }
@@ -231,6 +256,12 @@ fn compile_level(
         if d.key.is_empty() {
             return Err(invalid(format!("{here}.key"), "must not be empty".into()));
         }
+        if d.detailed_metric || d.value_to_metric {
+            tracing::info!(
+                at = %here,
+                "detailed_metric and value_to_metric shape envoyproxy/ratelimit's own stats; accepted, they change nothing here"
+            );
+        }
         let rule = match d.rate_limit {
             None => None,
             Some(r) => Some(compile_rule(
@@ -244,15 +275,16 @@ fn compile_level(
             rule,
             children: compile_level(d.descriptors, &format!("{here}.descriptors"), invalid)?,
         };
-        if d.value.as_deref().is_some_and(|v| v.ends_with('*')) {
-            return Err(invalid(
-                format!("{here}.value"),
-                "wildcard values (ending in `*`) are not supported".into(),
-            ));
-        }
         let nodes = level.keys.entry(d.key.clone()).or_default();
         let duplicate = match d.value {
-            Some(value) => nodes.by_value.insert(value, node).is_some(),
+            Some(value) => match Wildcard::parse(&value) {
+                Some(pattern) => {
+                    let seen = nodes.wildcards.iter().any(|(v, _, _)| *v == value);
+                    nodes.wildcards.push((value, pattern, node));
+                    seen
+                }
+                None => nodes.by_value.insert(value, node).is_some(),
+            },
             None => nodes.any_value.replace(node).is_some(),
         };
         if duplicate {
@@ -274,6 +306,12 @@ fn compile_rule(
     at: &str,
     invalid: &impl Fn(String, String) -> ConfigFileError,
 ) -> Result<NodeRule, ConfigFileError> {
+    if r.replaces.is_some() {
+        return Err(invalid(
+            format!("{at}.replaces"),
+            "is not supported by tollgate ratelimit-server".into(),
+        ));
+    }
     if r.unlimited {
         if r.unit.is_some() || r.requests_per_unit.is_some() {
             return Err(invalid(
@@ -432,10 +470,61 @@ descriptors:
         assert!(e.contains("second entry for key `b`"), "{e}");
         let e = error("domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unlimited: true, unit: second}\n");
         assert!(e.contains("`unlimited: true` takes no"), "{e}");
-        let e = error("domain: d\ndescriptors:\n  - {key: k, value: 'ab*'}\n");
-        assert!(e.contains("`descriptors[0].value`: wildcard values"), "{e}");
+        let e = error(
+            "domain: d\ndescriptors:\n  - {key: k, value: 'ab*'}\n  - {key: k, value: 'ab*'}\n",
+        );
+        assert!(e.contains("second entry for key `k`"), "{e}");
         let e = error("domain: d\ndescriptors:\n  - key: ''\n");
         assert!(e.contains("`descriptors[0].key`: must not be empty"), "{e}");
+    }
+
+    /// envoyproxy/ratelimit's README, "Example 8" style wildcards: a trailing
+    /// `foo*`, and `*` in the middle (`bar*b`, `foo*bar*baz`); exact values win,
+    /// then patterns in file order, then the key-only entry.
+    #[test]
+    fn wildcard_values_match_anywhere_after_exact_values_and_before_key_only() {
+        let c = ConfigFile::parse(
+            "domain: d\ndescriptors:\n  - key: user\n    value: foo*\n    rate_limit: {unit: minute, requests_per_unit: 1, name: prefix}\n  - key: user\n    value: bar*b\n    rate_limit: {unit: minute, requests_per_unit: 2, name: middle}\n  - key: user\n    value: foo*bar*baz\n    rate_limit: {unit: minute, requests_per_unit: 3, name: two-stars}\n  - key: user\n    value: foo-exact\n    rate_limit: {unit: minute, requests_per_unit: 4, name: exact}\n  - key: user\n    rate_limit: {unit: minute, requests_per_unit: 5, name: any}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let name = |v: &str| match c.lookup("d", [("user", v)]) {
+            Some(Rule::Limited { limit, .. }) => limit.name.clone(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(name("foo"), "prefix");
+        assert_eq!(name("foo-anything"), "prefix");
+        assert_eq!(
+            name("fooXbarYbaz"),
+            "prefix",
+            "the first pattern in file order wins"
+        );
+        assert_eq!(name("bar-x-b"), "middle");
+        assert_eq!(name("barb"), "middle");
+        assert_eq!(
+            name("foo-exact"),
+            "exact",
+            "an exact value wins over patterns"
+        );
+        assert_eq!(
+            name("bar-x"),
+            "any",
+            "no pattern matches: the key-only entry"
+        );
+    }
+
+    #[test]
+    fn metric_switches_are_accepted_and_replaces_is_named_not_supported() {
+        let c = ConfigFile::parse(
+            "domain: d\ndescriptors:\n  - key: k\n    detailed_metric: true\n    value_to_metric: true\n    rate_limit: {unit: second, requests_per_unit: 1}\n",
+            "t.yaml",
+        );
+        assert!(c.is_ok(), "{:?}", c.err());
+        let e = error("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, requests_per_unit: 1, replaces: [{name: other}]}\n");
+        assert!(
+            e.contains("`descriptors[0].rate_limit.replaces`: is not supported"),
+            "{e}"
+        );
     }
 
     #[test]

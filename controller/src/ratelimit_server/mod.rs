@@ -9,7 +9,7 @@
 //! - [`service`]: the gRPC method: descriptors → counters → answer.
 //! - [`redis_store`]: the counters, and why one pipeline serves many calls.
 //! - [`over_limit_cache`]: keys over their limit, answered without Redis.
-//! - [`config_file`]: the YAML limits file and its matching.
+//! - [`config_file`]: the YAML limits file and its matching ([`wildcard`]: values with `*`).
 //! - [`metrics`]: Prometheus counters and the `/metrics`, `/healthz`, `/readyz` endpoint.
 
 pub mod config_file;
@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod over_limit_cache;
 pub mod redis_store;
 pub mod service;
+pub mod wildcard;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
