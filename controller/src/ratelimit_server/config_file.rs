@@ -25,8 +25,8 @@
 //! that matches nothing, a node without `rate_limit`) means "not limited".
 //! Unknown fields are errors, as everywhere in Tollgate, so a typo never turns a
 //! limit off silently. `detailed_metric` and `value_to_metric` only shape that
-//! service's own stats and are accepted with a log line; `replaces`, not
-//! implemented yet, is refused as "not supported" rather than read differently.
+//! service's own stats and are accepted with a log line; `replaces` names the
+//! limits a limit drops when both apply to one call (applied in `service`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -44,6 +44,9 @@ pub struct Limit {
     pub unit: Unit,
     /// `rate_limit.name` from the file; empty for overrides.
     pub name: String,
+    /// `rate_limit.replaces`: the names of the limits this one drops when
+    /// both apply to one call (envoyproxy/ratelimit README, example 7).
+    pub replaces: Vec<String>,
 }
 
 /// What the file says about one request descriptor.
@@ -146,10 +149,14 @@ struct RateLimitYaml {
     unlimited: bool,
     #[serde(default)]
     name: Option<String>,
-    /// envoyproxy/ratelimit's `replaces`: read so that it is refused as "not
-    /// supported" rather than as an unknown field.
     #[serde(default)]
-    replaces: Option<serde_yaml_ng::Value>,
+    replaces: Vec<ReplacesYaml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplacesYaml {
+    name: String,
 }
 
 /// envoyproxy/ratelimit reads units case-insensitively (`second`, `HOUR`, …).
@@ -306,10 +313,10 @@ fn compile_rule(
     at: &str,
     invalid: &impl Fn(String, String) -> ConfigFileError,
 ) -> Result<NodeRule, ConfigFileError> {
-    if r.replaces.is_some() {
+    if let Some(i) = r.replaces.iter().position(|x| x.name.is_empty()) {
         return Err(invalid(
-            format!("{at}.replaces"),
-            "is not supported by tollgate ratelimit-server".into(),
+            format!("{at}.replaces[{i}].name"),
+            "must not be empty".into(),
         ));
     }
     if r.unlimited {
@@ -338,6 +345,7 @@ fn compile_rule(
             requests_per_unit,
             unit,
             name: r.name.unwrap_or_default(),
+            replaces: r.replaces.into_iter().map(|x| x.name).collect(),
         },
         shadow_mode,
     })
@@ -514,15 +522,15 @@ descriptors:
     }
 
     #[test]
-    fn metric_switches_are_accepted_and_replaces_is_named_not_supported() {
+    fn metric_switches_are_accepted_and_an_unnamed_replaces_is_an_error() {
         let c = ConfigFile::parse(
             "domain: d\ndescriptors:\n  - key: k\n    detailed_metric: true\n    value_to_metric: true\n    rate_limit: {unit: second, requests_per_unit: 1}\n",
             "t.yaml",
         );
         assert!(c.is_ok(), "{:?}", c.err());
-        let e = error("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, requests_per_unit: 1, replaces: [{name: other}]}\n");
+        let e = error("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, requests_per_unit: 1, replaces: [{name: ''}]}\n");
         assert!(
-            e.contains("`descriptors[0].rate_limit.replaces`: is not supported"),
+            e.contains("`descriptors[0].rate_limit.replaces[0].name`: must not be empty"),
             "{e}"
         );
     }

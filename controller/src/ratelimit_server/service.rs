@@ -228,12 +228,38 @@ pub fn plan(
     } else {
         u64::from(request.hits_addend)
     };
-    request
+    let mut plans = request
         .descriptors
         .iter()
         .enumerate()
         .map(|(i, d)| plan_one(&request.domain, i, d, config, default_hits, now))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    drop_replaced(&mut plans);
+    Ok(plans)
+}
+
+/// envoyproxy/ratelimit's `replaces` (README, example 7): a limit that applies
+/// to this call drops every limit it names from the call, which then neither
+/// counts nor refuses (answered OK, as a descriptor without a limit).
+fn drop_replaced(plans: &mut [Plan]) {
+    let replaced: Vec<String> = plans
+        .iter()
+        .filter_map(|p| match p {
+            Plan::Count(c) => Some(c.limit.replaces.iter().cloned()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    if replaced.is_empty() {
+        return;
+    }
+    for plan in plans.iter_mut() {
+        if let Plan::Count(c) = plan {
+            if !c.limit.name.is_empty() && replaced.contains(&c.limit.name) {
+                *plan = Plan::NotCounted;
+            }
+        }
+    }
 }
 
 fn plan_one(
@@ -256,6 +282,7 @@ fn plan_one(
                 requests_per_unit: o.requests_per_unit,
                 unit,
                 name: String::new(),
+                replaces: Vec::new(),
             };
             (limit, false)
         }
@@ -466,6 +493,34 @@ mod tests {
         assert_ne!(
             cache_key("a_b", &descriptor(&[("c", "d")], None), start),
             cache_key("a", &descriptor(&[("b_c", "d")], None), start)
+        );
+    }
+
+    /// The reference README's example 7: a per-user limit that replaces the
+    /// generic one when both apply.
+    #[test]
+    fn a_limit_that_replaces_another_drops_it_from_the_call() {
+        let config = ConfigFile::parse(
+            "domain: edge\ndescriptors:\n  - key: path\n    rate_limit: {unit: minute, requests_per_unit: 100, name: generic}\n  - key: user\n    value: vip\n    rate_limit: {unit: minute, requests_per_unit: 1000, replaces: [{name: generic}]}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let both = request(vec![
+            descriptor(&[("path", "/x")], None),
+            descriptor(&[("user", "vip")], None),
+        ]);
+        let plans = plan(&both, Some(&config), NOW).unwrap();
+        assert_eq!(plans[0], Plan::NotCounted, "the generic limit is replaced");
+        assert_eq!(counted(&plans[1]).limit.requests_per_unit, 1000);
+        let alone = request(vec![
+            descriptor(&[("path", "/x")], None),
+            descriptor(&[("user", "someone")], None),
+        ]);
+        let plans = plan(&alone, Some(&config), NOW).unwrap();
+        assert_eq!(
+            counted(&plans[0]).limit.name,
+            "generic",
+            "nothing replaces it"
         );
     }
 
