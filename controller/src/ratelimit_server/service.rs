@@ -1,7 +1,8 @@
 //! `envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit`.
 //!
-//! Per descriptor: its `limit` override if it has one (Tollgate's wasm filter
-//! always sends it), else the `--config` file's entry, else not limited. Every
+//! Per descriptor: its `limit` override if it has one (Tollgate's filter always
+//! sends it; with a `--config` file, only in the file's domain, as the
+//! reference), else the `--config` file's entry, else not limited. Every
 //! limited descriptor of a call is one `INCRBY` on a fixed window aligned to the
 //! unit, all in one Redis pipeline (shared with concurrent calls, see
 //! [`super::redis_store`]), except keys already over their limit in this window,
@@ -271,6 +272,9 @@ fn plan_one(
     now: u64,
 ) -> Result<Plan, Status> {
     let (limit, shadow_mode) = match &descriptor.limit {
+        // envoyproxy/ratelimit applies an override only in a domain it has a
+        // config for: with config files, any other domain is not counted.
+        Some(_) if config.is_some_and(|c| c.domain() != domain) => return Ok(Plan::NotCounted),
         Some(o) => {
             let unit = Unit::from_api_code(o.unit).ok_or_else(|| {
                 Status::invalid_argument(format!(
@@ -493,6 +497,34 @@ mod tests {
         assert_ne!(
             cache_key("a_b", &descriptor(&[("c", "d")], None), start),
             cache_key("a", &descriptor(&[("b_c", "d")], None), start)
+        );
+    }
+
+    /// envoyproxy/ratelimit answers an override in a domain no config file
+    /// names OK without counting; without config files every override counts
+    /// (Tollgate's filter needs no file).
+    #[test]
+    fn an_override_counts_only_in_a_configured_domain_when_there_is_a_file() {
+        let config = ConfigFile::parse(
+            "domain: other\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, requests_per_unit: 1}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let r = request(vec![descriptor(&[("user", "a")], Some((3, HOUR)))]);
+        assert_eq!(plan(&r, Some(&config), NOW).unwrap()[0], Plan::NotCounted);
+        assert_eq!(
+            counted(&plan(&r, None, NOW).unwrap()[0])
+                .limit
+                .requests_per_unit,
+            3
+        );
+        let mut mine = r.clone();
+        mine.domain = "other".into();
+        assert_eq!(
+            counted(&plan(&mine, Some(&config), NOW).unwrap()[0])
+                .limit
+                .requests_per_unit,
+            3
         );
     }
 
