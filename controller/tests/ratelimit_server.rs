@@ -599,3 +599,56 @@ async fn a_wildcard_value_limits_each_matching_value_apart() {
         "matches no pattern"
     );
 }
+
+/// Issue 18, item 4: an edited config file is served without a restart, and
+/// one that stops parsing leaves the last good limits serving, logged with
+/// its file and line.
+#[tokio::test]
+async fn an_edited_config_is_reloaded_and_a_broken_one_keeps_the_last_good() {
+    let limits = |n: u32| {
+        format!("domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {{unit: hour, requests_per_unit: {n}}}\n")
+    };
+    let s = start(Some(&limits(1))).await;
+    let call = request("edge", vec![descriptor(&[("user", "a")], None)]);
+    use Code::{Ok as Allowed, OverLimit};
+    assert_eq!(s.codes(&call, 2).await, [Allowed, OverLimit]);
+    std::fs::write(s.server.config_file(), limits(100)).unwrap();
+    let mut reloaded = false;
+    // Bounded: the service polls every 2 s.
+    for i in 0..100 {
+        let id = format!("fresh-{i}");
+        let other = request("edge", vec![descriptor(&[("user", &id)], None)]);
+        if s.codes(&other, 2).await == [Allowed, Allowed] {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        reloaded,
+        "the new limit never applied; log:\n{}",
+        s.server.log()
+    );
+    std::fs::write(
+        s.server.config_file(),
+        "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: fortnight}\n",
+    )
+    .unwrap();
+    for _ in 0..100 {
+        if s.server.log().contains("not reloaded") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = s.server.log();
+    assert!(
+        log.contains("not reloaded") && log.contains("limits.yaml") && log.contains("line 4"),
+        "{log}"
+    );
+    let third = request("edge", vec![descriptor(&[("user", "third")], None)]);
+    assert_eq!(
+        s.codes(&third, 3).await,
+        [Allowed; 3],
+        "the last good limit (100) serves"
+    );
+}

@@ -102,6 +102,11 @@ impl RatelimitServer {
         format!("http://{}", self.grpc)
     }
 
+    /// Where the `--config` file given to `start` is (rewrite it to test reloads).
+    pub fn config_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("limits.yaml")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }

@@ -9,10 +9,12 @@
 //! - [`service`]: the gRPC method: descriptors → counters → answer.
 //! - [`redis_store`]: the counters, and why one pipeline serves many calls.
 //! - [`over_limit_cache`]: keys over their limit, answered without Redis.
-//! - [`config_file`]: the YAML limits file and its matching ([`wildcard`]: values with `*`).
+//! - [`config_file`]: one YAML limits file and its matching ([`wildcard`]: values with `*`);
+//!   [`config_set`]: every `--config` file and directory, by domain, reloaded on change.
 //! - [`metrics`]: Prometheus counters and the `/metrics`, `/healthz`, `/readyz` endpoint.
 
 pub mod config_file;
+pub mod config_set;
 pub mod metrics;
 pub mod over_limit_cache;
 pub mod redis_store;
@@ -22,7 +24,7 @@ pub mod wildcard;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -32,7 +34,7 @@ use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
-use config_file::ConfigFile;
+use config_set::ConfigSet;
 use metrics::Metrics;
 use over_limit_cache::OverLimitCache;
 use redis_store::RedisStore;
@@ -49,9 +51,10 @@ pub struct Args {
     /// Address of the HTTP endpoint serving `/metrics` (Prometheus) and `/healthz`; off when absent.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
-    /// envoyproxy/ratelimit-style YAML limits for descriptors that carry no `limit` override.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    /// envoyproxy/ratelimit-style YAML limits for descriptors that carry no `limit` override:
+    /// a file, or a directory of `*.yaml` files (one domain each); repeatable. Reloaded on change.
+    #[arg(long, value_name = "FILE|DIR")]
+    config: Vec<PathBuf>,
     /// Keys remembered as over their limit until their window ends, answered without
     /// Redis; 0 turns the cache off.
     #[arg(long, default_value_t = 100_000, value_name = "KEYS")]
@@ -61,13 +64,12 @@ pub struct Args {
 /// Runs until SIGTERM or SIGINT, then stops accepting calls, finishes the ones
 /// in flight (their Redis pipeline included) and returns.
 pub async fn run(args: Args) -> Result<()> {
-    let config = match &args.config {
-        Some(path) => {
-            let config = ConfigFile::load(path)?;
-            tracing::info!(path = %path.display(), domain = config.domain(), "loaded rate limit config");
-            Some(Arc::new(config))
-        }
-        None => None,
+    let configs = if args.config.is_empty() {
+        None
+    } else {
+        let set = ConfigSet::load(&args.config)?;
+        tracing::info!(paths = ?args.config, domains = ?set.domains(), "loaded rate limit config");
+        Some(Arc::new(RwLock::new(Arc::new(set))))
     };
     let metrics = Metrics::new();
     let (store, batches) = RedisStore::start(&args.redis, metrics.clone())?;
@@ -117,8 +119,11 @@ pub async fn run(args: Args) -> Result<()> {
     // Known before the first call is served (a PING is bounded by its timeout).
     redis_health.check().await;
     let redis_watch = tokio::spawn(redis_health.watch(stopped()));
+    let reloads = configs
+        .clone()
+        .map(|c| tokio::spawn(config_set::watch(args.config.clone(), c, stopped())));
     let over_limit = OverLimitCache::new(args.over_limit_cache);
-    let limiter = RateLimiter::new(config, store, over_limit, metrics);
+    let limiter = RateLimiter::new(configs, store, over_limit, metrics);
     tracing::info!(addr = %local_addr(&grpc_listener), redis = %redis_store::redacted_url(&args.redis), "rate limit service listening");
     let grpc_stopped = stopped();
     let health_on_stop = health.clone();
@@ -135,6 +140,9 @@ pub async fn run(args: Args) -> Result<()> {
         .await
         .context("gRPC server")?;
     redis_watch.abort();
+    if let Some(reloads) = reloads {
+        reloads.abort();
+    }
     // The server dropped the service and with it the last store handle: the
     // batch task answers what is queued and ends.
     batches.await.context("redis batch task")?;

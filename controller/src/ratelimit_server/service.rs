@@ -9,7 +9,7 @@
 //! answered from [`super::over_limit_cache`]. The call is OVER_LIMIT if any
 //! descriptor is.
 
-use std::sync::Arc;
+use std::sync::PoisonError;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
@@ -22,13 +22,14 @@ use envoy_types::pb::google::protobuf::Duration as ProtoDuration;
 use tollgate_core::ratelimit::config::Unit;
 use tonic::{Request, Response, Status};
 
-use super::config_file::{ConfigFile, Limit, Rule};
+use super::config_file::{Limit, Rule};
+use super::config_set::{ConfigSet, SharedConfigSet};
 use super::metrics::Metrics;
 use super::over_limit_cache::OverLimitCache;
 use super::redis_store::{Increment, RedisStore};
 
 pub struct RateLimiter {
-    config: Option<Arc<ConfigFile>>,
+    configs: Option<SharedConfigSet>,
     store: RedisStore,
     over_limit: OverLimitCache,
     metrics: Metrics,
@@ -36,13 +37,13 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(
-        config: Option<Arc<ConfigFile>>,
+        configs: Option<SharedConfigSet>,
         store: RedisStore,
         over_limit: OverLimitCache,
         metrics: Metrics,
     ) -> Self {
         RateLimiter {
-            config,
+            configs,
             store,
             over_limit,
             metrics,
@@ -79,7 +80,12 @@ impl RateLimiter {
         request: &RateLimitRequest,
         now: u64,
     ) -> Result<RateLimitResponse, Status> {
-        let plans = plan(request, self.config.as_deref(), now)?;
+        // This call's view of the files; a reload meanwhile serves the next call.
+        let configs = self
+            .configs
+            .as_ref()
+            .map(|c| c.read().unwrap_or_else(PoisonError::into_inner).clone());
+        let plans = plan(request, configs.as_deref(), now)?;
         let counted: Vec<&Counted> = plans
             .iter()
             .filter_map(|p| match p {
@@ -90,7 +96,10 @@ impl RateLimiter {
         // Keys already over their limit in this window answer from memory.
         let cached: Vec<bool> = counted
             .iter()
-            .map(|c| !c.shadow_mode && self.over_limit.is_over(&c.increment.key, now))
+            .map(|c| {
+                let limit = c.limit.requests_per_unit;
+                !c.shadow_mode && self.over_limit.is_over(&c.increment.key, limit, now)
+            })
             .collect();
         let increments: Vec<Increment> = counted
             .iter()
@@ -114,8 +123,9 @@ impl RateLimiter {
             let n = fresh.next().unwrap_or(0);
             if !c.shadow_mode && n > u64::from(c.limit.requests_per_unit) {
                 let window = c.limit.unit.seconds();
-                self.over_limit
-                    .insert(&c.increment.key, now - now % window + window, now);
+                let end = now - now % window + window;
+                let limit = c.limit.requests_per_unit;
+                self.over_limit.insert(&c.increment.key, limit, end, now);
             }
             counts.push(n);
         }
@@ -210,7 +220,7 @@ pub struct Counted {
 /// Decides, without Redis, which descriptors count and on which keys.
 pub fn plan(
     request: &RateLimitRequest,
-    config: Option<&ConfigFile>,
+    config: Option<&ConfigSet>,
     now: u64,
 ) -> Result<Vec<Plan>, Status> {
     if request.domain.is_empty() {
@@ -267,14 +277,14 @@ fn plan_one(
     domain: &str,
     index: usize,
     descriptor: &RateLimitDescriptor,
-    config: Option<&ConfigFile>,
+    config: Option<&ConfigSet>,
     default_hits: u64,
     now: u64,
 ) -> Result<Plan, Status> {
     let (limit, shadow_mode) = match &descriptor.limit {
         // envoyproxy/ratelimit applies an override only in a domain it has a
         // config for: with config files, any other domain is not counted.
-        Some(_) if config.is_some_and(|c| c.domain() != domain) => return Ok(Plan::NotCounted),
+        Some(_) if config.is_some_and(|c| !c.has_domain(domain)) => return Ok(Plan::NotCounted),
         Some(o) => {
             let unit = Unit::from_api_code(o.unit).ok_or_else(|| {
                 Status::invalid_argument(format!(
@@ -422,6 +432,7 @@ pub fn respond(plans: &[Plan], counts: &[u64], now: u64, metrics: &Metrics) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ratelimit_server::config_file::ConfigFile;
     use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::{
         Entry, RateLimitOverride,
     };
@@ -505,11 +516,11 @@ mod tests {
     /// (Tollgate's filter needs no file).
     #[test]
     fn an_override_counts_only_in_a_configured_domain_when_there_is_a_file() {
-        let config = ConfigFile::parse(
+        let config = ConfigSet::of([ConfigFile::parse(
             "domain: other\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, requests_per_unit: 1}\n",
             "t.yaml",
         )
-        .unwrap();
+        .unwrap()]);
         let r = request(vec![descriptor(&[("user", "a")], Some((3, HOUR)))]);
         assert_eq!(plan(&r, Some(&config), NOW).unwrap()[0], Plan::NotCounted);
         assert_eq!(
@@ -532,11 +543,11 @@ mod tests {
     /// generic one when both apply.
     #[test]
     fn a_limit_that_replaces_another_drops_it_from_the_call() {
-        let config = ConfigFile::parse(
+        let config = ConfigSet::of([ConfigFile::parse(
             "domain: edge\ndescriptors:\n  - key: path\n    rate_limit: {unit: minute, requests_per_unit: 100, name: generic}\n  - key: user\n    value: vip\n    rate_limit: {unit: minute, requests_per_unit: 1000, replaces: [{name: generic}]}\n",
             "t.yaml",
         )
-        .unwrap();
+        .unwrap()]);
         let both = request(vec![
             descriptor(&[("path", "/x")], None),
             descriptor(&[("user", "vip")], None),
@@ -594,11 +605,11 @@ mod tests {
 
     #[test]
     fn descriptors_without_override_use_the_config_file_or_are_not_limited() {
-        let config = ConfigFile::parse(
+        let config = ConfigSet::of([ConfigFile::parse(
             "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: {unit: minute, requests_per_unit: 5, name: per-user}\n  - key: user\n    value: root\n    rate_limit: {unlimited: true}\n",
             "t.yaml",
         )
-        .unwrap();
+        .unwrap()]);
         let r = request(vec![
             descriptor(&[("user", "alice")], None),
             descriptor(&[("user", "root")], None),
@@ -707,11 +718,11 @@ mod tests {
     #[test]
     fn shadow_mode_reports_but_never_refuses() {
         let metrics = Metrics::new();
-        let config = ConfigFile::parse(
+        let config = ConfigSet::of([ConfigFile::parse(
             "domain: edge\ndescriptors:\n  - key: k\n    shadow_mode: true\n    rate_limit: {unit: second, requests_per_unit: 1}\n",
             "t.yaml",
         )
-        .unwrap();
+        .unwrap()]);
         let plans = plan(
             &request(vec![descriptor(&[("k", "v")], None)]),
             Some(&config),
