@@ -35,6 +35,7 @@ use serde::Deserialize;
 use tollgate_core::ratelimit::config::Unit;
 
 use super::wildcard::Wildcard;
+use super::yaml_lines::Lines;
 
 /// A limit as the API reports it back (`current_limit`): from a descriptor's
 /// override or from the file.
@@ -101,9 +102,12 @@ pub enum ConfigFileError {
     /// Syntax or shape; the YAML parser's message names the field path, line and column.
     #[error("{path}: invalid rate limit config: {message}")]
     Parse { path: String, message: String },
-    #[error("{path}: invalid rate limit config at `{at}`: {message}")]
+    /// Found after parsing; `line` is where the node `at` (or its nearest
+    /// existing parent) is.
+    #[error("{path}:{line}: invalid rate limit config at `{at}`: {message}")]
     Invalid {
         path: String,
+        line: usize,
         at: String,
         message: String,
     },
@@ -194,12 +198,24 @@ impl ConfigFile {
 
     /// Parses and validates `text`; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<ConfigFile, ConfigFileError> {
-        let yaml: FileYaml = serde_yaml_ng::from_str(text).map_err(|e| ConfigFileError::Parse {
-            path: origin.to_string(),
-            message: e.to_string(),
+        let parsed = serde_yaml_ng::from_str::<FileYaml>(text);
+        let lines = Lines::of(text);
+        let yaml = parsed.map_err(|e| {
+            let message = match &lines.duplicate_key {
+                // serde_yaml_ng places it at the start of its mapping.
+                Some((at, line)) if e.to_string().contains("duplicate") => {
+                    format!("`{at}` is written twice; the second time at line {line}")
+                }
+                _ => e.to_string(),
+            };
+            ConfigFileError::Parse {
+                path: origin.to_string(),
+                message,
+            }
         })?;
         let invalid = |at: String, message: String| ConfigFileError::Invalid {
             path: origin.to_string(),
+            line: lines.line(&at).unwrap_or(1),
             at,
             message,
         };
@@ -435,6 +451,25 @@ descriptors:
 
     fn error(text: &str) -> String {
         ConfigFile::parse(text, "bad.yaml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn semantic_errors_and_a_key_written_twice_name_their_line() {
+        let e = error("domain: d\ndescriptors:\n  - key: user\n    rate_limit: {unit: hour, requests_per_unit: 3}\n  - key: user\n    rate_limit: {unit: hour, requests_per_unit: 4}\n");
+        assert!(
+            e.starts_with("bad.yaml:5: invalid rate limit config at `descriptors[1]`"),
+            "{e}"
+        );
+        let e = error("domain: d\ndescriptors:\n  - key: k\n    rate_limit:\n      unit: hour\n");
+        assert!(
+            e.starts_with("bad.yaml:4:") && e.contains("requests_per_unit"),
+            "{e}"
+        );
+        let e = error("domain: d\ndescriptors:\n  - key: user\n    key: other\n");
+        assert!(
+            e.contains("`descriptors[0].key` is written twice; the second time at line 4"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod over_limit_cache;
 pub mod redis_store;
 pub mod service;
 pub mod wildcard;
+pub mod yaml_lines;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
