@@ -10,7 +10,7 @@ BENCH_MODULES := verify_bench
 WASM_TARGET := wasm32-wasip1
 WASM_OUT := target/$(WASM_TARGET)/release
 
-.PHONY: help setup build test unit e2e lint fmt fuzz run run-check bench bench-headers bench-jwt bench-ratelimit bench-canary bench-all-filters bench-controller clean
+.PHONY: help setup build test unit e2e lint fmt fuzz run run-check bench bench-headers bench-jwt bench-ratelimit bench-canary bench-all-filters bench-ratelimit-server bench-controller clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -72,7 +72,7 @@ run: build ## The demo: tollgate serve on examples/quickstart/, Envoy over ADS, 
 run-check: build ## Run the demo's curl commands, check every answer, stop (part of make test)
 	@scripts/run.sh --check
 
-bench: bench-headers bench-jwt bench-ratelimit bench-canary bench-all-filters bench-controller ## All benchmarks
+bench: bench-headers bench-jwt bench-ratelimit bench-canary bench-all-filters bench-ratelimit-server bench-controller ## All benchmarks
 
 bench-headers: build ## Header filter vs native header_mutation vs no filter (prints a table)
 	target/release/bench headers
@@ -90,6 +90,9 @@ bench-canary: build ## Canary filter + cluster_header route vs native weighted_c
 
 bench-all-filters: build ## All four filters in one chain vs Envoy's own four: cost and memory (RSS)
 	target/release/bench all
+
+bench-ratelimit-server: build ## tollgate ratelimit-server driven by a gRPC client at concurrency 1, 16, 64 and on a hot over-limit key
+	cargo bench -p tollgate --bench ratelimit_server
 
 # Share of routes given a HeaderPolicy and a RateLimitPolicy in bench-controller.
 POLICY_SHARE ?= 0.1
