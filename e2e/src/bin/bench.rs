@@ -861,6 +861,42 @@ impl GlobalRig {
     }
 }
 
+/// The 1:2 split the canary and all-filters suites make over two clusters,
+/// `stable` and `canary`: the listener, Envoy's `weighted_clusters` route and
+/// our policy.
+struct Split {
+    stable: SocketAddr,
+    canary: SocketAddr,
+}
+
+impl Split {
+    /// One route (`route` its action) in front of the two clusters.
+    fn bootstrap(&self, filters: Vec<Value>, route: Value) -> Value {
+        Listener {
+            http_filters: filters,
+            routes: vec![json!({"name": "bench", "match": {"prefix": "/"}, "route": route})],
+            clusters: vec![
+                cluster("stable", self.stable),
+                cluster("canary", self.canary),
+            ],
+            ..Listener::default()
+        }
+        .bootstrap()
+    }
+
+    /// Our canary policy, weights 1:2.
+    fn ours() -> Value {
+        json!({"backends": [{"name": "stable", "weight": 1}, {"name": "canary", "weight": 2}]})
+    }
+
+    /// Envoy's own split, weights 1:2.
+    fn weighted() -> Value {
+        json!({"weighted_clusters": {"clusters": [
+            {"name": "stable", "weight": 1}, {"name": "canary", "weight": 2}
+        ]}})
+    }
+}
+
 /// Weights 1:2 over two clusters, `stable` and `canary`, each its own echo
 /// upstream naming itself by pod (so that a check sees which one answered):
 /// Envoy's `weighted_clusters` route; ours as the filter (the dynamic module
@@ -868,29 +904,12 @@ impl GlobalRig {
 /// the dynamic module's cluster specifier naming the cluster on the route,
 /// with no header. The baseline forwards to one cluster.
 fn canary(upstreams: [&Upstream; 2], compare: Option<&Path>) -> Vec<Variant> {
-    let bootstrap = |filters: Vec<Value>, route: Value| {
-        Listener {
-            http_filters: filters,
-            routes: vec![json!({"name": "bench", "match": {"prefix": "/"}, "route": route})],
-            clusters: vec![
-                cluster("stable", upstreams[0].addr),
-                cluster("canary", upstreams[1].addr),
-            ],
-            ..Listener::default()
-        }
-        .bootstrap()
+    let clusters = Split {
+        stable: upstreams[0].addr,
+        canary: upstreams[1].addr,
     };
-    let ours =
-        json!({"backends": [{"name": "stable", "weight": 1}, {"name": "canary", "weight": 2}]});
-    let forwarded = |ex: &Exchange| -> Result<()> {
-        status_ok(ex)?;
-        ensure!(
-            ex.echo.is_some(),
-            "not answered by the upstream: {}",
-            ex.body
-        );
-        Ok(())
-    };
+    let bootstrap = |filters: Vec<Value>, route: Value| clusters.bootstrap(filters, route);
+    let ours = Split::ours();
     // Forwarded to one of the two backends.
     let split = move |ex: &Exchange| -> Result<String> {
         forwarded(ex)?;
@@ -930,9 +949,7 @@ fn canary(upstreams: [&Upstream; 2], compare: Option<&Path>) -> Vec<Variant> {
         side: Side::default(),
         check,
     };
-    let weighted = json!({"weighted_clusters": {"clusters": [
-        {"name": "stable", "weight": 1}, {"name": "canary", "weight": 2}
-    ]}});
+    let weighted = Split::weighted();
     let mut variants = vec![
         variant(
             "no filter".into(),
@@ -1003,29 +1020,12 @@ fn all_filters(upstream: &Upstream) -> Result<Vec<Variant>> {
             }}]}
         }
     });
-    let our_split =
-        json!({"backends": [{"name": "stable", "weight": 1}, {"name": "canary", "weight": 2}]});
-    let bootstrap = |filters: Vec<Value>, route: Value| {
-        Listener {
-            http_filters: filters,
-            routes: vec![json!({"name": "bench", "match": {"prefix": "/"}, "route": route})],
-            clusters: vec![
-                cluster("stable", upstream.addr),
-                cluster("canary", upstream.addr),
-            ],
-            ..Listener::default()
-        }
-        .bootstrap()
+    let our_split = Split::ours();
+    let both = Split {
+        stable: upstream.addr,
+        canary: upstream.addr,
     };
-    let forwarded = |ex: &Exchange| -> Result<()> {
-        status_ok(ex)?;
-        ensure!(
-            ex.echo.is_some(),
-            "not answered by the upstream: {}",
-            ex.body
-        );
-        Ok(())
-    };
+    let bootstrap = |filters: Vec<Value>, route: Value| both.bootstrap(filters, route);
     // Every filter did its part: the upstream saw the claim header, the
     // response carries the limit and the edit.
     let all_done = move |ex: &Exchange| -> Result<()> {
@@ -1054,9 +1054,6 @@ fn all_filters(upstream: &Upstream) -> Result<Vec<Variant>> {
         side: Side::default(),
         check,
     };
-    let split = json!({"weighted_clusters": {"clusters": [
-        {"name": "stable", "weight": 1}, {"name": "canary", "weight": 2}
-    ]}});
     let mut variants = vec![
         variant(
             "no filter".into(),
@@ -1067,7 +1064,7 @@ fn all_filters(upstream: &Upstream) -> Result<Vec<Variant>> {
             NATIVE.into(),
             bootstrap(
                 vec![jwt.native.clone(), native_limit, native_headers],
-                split,
+                Split::weighted(),
             ),
             Box::new(all_done),
         ),
@@ -1083,6 +1080,17 @@ fn all_filters(upstream: &Upstream) -> Result<Vec<Variant>> {
         variants.push(variant(label(runtime).into(), config, Box::new(all_done)));
     }
     Ok(variants)
+}
+
+/// Answered 200 by the echo upstream (not by Envoy itself).
+fn forwarded(ex: &Exchange) -> Result<()> {
+    status_ok(ex)?;
+    ensure!(
+        ex.echo.is_some(),
+        "not answered by the upstream: {}",
+        ex.body
+    );
+    Ok(())
 }
 
 /// The request got a 200 (what every baseline checks, and every other check first).
