@@ -29,7 +29,7 @@ use crate::abi::{
     self, EnvoyBuffer, ModuleBuffer, ModulePtr, SpecifierConfigEnvoyPtr, SpecifierContextEnvoyPtr,
 };
 use crate::filter::with_draws;
-use crate::{guard, log, text};
+use crate::{guard, log, metrics, text};
 
 /// The one specifier this module holds, by `specifier_name`.
 const NAME: &str = "canary";
@@ -63,30 +63,14 @@ impl SpecifierConfig {
         name: &str,
         label: Option<&str>,
     ) -> Option<usize> {
-        let mut labels: Vec<ModuleBuffer> = label
-            .map(|l| ModuleBuffer::of(l.as_bytes()))
-            .into_iter()
-            .collect();
-        let mut id = 0usize;
-        // SAFETY: per the caller; the buffers outlive the call.
-        let result = unsafe {
-            abi::envoy_dynamic_module_callback_cluster_specifier_config_define_counter(
-                envoy,
-                ModuleBuffer::of(name.as_bytes()),
-                if labels.is_empty() {
-                    std::ptr::null_mut()
-                } else {
-                    labels.as_mut_ptr()
-                },
-                labels.len(),
-                &mut id,
-            )
-        };
-        if result != abi::METRICS_SUCCESS {
-            log::warn(&format!("defining counter {name} failed ({result})"));
-            return None;
-        }
-        Some(id)
+        metrics::define_counter(name, label, |name, labels, count, id| {
+            // SAFETY: per the caller; the buffers outlive the call.
+            unsafe {
+                abi::envoy_dynamic_module_callback_cluster_specifier_config_define_counter(
+                    envoy, name, labels, count, id,
+                )
+            }
+        })
     }
 
     /// Adds one to counter `id`, with the label's value when it has one.
@@ -94,28 +78,15 @@ impl SpecifierConfig {
         let Some(id) = id else {
             return;
         };
-        let mut values: Vec<ModuleBuffer> = label
-            .map(|v| ModuleBuffer::of(v.as_bytes()))
-            .into_iter()
-            .collect();
-        // SAFETY: Envoy's config is alive while ours is; the label values
-        // outlive the call and their number is the number of labels defined.
-        let result = unsafe {
-            abi::envoy_dynamic_module_callback_cluster_specifier_config_increment_counter(
-                self.envoy,
-                id,
-                if values.is_empty() {
-                    std::ptr::null_mut()
-                } else {
-                    values.as_mut_ptr()
-                },
-                values.len(),
-                1,
-            )
-        };
-        if result != abi::METRICS_SUCCESS {
-            log::debug(&format!("counting metric {id} failed ({result})"));
-        }
+        metrics::increment_counter(id, label, |id, values, count, amount| {
+            // SAFETY: Envoy's config is alive while ours is; the label values
+            // outlive the call and their number is the number of labels defined.
+            unsafe {
+                abi::envoy_dynamic_module_callback_cluster_specifier_config_increment_counter(
+                    self.envoy, id, values, count, amount,
+                )
+            }
+        });
     }
 }
 

@@ -25,36 +25,81 @@ impl Definer {
     /// A counter, with one label when `label` names it. A counter Envoy
     /// refuses is logged and never counted.
     pub fn counter(&mut self, name: &str, label: Option<&str>) -> Counter {
-        let mut labels: Vec<ModuleBuffer> = label
-            .map(|l| ModuleBuffer::of(l.as_bytes()))
-            .into_iter()
-            .collect();
-        let mut id = 0usize;
-        // SAFETY: a live config pointer; the buffers outlive the call.
-        let result = unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_config_define_counter(
-                self.config,
-                ModuleBuffer::of(name.as_bytes()),
-                if labels.is_empty() {
-                    std::ptr::null_mut()
-                } else {
-                    labels.as_mut_ptr()
-                },
-                labels.len(),
-                &mut id,
-            )
-        };
-        if result != abi::METRICS_SUCCESS {
-            log::warn(&format!("defining counter {name} failed ({result})"));
-            return Counter {
-                id: None,
-                labelled: false,
-            };
-        }
+        let id = define_counter(name, label, |name, labels, count, id| {
+            // SAFETY: a live config pointer; the buffers outlive the call.
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_filter_config_define_counter(
+                    self.config,
+                    name,
+                    labels,
+                    count,
+                    id,
+                )
+            }
+        });
         Counter {
-            id: Some(id),
-            labelled: label.is_some(),
+            id,
+            labelled: id.is_some() && label.is_some(),
         }
+    }
+}
+
+/// Defines counter `name`, with one label when `label` names it, through
+/// `define` (the filter's or the cluster specifier's ABI call: both take the
+/// name, the label names and their number, and where to write the id). Its
+/// id, or None when Envoy refuses it (logged; it is then never counted).
+pub fn define_counter(
+    name: &str,
+    label: Option<&str>,
+    define: impl FnOnce(ModuleBuffer, *mut ModuleBuffer, usize, *mut usize) -> u32,
+) -> Option<usize> {
+    let mut labels = LabelBuffers::of(label);
+    let mut id = 0usize;
+    let result = define(
+        ModuleBuffer::of(name.as_bytes()),
+        labels.ptr(),
+        labels.len(),
+        &mut id,
+    );
+    if result != abi::METRICS_SUCCESS {
+        log::warn(&format!("defining counter {name} failed ({result})"));
+        return None;
+    }
+    Some(id)
+}
+
+/// Adds one to counter `id` through `increment` (the ABI call of whoever
+/// defined it: it takes the id, the label values and their number, and the
+/// amount); `label` is the label's value for a labelled counter.
+pub fn increment_counter(
+    id: usize,
+    label: Option<&str>,
+    increment: impl FnOnce(usize, *mut ModuleBuffer, usize, u64) -> u32,
+) {
+    let mut values = LabelBuffers::of(label);
+    let result = increment(id, values.ptr(), values.len(), 1);
+    if result != abi::METRICS_SUCCESS {
+        log::debug(&format!("counting metric {id} failed ({result})"));
+    }
+}
+
+/// At most one label name or value, as the ABI takes them: a pointer (null
+/// for none) and a count. Lives across the call that reads it.
+struct LabelBuffers(Option<ModuleBuffer>);
+
+impl LabelBuffers {
+    fn of(label: Option<&str>) -> Self {
+        LabelBuffers(label.map(|l| ModuleBuffer::of(l.as_bytes())))
+    }
+
+    fn ptr(&mut self) -> *mut ModuleBuffer {
+        self.0
+            .as_mut()
+            .map_or(std::ptr::null_mut(), std::ptr::from_mut)
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.0.is_some())
     }
 }
 
@@ -75,19 +120,14 @@ impl Counter {
         let (Some(id), false) = (self.id, self.labelled) else {
             return;
         };
-        // SAFETY: per the caller; no labels.
-        let result = unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
-                config,
-                id,
-                std::ptr::null_mut(),
-                0,
-                1,
-            )
-        };
-        if result != abi::METRICS_SUCCESS {
-            log::debug(&format!("counting metric {id} failed ({result})"));
-        }
+        increment_counter(id, None, |id, values, count, amount| {
+            // SAFETY: per the caller; no labels.
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
+                    config, id, values, count, amount,
+                )
+            }
+        });
     }
 
     /// Adds one; `label` is the label's value for a labelled counter.
@@ -95,28 +135,19 @@ impl Counter {
         let Some(id) = self.id else {
             return;
         };
-        let mut values: Vec<ModuleBuffer> = match (self.labelled, label) {
-            (true, Some(v)) => vec![ModuleBuffer::of(v.as_bytes())],
-            (true, None) => vec![ModuleBuffer::of(b"")],
-            (false, _) => Vec::new(),
-        };
-        // SAFETY: a live filter pointer; the label values outlive the call,
-        // and their number is the number of labels defined.
-        let result = unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_increment_counter(
-                host.filter(),
-                id,
-                if values.is_empty() {
-                    std::ptr::null_mut()
-                } else {
-                    values.as_mut_ptr()
-                },
-                values.len(),
-                1,
-            )
-        };
-        if result != abi::METRICS_SUCCESS {
-            log::debug(&format!("counting metric {id} failed ({result})"));
-        }
+        // As many values as labels were defined.
+        let value = self.labelled.then(|| label.unwrap_or(""));
+        increment_counter(id, value, |id, values, count, amount| {
+            // SAFETY: a live filter pointer; the label values outlive the call.
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_filter_increment_counter(
+                    host.filter(),
+                    id,
+                    values,
+                    count,
+                    amount,
+                )
+            }
+        });
     }
 }
