@@ -40,6 +40,7 @@ pub mod process;
 pub mod ratelimit_server;
 pub mod redis;
 pub mod roundtrip;
+pub mod split;
 pub mod stage;
 
 /// Runs each scenario `async fn name(runtime: Runtime)` as two tests,

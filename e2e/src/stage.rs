@@ -78,17 +78,24 @@ pub async fn refused_config_log(runtime: Runtime, filter: &str, config: &Value) 
         routes: vec![direct_route("any", "/", "ok")],
         ..Listener::default()
     };
-    let failure = match Envoy::try_start(&listener.bootstrap(), &Options::default()).await {
-        Ok(_) => panic!("Envoy started with the bad {filter} config {config}"),
+    let said = format!("tollgate {filter}: rejected configuration");
+    refused_log(&listener.bootstrap(), &said).await
+}
+
+/// Starts Envoy with `bootstrap`, which it must refuse: returns Envoy's log
+/// after checking that Envoy exited non-zero and that the log says `said`.
+/// Panics otherwise.
+pub async fn refused_log(bootstrap: &Value, said: &str) -> String {
+    let failure = match Envoy::try_start(bootstrap, &Options::default()).await {
+        Ok(_) => panic!("Envoy started with a config it should refuse (expected `{said}`)"),
         Err(f) => f,
     };
     assert!(
         failure.exit.is_some_and(|s| !s.success()),
         "Envoy should exit non-zero: {failure}"
     );
-    let said = format!("tollgate {filter}: rejected configuration");
     assert!(
-        failure.log.contains(&said),
+        failure.log.contains(said),
         "no `{said}` in\n{}",
         failure.log
     );

@@ -13,6 +13,7 @@ use e2e::envoy::Envoy;
 use e2e::envoy_config::{cluster, Listener, Runtime, LISTENER};
 use e2e::on_both_runtimes;
 use e2e::roundtrip::{client, send, Exchange, Req};
+use e2e::split::{assert_share, share, weights};
 use e2e::stage::refused_config_log;
 use serde_json::{json, Value};
 
@@ -96,16 +97,6 @@ impl Canary {
     }
 }
 
-fn weights(w: &[(&str, i64)]) -> Value {
-    json!({"backends": w.iter().map(|(name, weight)| json!({"name": name, "weight": weight})).collect::<Vec<_>>()})
-}
-
-/// `pod`'s share in percent.
-fn share(counts: &HashMap<String, usize>, pod: &str) -> f64 {
-    let total: usize = counts.values().sum();
-    counts.get(pod).copied().unwrap_or(0) as f64 * 100.0 / total as f64
-}
-
 async fn weights_1_to_2_and_95_to_5_hold_over_600_requests_and_weight_0_gets_nothing(
     runtime: Runtime,
 ) {
@@ -117,14 +108,8 @@ async fn weights_1_to_2_and_95_to_5_hold_over_600_requests_and_weight_0_gets_not
         )
         .await;
         let counts = c.split(&Req::get("/"), 600).await;
-        assert!(
-            (share(&counts, "stable") - 100.0 / 3.0).abs() <= 5.0,
-            "{counts:?}"
-        );
-        assert!(
-            (share(&counts, "canary") - 200.0 / 3.0).abs() <= 5.0,
-            "{counts:?}"
-        );
+        assert_share(&counts, "stable", 100.0 / 3.0);
+        assert_share(&counts, "canary", 200.0 / 3.0);
         assert_eq!(counts.get("dark"), None, "{counts:?}");
     }
     let c = Canary::start(
@@ -134,8 +119,8 @@ async fn weights_1_to_2_and_95_to_5_hold_over_600_requests_and_weight_0_gets_not
     )
     .await;
     let counts = c.split(&Req::get("/"), 600).await;
-    assert!((share(&counts, "canary") - 5.0).abs() <= 5.0, "{counts:?}");
-    assert!((share(&counts, "stable") - 95.0).abs() <= 5.0, "{counts:?}");
+    assert_share(&counts, "canary", 5.0);
+    assert_share(&counts, "stable", 95.0);
 }
 
 /// Envoy Gateway's header-routing scenario: `env: canary` → the canary;

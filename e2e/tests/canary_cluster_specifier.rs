@@ -9,9 +9,11 @@
 use std::collections::{HashMap, HashSet};
 
 use e2e::echo::Echo;
-use e2e::envoy::{Envoy, Options};
+use e2e::envoy::Envoy;
 use e2e::envoy_config::{cluster, dynamic_module_cluster_specifier, Listener, LISTENER};
 use e2e::roundtrip::{client, send, Exchange, Req};
+use e2e::split::{assert_share, share, weights};
+use e2e::stage::refused_log;
 use serde_json::{json, Value};
 
 const PODS: [&str; 3] = ["stable", "canary", "dark"];
@@ -88,15 +90,6 @@ impl Specifier {
     }
 }
 
-fn weights(w: &[(&str, i64)]) -> Value {
-    json!({"backends": w.iter().map(|(name, weight)| json!({"name": name, "weight": weight})).collect::<Vec<_>>()})
-}
-
-fn share(counts: &HashMap<String, usize>, pod: &str) -> f64 {
-    let total: usize = counts.values().sum();
-    counts.get(pod).copied().unwrap_or(0) as f64 * 100.0 / total as f64
-}
-
 #[tokio::test]
 async fn weights_0_and_1_always_pick_one_backend_and_1_to_2_holds_over_600_requests() {
     let one = Specifier::start(&weights(&[("stable", 0), ("canary", 1), ("dark", 0)])).await;
@@ -110,14 +103,8 @@ async fn weights_0_and_1_always_pick_one_backend_and_1_to_2_holds_over_600_reque
 
     let split = Specifier::start(&weights(&[("stable", 1), ("canary", 2), ("dark", 0)])).await;
     let counts = split.split(&Req::get("/"), 600).await;
-    assert!(
-        (share(&counts, "stable") - 100.0 / 3.0).abs() <= 5.0,
-        "{counts:?}"
-    );
-    assert!(
-        (share(&counts, "canary") - 200.0 / 3.0).abs() <= 5.0,
-        "{counts:?}"
-    );
+    assert_share(&counts, "stable", 100.0 / 3.0);
+    assert_share(&counts, "canary", 200.0 / 3.0);
     assert_eq!(counts.get("dark"), None, "{counts:?}");
     let stable = counts.get("stable").copied().unwrap_or(0) as u64;
     assert_eq!(
@@ -243,22 +230,8 @@ async fn refused(specifier_name: &str, config: &Value) -> String {
         clusters: vec![cluster("stable", "127.0.0.1:9".parse().expect("addr"))],
         ..Listener::default()
     };
-    let failure = match Envoy::try_start(&listener.bootstrap(), &Options::default()).await {
-        Ok(_) => panic!("Envoy started with the bad specifier config {config}"),
-        Err(f) => f,
-    };
-    assert!(
-        failure.exit.is_some_and(|s| !s.success()),
-        "Envoy should exit non-zero: {failure}"
-    );
-    assert!(
-        failure
-            .log
-            .contains("Failed to initialize dynamic module cluster specifier config"),
-        "{}",
-        failure.log
-    );
-    failure.log
+    let said = "Failed to initialize dynamic module cluster specifier config";
+    refused_log(&listener.bootstrap(), said).await
 }
 
 #[tokio::test]
