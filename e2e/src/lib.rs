@@ -15,9 +15,10 @@
 //! - [`jwt_mint`] signs test JWTs with real keys of every supported algorithm.
 //! - [`jwks_server`] is an identity provider's JWKS endpoint that counts fetches.
 //! - [`stage`] is the common test stage: Envoy with one filter before one echo backend.
-//! - [`redis`] is a real `redis-server` on a free loopback port that a test can kill and restart.
+//! - [`redis`] is a real `redis-server` on a free loopback port that a test can kill and restart
+//!   (optionally with TLS); [`redis_cluster`] joins several into a real Redis Cluster.
 //! - [`ratelimit_server`] runs `tollgate ratelimit-server` against it.
-//! - [`pki`] makes test certificates (CAs, server and client) for mutual TLS on xDS.
+//! - [`pki`] makes test certificates (CAs, server and client) for mutual TLS on xDS and Redis.
 //! - [`process`] keeps every process a test starts from outliving it.
 //! - [`conformance`] holds the Gateway API conformance tests as data
 //!   (`e2e/tests/conformance/`): loading, backend placeholders and the checks.
@@ -39,6 +40,7 @@ pub mod pki;
 pub mod process;
 pub mod ratelimit_server;
 pub mod redis;
+pub mod redis_cluster;
 pub mod roundtrip;
 pub mod split;
 pub mod stage;

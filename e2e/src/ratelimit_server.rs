@@ -31,6 +31,16 @@ impl RatelimitServer {
         redis_url: &str,
         config_yaml: Option<&str>,
     ) -> Result<RatelimitServer> {
+        RatelimitServer::start_with(bin, &["--redis", redis_url], config_yaml).await
+    }
+
+    /// Starts `bin ratelimit-server <redis_args…>`: `--redis` and the other
+    /// Redis flags (`--redis-type cluster`, `--redis-tls-*`).
+    pub async fn start_with(
+        bin: &Path,
+        redis_args: &[&str],
+        config_yaml: Option<&str>,
+    ) -> Result<RatelimitServer> {
         let dir = tempfile::Builder::new().prefix("tollgate-rls-").tempdir()?;
         let grpc = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));
@@ -38,7 +48,8 @@ impl RatelimitServer {
         let mut command = Command::new(bin);
         die_with_parent(&mut command);
         command
-            .args(["ratelimit-server", "--redis", redis_url])
+            .arg("ratelimit-server")
+            .args(redis_args)
             .args(["--listen", &grpc.to_string()])
             .args(["--metrics-listen", &metrics.to_string()])
             .env(

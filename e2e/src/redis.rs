@@ -1,8 +1,12 @@
 //! A real `redis-server` for one test, on a free loopback port, without
 //! persistence. A test can kill it (Redis down) and start it again on the same
-//! port (Redis back) to check that clients recover without a restart.
+//! port (Redis back) to check that clients recover without a restart. With
+//! [`Options`] it also listens for TLS on a second port, or runs as a node of
+//! a Redis Cluster ([`crate::redis_cluster`]). The plain port is always open:
+//! it is how the test itself inspects the server.
 
 use std::fs::File;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,25 +20,84 @@ use crate::process::{die_with_parent, free_port};
 /// How long redis-server may take to answer PING after starting.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How a server is started beyond the plain defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Also serve TLS on a port of its own, requiring a client certificate
+    /// signed by the CA (`tls-auth-clients yes`).
+    pub tls: Option<Tls>,
+    /// Run as a cluster node (cluster bus on a port of its own, 1 s node timeout).
+    pub cluster: bool,
+}
+
+/// The PEM files of a TLS server.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Trusted for client certificates (and, in a cluster, the other nodes').
+    pub ca: PathBuf,
+    /// Presented when this node connects to another (cluster bus, replication).
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
 pub struct Redis {
     child: Option<Child>,
     port: u16,
+    tls_port: Option<u16>,
+    cluster_port: Option<u16>,
+    options: Options,
     dir: TempDir,
 }
 
 impl Redis {
     /// Starts `redis-server` (installed by `make setup`) and waits for PING.
     pub async fn start() -> Result<Redis> {
+        Redis::start_with(Options::default()).await
+    }
+
+    /// Starts with `options`. A port taken between choosing it and Redis
+    /// binding it (by another test's process) is chosen again, up to 3 times.
+    pub async fn start_with(options: Options) -> Result<Redis> {
         let dir = tempfile::Builder::new()
             .prefix("tollgate-redis-")
             .tempdir()?;
         let mut redis = Redis {
             child: None,
-            port: free_port()?,
+            port: 0,
+            tls_port: None,
+            cluster_port: None,
+            options,
             dir,
         };
-        redis.spawn().await?;
-        Ok(redis)
+        let mut attempt = 1;
+        loop {
+            redis.port = free_port()?;
+            redis.tls_port = redis
+                .options
+                .tls
+                .as_ref()
+                .map(|_| free_port())
+                .transpose()?;
+            redis.cluster_port = redis.options.cluster.then(free_port).transpose()?;
+            match redis.spawn().await {
+                Err(e) if attempt < 3 && e.to_string().contains("Address already in use") => {
+                    attempt += 1;
+                    let _ = std::fs::remove_file(redis.dir.path().join("redis.log"));
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(redis),
+            }
+        }
+    }
+
+    /// `rediss://127.0.0.1:<tls port>`, when started with TLS.
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_port.map(|p| format!("rediss://127.0.0.1:{p}"))
+    }
+
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
     }
 
     /// The running server's process id (None while killed).
@@ -71,11 +134,47 @@ impl Redis {
             .open(self.dir.path().join("redis.log"))?;
         let mut command = Command::new("redis-server");
         die_with_parent(&mut command);
-        let child = command
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(self.dir.path())
+            .arg(self.dir.path());
+        if let (Some(tls), Some(port)) = (&self.options.tls, self.tls_port) {
+            command
+                .args(["--tls-port", &port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .args(["--tls-auth-clients", "yes"]);
+            if let Some((cert, key)) = &tls.client {
+                command
+                    .arg("--tls-client-cert-file")
+                    .arg(cert)
+                    .arg("--tls-client-key-file")
+                    .arg(key);
+            }
+        }
+        if let Some(bus) = self.cluster_port {
+            command
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus.to_string(),
+                ])
+                .args(["--cluster-node-timeout", "1000"])
+                // A replica copies its primary at once, not after the default 5 s.
+                .args(["--repl-diskless-sync-delay", "0"])
+                // The other shards keep counting while one fails over.
+                .args(["--cluster-require-full-coverage", "no"]);
+            if self.options.tls.is_some() {
+                command.args(["--tls-cluster", "yes", "--tls-replication", "yes"]);
+            }
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -7,7 +7,8 @@
 //! envoyproxy/ratelimit-style `--config` file.
 //!
 //! - [`service`]: the gRPC method: descriptors → counters → answer.
-//! - [`redis_store`]: the counters, and why one pipeline serves many calls.
+//! - [`redis_store`]: the counters, and why one pipeline serves many calls;
+//!   [`redis_connection`]: one Redis or a Redis Cluster, plain or TLS.
 //! - [`over_limit_cache`]: keys over their limit, answered without Redis.
 //! - [`config_file`]: one YAML limits file and its matching ([`wildcard`]: values with `*`);
 //!   [`config_set`]: every `--config` file and directory, by domain, reloaded on change.
@@ -17,6 +18,7 @@ pub mod config_file;
 pub mod config_set;
 pub mod metrics;
 pub mod over_limit_cache;
+pub mod redis_connection;
 pub mod redis_store;
 pub mod service;
 pub mod wildcard;
@@ -38,14 +40,14 @@ use tonic_health::ServingStatus;
 use config_set::ConfigSet;
 use metrics::Metrics;
 use over_limit_cache::OverLimitCache;
+use redis_connection::RedisArgs;
 use redis_store::RedisStore;
 use service::RateLimiter;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Redis holding the counters, e.g. `redis://127.0.0.1:6379` (`rediss://` for TLS is not built in).
-    #[arg(long, env = "TOLLGATE_REDIS_URL", value_name = "URL")]
-    redis: String,
+    #[command(flatten)]
+    redis: RedisArgs,
     /// Address of the gRPC server (RateLimitService and grpc.health.v1.Health).
     #[arg(long, default_value = "127.0.0.1:8081", value_name = "ADDR")]
     listen: SocketAddr,
@@ -125,7 +127,7 @@ pub async fn run(args: Args) -> Result<()> {
         .map(|c| tokio::spawn(config_set::watch(args.config.clone(), c, stopped())));
     let over_limit = OverLimitCache::new(args.over_limit_cache);
     let limiter = RateLimiter::new(configs, store, over_limit, metrics);
-    tracing::info!(addr = %local_addr(&grpc_listener), redis = %redis_store::redacted_url(&args.redis), "rate limit service listening");
+    tracing::info!(addr = %local_addr(&grpc_listener), redis = %args.redis.redacted(), redis_type = ?args.redis.redis_type, "rate limit service listening");
     let grpc_stopped = stopped();
     let health_on_stop = health.clone();
     tonic::transport::Server::builder()

@@ -11,30 +11,26 @@
 //! across replicas; and it pins redis 0.27 and tonic 0.12, older than envoy-types
 //! needs. So the counting is ours, and small.
 //!
-//! Round trips: a single task owns the connection. It takes every request
+//! Round trips: a single task owns the batching. It takes every request
 //! waiting in the queue (up to [`MAX_BATCH_COMMANDS`]), sends all their commands
-//! as one pipeline, waits for the answers, hands each caller its counts, and
-//! repeats. While one pipeline is in flight the next batch queues up, so under
-//! load many calls share one round trip; an idle service still answers a lone
-//! call with one. The `tollgate_ratelimit_redis_pipelines` counter against
+//! as one pipeline (one per hash slot on a Redis Cluster:
+//! [`super::redis_connection`]), waits for the answers, hands each caller its
+//! counts, and repeats. While one batch is in flight the next queues up, so
+//! under load many calls share one round trip; an idle service still answers a
+//! lone call with one. The `tollgate_ratelimit_redis_pipelines` counter against
 //! `tollgate_ratelimit_requests` gives the round trips per request.
 
-use std::time::Duration;
-
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::metrics::Metrics;
+use super::redis_connection::{Connection, RedisArgs, REDIS_TIMEOUT};
 
-/// Most counter increments sent in one pipeline. Bounds the size of a pipeline
+/// Most counter increments sent in one batch. Bounds the size of a pipeline
 /// (two commands per increment) so one batch cannot hold Redis for long.
 const MAX_BATCH_COMMANDS: usize = 1024;
 /// Calls waiting for the batch task; a full queue makes callers wait (backpressure).
 const QUEUE_LEN: usize = 4096;
-/// Connecting and each pipeline's answer. Envoy's rate limit filter times out
-/// after 20 ms by default; an answer after a second helps no one.
-const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One counter to add to: `INCRBY key hits` then `EXPIRE key expire_secs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +44,8 @@ pub struct Increment {
 pub enum StoreError {
     #[error("invalid --redis URL `{url}`: {reason}")]
     BadUrl { url: String, reason: String },
+    #[error("invalid {flag}: {reason}")]
+    BadTls { flag: String, reason: String },
     #[error("redis: {0}")]
     Redis(String),
     #[error("the redis batch task has stopped")]
@@ -78,26 +76,17 @@ struct Job {
 pub struct RedisStore {
     jobs: mpsc::Sender<Job>,
     /// The batch task's connection, shared, for [`RedisStore::ping`].
-    conn: ConnectionManager,
+    conn: Connection,
 }
 
 impl RedisStore {
     /// Starts the batch task. Does not connect: the first call does, so the
     /// service starts (and answers UNAVAILABLE) while Redis is down.
-    pub fn start(url: &str, metrics: Metrics) -> Result<(RedisStore, JoinHandle<()>), StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::BadUrl {
-            url: redacted_url(url),
-            reason: e.to_string().replace(url, &redacted_url(url)),
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            // Fail fast while Redis is away (the call answers UNAVAILABLE and Envoy
-            // applies its failure mode); the manager reconnects on the next call.
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError::Redis(e.to_string()))?;
+    pub fn start(
+        args: &RedisArgs,
+        metrics: Metrics,
+    ) -> Result<(RedisStore, JoinHandle<()>), StoreError> {
+        let conn = Connection::open(args)?;
         let (jobs, queue) = mpsc::channel(QUEUE_LEN);
         let task = tokio::spawn(run_batches(conn.clone(), queue, metrics));
         Ok((RedisStore { jobs, conn }, task))
@@ -106,14 +95,8 @@ impl RedisStore {
     /// Whether Redis answers a `PING` on the service's own connection (so a
     /// wrong password or a Redis that is away fails it), within the timeout.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let answer = tokio::time::timeout(
-            REDIS_TIMEOUT,
-            redis::cmd("PING").query_async::<String>(&mut conn),
-        )
-        .await;
-        match answer {
-            Ok(Ok(_)) => Ok(()),
+        match tokio::time::timeout(REDIS_TIMEOUT, self.conn.ping()).await {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StoreError::Redis(e.to_string())),
             Err(_) => Err(StoreError::Redis("PING timed out".into())),
         }
@@ -133,11 +116,7 @@ impl RedisStore {
     }
 }
 
-async fn run_batches(
-    mut conn: ConnectionManager,
-    mut queue: mpsc::Receiver<Job>,
-    metrics: Metrics,
-) {
+async fn run_batches(conn: Connection, mut queue: mpsc::Receiver<Job>, metrics: Metrics) {
     while let Some(first) = queue.recv().await {
         let mut commands = first.increments.len();
         let mut batch = vec![first];
@@ -150,51 +129,27 @@ async fn run_batches(
                 Err(_) => break,
             }
         }
-        let mut pipe = redis::pipe();
-        for inc in batch.iter().flat_map(|job| &job.increments) {
-            pipe.cmd("INCRBY").arg(&inc.key).arg(inc.hits);
-            pipe.cmd("EXPIRE")
-                .arg(&inc.key)
-                .arg(inc.expire_secs)
-                .ignore();
-        }
-        metrics.redis_pipelines.inc();
+        let increments: Vec<&Increment> = batch.iter().flat_map(|job| &job.increments).collect();
+        let counts = conn.increment(&increments).await;
+        metrics.redis_pipelines.inc_by(counts.pipelines as u64);
         metrics.redis_commands.inc_by(2 * commands as u64);
-        // Each command's own result: one caller's bad key (a value that is not a
-        // number, say) fails only that caller's call, not the whole batch.
-        let result: Result<Vec<redis::RedisResult<u64>>, _> =
-            pipe.ignore_errors().query_async(&mut conn).await;
-        match result {
-            Ok(counts) if counts.len() == commands => {
-                let mut counts = counts.into_iter();
-                for job in batch {
-                    let mine = counts
-                        .by_ref()
-                        .take(job.increments.len())
-                        .map(saturated)
-                        .collect::<Result<Vec<u64>, _>>();
-                    if let Err(e) = &mine {
-                        metrics.redis_errors.inc();
-                        tracing::warn!(error = %e, "a counter could not be incremented; answering UNAVAILABLE for its call");
-                    }
-                    // A caller that went away (Envoy's timeout) no longer needs its answer.
-                    let _ = job.reply.send(mine);
-                }
-            }
-            other => {
-                let error = match other {
-                    Ok(counts) => StoreError::Redis(format!(
-                        "expected {commands} counts from the pipeline, got {}",
-                        counts.len()
-                    )),
-                    Err(e) => StoreError::Redis(e.to_string()),
-                };
+        if let Some(first_error) = counts.failed.first() {
+            metrics.redis_errors.inc_by(counts.failed.len() as u64);
+            tracing::warn!(error = %first_error, failed = counts.failed.len(), pipelines = counts.pipelines, "redis pipeline failed; answering UNAVAILABLE for its calls");
+        }
+        let mut values = counts.values.into_iter();
+        for job in batch {
+            let mine = values
+                .by_ref()
+                .take(job.increments.len())
+                .map(saturated)
+                .collect::<Result<Vec<u64>, _>>();
+            if let (Err(e), true) = (&mine, counts.failed.is_empty()) {
                 metrics.redis_errors.inc();
-                tracing::warn!(error = %error, calls = batch.len(), "redis pipeline failed; answering UNAVAILABLE");
-                for job in batch {
-                    let _ = job.reply.send(Err(error.clone()));
-                }
+                tracing::warn!(error = %e, "a counter could not be incremented; answering UNAVAILABLE for its call");
             }
+            // A caller that went away (Envoy's timeout) no longer needs its answer.
+            let _ = job.reply.send(mine);
         }
     }
     tracing::debug!("redis batch task stopped");
@@ -213,7 +168,18 @@ fn saturated(result: redis::RedisResult<u64>) -> Result<u64, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::redis_connection::RedisType;
     use super::*;
+
+    fn single(url: &str) -> RedisArgs {
+        RedisArgs {
+            redis: url.into(),
+            redis_type: RedisType::Single,
+            redis_tls_ca: None,
+            redis_tls_cert: None,
+            redis_tls_key: None,
+        }
+    }
 
     #[test]
     fn a_password_in_a_redis_url_is_never_shown() {
@@ -236,8 +202,10 @@ mod tests {
 
     #[test]
     fn a_malformed_url_with_a_password_is_refused_without_it() {
-        let Err(e) = RedisStore::start("redis://:hunter2@127.0.0.1:notaport", Metrics::new())
-        else {
+        let Err(e) = RedisStore::start(
+            &single("redis://:hunter2@127.0.0.1:notaport"),
+            Metrics::new(),
+        ) else {
             panic!("accepted");
         };
         let message = e.to_string();
