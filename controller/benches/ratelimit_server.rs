@@ -1,7 +1,8 @@
 //! `make bench-ratelimit-server`: `tollgate ratelimit-server` (the release
 //! build in `dist/`) against a real `redis-server`, driven directly by a gRPC
-//! client at concurrency 1, 16 and 64, and on one hot key that is over its
-//! limit (the over-limit cache's case). Prints a Markdown table: calls/s,
+//! client at concurrency 1, 16 and 64, on one hot key that is over its
+//! limit (the over-limit cache's case), and at concurrency 1, 16 and 64 on a
+//! real three-primary Redis Cluster. Prints a Markdown table: calls/s,
 //! p50/p99, the service's CPU per call (from `/proc`), and Redis round trips
 //! (pipelines) and commands per call (from the service's own counters).
 //! Every loop is bounded by its duration; nothing here is asserted on time.
@@ -11,7 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use e2e::bench::cpu_seconds;
 use e2e::ratelimit_server::RatelimitServer;
-use e2e::redis::Redis;
+use e2e::redis::{Options, Redis};
+use e2e::redis_cluster::RedisCluster;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::{
     Entry, RateLimitOverride,
 };
@@ -150,6 +152,30 @@ async fn main() -> Result<()> {
         )
         .await?,
     );
+    drop(server);
+    drop(redis);
+
+    // The same load on a three-primary Redis Cluster: counters spread by slot,
+    // one pipeline per slot group ("round trips" counts those groups).
+    let cluster = RedisCluster::start(3, 0, Options::default()).await?;
+    let urls = cluster.urls();
+    let server =
+        RatelimitServer::start_with(&bin, &["--redis-type", "cluster", "--redis", &urls], None)
+            .await?;
+    for concurrency in [1, 16, 64] {
+        eprintln!("  Redis Cluster, concurrency {concurrency}, a key per client, never over");
+        let name =
+            format!("Redis Cluster (3 primaries), concurrency {concurrency}, key per client");
+        rows.push(
+            run(&server, &name, concurrency, |i| {
+                (format!("k{concurrency}-{i}"), huge)
+            })
+            .await?,
+        );
+    }
+    drop(server);
+    drop(cluster);
+
     let date = std::process::Command::new("date")
         .arg("+%Y-%m-%d")
         .output()?;
@@ -173,7 +199,5 @@ async fn main() -> Result<()> {
             r.commands_per_call
         );
     }
-    drop(server);
-    drop(redis);
     Ok(())
 }
