@@ -60,7 +60,8 @@ test: setup lint build ## Setup, lint, unit tests, end-to-end tests, the demo's 
 	@mkdir -p .run
 	cargo test --workspace --no-fail-fast 2>&1 | tee .run/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "all tests: %d passed, %d failed\n", p, f }' .run/test.log
-	@scripts/run.sh --check
+	@FILTER_RUNTIME=dynamic-module scripts/run.sh --check
+	@FILTER_RUNTIME=wasm scripts/run.sh --check
 	@$(MAKE) --no-print-directory fuzz
 
 fuzz: setup ## Run every fuzz target for FUZZ_SECONDS (default 60) at once; fails on a crash
@@ -69,8 +70,9 @@ fuzz: setup ## Run every fuzz target for FUZZ_SECONDS (default 60) at once; fail
 run: build ## The demo: tollgate serve on examples/quickstart/, Envoy over ADS, echo backends; prints curl commands
 	@scripts/run.sh
 
-run-check: build ## Run the demo's curl commands, check every answer, stop (part of make test)
-	@scripts/run.sh --check
+run-check: build ## Run the demo's curl commands on both filter runtimes, check every answer, stop (part of make test)
+	@FILTER_RUNTIME=dynamic-module scripts/run.sh --check
+	@FILTER_RUNTIME=wasm scripts/run.sh --check
 
 bench: bench-headers bench-jwt bench-ratelimit bench-canary bench-all-filters bench-ratelimit-server bench-controller ## All benchmarks
 
@@ -91,7 +93,7 @@ bench-canary: build ## Canary filter + cluster_header route vs native weighted_c
 bench-all-filters: build ## All four filters in one chain vs Envoy's own four: cost and memory (RSS)
 	target/release/bench all
 
-bench-ratelimit-server: build ## tollgate ratelimit-server driven by a gRPC client at concurrency 1, 16, 64 and on a hot over-limit key
+bench-ratelimit-server: build ## tollgate ratelimit-server driven by a gRPC client at concurrency 1, 16, 64, on a hot over-limit key, and on a Redis Cluster
 	cargo bench -p tollgate --bench ratelimit_server
 
 # Share of routes given a HeaderPolicy and a RateLimitPolicy in bench-controller.

@@ -5,7 +5,9 @@
 # Prints the curl commands that show each part working; Ctrl-C stops all.
 #
 # scripts/run.sh --check runs those commands itself, checks every answer and
-# exits (make test runs it): the demo cannot rot unnoticed.
+# exits (make test runs it, once per filter runtime): the demo cannot rot
+# unnoticed. FILTER_RUNTIME=wasm serves the wasm filters instead of the
+# dynamic module (dist/libtollgate.so, the default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +19,11 @@ TOLLGATE_ADMIN=127.0.0.1:19001
 RUN_DIR=.run/quickstart
 CHECK=false
 [ "${1:-}" = "--check" ] && CHECK=true
+FILTER_RUNTIME=${FILTER_RUNTIME:-dynamic-module}
+case "$FILTER_RUNTIME" in
+  dynamic-module|wasm) ;;
+  *) printf 'make run: FILTER_RUNTIME is dynamic-module or wasm, not %s\n' "$FILTER_RUNTIME" >&2; exit 1 ;;
+esac
 mkdir -p "$RUN_DIR"
 
 die() { printf 'make run: %s\n' "$*" >&2; exit 1; }
@@ -25,7 +32,7 @@ if [ -n "${ENVOY_BIN:-}" ]; then ENVOY=$ENVOY_BIN
 elif [ -x .venv/bin/envoy ]; then ENVOY=.venv/bin/envoy
 elif command -v envoy >/dev/null; then ENVOY=$(command -v envoy)
 else die "no Envoy found: run 'make setup', or set ENVOY_BIN, or put envoy on PATH"; fi
-for f in dist/tollgate dist/echo-backend dist/jwt_auth.wasm; do
+for f in dist/tollgate dist/echo-backend dist/jwt_auth.wasm dist/libtollgate.so; do
   [ -e "$f" ] || die "$f is missing: run 'make build'"
 done
 
@@ -57,11 +64,13 @@ wait_for() {
 dist/echo-backend --listen 127.0.0.1:3000 --pod backend >"$RUN_DIR/backend.log" 2>&1 & pids+=($!)
 dist/echo-backend --listen 127.0.0.1:3001 --pod backend-canary >"$RUN_DIR/backend-canary.log" 2>&1 & pids+=($!)
 dist/tollgate serve --config-dir "$CONFIG_DIR" --xds-listen "$XDS" --admin "$TOLLGATE_ADMIN" \
-  --status-dir "$RUN_DIR/status" >"$RUN_DIR/tollgate.log" 2>&1 & serve_pid=$!
+  --filter-runtime "$FILTER_RUNTIME" --status-dir "$RUN_DIR/status" >"$RUN_DIR/tollgate.log" 2>&1 & serve_pid=$!
 pids+=("$serve_pid")
 wait_for "tollgate serve" "$serve_pid" "$RUN_DIR/tollgate.log" curl -fsS "http://$TOLLGATE_ADMIN/readyz"
 dist/tollgate bootstrap --xds-address "$XDS" --node-id quickstart --admin-address "$ENVOY_ADMIN" >"$RUN_DIR/envoy.json"
-"$ENVOY" -c "$RUN_DIR/envoy.json" --disable-hot-restart --concurrency 2 -l info >"$RUN_DIR/envoy.log" 2>&1 & envoy_pid=$!
+# Envoy finds libtollgate.so (the dynamic module `tollgate`) in dist/.
+ENVOY_DYNAMIC_MODULES_SEARCH_PATH="$PWD/dist" \
+  "$ENVOY" -c "$RUN_DIR/envoy.json" --disable-hot-restart --concurrency 2 -l info >"$RUN_DIR/envoy.log" 2>&1 & envoy_pid=$!
 pids+=("$envoy_pid")
 wait_for Envoy "$envoy_pid" "$RUN_DIR/envoy.log" curl -fsS "http://$ENVOY_ADMIN/ready"
 # Ready means the listener came over ADS; wait for the routes too.
@@ -79,7 +88,7 @@ if $CHECK; then
   status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
   header() { local name=$1; shift; curl -s -D - -o /dev/null "$@" | tr -d '\r' | awk -v n="$name" 'tolower($1) == tolower(n) ":" { $1 = ""; sub(/^ /, ""); print }'; }
   pod() { curl -s "$@" | sed -n 's/.*"pod": *"\([^"]*\)".*/\1/p'; }
-  echo "make run --check: the quickstart through Envoy"
+  echo "make run --check: the quickstart through Envoy ($FILTER_RUNTIME filters)"
   expect "JWT: /foo without a token is 401" 401 "$(status -H 'host: www.example.com' "http://$LISTENER/foo")"
   expect "JWT: /foo with the token is 200" 200 "$(status -H 'host: www.example.com' -H "authorization: Bearer $TOKEN" "http://$LISTENER/foo")"
   expect "JWT: /bar needs no token" 200 "$(status -H 'host: www.example.com' "http://$LISTENER/bar")"
@@ -97,7 +106,7 @@ if $CHECK; then
   expect "weights 1:2: 25-55 of 60 to backend-canary" yes "$([ "$canary" -ge 25 ] && [ "$canary" -le 55 ] && echo yes || echo "no ($canary)")"
   expect "status: all 4 policies Accepted" 4 "$(curl -s "http://$TOLLGATE_ADMIN/status" | sed -n '/^policies:/,$p' | grep -c 'reason: Accepted$')"
   [ "$failures" -eq 0 ] || { tail -20 "$RUN_DIR/tollgate.log" >&2; die "$failures check(s) failed; logs in $RUN_DIR/"; }
-  echo "make run --check: all good"
+  echo "make run --check: all good ($FILTER_RUNTIME)"
   exit 0
 fi
 

@@ -1,6 +1,10 @@
 //! `tollgate bootstrap`: the Envoy bootstrap that points an Envoy at
-//! `tollgate serve`. Everything else (listeners, routes, clusters, and the
-//! wasm filters, which listeners reference by absolute path) comes over ADS.
+//! `tollgate serve`. Everything else (listeners, routes, clusters, and
+//! Tollgate's filters) comes over ADS. The filters' code is not in the
+//! bootstrap: the dynamic module is found by Envoy through
+//! `ENVOY_DYNAMIC_MODULES_SEARCH_PATH` (an environment variable of the Envoy
+//! process, which `bootstrap` says, since no config can set it), the wasm
+//! filters by the absolute path `serve --wasm-dir` puts in the listeners.
 //!
 //! Printed as JSON: it is also valid YAML, and unlike YAML it reads the same
 //! to Envoy's YAML 1.1 loader as to anything else.
@@ -18,6 +22,8 @@ use serde_json::{json, Value};
 
 use crate::serve::views::{parse_gateway, GATEWAY_METADATA_KEY};
 use crate::serve::xds_tls::all_or_none;
+use crate::translate::filter_runtime::DYNAMIC_MODULE;
+use crate::translate::RuntimeKind;
 
 /// The static cluster holding the ADS server.
 const XDS_CLUSTER: &str = "tollgate-xds";
@@ -57,6 +63,10 @@ pub struct Args {
     /// is also sent as SNI) [default: the host of --xds-address]. Only with the other --xds-tls-* flags.
     #[arg(long, value_name = "NAME")]
     xds_tls_server_name: Option<String>,
+    /// The filter runtime `tollgate serve` was given; with `dynamic-module` (the default) this
+    /// prints, on stderr, the `ENVOY_DYNAMIC_MODULES_SEARCH_PATH` Envoy needs.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::DynamicModule)]
+    filter_runtime: RuntimeKind,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -76,7 +86,27 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let text = serde_json::to_string_pretty(&bootstrap(args)?).context("writing JSON")?;
     println!("{text}");
+    if args.filter_runtime == RuntimeKind::DynamicModule {
+        tracing::info!(
+            "start Envoy with ENVOY_DYNAMIC_MODULES_SEARCH_PATH={}: the filters are the dynamic module `{}` \
+             (lib{}.so), built for Envoy 1.40 and loadable by 1.41",
+            module_dir().display(),
+            DYNAMIC_MODULE,
+            DYNAMIC_MODULE
+        );
+    }
     Ok(())
+}
+
+/// Where `libtollgate.so` is: next to this binary (`make build` puts both in
+/// `dist/`), else `dist/`; absolute when it can be made so.
+fn module_dir() -> PathBuf {
+    let dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .filter(|dir| dir.join(format!("lib{DYNAMIC_MODULE}.so")).is_file())
+        .unwrap_or_else(|| PathBuf::from("dist"));
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 fn bootstrap(args: &Args) -> anyhow::Result<Value> {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::translate;
+use crate::translate::{self, FilterRuntime, RuntimeKind};
 
 /// Where Envoy binds the Gateways' listeners unless told otherwise: file
 /// mode runs Envoy next to the user, and a listener reachable from the
@@ -27,8 +27,13 @@ pub struct TranslatorArgs {
     /// remap). The Gateway keeps its port, e.g. in redirects.
     #[arg(long, value_name = "PORT=ENVOY_PORT", value_parser = parse_port_mapping)]
     port_map: Vec<(u16, u16)>,
-    /// Directory of Tollgate's `.wasm` filters, as Envoy will read it [default: the directory of
-    /// this binary when it holds them (`dist/`), else `./dist`; made absolute].
+    /// Which build of Tollgate's filters Envoy runs: `dynamic-module` (`libtollgate.so`, found by
+    /// Envoy through `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`) or `wasm` (the `.wasm` files, by path).
+    #[arg(long, value_enum, default_value_t = RuntimeKind::DynamicModule)]
+    filter_runtime: RuntimeKind,
+    /// With `--filter-runtime wasm`: directory of Tollgate's `.wasm` filters, as Envoy will read it
+    /// [default: the directory of this binary when it holds them (`dist/`), else `./dist`; made
+    /// absolute].
     #[arg(long, value_name = "DIR")]
     wasm_dir: Option<PathBuf>,
     /// `HOST:PORT` of the global rate limit service (`tollgate ratelimit-server`) that global rate
@@ -39,13 +44,24 @@ pub struct TranslatorArgs {
 
 impl TranslatorArgs {
     pub fn options(&self) -> anyhow::Result<translate::Options> {
-        let wasm_dir = self.wasm_dir.clone().unwrap_or_else(default_wasm_dir);
+        let filter_runtime = match (self.filter_runtime, &self.wasm_dir) {
+            (RuntimeKind::DynamicModule, Some(_)) => {
+                anyhow::bail!("--wasm-dir is for --filter-runtime wasm; the dynamic module is found through ENVOY_DYNAMIC_MODULES_SEARCH_PATH")
+            }
+            (RuntimeKind::DynamicModule, None) => FilterRuntime::DynamicModule,
+            (RuntimeKind::Wasm, dir) => {
+                let dir = dir.clone().unwrap_or_else(default_wasm_dir);
+                FilterRuntime::Wasm {
+                    dir: std::path::absolute(&dir)
+                        .with_context(|| format!("making {} absolute", dir.display()))?,
+                }
+            }
+        };
         Ok(translate::Options {
             listener_address: self.listener_address,
             port_remap: !self.no_port_remap,
             port_map: self.port_map.iter().copied().collect(),
-            wasm_dir: std::path::absolute(&wasm_dir)
-                .with_context(|| format!("making {} absolute", wasm_dir.display()))?,
+            filter_runtime,
             ratelimit_service: self.ratelimit_service.clone(),
         })
     }

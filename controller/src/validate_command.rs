@@ -232,7 +232,7 @@ mod tests {
             listener_address: crate::translator_args::DEFAULT_LISTENER_ADDRESS,
             port_remap: true,
             port_map: Default::default(),
-            wasm_dir: "/opt/tollgate/dist".into(),
+            filter_runtime: translate::FilterRuntime::DynamicModule,
             ratelimit_service: None,
         };
         let translation = translate::translate(&resources, &options);

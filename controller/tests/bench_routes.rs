@@ -29,7 +29,7 @@ fn the_benchmark_directory_translates() {
     let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .arg("translate")
         .arg(dir.path())
-        .args(["-o", "json", "--wasm-dir", "/opt/tollgate/dist"])
+        .args(["-o", "json"])
         .output()
         .unwrap();
     assert!(

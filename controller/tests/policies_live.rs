@@ -3,7 +3,8 @@
 //! `/bar`, 3 per hour for `x-user-id: one`), a CanaryPolicy sending canary
 //! users to the canary backend, a Gateway-wide HeaderPolicy, and deleting a
 //! policy file lifting its effect without a restart. One Envoy for all of it;
-//! every wait is bounded (see e2e::gateway).
+//! every wait is bounded (see e2e::gateway). Run on both filter runtimes
+//! (`--filter-runtime dynamic-module` and `wasm`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a broken setup should fail the test loudly
 
@@ -11,7 +12,8 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use e2e::echo::{Echo, EchoReply};
-use e2e::gateway::{free_port, gateway, gateway_class, service, Gateway, CHANGE_TIMEOUT};
+use e2e::envoy_config::Runtime;
+use e2e::gateway::{free_port, gateway, gateway_class, service, Gateway, Options, CHANGE_TIMEOUT};
 use e2e::jwks_server::{Answer, JwksServer};
 use e2e::jwt_mint::Keys;
 use serde_json::json;
@@ -165,15 +167,16 @@ async fn send_until(
     }
 }
 
-#[tokio::test]
-async fn policies_reach_envoy_and_leave_with_their_file() {
+e2e::on_both_runtimes!(policies_reach_envoy_and_leave_with_their_file);
+
+async fn policies_reach_envoy_and_leave_with_their_file(runtime: Runtime) {
     let web = Echo::start("web").await.unwrap();
     let canary = Echo::start("web-canary").await.unwrap();
     let keys = Keys::default();
     let jwks = JwksServer::start(Answer::jwks(keys.jwks())).await.unwrap();
     let port = free_port().unwrap();
     let tollgate = Path::new(env!("CARGO_BIN_EXE_tollgate"));
-    let gw = Gateway::start(
+    let gw = Gateway::start_with(
         tollgate,
         &[
             ("class.yaml", &gateway_class()),
@@ -189,6 +192,10 @@ async fn policies_reach_envoy_and_leave_with_their_file() {
             ("policies/canary.yaml", CANARY),
             ("policies/headers.yaml", HEADERS),
         ],
+        &Options {
+            runtime,
+            ..Options::default()
+        },
     )
     .await
     .unwrap();

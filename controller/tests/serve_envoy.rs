@@ -354,8 +354,9 @@ async fn the_controller_stops_on_sigterm_and_envoy_keeps_its_configuration() {
     assert_eq!(reply.pod().as_deref(), Some("web-1"));
 }
 
-/// A route filter is a wasm filter in the listener Envoy gets over ADS (the
-/// file by absolute path); changing it reaches the running Envoy too.
+/// A route filter is the dynamic module's filter in the listener Envoy gets
+/// over ADS, with the route's policy in the route; changing it reaches the
+/// running Envoy too.
 #[tokio::test]
 async fn a_header_filter_over_ads_and_its_edit() {
     let Setup { gw, port, _echoes } = setup(&Options::default()).await;
@@ -395,7 +396,10 @@ async fn a_header_filter_over_ads_and_its_edit() {
     .await
     .unwrap();
     let (_, dump) = gw.admin("/config_dump").await.unwrap();
-    assert!(dump.contains("header_mod.wasm"), "{dump}");
+    assert!(
+        dump.contains("DynamicModuleFilterPerRoute") && dump.contains("changed"),
+        "{dump}"
+    );
 }
 
 #[tokio::test]
@@ -431,7 +435,10 @@ async fn an_hmac_key_reaches_envoy_but_never_the_admin_endpoint_or_the_status_fi
 
     let (code, dump) = gw.admin("/config_dump").await.unwrap();
     assert_eq!(code, 200);
-    assert!(dump.contains("jwt_auth.wasm"), "{dump}");
+    assert!(
+        dump.contains("DynamicModuleFilter") && dump.contains("jwt_auth"),
+        "{dump}"
+    );
     assert!(!dump.contains(secret), "the HMAC key is in /config_dump");
     assert!(dump.contains("[redacted]"), "{dump}");
     let (_, status) = gw.admin("/status").await.unwrap();

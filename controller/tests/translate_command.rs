@@ -192,27 +192,42 @@ fn private_keys_are_redacted_unless_asked_for() {
 #[test]
 fn an_hmac_key_in_an_inline_jwks_is_redacted_unless_asked_for() {
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart");
+    let quickstart = quickstart.to_str().unwrap();
     let secret = "dG9sbGdhdGUtcXVpY2tzdGFydC1kZW1vLXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm";
-    let policy = std::fs::read_to_string(quickstart.join("policies/jwt.yaml")).unwrap();
+    let policy = std::fs::read_to_string(Path::new(quickstart).join("policies/jwt.yaml")).unwrap();
     assert!(policy.contains(secret), "the quickstart's key changed");
-    for args in [
-        &["-o", "yaml"][..],
-        &["-o", "json"],
-        &["--type", "listener"],
+    // JWT policies are in the listener's envelope on both runtimes (see
+    // `FilterPolicy::PER_ROUTE`).
+    for (runtime, filter) in [
+        ("dynamic-module", "DynamicModuleFilter"),
+        ("wasm", "jwt_auth.wasm"),
     ] {
-        let out = translate(&[&[quickstart.to_str().unwrap()], args].concat());
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("jwt_auth.wasm"), "{text}");
-        assert!(!text.contains(secret), "{args:?}: the HMAC key is printed");
-        assert!(text.contains("[redacted]"), "{args:?}");
+        for args in [
+            &["-o", "yaml"][..],
+            &["-o", "json"],
+            &["--type", "listener", "-o", "yaml"],
+        ] {
+            let runtime_args = ["--filter-runtime", runtime];
+            let out = translate(&[&[quickstart][..], &runtime_args, args].concat());
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains(filter) && text.contains("jwt_auth"),
+                "{runtime} {args:?}: no {filter}:\n{text}"
+            );
+            assert!(
+                !text.contains(secret),
+                "{runtime} {args:?}: the HMAC key is printed"
+            );
+            assert!(text.contains("[redacted]"), "{runtime} {args:?}");
+        }
+        let shown = translate(&[quickstart, "--filter-runtime", runtime, "--show-secrets"]);
+        assert!(String::from_utf8_lossy(&shown.stdout).contains(secret));
     }
-    let shown = translate(&[quickstart.to_str().unwrap(), "--show-secrets"]);
-    assert!(String::from_utf8_lossy(&shown.stdout).contains(secret));
 }
 
 /// The header filter's module path in a translation of the header-modifiers case.
@@ -221,7 +236,14 @@ fn header_mod_filename(command: &mut Command, args: &[&str]) -> String {
     let out = command
         .arg("translate")
         .arg(case)
-        .args(["-o", "json", "--type", "listener"])
+        .args([
+            "-o",
+            "json",
+            "--type",
+            "listener",
+            "--filter-runtime",
+            "wasm",
+        ])
         .args(args)
         .output()
         .unwrap();
@@ -238,6 +260,42 @@ fn header_mod_filename(command: &mut Command, args: &[&str]) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+#[test]
+fn the_dynamic_module_is_the_default_runtime_and_a_wasm_dir_needs_the_wasm_runtime() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/translate/header-modifiers");
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("translate")
+        .arg(&case)
+        .args(["-o", "json", "--type", "listener"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let filter =
+        &doc["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0];
+    assert_eq!(
+        filter["typed_config"]["@type"],
+        "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"
+    );
+    assert_eq!(
+        filter["typed_config"]["dynamic_module_config"]["name"],
+        "tollgate"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("translate")
+        .arg(&case)
+        .args(["--wasm-dir", "dist"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--wasm-dir is for --filter-runtime wasm"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Every golden case's translation, as `tollgate translate -o json` prints it,
 //! is accepted by a real Envoy (`envoy --mode validate`, the same config
-//! checks as a start, without binding ports; it also loads our wasm filters
-//! and has them accept their configuration; private keys are shown, as a
+//! checks as a start, without binding ports; it also loads our filters, the
+//! dynamic module and the wasm build, and has them accept their
+//! configuration, per-route configs included; private keys are shown, as a
 //! static config needs them): the listeners with their route
 //! configurations inlined where ADS would deliver them, and the clusters.
 //! The golden files pin what we generate; this pins that Envoy takes it.
@@ -12,7 +13,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{bootstrap, translate};
+use common::{bootstrap, dist_dir, translate, Runtime};
 
 #[test]
 fn envoy_accepts_every_golden_translation() {
@@ -24,23 +25,26 @@ fn envoy_accepts_every_golden_translation() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let flags = case_flags(&case);
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        let translation = translate(&case, &flags);
-        let config = scratch.path().join(format!("{name}.json"));
-        std::fs::write(&config, bootstrap(&translation).to_string()).unwrap();
-        let envoy = Command::new(e2e::paths::envoy_bin())
-            .args(["--mode", "validate", "-l", "error", "-c"])
-            .arg(&config)
-            .output()
-            .expect("running envoy (make setup installs it)");
-        assert!(
-            envoy.status.success(),
-            "{name}: Envoy refused the translation:\n{}{}",
-            String::from_utf8_lossy(&envoy.stdout),
-            String::from_utf8_lossy(&envoy.stderr)
-        );
-        checked += 1;
+        for runtime in [Runtime::DynamicModule, Runtime::Wasm] {
+            let translation = translate(runtime, &case, &flags);
+            let config = scratch.path().join(format!("{name}-{runtime:?}.json"));
+            std::fs::write(&config, bootstrap(&translation).to_string()).unwrap();
+            let envoy = Command::new(e2e::paths::envoy_bin())
+                .args(["--mode", "validate", "-l", "error", "-c"])
+                .arg(&config)
+                .env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", dist_dir())
+                .output()
+                .expect("running envoy (make setup installs it)");
+            assert!(
+                envoy.status.success(),
+                "{name} ({runtime:?}): Envoy refused the translation:\n{}{}",
+                String::from_utf8_lossy(&envoy.stdout),
+                String::from_utf8_lossy(&envoy.stderr)
+            );
+            checked += 1;
+        }
     }
-    assert!(checked >= 15, "only {checked} golden cases found");
+    assert!(checked >= 30, "only {checked} golden translations checked");
 }
 
 /// The command-line flags a case's `options.yaml` stands for.

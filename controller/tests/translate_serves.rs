@@ -1,7 +1,8 @@
 //! HTTPRoute filters, timeouts and weights as a user sees them: a directory of
 //! Gateway API YAML, translated by `tollgate translate`, served by a real
 //! Envoy (route configurations inlined where ADS would deliver them) in front
-//! of echo backends, with the wasm filters from dist/.
+//! of echo backends, with the filters from dist/ (the dynamic module and the
+//! wasm build, each scenario on both).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failure should stop the test loudly
 
 mod common;
@@ -9,7 +10,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{bootstrap, translate};
+use common::{bootstrap, translate, Runtime};
 use e2e::echo::Echo;
 use e2e::envoy::Envoy;
 use e2e::roundtrip::{client, send, Exchange, Expect, Req};
@@ -126,7 +127,7 @@ impl Served {
     }
 }
 
-async fn serve() -> Served {
+async fn serve(runtime: Runtime) -> Served {
     let backends = [
         Echo::start("backend").await.unwrap(),
         Echo::start("backend-2").await.unwrap(),
@@ -138,7 +139,7 @@ async fn serve() -> Served {
         resources(&backends[0], &backends[1], &backends[2]),
     )
     .unwrap();
-    let translation = translate(dir.path(), &["--no-port-remap"]);
+    let translation = translate(runtime, dir.path(), &["--no-port-remap"]);
     let mut config = bootstrap(&translation);
     // Tests bind loopback only.
     for listener in config["static_resources"]["listeners"]
@@ -160,9 +161,10 @@ fn get(path: &str) -> Req {
     Req::get(path).host("filters.example")
 }
 
-#[tokio::test]
-async fn httproute_filters_timeouts_and_weights_behave_in_envoy() {
-    let s = serve().await;
+e2e::on_both_runtimes!(httproute_filters_timeouts_and_weights_behave_in_envoy);
+
+async fn httproute_filters_timeouts_and_weights_behave_in_envoy(runtime: Runtime) {
+    let s = serve(runtime).await;
     let check = |req, expect| s.check(req, expect);
 
     // URLRewrite: /httpbin/get → /get (no double slash), the query kept, the host rewritten.

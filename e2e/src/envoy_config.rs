@@ -105,9 +105,11 @@ pub fn wasm_filter(name: &str, wasm: &Path, config: &Value) -> Value {
 /// Which build of a Tollgate filter Envoy runs: the proxy-wasm module
 /// (`dist/<filter>.wasm`) or the dynamic module (`dist/libtollgate.so`). The
 /// filter suites run every scenario on both ([`crate::on_both_runtimes`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The default is the controller's (`tollgate serve --filter-runtime`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Runtime {
     Wasm,
+    #[default]
     DynamicModule,
 }
 

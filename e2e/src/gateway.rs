@@ -29,6 +29,7 @@ use tempfile::TempDir;
 
 use crate::echo::EchoReply;
 use crate::envoy::{Envoy, Options as EnvoyOptions};
+use crate::envoy_config::Runtime;
 use crate::pki::Pki;
 use crate::process::die_with_parent;
 pub use crate::process::free_port;
@@ -52,6 +53,9 @@ pub struct Options {
     /// the server certificate and trusts the CA for clients; Envoy presents
     /// the client certificate and trusts the CA for the server.
     pub xds_tls: Option<Arc<Pki>>,
+    /// `tollgate serve --filter-runtime`: the dynamic module (the default),
+    /// or the wasm filters from dist/ by absolute path.
+    pub runtime: Runtime,
 }
 
 pub struct Gateway {
@@ -332,6 +336,12 @@ impl Serve {
         let mut command = Command::new(bin);
         die_with_parent(&mut command);
         command.arg("serve");
+        if options.runtime == Runtime::Wasm {
+            // The filters `make build` put in dist/, by absolute path.
+            command
+                .args(["--filter-runtime", "wasm", "--wasm-dir"])
+                .arg(wasm_dir());
+        }
         if let Some(pki) = &options.xds_tls {
             command
                 .arg("--xds-tls-cert")
@@ -346,9 +356,6 @@ impl Serve {
             .arg(config)
             .args(["--xds-listen", &xds.to_string()])
             .args(["--admin", &admin.to_string()])
-            // The filters `make build` put in dist/, by absolute path.
-            .arg("--wasm-dir")
-            .arg(wasm_dir())
             .arg("--status-dir")
             .arg(dir.path().join("status"))
             .args(

@@ -257,7 +257,7 @@ spec:
             listener_address: crate::translator_args::DEFAULT_LISTENER_ADDRESS,
             port_remap: true,
             port_map: Default::default(),
-            wasm_dir: "/dist".into(),
+            filter_runtime: translate::FilterRuntime::DynamicModule,
             ratelimit_service: None,
         }
     }

@@ -22,7 +22,7 @@ pub fn listener_name(port: u32) -> String {
     format!("http-{port}")
 }
 
-/// `filters` (Tollgate's, see `wasm_filters`) run before the router.
+/// `filters` (Tollgate's, see `filter_chain`) run before the router.
 pub fn http_listener(address: IpAddr, port: u32, filters: Vec<HttpFilter>) -> Listener {
     let name = listener_name(port);
     let hcm = HttpConnectionManager {

@@ -12,11 +12,11 @@
 use envoy_types::pb::envoy::config::route::v3::Route;
 
 use super::backends::{Backends, Unresolved};
+use super::filter_chain::RoutePolicies;
 use super::matches;
 use super::precedence::{MatchOrigin, Precedence};
 use super::route_filters::{self, RuleError};
 use super::status::Condition;
-use super::wasm_filters::RoutePolicies;
 use super::weights::{self, backend_action};
 use super::RankedRoute;
 use crate::resources::gateway_api::PathMatch;

@@ -11,6 +11,8 @@
 mod backends;
 mod certificates;
 mod envoy;
+mod filter_chain;
+pub mod filter_runtime;
 #[cfg(test)]
 mod golden_tests;
 mod grpc_route;
@@ -31,13 +33,11 @@ mod service_clusters;
 pub mod status;
 mod timeouts;
 mod tls;
-mod wasm_filters;
 mod weights;
 pub mod yaml_text;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
@@ -49,6 +49,8 @@ use envoy_types::pb::google::protobuf::BoolValue;
 use crate::resources::policies::PolicyKind;
 use crate::resources::{Gateway, HttpRoute, Loaded, ParentRef, Resources};
 use backends::{Backends, Unresolved};
+use filter_chain::RoutePolicies;
+pub use filter_runtime::{FilterRuntime, RuntimeKind};
 use listeners::{GatewayPlan, Protocol, RouteKind};
 use policy_attachment::RouteSite;
 use policy_filters::{Catalog, Sites};
@@ -59,7 +61,6 @@ use status::{
     observed, Condition, GatewayClassStatus, ParentReference, RouteParentStatus, RouteStatus,
     Status, CONTROLLER_NAME,
 };
-use wasm_filters::RoutePolicies;
 use weights::Share;
 
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -76,9 +77,9 @@ pub struct Options {
     /// `port_remap` (`--port-map 80=18080`): the Gateway keeps its port
     /// (redirects, `parentRefs[].port`), only Envoy binds elsewhere.
     pub port_map: BTreeMap<u16, u16>,
-    /// The absolute directory holding Tollgate's `.wasm` filters, as Envoy
-    /// will read them.
-    pub wasm_dir: PathBuf,
+    /// The build of Tollgate's filters Envoy runs (with the absolute
+    /// directory of the `.wasm` filters, as Envoy will read them).
+    pub filter_runtime: FilterRuntime,
     /// `HOST:PORT` of the global rate limit service (`tollgate
     /// ratelimit-server`) that global rate limit rules call.
     pub ratelimit_service: Option<String>,
@@ -255,7 +256,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
                 .flat_map(|v| &v.names)
                 .map(String::as_str)
                 .collect();
-            let filters = policies.http_filters(&served, &options.wasm_dir);
+            let filters = policies.http_filters(&served, &options.filter_runtime);
             match ports.get(port) {
                 Some(Protocol::Https) => tls::https_listener(
                     options.listener_address,
@@ -267,6 +268,13 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             }
         })
         .collect();
+    policies.configure_routes(
+        hosts
+            .values_mut()
+            .flat_map(|vhosts| vhosts.values_mut())
+            .flat_map(|host| host.routes.iter_mut()),
+        &options.filter_runtime,
+    );
     let route_configurations = hosts.into_iter().map(route_configuration).collect();
     let mut clusters = backends.into_clusters();
     clusters.extend(applied.clusters);
@@ -714,7 +722,7 @@ mod tests {
             listener_address: crate::translator_args::DEFAULT_LISTENER_ADDRESS,
             port_remap: true,
             port_map: BTreeMap::from([(80, 18080), (8080, 28080)]),
-            wasm_dir: PathBuf::from("/dist"),
+            filter_runtime: FilterRuntime::DynamicModule,
             ratelimit_service: None,
         };
         assert_eq!(

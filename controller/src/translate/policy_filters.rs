@@ -32,10 +32,10 @@ use tollgate_core::jwt::config::JwtConfig;
 use tollgate_core::ratelimit::config::{RateLimitConfig, ServiceConfig};
 use tollgate_core::ConfigError;
 
+use super::filter_chain::{checked, FilterPolicy, RoutePolicies};
 use super::policy_attachment::{self, Candidate, Filter, RouteSite, Targets};
 use super::service_clusters::{self, Upstream, RATELIMIT_CLUSTER};
 use super::status::{observed, Condition};
-use super::wasm_filters::{checked, FilterPolicy, RoutePolicies};
 use crate::resources::http_filters::LocalObjectReference;
 use crate::resources::policies::{FilterConfig, Policy, PolicyKind};
 use crate::resources::{Loaded, Resources};

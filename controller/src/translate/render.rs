@@ -40,6 +40,10 @@ use envoy_types::pb::envoy::config::route::v3::{
     route_match::PathSpecifier,
     RedirectAction, Route, RouteAction, RouteConfiguration,
 };
+use envoy_types::pb::envoy::extensions::dynamic_modules::v3::DynamicModuleConfig;
+use envoy_types::pb::envoy::extensions::filters::http::dynamic_modules::v3::{
+    DynamicModuleFilter, DynamicModuleFilterPerRoute,
+};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::http::wasm::v3::Wasm;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
@@ -236,7 +240,54 @@ fn typed(any: &Any, secrets: Secrets) -> Result<Value> {
     if any.type_url == Wasm::type_url() {
         return wasm(&decode(any)?, secrets);
     }
+    if any.type_url == DynamicModuleFilter::type_url() {
+        let f: DynamicModuleFilter = decode(any)?;
+        return dynamic_module(
+            any,
+            f.dynamic_module_config.as_ref(),
+            &f.filter_name,
+            f.filter_config.as_ref(),
+            secrets,
+        );
+    }
     unknown(any.type_url.clone())
+}
+
+/// A `DynamicModuleFilter` or `DynamicModuleFilterPerRoute` (the same fields).
+fn dynamic_module(
+    any: &Any,
+    module: Option<&DynamicModuleConfig>,
+    filter_name: &str,
+    config: Option<&Any>,
+    secrets: Secrets,
+) -> Result<Value> {
+    let Some(module) = module else {
+        return unknown(format!(
+            "dynamic module filter {filter_name} without module"
+        ));
+    };
+    let configuration = filter_json(config, secrets, filter_name)?;
+    Ok(json!({
+        "@type": any.type_url,
+        "dynamic_module_config": {"name": module.name},
+        "filter_name": filter_name,
+        "filter_config": configuration,
+    }))
+}
+
+/// A filter's JSON configuration (a `StringValue`), redacted unless asked.
+fn filter_json(config: Option<&Any>, secrets: Secrets, filter: &str) -> Result<Value> {
+    match config {
+        Some(any) if any.type_url == StringValue::type_url() => {
+            let value = decode::<StringValue>(any)?.value;
+            let value = match secrets {
+                Secrets::Reveal => value,
+                Secrets::Redact => super::redact::filter_config(&value),
+            };
+            Ok(json!({"@type": any.type_url, "value": value}))
+        }
+        _ => unknown(format!("filter {filter} configuration")),
+    }
 }
 
 fn wasm(w: &Wasm, secrets: Secrets) -> Result<Value> {
@@ -254,17 +305,7 @@ fn wasm(w: &Wasm, secrets: Secrets) -> Result<Value> {
     let Some(data_source::Specifier::Filename(filename)) = &local.specifier else {
         return unknown(format!("wasm plugin {} code source", config.name));
     };
-    let configuration = match &config.configuration {
-        Some(any) if any.type_url == StringValue::type_url() => {
-            let value = decode::<StringValue>(any)?.value;
-            let value = match secrets {
-                Secrets::Reveal => value,
-                Secrets::Redact => super::redact::filter_config(&value),
-            };
-            json!({"@type": any.type_url, "value": value})
-        }
-        _ => return unknown(format!("wasm plugin {} configuration", config.name)),
-    };
+    let configuration = filter_json(config.configuration.as_ref(), secrets, &config.name)?;
     let Ok(failure_policy @ FailurePolicy::FailReload) =
         FailurePolicy::try_from(config.failure_policy)
     else {
@@ -335,12 +376,16 @@ fn address(a: Option<&Address>) -> Result<Value> {
     }
 }
 
-pub fn route_configuration(rc: &RouteConfiguration) -> Result<Value> {
+pub fn route_configuration(rc: &RouteConfiguration, secrets: Secrets) -> Result<Value> {
     let vhosts = rc
         .virtual_hosts
         .iter()
         .map(|vh| {
-            let routes = vh.routes.iter().map(route).collect::<Result<Vec<_>>>()?;
+            let routes = vh
+                .routes
+                .iter()
+                .map(|r| route(r, secrets))
+                .collect::<Result<Vec<_>>>()?;
             let mut host = json!({"name": vh.name, "domains": vh.domains});
             host["routes"] = Value::Array(routes);
             Ok(host)
@@ -354,7 +399,7 @@ pub fn route_configuration(rc: &RouteConfiguration) -> Result<Value> {
     Ok(out)
 }
 
-fn route(r: &Route) -> Result<Value> {
+fn route(r: &Route, secrets: Secrets) -> Result<Value> {
     let mut m = Map::new();
     let Some(rm) = &r.r#match else {
         return unknown(format!("route {} without match", r.name));
@@ -399,6 +444,27 @@ fn route(r: &Route) -> Result<Value> {
         Some(Action::Route(ra)) => out["route"] = route_action(&r.name, ra)?,
         Some(Action::Redirect(ra)) => out["redirect"] = redirect_action(&r.name, ra)?,
         _ => return unknown(format!("route {} action", r.name)),
+    }
+    if !r.typed_per_filter_config.is_empty() {
+        let mut per_filter = Map::new();
+        for (filter, any) in &r.typed_per_filter_config {
+            if any.type_url != DynamicModuleFilterPerRoute::type_url() {
+                return unknown(format!(
+                    "route {} per-filter config {}",
+                    r.name, any.type_url
+                ));
+            }
+            let f: DynamicModuleFilterPerRoute = decode(any)?;
+            let config = dynamic_module(
+                any,
+                f.dynamic_module_config.as_ref(),
+                &f.filter_name,
+                f.filter_config.as_ref(),
+                secrets,
+            )?;
+            per_filter.insert(filter.clone(), config);
+        }
+        out["typed_per_filter_config"] = Value::Object(per_filter);
     }
     Ok(out)
 }
@@ -620,7 +686,7 @@ pub fn document(t: &super::Translation, part: Part, secrets: Secrets) -> Result<
         let v = t
             .route_configurations
             .iter()
-            .map(route_configuration)
+            .map(|rc| route_configuration(rc, secrets))
             .collect::<Result<Vec<_>>>()?;
         out.insert("routes".to_owned(), Value::Array(v));
     }

@@ -31,10 +31,10 @@ use crate::resources::http_filters::{
 use crate::resources::{BackendRef, HttpRouteMatch, HttpRouteRule, PathMatchType};
 
 use super::backends::{Backends, Unresolved};
+use super::filter_chain::{FilterPolicy, RoutePolicies};
 use super::policy_filters::Catalog;
 use super::rewrites::{self, redirect_action, url_rewrite};
 use super::timeouts;
-use super::wasm_filters::{FilterPolicy, RoutePolicies};
 use super::weights::{backend_action, Share};
 
 /// Why a rule cannot be programmed as written: the parent's `Accepted=False`

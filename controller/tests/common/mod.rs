@@ -5,25 +5,31 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub use e2e::envoy_config::Runtime;
 use serde_json::{json, Value};
 
-/// The repository's dist/, where `make build` puts the wasm filters. Envoy
-/// (validate mode too) loads each filter and runs its `on_configure` on the
-/// translator's configuration.
-pub fn wasm_dir() -> PathBuf {
-    e2e::paths::wasm("header_mod").parent().unwrap().to_owned()
+/// The repository's dist/, where `make build` puts the filters: the `.wasm`
+/// files, and `libtollgate.so`, which Envoy finds there through
+/// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`. Envoy (validate mode too) loads each
+/// filter and has it compile the translator's configuration.
+pub fn dist_dir() -> PathBuf {
+    e2e::paths::dynamic_module().parent().unwrap().to_owned()
 }
 
-/// `tollgate translate DIR -o json --wasm-dir <dist> ARGS…`, parsed.
-pub fn translate(dir: &Path, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+/// `tollgate translate DIR -o json --show-secrets ARGS…` for `runtime` (the
+/// wasm filters from dist/), parsed.
+pub fn translate(runtime: Runtime, dir: &Path, args: &[&str]) -> Value {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    command
         .arg("translate")
         .arg(dir)
-        .args(["-o", "json", "--show-secrets", "--wasm-dir"])
-        .arg(wasm_dir())
-        .args(args)
-        .output()
-        .unwrap();
+        .args(["-o", "json", "--show-secrets"]);
+    if runtime == Runtime::Wasm {
+        command
+            .args(["--filter-runtime", "wasm", "--wasm-dir"])
+            .arg(dist_dir());
+    }
+    let out = command.args(args).output().unwrap();
     assert!(
         out.status.success(),
         "translating {}: {}",

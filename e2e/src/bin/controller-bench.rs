@@ -154,7 +154,6 @@ fn spec(shape: &Shape, routes: usize, listener_port: u16, backend: SocketAddr) -
 
 async fn run(args: &RunArgs) -> Result<()> {
     let tollgate = args.tollgate.clone().unwrap_or_else(paths::tollgate_bin);
-    let wasm_dir = paths::workspace_root().join("dist");
     let echo = Echo::start("bench-echo").await?;
     eprintln!(
         "controller benchmark: {} with {} routes; {} edits; load now: {}",
@@ -170,7 +169,7 @@ async fn run(args: &RunArgs) -> Result<()> {
     let mut rows = Vec::new();
     for &routes in &args.routes {
         let spec = spec(&args.shape, routes, free_port()?, echo.addr());
-        rows.push(measure(args, &tollgate, &wasm_dir, spec).await?);
+        rows.push(measure(args, &tollgate, spec).await?);
     }
     println!(
         "\ncontroller at scale — {} ({} hostnames, {} route files, {} routes per Service; load after: {})\n",
@@ -198,7 +197,7 @@ async fn run(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-async fn measure(args: &RunArgs, tollgate: &Path, wasm_dir: &Path, spec: Spec) -> Result<Row> {
+async fn measure(args: &RunArgs, tollgate: &Path, spec: Spec) -> Result<Row> {
     let routes = spec.routes;
     let mut set = RouteSet::new(spec);
     let scratch = tempfile::Builder::new()
@@ -217,11 +216,7 @@ async fn measure(args: &RunArgs, tollgate: &Path, wasm_dir: &Path, spec: Spec) -
     let mut rss_kib = 0;
     for run in 1..=args.translate_runs.max(1) {
         let cost = run_measured(
-            Command::new(tollgate)
-                .arg("translate")
-                .arg(&dir)
-                .arg("--wasm-dir")
-                .arg(wasm_dir),
+            Command::new(tollgate).arg("translate").arg(&dir),
             &out,
             &err,
             TRANSLATE_TIMEOUT,

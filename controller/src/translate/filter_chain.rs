@@ -1,0 +1,318 @@
+//! Tollgate's filters in a listener's HTTP filter chain, and each route's
+//! policy of them.
+//!
+//! Each listener gets one instance of each filter its routes need; a route
+//! without a policy passes the filter untouched. Whatever asks for a filter
+//! (an HTTPRoute filter, a weighted rule, a Tollgate policy) only adds
+//! `route name → policy` entries with [`RoutePolicies::insert`]; the chain is
+//! assembled per listener from the entries of the routes it serves, and the
+//! routes get their policies, in the form the [`FilterRuntime`] takes.
+//!
+//! A policy is the filter's own config type from `tollgate-core`, serialised
+//! once, and checked on insert with the compiler the filter runs in
+//! `on_configure`, so the translator never emits a config the filter refuses.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::route::v3::Route;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
+use serde::Serialize;
+use serde_json::Value;
+use tollgate_core::canary::config::CanaryConfig;
+use tollgate_core::canary::policy::CanaryPolicy;
+use tollgate_core::headers::{HeaderModConfig, HeaderPolicy};
+use tollgate_core::jwt::config::JwtConfig;
+use tollgate_core::jwt::policy::JwtPolicy;
+use tollgate_core::ratelimit::config::RateLimitConfig;
+use tollgate_core::ratelimit::policy::RateLimitPolicy;
+use tollgate_core::route_policy;
+use tollgate_core::ConfigError;
+
+use super::filter_runtime::FilterRuntime;
+
+/// A filter config type the controller emits.
+pub trait FilterPolicy: Serialize {
+    /// The filter's place in the chain: JWT (0) → rate limit (1) → header
+    /// modification (2) → canary (3) → router (docs/design.md).
+    const ORDER: u8;
+    /// The filter's name in both runtimes: the dynamic module's `filter_name`;
+    /// `<wasm dir>/<MODULE>.wasm`, also the plugin name, root and VM id.
+    const MODULE: &'static str;
+    /// Whether the dynamic module takes this filter's policies per route
+    /// (`typed_per_filter_config`). The JWT filter's do not: the module
+    /// fetches remote key sets from the filter's own config (once per set, on
+    /// the main thread), and a per-route policy gets keys only for sets that
+    /// config names; so its policies stay in the chain's envelope, as for wasm.
+    const PER_ROUTE: bool = true;
+    /// Compiles a serialised policy exactly as the filter does at `on_configure`.
+    fn check(policy: Value) -> Result<(), ConfigError>;
+}
+
+/// A filter kind as the chain orders it: by `order`, then `module`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Kind {
+    order: u8,
+    module: &'static str,
+    per_route: bool,
+}
+
+impl Kind {
+    fn of<P: FilterPolicy>() -> Kind {
+        Kind {
+            order: P::ORDER,
+            module: P::MODULE,
+            per_route: P::PER_ROUTE,
+        }
+    }
+}
+
+impl FilterPolicy for JwtConfig {
+    const ORDER: u8 = 0;
+    const MODULE: &'static str = "jwt_auth";
+    const PER_ROUTE: bool = false;
+    fn check(policy: Value) -> Result<(), ConfigError> {
+        route_policy::RoutePolicies::parse(policy, JwtPolicy::compile).map(drop)
+    }
+}
+
+impl FilterPolicy for RateLimitConfig {
+    const ORDER: u8 = 1;
+    const MODULE: &'static str = "ratelimit";
+    fn check(policy: Value) -> Result<(), ConfigError> {
+        route_policy::RoutePolicies::parse(policy, RateLimitPolicy::compile).map(drop)
+    }
+}
+
+impl FilterPolicy for HeaderModConfig {
+    const ORDER: u8 = 2;
+    const MODULE: &'static str = "header_mod";
+    fn check(policy: Value) -> Result<(), ConfigError> {
+        route_policy::RoutePolicies::parse(policy, HeaderPolicy::compile).map(drop)
+    }
+}
+
+impl FilterPolicy for CanaryConfig {
+    const ORDER: u8 = 3;
+    const MODULE: &'static str = "canary";
+    fn check(policy: Value) -> Result<(), ConfigError> {
+        route_policy::RoutePolicies::parse(policy, CanaryPolicy::compile).map(drop)
+    }
+}
+
+/// `policy` serialised, once the filter's own compiler accepts it.
+pub fn checked<P: FilterPolicy>(policy: &P) -> Result<Value, ConfigError> {
+    let value = serde_json::to_value(policy)
+        .map_err(|e| ConfigError::new("", format!("serialising the policy: {e}")))?;
+    P::check(value.clone())?;
+    Ok(value)
+}
+
+/// Per-route policies of every filter kind, keyed by [`Kind`] so iteration
+/// is chain order. A policy object applied to many routes is shared
+/// by them, not copied per route.
+#[derive(Debug, Default)]
+pub struct RoutePolicies {
+    by_filter: BTreeMap<Kind, BTreeMap<String, Arc<Value>>>,
+}
+
+impl RoutePolicies {
+    /// Gives `route` the policy `policy` in filter `P`, after checking that
+    /// the filter accepts it; the error names the field within the policy.
+    pub fn insert<P: FilterPolicy>(&mut self, route: &str, policy: &P) -> Result<(), ConfigError> {
+        let value = Arc::new(checked(policy)?);
+        self.insert_checked::<P>(route, &value);
+        Ok(())
+    }
+
+    /// Gives `route` a policy of filter `P` already serialised and checked
+    /// (a policy object applied to many routes is checked once).
+    pub fn insert_checked<P: FilterPolicy>(&mut self, route: &str, checked: &Arc<Value>) {
+        self.by_filter
+            .entry(Kind::of::<P>())
+            .or_default()
+            .insert(route.to_owned(), Arc::clone(checked));
+    }
+
+    /// Whether `route` already has a policy in filter `P`.
+    pub fn has<P: FilterPolicy>(&self, route: &str) -> bool {
+        self.by_filter
+            .get(&Kind::of::<P>())
+            .is_some_and(|policies| policies.contains_key(route))
+    }
+
+    /// The Tollgate filters a listener serving `routes` needs, in chain order
+    /// (the router goes after them).
+    pub fn http_filters(&self, routes: &HashSet<&str>, runtime: &FilterRuntime) -> Vec<HttpFilter> {
+        self.by_filter
+            .iter()
+            .filter_map(|(kind, policies)| {
+                let routes: BTreeMap<&str, &Value> = policies
+                    .iter()
+                    .filter(|(route, _)| routes.contains(route.as_str()))
+                    .map(|(route, policy)| (route.as_str(), policy.as_ref()))
+                    .collect();
+                (!routes.is_empty())
+                    .then(|| runtime.http_filter(kind.module, routes, kind.per_route))
+            })
+            .collect()
+    }
+
+    /// Gives every route its policies as `typed_per_filter_config`, where the
+    /// runtime has per-route config.
+    pub fn configure_routes<'a>(
+        &self,
+        routes: impl Iterator<Item = &'a mut Route>,
+        runtime: &FilterRuntime,
+    ) {
+        for route in routes {
+            for (kind, policies) in self.by_filter.iter().filter(|(k, _)| k.per_route) {
+                let per_route = policies
+                    .get(&route.name)
+                    .and_then(|policy| runtime.per_route(kind.module, policy));
+                if let Some((filter, config)) = per_route {
+                    route.typed_per_filter_config.insert(filter, config);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::extensions::filters::http::dynamic_modules::v3::{
+        DynamicModuleFilter, DynamicModuleFilterPerRoute,
+    };
+    use envoy_types::pb::envoy::extensions::filters::http::wasm::v3::Wasm;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter;
+    use envoy_types::pb::envoy::extensions::wasm::v3::FailurePolicy;
+    use envoy_types::pb::google::protobuf::{Any, StringValue};
+    use prost::Message;
+    use serde_json::json;
+    use tollgate_core::headers::config::{HeaderValueConfig, ModsConfig};
+
+    fn header_policy(name: &str) -> HeaderModConfig {
+        HeaderModConfig {
+            request: Some(ModsConfig {
+                set: vec![HeaderValueConfig {
+                    name: name.to_owned(),
+                    value: "v".to_owned(),
+                }],
+                ..ModsConfig::default()
+            }),
+            response: None,
+        }
+    }
+
+    fn canary_policy() -> CanaryConfig {
+        serde_json::from_value(json!({"backends": [{"name": "a"}, {"name": "b"}]})).unwrap()
+    }
+
+    fn wasm() -> FilterRuntime {
+        FilterRuntime::Wasm { dir: "/d".into() }
+    }
+
+    fn json_of(config: Option<Any>) -> Value {
+        let value = StringValue::decode(config.unwrap().value.as_slice()).unwrap();
+        serde_json::from_str(&value.value).unwrap()
+    }
+
+    fn typed(filter: &HttpFilter) -> &Any {
+        let Some(http_filter::ConfigType::TypedConfig(any)) = &filter.config_type else {
+            panic!("no typed config");
+        };
+        any
+    }
+
+    fn wasm_configuration(filter: &HttpFilter) -> Value {
+        let wasm = Wasm::decode(typed(filter).value.as_slice()).unwrap();
+        let config = wasm.config.unwrap();
+        assert_eq!(config.failure_policy, FailurePolicy::FailReload as i32);
+        json_of(config.configuration)
+    }
+
+    #[test]
+    fn a_policy_the_filter_refuses_is_not_inserted() {
+        let mut policies = RoutePolicies::default();
+        let e = policies
+            .insert("r", &header_policy("bad name"))
+            .unwrap_err();
+        assert_eq!(e.field, "request.set[0].name");
+        for runtime in [wasm(), FilterRuntime::DynamicModule] {
+            assert!(policies
+                .http_filters(&HashSet::from(["r"]), &runtime)
+                .is_empty());
+        }
+    }
+
+    #[test]
+    fn wasm_filters_come_in_chain_order_with_only_the_listeners_routes() {
+        let mut policies = RoutePolicies::default();
+        policies.insert("a", &canary_policy()).unwrap();
+        policies.insert("a", &header_policy("x")).unwrap();
+        policies.insert("b", &header_policy("y")).unwrap();
+        let filters = policies.http_filters(&HashSet::from(["a", "c"]), &wasm());
+        let names: Vec<_> = filters.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["tollgate.header_mod", "tollgate.canary"]);
+        let headers = wasm_configuration(&filters[0]);
+        assert_eq!(
+            headers,
+            json!({"routes": {"a": {"request": {"set": [{"name": "x", "value": "v"}]}}}})
+        );
+        // The envelope is what the filter itself accepts.
+        route_policy::RoutePolicies::parse(headers, HeaderPolicy::compile).unwrap();
+        route_policy::RoutePolicies::parse(wasm_configuration(&filters[1]), CanaryPolicy::compile)
+            .unwrap();
+        assert!(policies
+            .http_filters(&HashSet::from(["c"]), &wasm())
+            .is_empty());
+        // The wasm filter has no per-route config.
+        let mut route = Route {
+            name: "a".into(),
+            ..Route::default()
+        };
+        policies.configure_routes(std::iter::once(&mut route), &wasm());
+        assert!(route.typed_per_filter_config.is_empty());
+    }
+
+    #[test]
+    fn the_dynamic_module_gets_its_policies_per_route_and_an_empty_envelope_in_the_chain() {
+        let mut policies = RoutePolicies::default();
+        policies.insert("a", &canary_policy()).unwrap();
+        policies.insert("a", &header_policy("x")).unwrap();
+        policies.insert("b", &header_policy("y")).unwrap();
+        let module = FilterRuntime::DynamicModule;
+        let filters = policies.http_filters(&HashSet::from(["a", "c"]), &module);
+        let names: Vec<_> = filters.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["tollgate.header_mod", "tollgate.canary"]);
+        for (filter, name) in filters.iter().zip(["header_mod", "canary"]) {
+            let config = DynamicModuleFilter::decode(typed(filter).value.as_slice()).unwrap();
+            assert_eq!(config.filter_name, name);
+            assert_eq!(config.dynamic_module_config.unwrap().name, "tollgate");
+            assert_eq!(json_of(config.filter_config), json!({"routes": {}}));
+        }
+
+        let mut routes = ["a", "b", "c"].map(|name| Route {
+            name: name.into(),
+            ..Route::default()
+        });
+        policies.configure_routes(routes.iter_mut(), &module);
+        let per_route = |route: &Route, filter: &str| {
+            let any = route.typed_per_filter_config.get(filter)?;
+            let config = DynamicModuleFilterPerRoute::decode(any.value.as_slice()).unwrap();
+            Some((config.filter_name, json_of(config.filter_config)))
+        };
+        let (name, policy) = per_route(&routes[0], "tollgate.header_mod").unwrap();
+        assert_eq!(name, "header_mod");
+        assert_eq!(
+            policy,
+            json!({"request": {"set": [{"name": "x", "value": "v"}]}})
+        );
+        // One policy, as the module's per-route config takes it.
+        route_policy::RoutePolicies::parse(policy, HeaderPolicy::compile).unwrap();
+        assert!(per_route(&routes[0], "tollgate.canary").is_some());
+        assert_eq!(routes[1].typed_per_filter_config.len(), 1);
+        assert!(routes[2].typed_per_filter_config.is_empty());
+    }
+}
