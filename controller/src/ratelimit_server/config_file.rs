@@ -140,6 +140,17 @@ struct DescriptorYaml {
     detailed_metric: bool,
     #[serde(default)]
     value_to_metric: bool,
+    /// envoyproxy/ratelimit's descriptor metadata, returned with its answers:
+    /// accepted with a log line, since it changes no limit.
+    #[serde(default)]
+    metadata: Option<serde_yaml_ng::Value>,
+    /// envoyproxy/ratelimit's switches that change what is counted or
+    /// refused: read only so that setting one is refused as "not supported"
+    /// (naming the field) rather than as an unknown field, or ignored.
+    #[serde(default)]
+    share_threshold: bool,
+    #[serde(default)]
+    quota_mode: bool,
 }
 
 #[derive(Deserialize)]
@@ -278,6 +289,24 @@ fn compile_level(
         let here = format!("{at}[{i}]");
         if d.key.is_empty() {
             return Err(invalid(format!("{here}.key"), "must not be empty".into()));
+        }
+        for (set, field, what) in [
+            (
+                d.share_threshold,
+                "share_threshold",
+                "one counter shared by every value a wildcard matches",
+            ),
+            (d.quota_mode, "quota_mode", "quota mode"),
+        ] {
+            if set {
+                return Err(invalid(
+                    format!("{here}.{field}"),
+                    format!("not supported ({what}, an envoyproxy/ratelimit feature Tollgate does not implement)"),
+                ));
+            }
+        }
+        if d.metadata.is_some() {
+            tracing::info!(at = %here, "metadata is envoyproxy/ratelimit's response metadata; accepted, not returned here");
         }
         if d.detailed_metric || d.value_to_metric {
             tracing::info!(
@@ -568,6 +597,27 @@ descriptors:
             e.contains("`descriptors[0].rate_limit.replaces[0].name`: must not be empty"),
             "{e}"
         );
+    }
+
+    /// Issue 18, item 7: the reference's fields that would change counting
+    /// are refused as "not supported", naming the field and its line; its
+    /// response metadata is accepted.
+    #[test]
+    fn the_references_unsupported_switches_say_not_supported_and_metadata_is_accepted() {
+        for field in ["share_threshold", "quota_mode"] {
+            let e = error(&format!(
+                "domain: d\ndescriptors:\n  - key: k\n    value: a*\n    {field}: true\n    rate_limit: {{unit: second, requests_per_unit: 1}}\n"
+            ));
+            assert!(e.contains(&format!("descriptors[0].{field}")), "{e}");
+            assert!(e.contains("not supported"), "{e}");
+            assert!(!e.contains("unknown field"), "{e}");
+            assert!(e.starts_with("bad.yaml:5:"), "the field's own line: {e}");
+        }
+        let c = ConfigFile::parse(
+            "domain: d\ndescriptors:\n  - key: k\n    share_threshold: false\n    metadata: {team: a}\n    rate_limit: {unit: second, requests_per_unit: 1}\n",
+            "t.yaml",
+        );
+        assert!(c.is_ok(), "{:?}", c.err());
     }
 
     #[test]
