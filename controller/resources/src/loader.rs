@@ -380,7 +380,8 @@ impl Typed<'_> {
     ) -> Result<Loaded<T>, String> {
         let at = |e: serde_yaml_ng::Error| located(self.name, self.first_line, &e);
         let (object, generation) = match self.untyped {
-            Ok(untyped) => {
+            Ok(mut untyped) => {
+                drop_nulls(&mut untyped);
                 let generation = super::generation::of(&untyped);
                 match from_value(untyped) {
                     Some(object) => (object, generation),
@@ -399,6 +400,20 @@ impl Typed<'_> {
             source: format!("{}:{}", self.name, self.first_line),
             generation,
         })
+    }
+}
+
+/// Removes every mapping entry whose value is `null` (`add:` with nothing
+/// after it), as the Kubernetes API server does: a null field is an absent
+/// field, so `add:` means no `add`, not an error. List items are kept.
+fn drop_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
 }
 
@@ -433,6 +448,29 @@ mod tests {
         services
             .map(|s| (s.object.metadata.name.clone(), s.order))
             .collect()
+    }
+
+    /// Issue 19: `add:` with no value (null) is an absent field, as the API
+    /// server reads it, not a type error refusing the file.
+    #[test]
+    fn a_null_field_is_an_absent_field() {
+        let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: r\n  labels:\nspec:\n  parentRefs: [{name: eg}]\n  rules:\n  - filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier:\n        add:\n        set: [{name: x, value: y}]\n    backendRefs:\n";
+        let mut resources = Resources::default();
+        load_str("r.yaml", route, &mut resources).unwrap();
+        let loaded = &resources.http_routes[0];
+        let with_nulls = format!("{:?}", loaded.object);
+        let mut same = Resources::default();
+        load_str(
+            "r.yaml",
+            &route
+                .replace("        add:\n", "")
+                .replace("  labels:\n", "")
+                .replace("    backendRefs:\n", ""),
+            &mut same,
+        )
+        .unwrap();
+        assert_eq!(with_nulls, format!("{:?}", same.http_routes[0].object));
+        assert_eq!(loaded.generation, same.http_routes[0].generation);
     }
 
     #[test]
