@@ -1,12 +1,14 @@
 //! Gateway listeners: whether each is valid, which route kinds and namespaces
 //! it admits, the Envoy port and TLS chain that serve it, and its status.
 //!
-//! A listener is *attachable* (routes attach and count in `attachedRoutes`)
-//! when it is Accepted and not Conflicted; it is *programmed* (Envoy serves
-//! it) when it is attachable, admits at least one route kind, and, for HTTPS,
-//! at least one certificateRef resolved. So a listener whose only certificate
-//! is missing keeps its routes attached, as the conformance tests expect, but
-//! its routes are not served until the certificate appears.
+//! Routes attach to a listener (and count in `attachedRoutes`) by their
+//! parentRefs and its allowedRoutes alone, whatever its conditions (the spec
+//! on `attachedRoutes`). A listener is *attachable* when it is Accepted and not
+//! Conflicted; it is *programmed* (Envoy serves it) when it is attachable,
+//! admits at least one route kind, and, for HTTPS, at least one
+//! certificateRef resolved. So a listener whose only certificate is missing,
+//! or that conflicts with another, keeps its routes attached, as the
+//! conformance tests expect, but they are not served through it.
 //!
 //! Conflicts follow the spec within a Gateway (the same port with different
 //! protocols: ProtocolConflict; the same port, protocol and hostname:

@@ -591,9 +591,12 @@ fn attach<'g>(
     let allowed: Vec<usize> = selected
         .into_iter()
         .filter(|i| {
+            // Attachment depends only on allowedRoutes and the parentRef, not
+            // on the listener's own conditions (spec, ListenerStatus.attachedRoutes):
+            // a route attached to a listener that is not Accepted counts and is
+            // Accepted, but is not served (`programmed` below).
             let listener = &plan.listeners[*i];
-            listener.attachable()
-                && listener.admits_kind(route.kind)
+            listener.admits_kind(route.kind)
                 && listener.admits_namespace(resources, gateway_namespace, route.namespace)
         })
         .collect();
@@ -603,7 +606,7 @@ fn attach<'g>(
             false,
             "NotAllowedByListeners",
             format!(
-                "no listener of the Gateway allows this {} (its kind, namespace or the listener's own state)",
+                "no listener of the Gateway allows this {} (its kind or namespace)",
                 route.kind.name()
             ),
         );
