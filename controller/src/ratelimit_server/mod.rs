@@ -130,10 +130,14 @@ pub async fn run(args: Args) -> Result<()> {
     tracing::info!(addr = %local_addr(&grpc_listener), redis = %args.redis.redacted(), redis_type = ?args.redis.redis_type, "rate limit service listening");
     let grpc_stopped = stopped();
     let health_on_stop = health.clone();
+    // Answers are small HTTP/2 frames: with Nagle on, one written while the
+    // previous is unacknowledged waits for the client's delayed ACK (a p99 of
+    // 42 ms at 16 concurrent calls).
+    let incoming = TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(RateLimitServiceServer::new(limiter))
-        .serve_with_incoming_shutdown(TcpIncoming::from(grpc_listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             grpc_stopped.await;
             tracing::info!("shutting down: draining calls in flight");
             health_on_stop

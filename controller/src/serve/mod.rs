@@ -177,9 +177,11 @@ pub async fn run(args: Args) -> Result<()> {
             .context("setting up mutual TLS on xDS")?;
     }
     let ads = AdsServer::new(views, metrics.xds.clone(), stop_streams);
+    // Nagle off, as on every gRPC server of ours (see ratelimit_server::run).
+    let incoming = TcpIncoming::from(xds_listener).with_nodelay(Some(true));
     let grpc = tokio::spawn(
         grpc.add_service(AggregatedDiscoveryServiceServer::new(ads))
-            .serve_with_incoming_shutdown(TcpIncoming::from(xds_listener), stopped()),
+            .serve_with_incoming_shutdown(incoming, stopped()),
     );
 
     let signal = crate::shutdown::wait_for_signal();
