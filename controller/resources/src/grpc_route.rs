@@ -1,10 +1,12 @@
 //! GRPCRoute (gateway.networking.k8s.io/v1): parentRefs, hostnames and
 //! backendRefs as HTTPRoute has them; matches on the gRPC service and method
-//! and on headers.
+//! and on headers; filters of HTTPRoute's shape (the translator refuses the
+//! types a GRPCRoute does not have, as the CRD's enum would).
 
 use serde::Deserialize;
 
 use super::gateway_api::{BackendRef, ParentRef, ValueMatch};
+use super::http_filters::HttpRouteFilter;
 use super::meta::ObjectMeta;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,9 +35,16 @@ fn default_rules() -> Vec<GrpcRouteRule> {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrpcRouteRule {
+    /// The rule's `name`: a policy's `sectionName` targets it.
+    #[serde(default)]
+    pub name: Option<String>,
     /// Empty matches every gRPC call.
     #[serde(default)]
     pub matches: Vec<GrpcRouteMatch>,
+    /// GRPCRouteFilter: RequestHeaderModifier, ResponseHeaderModifier,
+    /// RequestMirror or ExtensionRef.
+    #[serde(default)]
+    pub filters: Vec<HttpRouteFilter>,
     #[serde(default)]
     pub backend_refs: Vec<BackendRef>,
 }

@@ -57,15 +57,6 @@ impl<'a> Backends<'a> {
         }
     }
 
-    /// The Envoy cluster for `backend`, referenced from an HTTPRoute in `route_namespace`.
-    pub fn resolve(
-        &mut self,
-        route_namespace: &str,
-        backend: &BackendRef,
-    ) -> Result<String, Unresolved> {
-        self.resolve_from("HTTPRoute", route_namespace, backend)
-    }
-
     /// The weighted shares of one rule's backendRefs, from a `route_kind` route
     /// named `route` (`<namespace>/<name>`). Every unresolved ref of the rule
     /// shares one cluster name that is never defined (see `weights`), and the

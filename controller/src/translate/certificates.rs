@@ -3,10 +3,13 @@
 //! listener's `ResolvedRefs` reason, as the Gateway API conformance tests
 //! expect: `InvalidCertificateRef` (not a Secret, missing, not
 //! `kubernetes.io/tls`, data missing or not PEM) or `RefNotPermitted` (another
-//! namespace without a ReferenceGrant). Whether the key belongs to the
-//! certificate is left to Envoy.
+//! namespace without a ReferenceGrant). A key that is not the certificate's
+//! is `InvalidCertificateRef` too: Envoy would refuse the whole listener, every
+//! other hostname on the port with it.
 
 use base64::Engine;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::reference_grants;
 use super::GATEWAY_GROUP;
@@ -95,7 +98,28 @@ fn certificate(secret: &Secret) -> Result<Certificate, String> {
     if keys != 1 {
         return Err(format!("tls.key holds {keys} private keys, not one"));
     }
+    key_is_the_certificates(&chain, &key)?;
     Ok(Certificate { chain, key })
+}
+
+/// Refuses a key that is not the private key of the chain's first
+/// certificate. Only a definite mismatch is refused: what rustls cannot read
+/// (a key type ring lacks, such as RSA under 2048 bits, or an X.509 v1
+/// certificate) is left to Envoy, whose BoringSSL reads more.
+fn key_is_the_certificates(chain: &str, key: &str) -> Result<(), String> {
+    let Ok(certificates) = CertificateDer::pem_slice_iter(chain.as_bytes()).collect() else {
+        return Ok(());
+    };
+    let Ok(key) = PrivateKeyDer::from_pem_slice(key.as_bytes()) else {
+        return Ok(());
+    };
+    let provider = rustls::crypto::ring::default_provider();
+    match rustls::sign::CertifiedKey::from_der(certificates, key, &provider) {
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            Err("tls.key is not the private key of the certificate in tls.crt".to_owned())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A data key as text: `stringData` wins over `data`, as the API server merges them.
@@ -135,13 +159,14 @@ mod tests {
     use super::*;
     use crate::resources::loader::load_str;
 
+    fn test_data(name: &str) -> String {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls-test-data");
+        std::fs::read_to_string(dir.join(name)).unwrap()
+    }
+
     /// A self-signed test-only certificate and key from the golden cases.
     fn test_pem() -> (String, String) {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls-test-data");
-        (
-            std::fs::read_to_string(dir.join("tls.crt")).unwrap(),
-            std::fs::read_to_string(dir.join("tls.key")).unwrap(),
-        )
+        (test_data("tls.crt"), test_data("tls.key"))
     }
 
     fn secret_yaml(kind: &str, crt: &str, key: &str) -> String {
@@ -217,6 +242,17 @@ mod tests {
         assert!(
             swapped.message.contains("tls.crt holds a PEM block"),
             "{swapped:?}"
+        );
+        let mismatched = reason(
+            &secret_yaml(TLS_SECRET_TYPE, &crt, &test_data("other.key")),
+            "{name: cert}",
+        );
+        assert_eq!(
+            (mismatched.reason, mismatched.message.as_str()),
+            (
+                "InvalidCertificateRef",
+                "Secret certs/cert: tls.key is not the private key of the certificate in tls.crt"
+            )
         );
         let not_b64 = good.replace("tls.key: ", "tls.key: x*");
         assert!(reason(&not_b64, "{name: cert}")

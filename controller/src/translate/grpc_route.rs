@@ -8,19 +8,28 @@
 //! host by the same precedence: exact paths first, then regular expressions,
 //! then the longest service prefix, then the most header matches, then the
 //! oldest route (the GRPCRoute spec's order within one hostname).
+//!
+//! Filters are HTTPRoute's (`route_filters`): RequestHeaderModifier,
+//! ResponseHeaderModifier and RequestMirror. ExtensionRef is not supported on
+//! a GRPCRoute yet (attach a policy with `targetRefs` instead), and the types
+//! a GRPCRoute does not have are refused as the CRD's enum would refuse them:
+//! either way that rule is invalid (`invalid_rules`), the rest serve.
 
 use envoy_types::pb::envoy::config::route::v3::Route;
 
 use super::backends::{Backends, Unresolved};
 use super::filter_chain::RoutePolicies;
+use super::invalid_rules::InvalidRules;
 use super::matches;
+use super::policy_filters::Catalog;
 use super::precedence::{MatchOrigin, Precedence};
-use super::route_filters::{self, RuleError};
+use super::route_filters::{self, RuleError, RuleSpec};
 use super::status::Condition;
-use super::weights::{self, backend_action};
+use super::weights;
 use super::RankedRoute;
 use crate::resources::gateway_api::PathMatch;
 use crate::resources::grpc_route::{GrpcMethodMatch, GrpcMethodMatchType, GrpcRouteMatch};
+use crate::resources::http_filters::{FilterType, HttpRouteFilter};
 use crate::resources::{GrpcRoute, HttpRouteMatch, Loaded, PathMatchType};
 
 /// A fully qualified gRPC service name (`package.Service`).
@@ -35,11 +44,12 @@ pub fn envoy_routes<'r>(
     route: &'r Loaded<GrpcRoute>,
     backends: &mut Backends<'_>,
     policies: &mut RoutePolicies,
-) -> (Condition, Option<RuleError>, Vec<RankedRoute<'r>>) {
+    catalog: &Catalog<'_>,
+) -> (Condition, InvalidRules, Vec<RankedRoute<'r>>) {
     let meta = &route.object.metadata;
     let namespace = meta.namespace();
     let mut first_unresolved: Option<Unresolved> = None;
-    let mut invalid = Vec::new();
+    let mut invalid = InvalidRules::of(route.object.spec.rules.len());
     let mut out: Vec<RankedRoute<'r>> = Vec::new();
     for (rule_index, rule) in route.object.spec.rules.iter().enumerate() {
         let shares = backends.rule_shares(
@@ -49,7 +59,22 @@ pub fn envoy_routes<'r>(
             &rule.backend_refs,
             &mut first_unresolved,
         );
-        let backend = backend_action(&shares);
+        let planned = grpc_filters(&rule.filters).and_then(|()| {
+            let spec = RuleSpec {
+                route_kind: "GRPCRoute",
+                filters: &rule.filters,
+                backend_refs: &rule.backend_refs,
+                timeouts: None,
+            };
+            route_filters::rule(
+                spec,
+                &shares,
+                namespace,
+                backends,
+                &mut first_unresolved,
+                catalog,
+            )
+        });
         // No matches: every call.
         let every_call = [GrpcRouteMatch::default()];
         let rule_matches = if rule.matches.is_empty() {
@@ -60,7 +85,7 @@ pub fn envoy_routes<'r>(
         for (match_index, m) in rule_matches.iter().enumerate() {
             if let Err(why) = m.method.as_ref().map_or(Ok(()), check_method) {
                 let e = RuleError::unsupported(format!("matches[{match_index}].method.{why}"));
-                invalid.push(e.in_rule(rule_index));
+                invalid.push(rule_index, e);
                 continue;
             }
             let http = http_match(m);
@@ -76,15 +101,16 @@ pub fn envoy_routes<'r>(
                 "grpcroute/{namespace}/{}/rule/{rule_index}/match/{match_index}",
                 meta.name
             );
-            // A split goes through the canary filter, as for HTTPRoute; its
-            // config is built from resolved cluster names, so the filter's
-            // compiler refusing it would be a translator bug: answer 500.
-            let action = match &backend.canary {
-                Some(canary) if policies.insert(&name, canary).is_err() => {
+            // A split goes through the canary filter and header modifiers
+            // through the header filter, as for HTTPRoute.
+            let action = planned
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|p| p.route(&http, match_index, &name, policies))
+                .unwrap_or_else(|e| {
+                    invalid.push(rule_index, e);
                     weights::internal_server_error()
-                }
-                _ => backend.action.clone(),
-            };
+                });
             out.push((
                 Precedence::of(&http, &origin),
                 Route {
@@ -100,7 +126,33 @@ pub fn envoy_routes<'r>(
         None => Condition::new("ResolvedRefs", true, "ResolvedRefs", String::new()),
         Some(u) => Condition::new("ResolvedRefs", false, u.reason, u.message),
     };
-    (condition, route_filters::combined(invalid), out)
+    (condition, invalid, out)
+}
+
+/// The filter types a GRPCRoute takes, and the one Tollgate does not yet.
+fn grpc_filters(filters: &[HttpRouteFilter]) -> Result<(), RuleError> {
+    for (i, f) in filters.iter().enumerate() {
+        match f.kind {
+            FilterType::RequestHeaderModifier
+            | FilterType::ResponseHeaderModifier
+            | FilterType::RequestMirror => {}
+            FilterType::ExtensionRef => {
+                return Err(RuleError::unsupported(format!(
+                    "filters[{i}].extensionRef: not supported on a GRPCRoute yet; attach the policy to the route with targetRefs"
+                )))
+            }
+            FilterType::RequestRedirect | FilterType::UrlRewrite => {
+                let name = match f.kind {
+                    FilterType::UrlRewrite => "URLRewrite",
+                    _ => "RequestRedirect",
+                };
+                return Err(RuleError::unsupported(format!(
+                    "filters[{i}].type: {name} is not a GRPCRoute filter (RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, ExtensionRef)"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A RegularExpression method match's service and method as RE2 reads them.

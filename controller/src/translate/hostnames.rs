@@ -27,6 +27,15 @@ fn pair(listener: &str, route: &str) -> Option<String> {
     }
 }
 
+/// Whether two listener hostnames (`None`: any) match some name in common:
+/// equal, one a wildcard covering the other, or either absent.
+pub fn overlap(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b || covers(a, b) || covers(b, a),
+        _ => true,
+    }
+}
+
 /// Whether the wildcard `pattern` (`*.suffix`) matches every name `name` does.
 fn covers(pattern: &str, name: &str) -> bool {
     let Some(suffix) = pattern.strip_prefix('*') else {
@@ -84,6 +93,19 @@ mod tests {
             intersect(Some("*.example.com"), &names(&["*.example.com"])),
             names(&["*.example.com"])
         );
+    }
+
+    #[test]
+    fn listener_hostnames_overlap_as_the_spec_example_says() {
+        // ListenerConditionOverlappingTLSConfig: A and C overlap, B overlaps neither.
+        let (a, b, c) = ("foo.example.com", "foo.example.org", "*.example.com");
+        assert!(overlap(Some(a), Some(c)) && overlap(Some(c), Some(a)));
+        assert!(!overlap(Some(a), Some(b)) && !overlap(Some(b), Some(c)));
+        assert!(overlap(Some(a), Some(a)));
+        assert!(overlap(None, Some(b)) && overlap(Some(c), None));
+        assert!(overlap(Some("*.a.example.com"), Some(c)));
+        assert!(!overlap(Some("*.a.example.com"), Some("*.b.example.com")));
+        assert!(!overlap(Some("example.com"), Some(c)));
     }
 
     #[test]

@@ -17,7 +17,11 @@
 //! an earlier Gateway (load order) is `PortUnavailable`, and an HTTPS
 //! hostname an earlier Gateway already serves on the port is a
 //! HostnameConflict. Plain HTTP listeners of several Gateways on one port and
-//! hostname merge, as before.
+//! hostname merge, as before. HTTPS listeners on one Envoy port whose
+//! hostnames overlap (one covers the other, or one has none) are
+//! `OverlappingTLSConfig=True OverlappingHostnames` (a MUST of the spec: a
+//! client coalescing connections can reach one with the other's certificate);
+//! they keep serving.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +29,7 @@ use super::certificates::{self, Certificate};
 use super::status::{
     observed, Condition, GatewayAddress, GatewayStatus, ListenerStatus, RouteGroupKind,
 };
-use super::{envoy_port, namespace_selector, tls, Options, GATEWAY_GROUP};
+use super::{envoy_port, hostnames, namespace_selector, tls, Options, GATEWAY_GROUP};
 use crate::resources::gateway_api::{Listener, TlsMode};
 use crate::resources::{FromNamespaces, Gateway, Loaded, Resources};
 
@@ -81,10 +85,29 @@ pub struct ListenerPlan<'a> {
     not_accepted: Option<Problem>,
     conflicted: Option<Problem>,
     unresolved: Option<Problem>,
+    /// The listeners whose TLS hostnames overlap this one's (`OverlappingTLSConfig`).
+    overlapping: Vec<String>,
     kinds: Vec<RouteKind>,
     certificates: Vec<Certificate>,
     /// Routes attached so far (`attachedRoutes`).
     pub attached: u32,
+}
+
+/// `allowedRoutes.namespaces` that cannot select as written: `from:
+/// Selector` without a selector, or one the API server would refuse.
+fn invalid_namespaces(spec: &Listener) -> Option<Problem> {
+    let namespaces = spec.allowed_routes.as_ref()?.namespaces.as_ref()?;
+    if namespaces.from != FromNamespaces::Selector {
+        return None;
+    }
+    let why = match &namespaces.selector {
+        None => "from is Selector but selector is missing".to_owned(),
+        Some(selector) => match namespace_selector::check(selector) {
+            Ok(()) => return None,
+            Err(e) => format!("selector.{e}"),
+        },
+    };
+    Some(("Invalid", format!("allowedRoutes.namespaces.{why}")))
 }
 
 impl<'a> ListenerPlan<'a> {
@@ -101,6 +124,7 @@ impl<'a> ListenerPlan<'a> {
             not_accepted: None,
             conflicted: None,
             unresolved: None,
+            overlapping: Vec::new(),
             kinds: Vec::new(),
             certificates: Vec::new(),
             attached: 0,
@@ -126,7 +150,8 @@ impl<'a> ListenerPlan<'a> {
                 "tls.mode Passthrough is not supported: HTTPS listeners terminate TLS".to_owned(),
             )),
             _ => None,
-        };
+        }
+        .or_else(|| invalid_namespaces(spec));
         if plan.not_accepted.is_some() {
             return plan;
         }
@@ -226,7 +251,7 @@ impl<'a> ListenerPlan<'a> {
         match namespaces.map(|n| n.from).unwrap_or_default() {
             FromNamespaces::Same => gateway_namespace == route_namespace,
             FromNamespaces::All => true,
-            // `from: Selector` without a selector selects nothing.
+            // Without a selector the listener is not Accepted (`invalid_namespaces`).
             FromNamespaces::Selector => {
                 namespaces
                     .and_then(|n| n.selector.as_ref())
@@ -278,6 +303,21 @@ impl<'a> ListenerPlan<'a> {
             Some((reason, message)) => Condition::new("Conflicted", true, reason, message.clone()),
             None => Condition::new("Conflicted", false, "NoConflicts", String::new()),
         };
+        let mut conditions = vec![accepted, resolved, programmed, conflicted];
+        if !self.overlapping.is_empty() {
+            // Negative polarity: set only when True.
+            conditions.push(Condition::new(
+                "OverlappingTLSConfig",
+                true,
+                "OverlappingHostnames",
+                format!(
+                    "hostname {:?} overlaps those of listeners {} on port {}",
+                    self.spec.hostname.as_deref().unwrap_or("*"),
+                    self.overlapping.join(", "),
+                    self.spec.port
+                ),
+            ));
+        }
         ListenerStatus {
             name: self.spec.name.clone(),
             supported_kinds: self
@@ -289,7 +329,7 @@ impl<'a> ListenerPlan<'a> {
                 })
                 .collect(),
             attached_routes: self.attached,
-            conditions: observed(vec![accepted, resolved, programmed, conflicted], generation),
+            conditions: observed(conditions, generation),
         }
     }
 }
@@ -391,6 +431,7 @@ pub fn plan<'a>(
         })
         .collect();
     claim_ports(&mut plans);
+    mark_overlapping_tls(&mut plans);
     plans
 }
 
@@ -482,6 +523,34 @@ fn claim_ports(plans: &mut [GatewayPlan<'_>]) {
                 }
             }
         }
+    }
+}
+
+/// HTTPS listeners of every Gateway that share an Envoy port and overlap in
+/// hostname, each told the others' `gateway/listener` names.
+fn mark_overlapping_tls(plans: &mut [GatewayPlan<'_>]) {
+    let mut https: Vec<(usize, usize)> = Vec::new();
+    for (p, plan) in plans.iter().enumerate() {
+        for (l, listener) in plan.listeners.iter().enumerate() {
+            if listener.protocol == Some(Protocol::Https) && listener.not_accepted.is_none() {
+                https.push((p, l));
+            }
+        }
+    }
+    let mut found: Vec<((usize, usize), String)> = Vec::new();
+    for (i, &(pa, la)) in https.iter().enumerate() {
+        for &(pb, lb) in &https[i + 1..] {
+            let (a, b) = (&plans[pa].listeners[la], &plans[pb].listeners[lb]);
+            if a.envoy_port == b.envoy_port
+                && hostnames::overlap(a.spec.hostname.as_deref(), b.spec.hostname.as_deref())
+            {
+                found.push(((pa, la), format!("{}/{}", plans[pb].id(), b.spec.name)));
+                found.push(((pb, lb), format!("{}/{}", plans[pa].id(), a.spec.name)));
+            }
+        }
+    }
+    for ((p, l), other) in found {
+        plans[p].listeners[l].overlapping.push(other);
     }
 }
 

@@ -18,6 +18,7 @@ mod golden_tests;
 mod grpc_route;
 mod hostnames;
 mod http2_upstream;
+mod invalid_rules;
 mod listeners;
 mod matches;
 mod namespace_selector;
@@ -51,6 +52,7 @@ use crate::resources::{Gateway, HttpRoute, Loaded, ParentRef, Resources};
 use backends::{Backends, Unresolved};
 use filter_chain::RoutePolicies;
 pub use filter_runtime::{FilterRuntime, RuntimeKind};
+use invalid_rules::InvalidRules;
 use listeners::{GatewayPlan, Protocol, RouteKind};
 use policy_attachment::RouteSite;
 use policy_filters::{Catalog, Sites};
@@ -172,7 +174,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
     let catalog = Catalog::new(resources, ratelimit_service.as_ref());
     let mut sites = Sites::new();
     for route in &resources.http_routes {
-        let (resolved_refs, invalid_rule, routes) =
+        let (resolved_refs, invalid_rules, routes) =
             envoy_routes(route, &mut backends, &mut policies, &catalog, &mut sites);
         let attaching = AttachingRoute {
             kind: RouteKind::Http,
@@ -189,7 +191,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             &mut hosts,
             &mut sites,
         );
-        refuse_invalid_rules(&mut parents, invalid_rule.as_ref());
+        invalid_rules.apply(&mut parents);
         if !parents.is_empty() {
             status.http_routes.push(RouteStatus {
                 namespace: route.object.metadata.namespace().to_owned(),
@@ -199,8 +201,8 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         }
     }
     for route in &resources.grpc_routes {
-        let (resolved_refs, invalid_rule, routes) =
-            grpc_route::envoy_routes(route, &mut backends, &mut policies);
+        let (resolved_refs, invalid_rules, routes) =
+            grpc_route::envoy_routes(route, &mut backends, &mut policies, &catalog);
         for (_, r) in &routes {
             let meta = &route.object.metadata;
             sites.insert(
@@ -223,7 +225,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             &mut hosts,
             &mut sites,
         );
-        refuse_invalid_rules(&mut parents, invalid_rule.as_ref());
+        invalid_rules.apply(&mut parents);
         if !parents.is_empty() {
             status.grpc_routes.push(RouteStatus {
                 namespace: route.object.metadata.namespace().to_owned(),
@@ -283,21 +285,6 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         route_configurations,
         clusters,
         status,
-    }
-}
-
-/// A rule a route cannot program as written makes each attached parent's
-/// `Accepted` False (that rule's routes answer 500, or are left out).
-fn refuse_invalid_rules(parents: &mut [RouteParentStatus], invalid: Option<&RuleError>) {
-    let Some(e) = invalid else { return };
-    for parent in parents {
-        if let Some(accepted) = parent.conditions.first_mut() {
-            if accepted.status == "True" {
-                let generation = accepted.observed_generation;
-                *accepted = Condition::new("Accepted", false, e.reason, e.message.clone());
-                accepted.observed_generation = generation;
-            }
-        }
     }
 }
 
@@ -427,18 +414,18 @@ fn find_gateway<'p, 'g>(
 
 /// The Envoy routes of one HTTPRoute (not yet placed in a virtual host), with
 /// their filter policies added to `policies`; its `ResolvedRefs` condition,
-/// and what it cannot program as written (those rules' routes answer 500).
+/// and the rules it cannot program as written (their routes answer 500).
 fn envoy_routes<'r>(
     route: &'r Loaded<HttpRoute>,
     backends: &mut Backends<'_>,
     policies: &mut RoutePolicies,
     catalog: &Catalog<'_>,
     sites: &mut Sites<'r>,
-) -> (Condition, Option<RuleError>, Vec<RankedRoute<'r>>) {
+) -> (Condition, InvalidRules, Vec<RankedRoute<'r>>) {
     let meta = &route.object.metadata;
     let namespace = meta.namespace();
     let mut first_unresolved: Option<Unresolved> = None;
-    let mut rule_errors: Vec<RuleError> = Vec::new();
+    let mut invalid = InvalidRules::of(route.object.spec.rules.len());
     let mut out = Vec::with_capacity(
         route
             .object
@@ -457,7 +444,7 @@ fn envoy_routes<'r>(
             &mut first_unresolved,
         );
         let planned = route_filters::rule(
-            rule,
+            rule.into(),
             &shares,
             namespace,
             backends,
@@ -489,11 +476,10 @@ fn envoy_routes<'r>(
         for (match_index, m) in rule.matches.iter().enumerate() {
             // A regex Envoy would refuse costs only this match's route.
             if let Err(why) = matches::check(m) {
-                let e = RuleError::unsupported(format!("matches[{match_index}].{why}"))
-                    .in_rule(rule_index);
-                if !rule_errors.contains(&e) {
-                    rule_errors.push(e);
-                }
+                invalid.push(
+                    rule_index,
+                    RuleError::unsupported(format!("matches[{match_index}].{why}")),
+                );
                 continue;
             }
             let name = format!(
@@ -505,10 +491,7 @@ fn envoy_routes<'r>(
                 .map_err(Clone::clone)
                 .and_then(|p| p.route(m, match_index, &name, policies))
                 .unwrap_or_else(|e| {
-                    let e = e.in_rule(rule_index);
-                    if !rule_errors.contains(&e) {
-                        rule_errors.push(e);
-                    }
+                    invalid.push(rule_index, e);
                     weights::internal_server_error()
                 });
             sites.insert(
@@ -541,7 +524,7 @@ fn envoy_routes<'r>(
         None => Condition::new("ResolvedRefs", true, "ResolvedRefs", String::new()),
         Some(u) => Condition::new("ResolvedRefs", false, u.reason, u.message),
     };
-    (condition, route_filters::combined(rule_errors), out)
+    (condition, invalid, out)
 }
 
 /// What attaching needs to know of a route, whatever its kind.

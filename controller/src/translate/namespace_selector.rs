@@ -7,6 +7,11 @@
 //! namespace and nobody can change. A namespace without a Namespace object has
 //! that label only, so selecting by name (the common way to share a Gateway)
 //! works without writing Namespace objects.
+//!
+//! A selector the API server would refuse (`In` without values, a key that
+//! is not a label key, …) is [`check`]ed here, since in file mode nothing else
+//! validates it: its listener is not Accepted, rather than selecting nothing
+//! in silence.
 
 use std::collections::BTreeMap;
 
@@ -28,10 +33,80 @@ pub fn labels(resources: &Resources, name: &str) -> BTreeMap<String, String> {
     labels
 }
 
+/// The first thing the API server's LabelSelector validation would refuse,
+/// as `field: problem`.
+pub fn check(selector: &LabelSelector) -> Result<(), String> {
+    for (key, value) in &selector.match_labels {
+        label_key(key).map_err(|e| format!("matchLabels key {key:?}: {e}"))?;
+        label_value(value).map_err(|e| format!("matchLabels.{key} {value:?}: {e}"))?;
+    }
+    for (i, e) in selector.match_expressions.iter().enumerate() {
+        let at = format!("matchExpressions[{i}]");
+        label_key(&e.key).map_err(|why| format!("{at}.key {:?}: {why}", e.key))?;
+        match e.operator {
+            SelectorOperator::In | SelectorOperator::NotIn if e.values.is_empty() => {
+                return Err(format!("{at}.values: {:?} needs at least one", e.operator));
+            }
+            SelectorOperator::Exists | SelectorOperator::DoesNotExist if !e.values.is_empty() => {
+                return Err(format!("{at}.values: {:?} takes none", e.operator));
+            }
+            _ => {}
+        }
+        for v in &e.values {
+            label_value(v).map_err(|why| format!("{at}.values {v:?}: {why}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// `[prefix/]name`: a DNS subdomain prefix of at most 253 characters, a name
+/// as [`label_value`] but not empty.
+fn label_key(key: &str) -> Result<(), String> {
+    let name = match key.rsplit_once('/') {
+        Some((prefix, name)) => {
+            let subdomain = prefix.len() <= 253
+                && prefix.split('.').all(|part| {
+                    !part.is_empty()
+                        && part.len() <= 63
+                        && part
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        && !part.starts_with('-')
+                        && !part.ends_with('-')
+                });
+            if !subdomain {
+                return Err("its prefix is not a DNS subdomain".to_owned());
+            }
+            name
+        }
+        None => key,
+    };
+    if name.is_empty() {
+        return Err("a label key needs a name".to_owned());
+    }
+    label_value(name)
+}
+
+/// At most 63 characters of `[A-Za-z0-9_.-]`, starting and ending with an
+/// alphanumeric one (or empty).
+fn label_value(value: &str) -> Result<(), String> {
+    let edges_ok = |b: Option<&u8>| b.is_none_or(u8::is_ascii_alphanumeric);
+    let ok = value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && edges_ok(value.as_bytes().first())
+        && edges_ok(value.as_bytes().last());
+    if ok {
+        Ok(())
+    } else {
+        Err("not a label (at most 63 of A-Z a-z 0-9 - _ ., alphanumeric at both ends)".to_owned())
+    }
+}
+
 /// Kubernetes' semantics: every `matchLabels` pair and every expression must
-/// hold; an empty selector selects everything. (The API server refuses `In`
-/// or `NotIn` without values and `Exists`/`DoesNotExist` with values; here `In`
-/// with no values selects nothing, and values of `Exists` are ignored.)
+/// hold; an empty selector selects everything. Meant for selectors that
+/// passed [`check`].
 pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
     selector
         .match_labels
@@ -103,6 +178,32 @@ mod tests {
             selector("matchLabels: {team: a}\nmatchExpressions: [{key: env, operator: Exists}]");
         assert!(!matches(&both, &set(&[("team", "a")])));
         assert!(matches(&both, &set(&[("team", "a"), ("env", "x")])));
+    }
+
+    #[test]
+    fn a_selector_the_api_server_would_refuse_names_its_field() {
+        let problem = |yaml: &str| check(&selector(yaml)).unwrap_err();
+        assert_eq!(
+            problem("matchExpressions: [{key: env, operator: In}]"),
+            "matchExpressions[0].values: In needs at least one"
+        );
+        assert_eq!(
+            problem("matchExpressions: [{key: env, operator: Exists, values: [a]}]"),
+            "matchExpressions[0].values: Exists takes none"
+        );
+        assert!(problem("matchLabels: {\"bad key\": a}").starts_with("matchLabels key"));
+        assert!(problem("matchLabels: {team: \"-a\"}").starts_with("matchLabels.team"));
+        assert!(problem("matchLabels: {Example.com/team: a}").contains("prefix"));
+        assert!(problem("matchLabels: {example.com/: a}").contains("needs a name"));
+        let long = "a".repeat(64);
+        assert!(check(&selector(&format!("matchLabels: {{team: {long}}}"))).is_err());
+        for good in [
+            "{}",
+            "matchLabels: {kubernetes.io/metadata.name: web, team: \"\", a_b.c-d: X1}",
+            "matchExpressions: [{key: env, operator: NotIn, values: [prod]}, {key: x, operator: DoesNotExist}]",
+        ] {
+            assert_eq!(check(&selector(good)), Ok(()), "{good}");
+        }
     }
 
     #[test]

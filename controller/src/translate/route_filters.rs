@@ -1,4 +1,5 @@
-//! HTTPRoute rule filters → Envoy, following Envoy Gateway's mapping:
+//! HTTPRoute (and GRPCRoute) rule filters → Envoy, following Envoy Gateway's
+//! mapping:
 //!
 //! - `RequestHeaderModifier` / `ResponseHeaderModifier` → the route's entry in
 //!   Tollgate's header filter (values escaped: Gateway API values are
@@ -25,8 +26,8 @@ use tollgate_core::headers::HeaderModConfig;
 use tollgate_core::ConfigError;
 
 use crate::resources::http_filters::{
-    FilterType, HeaderFilter, HttpHeader, HttpRouteFilter, LocalObjectReference, RequestMirror,
-    RequestRedirect, UrlRewrite,
+    FilterType, HeaderFilter, HttpHeader, HttpRouteFilter, HttpRouteTimeouts, LocalObjectReference,
+    RequestMirror, RequestRedirect, UrlRewrite,
 };
 use crate::resources::{BackendRef, HttpRouteMatch, HttpRouteRule, PathMatchType};
 
@@ -37,8 +38,8 @@ use super::rewrites::{self, redirect_action, url_rewrite};
 use super::timeouts;
 use super::weights::{backend_action, Share};
 
-/// Why a rule cannot be programmed as written: the parent's `Accepted=False`
-/// reason, and a message starting with the field's path.
+/// Why a rule cannot be programmed as written: the condition's reason
+/// (`invalid_rules`), and a message starting with the field's path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleError {
     pub reason: &'static str,
@@ -67,20 +68,6 @@ impl RuleError {
     }
 }
 
-/// Every error of a route in one condition: the first one's reason, all the
-/// messages.
-pub fn combined(errors: Vec<RuleError>) -> Option<RuleError> {
-    let reason = errors.first()?.reason;
-    Some(RuleError {
-        reason,
-        message: errors
-            .into_iter()
-            .map(|e| e.message)
-            .collect::<Vec<_>>()
-            .join("; "),
-    })
-}
-
 /// One rule, checked: what each of its matches becomes.
 pub struct Rule<'r> {
     /// The action, before a `ReplacePrefixMatch` (which depends on the match).
@@ -90,11 +77,34 @@ pub struct Rule<'r> {
     canary: Option<CanaryConfig>,
 }
 
+/// The parts of a rule its filters act on: an HTTPRoute rule's, or a
+/// GRPCRoute rule's (no timeouts; `grpc_route` refuses the filter types a
+/// GRPCRoute does not have before it gets here).
+pub struct RuleSpec<'r> {
+    /// `HTTPRoute` or `GRPCRoute`: a mirror's backend is resolved as the
+    /// route's own (ReferenceGrants name the kind; gRPC backends speak HTTP/2).
+    pub route_kind: &'static str,
+    pub filters: &'r [HttpRouteFilter],
+    pub backend_refs: &'r [BackendRef],
+    pub timeouts: Option<&'r HttpRouteTimeouts>,
+}
+
+impl<'r> From<&'r HttpRouteRule> for RuleSpec<'r> {
+    fn from(rule: &'r HttpRouteRule) -> Self {
+        Self {
+            route_kind: "HTTPRoute",
+            filters: &rule.filters,
+            backend_refs: &rule.backend_refs,
+            timeouts: rule.timeouts.as_ref(),
+        }
+    }
+}
+
 /// Checks `rule`'s filters and builds its action over `shares` (its
 /// backendRefs, resolved). A mirror whose backend does not resolve is left
 /// out and reported in `unresolved` (the route's `ResolvedRefs`).
 pub fn rule<'r>(
-    rule: &'r HttpRouteRule,
+    rule: RuleSpec<'r>,
     shares: &[(Share, u32)],
     namespace: &str,
     backends: &mut Backends<'_>,
@@ -132,7 +142,8 @@ pub fn rule<'r>(
             }
             Payload::Mirror(m) => {
                 let at = format!("{at}.requestMirror");
-                if let Some(policy) = mirror(m, &at, namespace, backends, unresolved)? {
+                let from = (rule.route_kind, namespace);
+                if let Some(policy) = mirror(m, &at, from, backends, unresolved)? {
                     mirrors.push(policy);
                 }
             }
@@ -163,7 +174,7 @@ pub fn rule<'r>(
         }
     }
     let headers = header_config(request_headers, response_headers)?;
-    let timeouts = rule.timeouts.clone().unwrap_or_default();
+    let timeouts = rule.timeouts.cloned().unwrap_or_default();
     let (action, canary, replace_prefix) = match (redirect, rewrite) {
         (Some((i, _)), Some((j, _))) => {
             return Err(RuleError::incompatible(format!(
@@ -373,7 +384,7 @@ fn check<P: FilterPolicy>(policy: &P) -> Result<(), ConfigError> {
 fn mirror(
     m: &RequestMirror,
     at: &str,
-    namespace: &str,
+    (route_kind, namespace): (&str, &str),
     backends: &mut Backends<'_>,
     unresolved: &mut Option<Unresolved>,
 ) -> Result<Option<RequestMirrorPolicy>, RuleError> {
@@ -415,7 +426,7 @@ fn mirror(
         weight: 1,
         filters: Vec::new(),
     };
-    let cluster = match backends.resolve(namespace, &backend) {
+    let cluster = match backends.resolve_from(route_kind, namespace, &backend) {
         Ok(cluster) => cluster,
         Err(e) => {
             unresolved.get_or_insert(e);
