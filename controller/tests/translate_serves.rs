@@ -1,4 +1,5 @@
-//! HTTPRoute filters, timeouts and weights as a user sees them: a directory of
+//! HTTPRoute filters, timeouts and weights, and GRPCRoute filters, as a user
+//! sees them: a directory of
 //! Gateway API YAML, translated by `tollgate translate`, served by a real
 //! Envoy (route configurations inlined where ADS would deliver them) in front
 //! of echo backends, with the filters from dist/ (the dynamic module and the
@@ -15,10 +16,11 @@ use e2e::echo::Echo;
 use e2e::envoy::Envoy;
 use e2e::roundtrip::{client, send, Exchange, Expect, Req};
 
-/// Services `backend`, `backend-2` and `mirror`, each on its own echo
-/// backend, and routes exercising every filter. The Gateway listens on port 0
+/// Services `backend`, `backend-2`, `mirror` and `grpc`, each on its own echo
+/// backend (which speaks HTTP/2 to gRPC's clusters), and routes exercising
+/// every filter. The Gateway listens on port 0
 /// (served as written): the kernel picks Envoy's port.
-fn resources(backend: &Echo, backend_2: &Echo, mirror: &Echo) -> String {
+fn resources([backend, backend_2, mirror, grpc]: &[Echo; 4]) -> String {
     let service = |name: &str, echo: &Echo| {
         format!(
             "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  annotations: {{tollgate.dev/static-endpoints: \"{}\"}}\nspec:\n  ports: [{{port: 8080}}]\n---\n",
@@ -29,6 +31,7 @@ fn resources(backend: &Echo, backend_2: &Echo, mirror: &Echo) -> String {
     yaml += &service("backend", backend);
     yaml += &service("backend-2", backend_2);
     yaml += &service("mirror", mirror);
+    yaml += &service("grpc", grpc);
     yaml += r#"apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
 metadata: {name: tollgate}
@@ -100,6 +103,31 @@ spec:
       requestRedirect: {statusCode: 302}
     - type: URLRewrite
       urlRewrite: {hostname: elsewhere.example}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: yages}
+spec:
+  parentRefs: [{name: eg}]
+  hostnames: [grpc.example]
+  rules:
+  - matches: [{method: {service: yages.Echo, method: Ping}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set: [{name: x-tenant, value: blue}]
+        remove: [x-debug]
+    - type: ResponseHeaderModifier
+      responseHeaderModifier:
+        add: [{name: x-grpc-served-by, value: tollgate}]
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: mirror, port: 8080}}
+    backendRefs: [{name: grpc, port: 8080}]
+  - matches: [{method: {service: yages.Echo, method: Reverse}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {hostname: elsewhere.example}
+    backendRefs: [{name: grpc, port: 8080}]
 "#;
     yaml
 }
@@ -107,7 +135,7 @@ spec:
 struct Served {
     envoy: Envoy,
     base: String,
-    _backends: [Echo; 3],
+    backends: [Echo; 4],
 }
 
 impl Served {
@@ -132,13 +160,10 @@ async fn serve(runtime: Runtime) -> Served {
         Echo::start("backend").await.unwrap(),
         Echo::start("backend-2").await.unwrap(),
         Echo::start("mirror").await.unwrap(),
+        Echo::start("grpc").await.unwrap(),
     ];
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("routes.yaml"),
-        resources(&backends[0], &backends[1], &backends[2]),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("routes.yaml"), resources(&backends)).unwrap();
     let translation = translate(runtime, dir.path(), &["--no-port-remap"]);
     let mut config = bootstrap(&translation);
     // Tests bind loopback only.
@@ -153,7 +178,7 @@ async fn serve(runtime: Runtime) -> Served {
     Served {
         envoy,
         base,
-        _backends: backends,
+        backends,
     }
 }
 
@@ -260,4 +285,47 @@ async fn httproute_filters_timeouts_and_weights_behave_in_envoy(runtime: Runtime
         "1:1 with a missing backend over 200 requests: {statuses:?}"
     );
     check(get("/nothing-here"), Expect::status(404).no_backend()).await;
+
+    // GRPCRoute filters, over HTTP/2 to the backend: header modifiers through
+    // the header filter and a mirror; a rule with a filter type a GRPCRoute
+    // does not have is dropped (an error), the route's other rule serving.
+    let call = |method: &str| {
+        Req::get(&format!("/yages.Echo/{method}"))
+            .method("POST")
+            .host("grpc.example")
+            .header("content-type", "application/grpc")
+    };
+    let ex = check(
+        call("Ping").header("x-debug", "1"),
+        Expect::status(200)
+            .pod("grpc")
+            .backend_header("x-tenant", "blue")
+            .backend_absent("x-debug")
+            .response_header("x-grpc-served-by", "tollgate"),
+    )
+    .await;
+    assert_eq!(ex.echo.unwrap().proto, "HTTP/2.0");
+    // Envoy turns the local 500 for a gRPC request into a trailers-only
+    // answer: HTTP 200 with grpc-status 2 (UNKNOWN).
+    check(
+        call("Reverse"),
+        Expect::status(200)
+            .no_backend()
+            .response_header("grpc-status", "2"),
+    )
+    .await;
+    let mirror = &s.backends[2];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !mirror
+        .received()
+        .iter()
+        .any(|r| r.path == "/yages.Echo/Ping" && r.proto == "HTTP/2.0")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the mirror got no HTTP/2 copy of the gRPC call: {:?}",
+            mirror.received()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
