@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::http_filters::{HttpRouteFilter, HttpRouteTimeouts};
+use super::http_filters::{HttpRouteFilter, HttpRouteTimeouts, LocalObjectReference};
 use super::meta::ObjectMeta;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +38,53 @@ pub struct Gateway {
 pub struct GatewaySpec {
     pub gateway_class_name: String,
     pub listeners: Vec<Listener>,
+    /// Requested addresses: the translator honours the one Envoy binds and
+    /// reports the others in the Gateway's status.
+    #[serde(default)]
+    pub addresses: Vec<GatewaySpecAddress>,
+    #[serde(default)]
+    pub infrastructure: Option<GatewayInfrastructure>,
+    /// Gateway-wide TLS: reported in status (`translate::listeners`).
+    #[serde(default)]
+    pub tls: Option<GatewayTls>,
+    /// Which ListenerSets may attach. Tollgate reads no ListenerSet, so none
+    /// does, whatever this says; kept so that a Gateway carrying it loads.
+    #[serde(default)]
+    pub allowed_listeners: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewaySpecAddress {
+    /// `IPAddress` when absent.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// Absent: any address the implementation assigns.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayInfrastructure {
+    /// For the resources an implementation creates for the Gateway; file mode
+    /// creates none.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub parameters_ref: Option<LocalObjectReference>,
+}
+
+/// The parts are kept as written: which are set is what status reports.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayTls {
+    #[serde(default)]
+    pub backend: Option<serde_json::Value>,
+    #[serde(default)]
+    pub frontend: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -26,6 +26,7 @@
 use std::collections::BTreeMap;
 
 use super::certificates::{self, Certificate};
+use super::gateway_spec::{self, GatewayProblem};
 use super::status::{
     observed, Condition, GatewayAddress, GatewayStatus, ListenerStatus, RouteGroupKind,
 };
@@ -87,6 +88,9 @@ pub struct ListenerPlan<'a> {
     unresolved: Option<Problem>,
     /// The listeners whose TLS hostnames overlap this one's (`OverlappingTLSConfig`).
     overlapping: Vec<String>,
+    /// Why its Gateway as a whole is not served (`gateway_spec`): then
+    /// neither is this listener.
+    gateway_problem: Option<String>,
     kinds: Vec<RouteKind>,
     certificates: Vec<Certificate>,
     /// Routes attached so far (`attachedRoutes`).
@@ -125,6 +129,7 @@ impl<'a> ListenerPlan<'a> {
             conflicted: None,
             unresolved: None,
             overlapping: Vec::new(),
+            gateway_problem: None,
             kinds: Vec::new(),
             certificates: Vec::new(),
             attached: 0,
@@ -227,6 +232,7 @@ impl<'a> ListenerPlan<'a> {
 
     pub fn programmed(&self) -> bool {
         self.attachable()
+            && self.gateway_problem.is_none()
             && !self.kinds.is_empty()
             && (self.protocol != Some(Protocol::Https) || !self.certificates.is_empty())
     }
@@ -295,6 +301,11 @@ impl<'a> ListenerPlan<'a> {
                 .into_iter()
                 .flatten()
                 .map(|(_, message)| message.clone())
+                .chain(
+                    self.gateway_problem
+                        .iter()
+                        .map(|m| format!("the Gateway is not served: {m}")),
+                )
                 .next()
                 .unwrap_or_default();
             Condition::new("Programmed", false, "Invalid", why)
@@ -336,6 +347,8 @@ impl<'a> ListenerPlan<'a> {
 
 pub struct GatewayPlan<'a> {
     pub gateway: &'a Gateway,
+    /// What the Gateway as a whole asks for that is not served (`gateway_spec`).
+    problem: Option<GatewayProblem>,
     /// Where Envoy binds its listeners: the address its status reports.
     pub address: std::net::IpAddr,
     pub generation: i64,
@@ -351,8 +364,8 @@ impl GatewayPlan<'_> {
         )
     }
 
-    pub fn status(&self) -> GatewayStatus {
-        let programmed = self.listeners.iter().any(ListenerPlan::programmed);
+    /// The Gateway's `Accepted` and `Programmed` from its listeners' states.
+    fn listener_conditions(&self, programmed: bool) -> (Condition, Condition) {
         let invalid: Vec<&str> = self
             .listeners
             .iter()
@@ -381,6 +394,22 @@ impl GatewayPlan<'_> {
                 "Invalid",
                 "no listener is programmed".to_owned(),
             )
+        };
+        (accepted, programmed_condition)
+    }
+
+    pub fn status(&self) -> GatewayStatus {
+        let programmed = self.listeners.iter().any(ListenerPlan::programmed);
+        let (accepted, programmed_condition) = match &self.problem {
+            Some(GatewayProblem::NotAccepted(reason, message)) => (
+                Condition::new("Accepted", false, reason, message.clone()),
+                Condition::new("Programmed", false, "Invalid", message.clone()),
+            ),
+            Some(GatewayProblem::NotProgrammed(reason, message)) => (
+                Condition::new("Accepted", true, "Accepted", String::new()),
+                Condition::new("Programmed", false, reason, message.clone()),
+            ),
+            None => self.listener_conditions(programmed),
         };
         GatewayStatus {
             namespace: self.gateway.metadata.namespace().to_owned(),
@@ -422,8 +451,15 @@ pub fn plan<'a>(
                 .map(|l| ListenerPlan::new(resources, namespace, l, options))
                 .collect();
             mark_conflicts(&mut listeners);
+            let problem = gateway_spec::problem(&g.object.spec, options.listener_address);
+            if let Some(p) = &problem {
+                for l in &mut listeners {
+                    l.gateway_problem = Some(p.message().to_owned());
+                }
+            }
             GatewayPlan {
                 gateway: &g.object,
+                problem,
                 address: options.listener_address,
                 generation: g.generation,
                 listeners,
@@ -490,7 +526,8 @@ fn claim_ports(plans: &mut [GatewayPlan<'_>]) {
     let mut server_names: BTreeMap<(u32, Option<String>), String> = BTreeMap::new();
     for plan in plans.iter_mut() {
         let id = plan.id();
-        for listener in plan.listeners.iter_mut().filter(|l| l.attachable()) {
+        let served = |l: &&mut ListenerPlan<'_>| l.attachable() && l.gateway_problem.is_none();
+        for listener in plan.listeners.iter_mut().filter(served) {
             let Some(protocol) = listener.protocol else {
                 continue;
             };
@@ -532,7 +569,10 @@ fn mark_overlapping_tls(plans: &mut [GatewayPlan<'_>]) {
     let mut https: Vec<(usize, usize)> = Vec::new();
     for (p, plan) in plans.iter().enumerate() {
         for (l, listener) in plan.listeners.iter().enumerate() {
-            if listener.protocol == Some(Protocol::Https) && listener.not_accepted.is_none() {
+            if listener.protocol == Some(Protocol::Https)
+                && listener.not_accepted.is_none()
+                && listener.gateway_problem.is_none()
+            {
                 https.push((p, l));
             }
         }

@@ -13,6 +13,7 @@ mod certificates;
 mod envoy;
 mod filter_chain;
 pub mod filter_runtime;
+mod gateway_spec;
 #[cfg(test)]
 mod golden_tests;
 mod grpc_route;
