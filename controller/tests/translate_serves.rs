@@ -97,6 +97,17 @@ spec:
     backendRefs: [{name: backend, port: 8080, weight: 1}, {name: backend-2, port: 8080, weight: 3}]
   - matches: [{path: {value: /half-missing}}]
     backendRefs: [{name: backend, port: 8080}, {name: missing, port: 8080}]
+  - matches: [{path: {value: /cors}}]
+    filters:
+    - type: CORS
+      cors:
+        allowOrigins: [https://app.example.com, "https://*.example.org"]
+        allowMethods: [GET, POST]
+        allowHeaders: [x-token]
+        exposeHeaders: [x-trace]
+        allowCredentials: true
+        maxAge: 600
+    backendRefs: [{name: backend, port: 8080}]
   - matches: [{path: {value: /refused}}]
     filters:
     - type: RequestRedirect
@@ -237,6 +248,50 @@ async fn httproute_filters_timeouts_and_weights_behave_in_envoy(runtime: Runtime
     // timeouts.request: a backend slower than 500ms gets Envoy's 504.
     check(get("/slow?delay=3s"), Expect::status(504).no_backend()).await;
     check(get("/slow"), Expect::status(200)).await;
+
+    // CORS through Envoy's CORS filter: a preflight from an allowed origin
+    // (a wildcard one too) is answered by Envoy; a simple request reaches the
+    // backend and gets the CORS headers; an origin not allowed gets none.
+    for origin in ["https://app.example.com", "https://a.b.example.org"] {
+        check(
+            get("/cors")
+                .method("OPTIONS")
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "x-token"),
+            Expect::status(200)
+                .no_backend()
+                .response_header("access-control-allow-origin", origin)
+                .response_header("access-control-allow-methods", "GET, POST")
+                .response_header("access-control-allow-headers", "x-token")
+                .response_header("access-control-allow-credentials", "true")
+                .response_header("access-control-max-age", "600"),
+        )
+        .await;
+    }
+    check(
+        get("/cors").header("origin", "https://app.example.com"),
+        Expect::status(200)
+            .pod("backend")
+            .response_header("access-control-allow-origin", "https://app.example.com")
+            .response_header("access-control-expose-headers", "x-trace"),
+    )
+    .await;
+    let preflight_from = |origin: &str| {
+        get("/cors")
+            .method("OPTIONS")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+    };
+    for origin in ["https://evil.example", "https://example.org"] {
+        check(
+            preflight_from(origin),
+            Expect::status(200)
+                .no_backend()
+                .response_absent("access-control-allow-origin"),
+        )
+        .await;
+    }
 
     // A rule Tollgate refuses answers 500 rather than skipping a filter.
     check(get("/refused"), Expect::status(500).no_backend()).await;

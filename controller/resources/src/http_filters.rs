@@ -4,8 +4,8 @@
 //! "RequestRedirect and URLRewrite not together") is checked by the
 //! translator, which reports a violation in the route's status, as a
 //! Kubernetes API server would refuse it. A filter type outside the standard
-//! channel (CORS, ExternalAuth, …) is refused at load with its path, like any
-//! field Tollgate does not implement.
+//! channel (ExternalAuth, …) is refused at load with its path, like any field
+//! Tollgate does not implement.
 
 use serde::Deserialize;
 
@@ -26,6 +26,8 @@ pub struct HttpRouteFilter {
     pub url_rewrite: Option<UrlRewrite>,
     #[serde(default)]
     pub extension_ref: Option<LocalObjectReference>,
+    #[serde(default)]
+    pub cors: Option<CorsFilter>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -37,6 +39,28 @@ pub enum FilterType {
     #[serde(rename = "URLRewrite")]
     UrlRewrite,
     ExtensionRef,
+    #[serde(rename = "CORS")]
+    Cors,
+}
+
+/// `HTTPCORSFilter`. Lists keep the order written; what the CRD checks
+/// (patterns, `*` alone) is checked by the translator.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CorsFilter {
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    #[serde(default)]
+    pub allow_credentials: Option<bool>,
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Seconds; the spec's default is 5.
+    #[serde(default)]
+    pub max_age: Option<i64>,
 }
 
 /// `HTTPHeaderFilter`: values are literal (no templates).

@@ -11,11 +11,15 @@
 //! A policy is the filter's own config type from `tollgate-core`, serialised
 //! once, and checked on insert with the compiler the filter runs in
 //! `on_configure`, so the translator never emits a config the filter refuses.
+//!
+//! Envoy's own CORS filter (an HTTPRoute `CORS` filter, see `cors`) is kept
+//! the same way, per route, and goes first in the chain.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::route::v3::Route;
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use serde::Serialize;
 use serde_json::Value;
@@ -29,6 +33,7 @@ use tollgate_core::ratelimit::policy::RateLimitPolicy;
 use tollgate_core::route_policy;
 use tollgate_core::ConfigError;
 
+use super::cors;
 use super::filter_runtime::FilterRuntime;
 
 /// A filter config type the controller emits.
@@ -114,6 +119,8 @@ pub fn checked<P: FilterPolicy>(policy: &P) -> Result<Value, ConfigError> {
 #[derive(Debug, Default)]
 pub struct RoutePolicies {
     by_filter: BTreeMap<Kind, BTreeMap<String, Arc<Value>>>,
+    /// Envoy's CORS filter's policy of each route that has one.
+    cors: BTreeMap<String, Arc<CorsPolicy>>,
 }
 
 impl RoutePolicies {
@@ -134,6 +141,12 @@ impl RoutePolicies {
             .insert(route.to_owned(), Arc::clone(checked));
     }
 
+    /// Gives `route` a policy of Envoy's CORS filter (one rule's policy is
+    /// shared by its routes).
+    pub fn insert_cors(&mut self, route: &str, policy: &Arc<CorsPolicy>) {
+        self.cors.insert(route.to_owned(), Arc::clone(policy));
+    }
+
     /// Whether `route` already has a policy in filter `P`.
     pub fn has<P: FilterPolicy>(&self, route: &str) -> bool {
         self.by_filter
@@ -141,21 +154,23 @@ impl RoutePolicies {
             .is_some_and(|policies| policies.contains_key(route))
     }
 
-    /// The Tollgate filters a listener serving `routes` needs, in chain order
-    /// (the router goes after them).
+    /// The filters a listener serving `routes` needs, in chain order (the
+    /// router goes after them): Envoy's CORS filter, then Tollgate's.
     pub fn http_filters(&self, routes: &HashSet<&str>, runtime: &FilterRuntime) -> Vec<HttpFilter> {
-        self.by_filter
-            .iter()
-            .filter_map(|(kind, policies)| {
-                let routes: BTreeMap<&str, &Value> = policies
-                    .iter()
-                    .filter(|(route, _)| routes.contains(route.as_str()))
-                    .map(|(route, policy)| (route.as_str(), policy.as_ref()))
-                    .collect();
-                (!routes.is_empty())
-                    .then(|| runtime.http_filter(kind.module, routes, kind.per_route))
-            })
-            .collect()
+        let cors = self
+            .cors
+            .keys()
+            .any(|r| routes.contains(r.as_str()))
+            .then(cors::http_filter);
+        let tollgate = self.by_filter.iter().filter_map(|(kind, policies)| {
+            let routes: BTreeMap<&str, &Value> = policies
+                .iter()
+                .filter(|(route, _)| routes.contains(route.as_str()))
+                .map(|(route, policy)| (route.as_str(), policy.as_ref()))
+                .collect();
+            (!routes.is_empty()).then(|| runtime.http_filter(kind.module, routes, kind.per_route))
+        });
+        cors.into_iter().chain(tollgate).collect()
     }
 
     /// Gives every route its policies as `typed_per_filter_config`, where the
@@ -166,6 +181,11 @@ impl RoutePolicies {
         runtime: &FilterRuntime,
     ) {
         for route in routes {
+            if let Some(policy) = self.cors.get(&route.name) {
+                route
+                    .typed_per_filter_config
+                    .insert(cors::FILTER.to_owned(), cors::per_route(policy));
+            }
             for (kind, policies) in self.by_filter.iter().filter(|(k, _)| k.per_route) {
                 let per_route = policies
                     .get(&route.name)

@@ -141,9 +141,10 @@ fn grpc_filters(filters: &[HttpRouteFilter]) -> Result<(), RuleError> {
                     "filters[{i}].extensionRef: not supported on a GRPCRoute yet; attach the policy to the route with targetRefs"
                 )))
             }
-            FilterType::RequestRedirect | FilterType::UrlRewrite => {
+            FilterType::RequestRedirect | FilterType::UrlRewrite | FilterType::Cors => {
                 let name = match f.kind {
                     FilterType::UrlRewrite => "URLRewrite",
+                    FilterType::Cors => "CORS",
                     _ => "RequestRedirect",
                 };
                 return Err(RuleError::unsupported(format!(

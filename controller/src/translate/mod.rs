@@ -10,6 +10,7 @@
 
 mod backends;
 mod certificates;
+mod cors;
 mod envoy;
 mod filter_chain;
 pub mod filter_runtime;

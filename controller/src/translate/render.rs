@@ -41,6 +41,7 @@ use envoy_types::pb::envoy::config::route::v3::{
     RedirectAction, Route, RouteAction, RouteConfiguration,
 };
 use envoy_types::pb::envoy::extensions::dynamic_modules::v3::DynamicModuleConfig;
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
 use envoy_types::pb::envoy::extensions::filters::http::dynamic_modules::v3::{
     DynamicModuleFilter, DynamicModuleFilterPerRoute,
 };
@@ -234,7 +235,8 @@ fn typed(any: &Any, secrets: Secrets) -> Result<Value> {
     if any.type_url == HttpConnectionManager::type_url() {
         return http_connection_manager(&decode(any)?, secrets);
     }
-    if any.type_url == Router::type_url() && any.value.is_empty() {
+    let empty = [Router::type_url(), Cors::type_url()];
+    if empty.contains(&any.type_url) && any.value.is_empty() {
         return Ok(json!({"@type": any.type_url}));
     }
     if any.type_url == Wasm::type_url() {
@@ -448,6 +450,10 @@ fn route(r: &Route, secrets: Secrets) -> Result<Value> {
     if !r.typed_per_filter_config.is_empty() {
         let mut per_filter = Map::new();
         for (filter, any) in &r.typed_per_filter_config {
+            if any.type_url == CorsPolicy::type_url() {
+                per_filter.insert(filter.clone(), cors_policy(&r.name, any)?);
+                continue;
+            }
             if any.type_url != DynamicModuleFilterPerRoute::type_url() {
                 return unknown(format!(
                     "route {} per-filter config {}",
@@ -465,6 +471,48 @@ fn route(r: &Route, secrets: Secrets) -> Result<Value> {
             per_filter.insert(filter.clone(), config);
         }
         out["typed_per_filter_config"] = Value::Object(per_filter);
+    }
+    Ok(out)
+}
+
+/// Envoy's CORS filter's per-route policy (`translate::cors`).
+fn cors_policy(route: &str, any: &Any) -> Result<Value> {
+    let p: CorsPolicy = decode(any)?;
+    if p.filter_enabled.is_some()
+        || p.shadow_enabled.is_some()
+        || p.allow_private_network_access.is_some()
+    {
+        return unknown(format!("route {route} CORS policy"));
+    }
+    let mut out = json!({"@type": any.type_url});
+    let origins = p
+        .allow_origin_string_match
+        .iter()
+        .map(string_match)
+        .collect::<Result<Vec<_>>>()?;
+    if !origins.is_empty() {
+        out["allow_origin_string_match"] = origins.into();
+    }
+    for (field, value) in [
+        ("allow_methods", &p.allow_methods),
+        ("allow_headers", &p.allow_headers),
+        ("expose_headers", &p.expose_headers),
+        ("max_age", &p.max_age),
+    ] {
+        if !value.is_empty() {
+            out[field] = value.as_str().into();
+        }
+    }
+    for (field, value) in [
+        ("allow_credentials", p.allow_credentials),
+        (
+            "forward_not_matching_preflights",
+            p.forward_not_matching_preflights,
+        ),
+    ] {
+        if let Some(b) = value {
+            out[field] = b.value.into();
+        }
     }
     Ok(out)
 }

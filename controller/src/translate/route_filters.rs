@@ -8,6 +8,7 @@
 //!   `URLRewrite` → `host_rewrite_literal` and `prefix_rewrite` /
 //!   `regex_rewrite` on the route action (see `rewrites.rs`);
 //! - `RequestMirror` → `request_mirror_policies`;
+//! - `CORS` → Envoy's CORS filter (see `cors.rs`);
 //! - `timeouts` (see `timeouts.rs`), weighted backends (see `weights.rs`).
 //!
 //! A rule Tollgate cannot apply as written (a CEL rule of the CRD broken, a
@@ -15,10 +16,13 @@
 //! routes answer 500 (the spec: a filter is never skipped) and the route's
 //! `Accepted` condition says why.
 
+use std::sync::Arc;
+
 use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::route::v3::{
     route::Action, route_action::RequestMirrorPolicy, RouteAction,
 };
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
 use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, FractionalPercent};
 use tollgate_core::canary::config::CanaryConfig;
 use tollgate_core::headers::config::{HeaderValueConfig, ModsConfig};
@@ -26,8 +30,8 @@ use tollgate_core::headers::HeaderModConfig;
 use tollgate_core::ConfigError;
 
 use crate::resources::http_filters::{
-    FilterType, HeaderFilter, HttpHeader, HttpRouteFilter, HttpRouteTimeouts, LocalObjectReference,
-    RequestMirror, RequestRedirect, UrlRewrite,
+    CorsFilter, FilterType, HeaderFilter, HttpHeader, HttpRouteFilter, HttpRouteTimeouts,
+    LocalObjectReference, RequestMirror, RequestRedirect, UrlRewrite,
 };
 use crate::resources::{BackendRef, HttpRouteMatch, HttpRouteRule, PathMatchType};
 
@@ -75,6 +79,7 @@ pub struct Rule<'r> {
     replace_prefix: Option<&'r str>,
     headers: Option<HeaderModConfig>,
     canary: Option<CanaryConfig>,
+    cors: Option<Arc<CorsPolicy>>,
 }
 
 /// The parts of a rule its filters act on: an HTTPRoute rule's, or a
@@ -121,6 +126,7 @@ pub fn rule<'r>(
     let mut redirect = None;
     let mut rewrite = None;
     let mut mirrors = Vec::new();
+    let mut cors = None;
     for (i, filter) in rule.filters.iter().enumerate() {
         let at = format!("filters[{i}]");
         let twice = || {
@@ -154,6 +160,12 @@ pub fn rule<'r>(
             }
             Payload::Rewrite(r) => {
                 if rewrite.replace((i, r)).is_some() {
+                    return Err(twice());
+                }
+            }
+            Payload::Cors(c) => {
+                let policy = super::cors::policy(c, &format!("{at}.cors"))?;
+                if cors.replace(Arc::new(policy)).is_some() {
                     return Err(twice());
                 }
             }
@@ -226,6 +238,7 @@ pub fn rule<'r>(
         replace_prefix,
         headers,
         canary,
+        cors,
     })
 }
 
@@ -261,6 +274,9 @@ impl Rule<'_> {
         if let Some(canary) = &self.canary {
             policies.insert(route_name, canary).map_err(inserted)?;
         }
+        if let Some(cors) = &self.cors {
+            policies.insert_cors(route_name, cors);
+        }
         Ok(action)
     }
 }
@@ -272,6 +288,7 @@ enum Payload<'f> {
     Redirect(&'f RequestRedirect),
     Rewrite(&'f UrlRewrite),
     ExtensionRef(&'f LocalObjectReference),
+    Cors(&'f CorsFilter),
 }
 
 /// The filter's configuration: exactly the field its `type` names (a CEL
@@ -284,6 +301,7 @@ fn payload<'f>(f: &'f HttpRouteFilter, at: &str) -> Result<Payload<'f>, RuleErro
         f.request_redirect.is_some(),
         f.url_rewrite.is_some(),
         f.extension_ref.is_some(),
+        f.cors.is_some(),
     ];
     let (payload, field) = match f.kind {
         FilterType::RequestHeaderModifier => (
@@ -311,6 +329,7 @@ fn payload<'f>(f: &'f HttpRouteFilter, at: &str) -> Result<Payload<'f>, RuleErro
             f.extension_ref.as_ref().map(Payload::ExtensionRef),
             "extensionRef",
         ),
+        FilterType::Cors => (f.cors.as_ref().map(Payload::Cors), "cors"),
     };
     match payload {
         Some(p) if given.iter().filter(|g| **g).count() == 1 => Ok(p),
