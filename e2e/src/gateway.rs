@@ -426,7 +426,8 @@ impl Drop for Serve {
 
 /// The workspace's `dist/`, holding the built filters (panics with the fix if
 /// they are missing).
-fn wasm_dir() -> PathBuf {
+/// The directory of the `.wasm` filters `make build` put in dist/.
+pub fn wasm_dir() -> PathBuf {
     let header_mod = crate::paths::wasm("header_mod");
     header_mod
         .parent()

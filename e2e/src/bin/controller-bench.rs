@@ -1,5 +1,7 @@
 //! `make bench-controller`: the controller at 1,000 and 10,000 HTTPRoutes
-//! (`e2e::controller_bench` generates them). For each size, in one run:
+//! (`e2e::controller_bench` generates them), for each filter runtime
+//! (`--runtimes dynamic-module,wasm`, both by default: the translation and
+//! what Envoy loads differ). For each size and runtime, in one run:
 //!
 //! - `tollgate translate DIR`: wall time (median of `--translate-runs`) and
 //!   peak RSS (`ru_maxrss` from `wait4`);
@@ -20,12 +22,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use clap::{Args as ClapArgs, Parser, Subcommand};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use e2e::controller_bench::{
     metric_samples, metric_sum, proc_status_kib, quantile, run_measured, RouteSet, Spec,
 };
 use e2e::echo::Echo;
-use e2e::gateway::{free_port, Gateway, CHANGE_TIMEOUT};
+use e2e::envoy_config::Runtime;
+use e2e::gateway::{free_port, wasm_dir, Gateway, Options, CHANGE_TIMEOUT};
 use e2e::paths;
 
 #[derive(Parser)]
@@ -63,6 +66,9 @@ struct RunArgs {
     /// Route counts, e.g. `--routes 1000,10000`.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     routes: Vec<usize>,
+    /// Filter runtimes (`tollgate --filter-runtime`), each measured at every size.
+    #[arg(long, value_delimiter = ',', default_value = "dynamic-module,wasm")]
+    runtimes: Vec<RuntimeArg>,
     #[command(flatten)]
     shape: Shape,
     /// Edits timed from file write to Envoy serving them.
@@ -94,9 +100,32 @@ struct GenerateArgs {
     backend: SocketAddr,
 }
 
-/// One size's figures.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RuntimeArg {
+    DynamicModule,
+    Wasm,
+}
+
+impl RuntimeArg {
+    fn runtime(self) -> Runtime {
+        match self {
+            RuntimeArg::DynamicModule => Runtime::DynamicModule,
+            RuntimeArg::Wasm => Runtime::Wasm,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            RuntimeArg::DynamicModule => "dynamic module",
+            RuntimeArg::Wasm => "wasm",
+        }
+    }
+}
+
+/// One size's figures, for one runtime.
 struct Row {
     routes: usize,
+    runtime: RuntimeArg,
     policy_routes: usize,
     policies_applied: bool,
     translate_walls: Vec<f64>,
@@ -168,8 +197,10 @@ async fn run(args: &RunArgs) -> Result<()> {
     );
     let mut rows = Vec::new();
     for &routes in &args.routes {
-        let spec = spec(&args.shape, routes, free_port()?, echo.addr());
-        rows.push(measure(args, &tollgate, spec).await?);
+        for &runtime in &args.runtimes {
+            let spec = spec(&args.shape, routes, free_port()?, echo.addr());
+            rows.push(measure(args, &tollgate, spec, runtime).await?);
+        }
     }
     println!(
         "\ncontroller at scale — {} ({} hostnames, {} route files, {} routes per Service; load after: {})\n",
@@ -183,8 +214,9 @@ async fn run(args: &RunArgs) -> Result<()> {
     for row in &rows {
         if row.policy_routes > 0 {
             println!(
-                "- {} routes: {} routes with a HeaderPolicy and a RateLimitPolicy; in the translation's filters: {}",
+                "- {} routes, {}: {} routes with a HeaderPolicy and a RateLimitPolicy; in the translation's filters: {}",
                 row.routes,
+                row.runtime.name(),
                 row.policy_routes,
                 if row.policies_applied {
                     "yes"
@@ -197,7 +229,7 @@ async fn run(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-async fn measure(args: &RunArgs, tollgate: &Path, spec: Spec) -> Result<Row> {
+async fn measure(args: &RunArgs, tollgate: &Path, spec: Spec, runtime: RuntimeArg) -> Result<Row> {
     let routes = spec.routes;
     let mut set = RouteSet::new(spec);
     let scratch = tempfile::Builder::new()
@@ -206,21 +238,24 @@ async fn measure(args: &RunArgs, tollgate: &Path, spec: Spec) -> Result<Row> {
     let dir = scratch.path().join("config");
     set.write_all(&dir)?;
     eprintln!(
-        "==> {routes} routes ({} with policies): tollgate translate ×{}",
+        "==> {routes} routes ({} with policies), {}: tollgate translate ×{}",
         set.policy_routes(),
+        runtime.name(),
         args.translate_runs
     );
+    let mut translate = Command::new(tollgate);
+    translate.arg("translate").arg(&dir);
+    if let RuntimeArg::Wasm = runtime {
+        translate
+            .args(["--filter-runtime", "wasm", "--wasm-dir"])
+            .arg(wasm_dir());
+    }
     let out = scratch.path().join("translate.yaml");
     let err = scratch.path().join("translate.log");
     let mut walls = Vec::new();
     let mut rss_kib = 0;
     for run in 1..=args.translate_runs.max(1) {
-        let cost = run_measured(
-            Command::new(tollgate).arg("translate").arg(&dir),
-            &out,
-            &err,
-            TRANSLATE_TIMEOUT,
-        )?;
+        let cost = run_measured(&mut translate, &out, &err, TRANSLATE_TIMEOUT)?;
         eprintln!(
             "    run {run}: {:.3} s, peak RSS {:.1} MiB",
             cost.wall.as_secs_f64(),
@@ -235,14 +270,21 @@ async fn measure(args: &RunArgs, tollgate: &Path, spec: Spec) -> Result<Row> {
     let translate_output_mib = translated.len() as f64 / (1024.0 * 1024.0);
     drop(translated);
 
-    eprintln!("==> {routes} routes: tollgate serve + Envoy");
+    eprintln!(
+        "==> {routes} routes, {}: tollgate serve + Envoy",
+        runtime.name()
+    );
     let files = set.files();
     let refs: Vec<(&str, &str)> = files
         .iter()
         .map(|(p, t)| (p.as_str(), t.as_str()))
         .collect();
     let started = Instant::now();
-    let gw = Gateway::start(tollgate, &refs).await?;
+    let options = Options {
+        runtime: runtime.runtime(),
+        ..Options::default()
+    };
+    let gw = Gateway::start_with(tollgate, &refs, &options).await?;
     drop(files);
     let last = routes - 1;
     let port = set.spec.listener_port;
@@ -284,6 +326,7 @@ async fn measure(args: &RunArgs, tollgate: &Path, spec: Spec) -> Result<Row> {
     let bytes_after = metric_sum(&metrics, "tollgate_xds_bytes_sent_total");
     Ok(Row {
         routes,
+        runtime,
         policy_routes: set.policy_routes(),
         policies_applied,
         translate_walls: walls,
@@ -325,7 +368,7 @@ fn table(rows: &[Row], args: &RunArgs) -> String {
         format!(
             "| | {} | target |",
             rows.iter()
-                .map(|r| format!("{} routes", thousands(r.routes)))
+                .map(|r| format!("{} routes, {}", thousands(r.routes), r.runtime.name()))
                 .collect::<Vec<_>>()
                 .join(" | ")
         ),
