@@ -99,7 +99,7 @@ bench-ratelimit-server: build ## tollgate ratelimit-server driven by a gRPC clie
 # Share of routes given a HeaderPolicy and a RateLimitPolicy in bench-controller.
 POLICY_SHARE ?= 0.1
 
-bench-controller: build ## tollgate translate / serve + Envoy at 1,000 and 10,000 HTTPRoutes: time, peak RSS, xDS bytes, edit-to-served p50/p99 (POLICY_SHARE=0.1)
+bench-controller: build ## tollgate translate / serve + Envoy at 1,000 and 10,000 HTTPRoutes, both filter runtimes: time, peak RSS, xDS bytes, edit-to-served p50/p99 (POLICY_SHARE=0.1)
 	target/release/controller-bench run --policy-share $(POLICY_SHARE)
 
 clean: ## Remove build outputs
