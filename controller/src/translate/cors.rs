@@ -33,16 +33,12 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
 use envoy_types::pb::google::protobuf::{Any, BoolValue};
 
 use super::envoy::any;
+use super::matches::{is_header_name, METHODS};
 use super::route_filters::RuleError;
 use crate::resources::http_filters::CorsFilter;
 
 /// The filter's name in the chain and in `typed_per_filter_config`.
 pub const FILTER: &str = "envoy.filters.http.cors";
-
-/// The methods `allowMethods` may name (the CRD's enum, `*` aside).
-const METHODS: [&str; 9] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-];
 
 /// The filter in a listener's chain; its policies are per route.
 pub fn http_filter() -> HttpFilter {
@@ -209,15 +205,6 @@ fn regex(re: &str) -> RegexMatcher {
         regex: re.to_owned(),
         ..RegexMatcher::default()
     }
-}
-
-/// An HTTP token (RFC 9110), as the CRD's HTTPHeaderName pattern, at most
-/// 256 characters.
-fn is_header_name(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 256
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

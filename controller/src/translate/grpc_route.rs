@@ -84,11 +84,18 @@ pub fn envoy_routes<'r>(
         };
         for (match_index, m) in rule_matches.iter().enumerate() {
             if let Err(why) = m.method.as_ref().map_or(Ok(()), check_method) {
-                let e = RuleError::unsupported(format!("matches[{match_index}].method.{why}"));
+                let e = RuleError::unsupported(format!("matches[{match_index}].method{why}"));
                 invalid.push(rule_index, e);
                 continue;
             }
             let http = http_match(m);
+            // Header names and regular expressions, as for HTTPRoute (the path
+            // is built from a checked method).
+            if let Err(why) = matches::check(&http) {
+                let e = RuleError::unsupported(format!("matches[{match_index}].{why}"));
+                invalid.push(rule_index, e);
+                continue;
+            }
             let origin = MatchOrigin {
                 namespace,
                 name: &meta.name,
@@ -157,16 +164,42 @@ fn grpc_filters(filters: &[HttpRouteFilter]) -> Result<(), RuleError> {
 }
 
 /// A RegularExpression method match's service and method as RE2 reads them.
+/// The CRD's CEL rules on a method match (a service or a method, or both;
+/// Exact names in gRPC's grammar) and RE2's on a RegularExpression one; the
+/// error starts with the field under `method` (`.service: …`, or `: …`).
 fn check_method(m: &GrpcMethodMatch) -> Result<(), String> {
-    if m.kind != GrpcMethodMatchType::RegularExpression {
-        return Ok(());
+    if m.service.is_none() && m.method.is_none() {
+        return Err(": one or both of service and method must be given".to_owned());
     }
     for (field, value) in [("service", &m.service), ("method", &m.method)] {
-        if let Some(value) = value {
-            matches::check_regex(value).map_err(|e| format!("{field}: {e}"))?;
+        let Some(value) = value else { continue };
+        let valid = match (m.kind, field) {
+            (GrpcMethodMatchType::RegularExpression, _) => {
+                matches::check_regex(value).map_err(|e| format!(".{field}: {e}"))?;
+                true
+            }
+            // `^(?i)\.?[a-z_][a-z_0-9]*(\.[a-z_][a-z_0-9]*)*$`
+            (_, "service") => value
+                .strip_prefix('.')
+                .unwrap_or(value)
+                .split('.')
+                .all(is_identifier),
+            _ => is_identifier(value),
+        };
+        if !valid {
+            return Err(format!(".{field}: {value:?} is not a gRPC {field} name"));
         }
     }
     Ok(())
+}
+
+/// `[A-Za-z_][A-Za-z_0-9]*`: a method, or one label of a service.
+fn is_identifier(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn http_match(m: &GrpcRouteMatch) -> HttpRouteMatch {

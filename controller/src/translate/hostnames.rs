@@ -27,6 +27,28 @@ fn pair(listener: &str, route: &str) -> Option<String> {
     }
 }
 
+/// The CRD's Hostname: lower-case DNS labels (`[a-z0-9]`, `-` inside),
+/// optionally after one `*.`, at most 253 characters. Anything else would
+/// reach Envoy as a domain it refuses (`*` alone, a partial wildcard, a
+/// second name differing only in case) or matches unexpectedly.
+pub fn check(name: &str) -> Result<(), String> {
+    let labels = name.strip_prefix("*.").unwrap_or(name);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.len() <= 253 && labels.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a hostname (lower-case DNS labels, optionally after `*.`)"
+        ))
+    }
+}
+
 /// Whether two listener hostnames (`None`: any) match some name in common:
 /// equal, one a wildcard covering the other, or either absent.
 pub fn overlap(a: Option<&str>, b: Option<&str>) -> bool {
@@ -106,6 +128,26 @@ mod tests {
         assert!(overlap(Some("*.a.example.com"), Some(c)));
         assert!(!overlap(Some("*.a.example.com"), Some("*.b.example.com")));
         assert!(!overlap(Some("example.com"), Some(c)));
+    }
+
+    #[test]
+    fn hostnames_are_checked_as_the_crd_does() {
+        for good in ["example.com", "*.example.com", "a-1.b2", "localhost"] {
+            assert_eq!(check(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "*",
+            "Example.com",
+            "foo*.example.com",
+            "*.*.example.com",
+            "a..b",
+            "-a.com",
+            "a b",
+            "",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
+        assert!(check(&"a.".repeat(127)).is_err());
     }
 
     #[test]

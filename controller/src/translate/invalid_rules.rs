@@ -3,9 +3,11 @@
 //! says: a route whose every rule is invalid is not Accepted; a route with some
 //! valid rules stays `Accepted=True` and gains `PartiallyInvalid=True`
 //! (`UnsupportedValue`, the message starting "Dropped Rule") naming the rules
-//! dropped. A dropped rule's matches answer 500 rather than vanish, so a
-//! request written for it never falls through to another route that lacks its
-//! filters (the spec asks the same of an unresolvable filter).
+//! dropped. A rule dropped for a filter or a value answers 500 on its matches
+//! rather than vanish, so a request written for it never falls through to
+//! another route that lacks its filters (the spec asks the same of an
+//! unresolvable filter); a match Envoy could not take at all (a bad path or
+//! regex) is left out, as no route can carry it.
 
 use super::route_filters::RuleError;
 use super::status::{Condition, RouteParentStatus};
@@ -61,20 +63,12 @@ impl InvalidRules {
             Condition::new("Accepted", false, first.reason, self.messages())
         } else {
             let list: Vec<String> = dropped.iter().map(usize::to_string).collect();
-            let (rules, whose) = if dropped.len() == 1 {
-                ("Rule", "its")
-            } else {
-                ("Rules", "their")
-            };
+            let rules = if dropped.len() == 1 { "Rule" } else { "Rules" };
             Condition::new(
                 "PartiallyInvalid",
                 true,
                 "UnsupportedValue",
-                format!(
-                    "Dropped {rules} {} ({whose} matches answer 500): {}",
-                    list.join(", "),
-                    self.messages()
-                ),
+                format!("Dropped {rules} {}: {}", list.join(", "), self.messages()),
             )
         };
         for parent in parents {
@@ -144,7 +138,7 @@ mod tests {
         let partially = &parents[0].conditions[2];
         assert_eq!(
             partially.message,
-            "Dropped Rule 1 (its matches answer 500): rules[1].filters[0]: nope"
+            "Dropped Rule 1: rules[1].filters[0]: nope"
         );
         assert_eq!(partially.observed_generation, 7);
     }

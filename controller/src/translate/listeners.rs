@@ -156,6 +156,11 @@ impl<'a> ListenerPlan<'a> {
             )),
             _ => None,
         }
+        .or_else(|| {
+            let hostname = spec.hostname.as_deref()?;
+            let e = hostnames::check(hostname).err()?;
+            Some(("Invalid", format!("hostname: {e}")))
+        })
         .or_else(|| invalid_namespaces(spec));
         if plan.not_accepted.is_some() {
             return plan;
@@ -472,8 +477,16 @@ pub fn plan<'a>(
 }
 
 /// Conflicts among the listeners of one Gateway, by Envoy port (two spec
-/// ports can land on one Envoy port when ports are remapped).
+/// ports can land on one Envoy port when ports are remapped). A name used
+/// twice (the CRD's list-map key) leaves the later listener not Accepted.
 fn mark_conflicts(listeners: &mut [ListenerPlan<'_>]) {
+    for i in 1..listeners.len() {
+        let name = &listeners[i].spec.name;
+        if listeners[..i].iter().any(|l| l.spec.name == *name) {
+            let message = format!("name {name:?} is used by an earlier listener of this Gateway");
+            listeners[i].not_accepted = Some(("Invalid", message));
+        }
+    }
     let mut by_port: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (i, l) in listeners.iter().enumerate() {
         by_port.entry(l.envoy_port).or_default().push(i);

@@ -54,9 +54,16 @@ pub fn route_match(m: &HttpRouteMatch) -> RouteMatch {
     }
 }
 
-/// Checks the match's regular expressions, so a bad one costs its route (its
-/// parent's `Accepted` says why) instead of Envoy refusing the listener's
-/// whole route configuration. Envoy's RE2 and Rust's `regex` share their
+/// The methods a match may name (the CRD's enum).
+pub const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// Checks what the CRD checks of a match (an Exact or PathPrefix path's
+/// CEL rules, header and query parameter names, the method) and its regular
+/// expressions, so a bad one costs its route (its parent's status says why)
+/// instead of Envoy refusing the listener's whole route configuration or a
+/// route that can never match. Envoy's RE2 and Rust's `regex` share their
 /// syntax and both refuse look-around and backreferences; the error names the
 /// field under the match, e.g. `path.value: …`. What RE2 alone refuses (more
 /// than 1,000 repetitions, a program over Envoy's size limit) still reaches
@@ -65,14 +72,82 @@ pub fn check(m: &HttpRouteMatch) -> Result<(), String> {
     if let Some(p) = &m.path {
         if p.kind == PathMatchType::RegularExpression {
             check_regex(&p.value).map_err(|e| format!("path.value: {e}"))?;
+        } else {
+            check_path(&p.value).map_err(|e| format!("path.value: {:?} {e}", p.value))?;
+        }
+    }
+    if let Some(method) = &m.method {
+        if !METHODS.contains(&method.as_str()) {
+            return Err(format!(
+                "method: {method:?} is not one of {}",
+                METHODS.join(", ")
+            ));
         }
     }
     for (field, values) in [("headers", &m.headers), ("queryParams", &m.query_params)] {
         for (i, v) in values.iter().enumerate() {
+            if !is_header_name(&v.name) {
+                return Err(format!(
+                    "{field}[{i}].name: {:?} is not an HTTP token (1 to 256 of A-Z a-z 0-9 !#$%&'*+-.^_`|~)",
+                    v.name
+                ));
+            }
             if v.kind == ValueMatchType::RegularExpression {
                 check_regex(&v.value).map_err(|e| format!("{field}[{i}].value: {e}"))?;
             }
         }
+    }
+    Ok(())
+}
+
+/// An HTTP token (RFC 9110) of at most 256 characters: the CRD's
+/// HTTPHeaderName (also a query parameter name), which has no room for `:`
+/// pseudo-headers or spaces.
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// The CRD's CEL rules on an Exact or PathPrefix value: starts with `/`, at
+/// most 1024 characters of RFC 3986 path characters or `%XX`, and no `//`,
+/// `/./`, `/../`, `%2f`, `%2F`, nor a trailing `/.` or `/..`.
+fn check_path(value: &str) -> Result<(), String> {
+    if !value.starts_with('/') {
+        return Err("must be an absolute path (start with /)".to_owned());
+    }
+    if value.len() > 1024 {
+        return Err("is longer than 1024 characters".to_owned());
+    }
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).unwrap_or_default();
+            if hex.len() != 2 || !hex.iter().all(u8::is_ascii_hexdigit) {
+                return Err("has a % not followed by two hex digits".to_owned());
+            }
+            i += 3;
+            continue;
+        }
+        if !(b.is_ascii_alphanumeric() || b"-/._~!$&'()*+,;=:@".contains(&b)) {
+            return Err(format!(
+                "has {:?}, which a path match may not (no `?`, `#` or spaces)",
+                char::from(b)
+            ));
+        }
+        i += 1;
+    }
+    for bad in ["//", "/./", "/../", "%2f", "%2F"] {
+        if value.contains(bad) {
+            return Err(format!("must not contain {bad:?}"));
+        }
+    }
+    if value.ends_with("/.") || value.ends_with("/..") {
+        return Err("must not end with /. or /..".to_owned());
     }
     Ok(())
 }
@@ -170,6 +245,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(check(&fine), Ok(()));
+    }
+
+    #[test]
+    fn what_the_crd_refuses_in_a_match_names_its_field() {
+        let problem = |yaml: &str| {
+            let m: HttpRouteMatch = serde_yaml_ng::from_str(yaml).unwrap();
+            check(&m).unwrap_err()
+        };
+        assert!(problem("path: {value: foo}")
+            .starts_with("path.value: \"foo\" must be an absolute path"));
+        assert!(problem("path: {type: Exact, value: /a?b}").contains("'?'"));
+        assert!(problem("path: {value: '/a#b'}").contains("'#'"));
+        assert!(problem("path: {value: /a//b}").contains("\"//\""));
+        assert!(problem("path: {value: /a/../b}").contains("/../"));
+        assert!(problem("path: {value: /a%2Fb}").contains("%2F"));
+        assert!(problem("path: {value: /a/..}").contains("must not end"));
+        assert!(problem("path: {value: /a%zz}").contains("two hex digits"));
+        assert!(problem("method: get").starts_with("method: \"get\" is not one of GET"));
+        assert!(problem("headers: [{name: '', value: a}]").starts_with("headers[0].name"));
+        assert!(problem("headers: [{name: ':path', value: /}]").starts_with("headers[0].name"));
+        assert!(
+            problem("queryParams: [{name: 'a b', value: c}]").starts_with("queryParams[0].name")
+        );
+        for good in [
+            "path: {value: /}",
+            "path: {type: Exact, value: \"/a/b.c/~d/%41:@$&'()*+,;=-_\"}",
+            "method: PATCH\nheaders: [{name: X-Env, value: canary}]\nqueryParams: [{name: q, value: ''}]",
+        ] {
+            let m: HttpRouteMatch = serde_yaml_ng::from_str(good).unwrap();
+            assert_eq!(check(&m), Ok(()), "{good}");
+        }
     }
 
     #[test]

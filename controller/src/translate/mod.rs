@@ -176,24 +176,31 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
     let catalog = Catalog::new(resources, ratelimit_service.as_ref());
     let mut sites = Sites::new();
     for route in &resources.http_routes {
-        let (resolved_refs, invalid_rules, routes) =
-            envoy_routes(route, &mut backends, &mut policies, &catalog, &mut sites);
-        let attaching = AttachingRoute {
-            kind: RouteKind::Http,
-            namespace: route.object.metadata.namespace(),
-            hostnames: &route.object.spec.hostnames,
-            routes,
+        let namespace = route.object.metadata.namespace();
+        let parent_refs = &route.object.spec.parent_refs;
+        let parents = if let Some(refused) = invalid_hostnames(&route.object.spec.hostnames) {
+            refused_parents(&plans, parent_refs, namespace, refused, route.generation)
+        } else {
+            let (resolved_refs, invalid_rules, routes) =
+                envoy_routes(route, &mut backends, &mut policies, &catalog, &mut sites);
+            let attaching = AttachingRoute {
+                kind: RouteKind::Http,
+                namespace,
+                hostnames: &route.object.spec.hostnames,
+                routes,
+            };
+            let mut parents = attach_route(
+                resources,
+                &mut plans,
+                attaching,
+                parent_refs,
+                (&resolved_refs, route.generation),
+                &mut hosts,
+                &mut sites,
+            );
+            invalid_rules.apply(&mut parents);
+            parents
         };
-        let mut parents = attach_route(
-            resources,
-            &mut plans,
-            attaching,
-            &route.object.spec.parent_refs,
-            (&resolved_refs, route.generation),
-            &mut hosts,
-            &mut sites,
-        );
-        invalid_rules.apply(&mut parents);
         if !parents.is_empty() {
             status.http_routes.push(RouteStatus {
                 namespace: route.object.metadata.namespace().to_owned(),
@@ -203,6 +210,16 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         }
     }
     for route in &resources.grpc_routes {
+        let namespace = route.object.metadata.namespace();
+        let parent_refs = &route.object.spec.parent_refs;
+        if let Some(refused) = invalid_hostnames(&route.object.spec.hostnames) {
+            status.grpc_routes.push(RouteStatus {
+                namespace: namespace.to_owned(),
+                name: route.object.metadata.name.clone(),
+                parents: refused_parents(&plans, parent_refs, namespace, refused, route.generation),
+            });
+            continue;
+        }
         let (resolved_refs, invalid_rules, routes) =
             grpc_route::envoy_routes(route, &mut backends, &mut policies, &catalog);
         for (_, r) in &routes {
@@ -290,6 +307,61 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
     }
 }
 
+/// A route whose `hostnames` the CRD would refuse: not Accepted, on every
+/// parent, and none of its rules is served.
+fn invalid_hostnames(hostnames: &[String]) -> Option<Condition> {
+    hostnames.iter().enumerate().find_map(|(i, h)| {
+        let e = hostnames::check(h).err()?;
+        Some(Condition::new(
+            "Accepted",
+            false,
+            "UnsupportedValue",
+            format!("spec.hostnames[{i}]: {e}"),
+        ))
+    })
+}
+
+/// The parent statuses of a route refused as a whole (`accepted` False) on
+/// each Tollgate Gateway its parentRefs name; nothing is attached.
+fn refused_parents(
+    plans: &[GatewayPlan<'_>],
+    parent_refs: &[ParentRef],
+    route_namespace: &str,
+    accepted: Condition,
+    generation: i64,
+) -> Vec<RouteParentStatus> {
+    parent_refs
+        .iter()
+        .filter_map(|parent| {
+            let plan = find_gateway(plans, parent, route_namespace)?;
+            let resolved = Condition::new("ResolvedRefs", true, "ResolvedRefs", String::new());
+            Some(parent_status(
+                plan,
+                parent,
+                observed(vec![accepted.clone(), resolved], generation),
+            ))
+        })
+        .collect()
+}
+
+/// One parent's entry in a route's status.
+fn parent_status(
+    plan: &GatewayPlan<'_>,
+    parent: &ParentRef,
+    conditions: Vec<Condition>,
+) -> RouteParentStatus {
+    RouteParentStatus {
+        parent_ref: ParentReference {
+            namespace: plan.gateway.metadata.namespace().to_owned(),
+            name: plan.gateway.metadata.name.clone(),
+            section_name: parent.section_name.clone(),
+            port: parent.port,
+        },
+        controller_name: CONTROLLER_NAME.to_owned(),
+        conditions,
+    }
+}
+
 /// Routes a CanaryPolicy splits forward by the header the canary filter
 /// writes, even where their rule alone has one backend.
 fn forward_by_canary_header(hosts: &mut VirtualHosts, routes: &BTreeSet<String>) {
@@ -324,20 +396,12 @@ fn attach_route<'r>(
     let mut parents = Vec::new();
     let mut placements = Vec::new();
     for parent in parent_refs {
-        let Some(plan) = find_gateway(plans, parent, route.namespace) else {
+        let Some(plan) = find_gateway_mut(plans, parent, route.namespace) else {
             continue; // not a Gateway Tollgate owns: another controller's status
         };
         let accepted = attach(resources, plan, parent, &route, &mut placements, sites);
-        parents.push(RouteParentStatus {
-            parent_ref: ParentReference {
-                namespace: plan.gateway.metadata.namespace().to_owned(),
-                name: plan.gateway.metadata.name.clone(),
-                section_name: parent.section_name.clone(),
-                port: parent.port,
-            },
-            controller_name: CONTROLLER_NAME.to_owned(),
-            conditions: observed(vec![accepted, resolved_refs.clone()], generation),
-        });
+        let conditions = observed(vec![accepted, resolved_refs.clone()], generation);
+        parents.push(parent_status(plan, parent, conditions));
     }
     place(route.routes, &placements, hosts);
     parents
@@ -398,18 +462,35 @@ fn place<'r>(
     }
 }
 
+/// The plan of the Tollgate Gateway `parent` names, if it is one.
 fn find_gateway<'p, 'g>(
+    plans: &'p [GatewayPlan<'g>],
+    parent: &ParentRef,
+    route_namespace: &str,
+) -> Option<&'p GatewayPlan<'g>> {
+    gateway_index(plans, parent, route_namespace).map(|i| &plans[i])
+}
+
+fn find_gateway_mut<'p, 'g>(
     plans: &'p mut [GatewayPlan<'g>],
     parent: &ParentRef,
     route_namespace: &str,
 ) -> Option<&'p mut GatewayPlan<'g>> {
+    gateway_index(plans, parent, route_namespace).map(|i| &mut plans[i])
+}
+
+fn gateway_index(
+    plans: &[GatewayPlan<'_>],
+    parent: &ParentRef,
+    route_namespace: &str,
+) -> Option<usize> {
     if parent.group.as_deref().unwrap_or(GATEWAY_GROUP) != GATEWAY_GROUP
         || parent.kind.as_deref().unwrap_or("Gateway") != "Gateway"
     {
         return None;
     }
     let namespace = parent.namespace.as_deref().unwrap_or(route_namespace);
-    plans.iter_mut().find(|p| {
+    plans.iter().position(|p| {
         p.gateway.metadata.namespace() == namespace && p.gateway.metadata.name == parent.name
     })
 }
