@@ -176,81 +176,52 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
     let catalog = Catalog::new(resources, ratelimit_service.as_ref());
     let mut sites = Sites::new();
     for route in &resources.http_routes {
-        let namespace = route.object.metadata.namespace();
-        let parent_refs = &route.object.spec.parent_refs;
-        let parents = if let Some(refused) = invalid_hostnames(&route.object.spec.hostnames) {
-            refused_parents(&plans, parent_refs, namespace, refused, route.generation)
-        } else {
-            let (resolved_refs, invalid_rules, routes) =
-                envoy_routes(route, &mut backends, &mut policies, &catalog, &mut sites);
-            let attaching = AttachingRoute {
-                kind: RouteKind::Http,
-                namespace,
-                hostnames: &route.object.spec.hostnames,
-                routes,
-            };
-            let mut parents = attach_route(
-                resources,
-                &mut plans,
-                attaching,
-                parent_refs,
-                (&resolved_refs, route.generation),
-                &mut hosts,
-                &mut sites,
-            );
-            invalid_rules.apply(&mut parents);
-            parents
+        let (meta, spec) = (&route.object.metadata, &route.object.spec);
+        let head = RouteHead {
+            kind: RouteKind::Http,
+            namespace: meta.namespace(),
+            hostnames: &spec.hostnames,
+            parent_refs: &spec.parent_refs,
+            generation: route.generation,
         };
+        let parents = route_parents(
+            head,
+            (resources, &mut plans, &mut hosts, &mut sites),
+            |sites| envoy_routes(route, &mut backends, &mut policies, &catalog, sites),
+        );
         if !parents.is_empty() {
-            status.http_routes.push(RouteStatus {
-                namespace: route.object.metadata.namespace().to_owned(),
-                name: route.object.metadata.name.clone(),
-                parents,
-            });
+            status
+                .http_routes
+                .push(route_status((meta.namespace(), &meta.name), parents));
         }
     }
     for route in &resources.grpc_routes {
-        let namespace = route.object.metadata.namespace();
-        let parent_refs = &route.object.spec.parent_refs;
-        if let Some(refused) = invalid_hostnames(&route.object.spec.hostnames) {
-            status.grpc_routes.push(RouteStatus {
-                namespace: namespace.to_owned(),
-                name: route.object.metadata.name.clone(),
-                parents: refused_parents(&plans, parent_refs, namespace, refused, route.generation),
-            });
-            continue;
-        }
-        let (resolved_refs, invalid_rules, routes) =
-            grpc_route::envoy_routes(route, &mut backends, &mut policies, &catalog);
-        for (_, r) in &routes {
-            let meta = &route.object.metadata;
-            sites.insert(
-                r.name.clone(),
-                RouteSite::new(&r.name, "GRPCRoute", meta.namespace(), &meta.name),
-            );
-        }
-        let attaching = AttachingRoute {
+        let (meta, spec) = (&route.object.metadata, &route.object.spec);
+        let head = RouteHead {
             kind: RouteKind::Grpc,
-            namespace: route.object.metadata.namespace(),
-            hostnames: &route.object.spec.hostnames,
-            routes,
+            namespace: meta.namespace(),
+            hostnames: &spec.hostnames,
+            parent_refs: &spec.parent_refs,
+            generation: route.generation,
         };
-        let mut parents = attach_route(
-            resources,
-            &mut plans,
-            attaching,
-            &route.object.spec.parent_refs,
-            (&resolved_refs, route.generation),
-            &mut hosts,
-            &mut sites,
+        let parents = route_parents(
+            head,
+            (resources, &mut plans, &mut hosts, &mut sites),
+            |sites| {
+                let built = grpc_route::envoy_routes(route, &mut backends, &mut policies, &catalog);
+                for (_, r) in &built.2 {
+                    sites.insert(
+                        r.name.clone(),
+                        RouteSite::new(&r.name, "GRPCRoute", meta.namespace(), &meta.name),
+                    );
+                }
+                built
+            },
         );
-        invalid_rules.apply(&mut parents);
         if !parents.is_empty() {
-            status.grpc_routes.push(RouteStatus {
-                namespace: route.object.metadata.namespace().to_owned(),
-                name: route.object.metadata.name.clone(),
-                parents,
-            });
+            status
+                .grpc_routes
+                .push(route_status((meta.namespace(), &meta.name), parents));
         }
     }
     let targets = policy_filters::targets(
@@ -304,6 +275,69 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         route_configurations,
         clusters,
         status,
+    }
+}
+
+/// What a route of either kind has ahead of its rules.
+struct RouteHead<'a> {
+    kind: RouteKind,
+    namespace: &'a str,
+    hostnames: &'a [String],
+    parent_refs: &'a [ParentRef],
+    generation: i64,
+}
+
+/// What attaching changes: the Gateways' plans (attached routes), the
+/// virtual hosts and the route sites.
+type AttachState<'s, 'r> = (
+    &'r Resources,
+    &'s mut [GatewayPlan<'r>],
+    &'s mut VirtualHosts<'r>,
+    &'s mut Sites<'r>,
+);
+
+/// The parent statuses of one route: refused as a whole when the CRD would
+/// refuse its hostnames, else its Envoy routes (`build`) attached and placed,
+/// with its rules' validity (`invalid_rules`).
+fn route_parents<'r>(
+    route: RouteHead<'_>,
+    (resources, plans, hosts, sites): AttachState<'_, 'r>,
+    build: impl FnOnce(&mut Sites<'r>) -> (Condition, InvalidRules, Vec<RankedRoute<'r>>),
+) -> Vec<RouteParentStatus> {
+    if let Some(refused) = invalid_hostnames(route.hostnames) {
+        return refused_parents(
+            plans,
+            route.parent_refs,
+            route.namespace,
+            refused,
+            route.generation,
+        );
+    }
+    let (resolved_refs, invalid_rules, routes) = build(sites);
+    let attaching = AttachingRoute {
+        kind: route.kind,
+        namespace: route.namespace,
+        hostnames: route.hostnames,
+        routes,
+    };
+    let mut parents = attach_route(
+        resources,
+        plans,
+        attaching,
+        route.parent_refs,
+        (&resolved_refs, route.generation),
+        hosts,
+        sites,
+    );
+    invalid_rules.apply(&mut parents);
+    parents
+}
+
+fn route_status((namespace, name): (&str, &str), parents: Vec<RouteParentStatus>) -> RouteStatus {
+    RouteStatus {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        parents,
     }
 }
 
