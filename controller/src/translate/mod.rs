@@ -31,6 +31,7 @@ mod redact;
 mod reference_grants;
 pub mod render;
 mod rewrites;
+mod route_checks;
 mod route_filters;
 mod service_clusters;
 pub mod status;
@@ -182,6 +183,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             namespace: meta.namespace(),
             hostnames: &spec.hostnames,
             parent_refs: &spec.parent_refs,
+            rules: spec.rules.len(),
             generation: route.generation,
         };
         let parents = route_parents(
@@ -202,6 +204,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             namespace: meta.namespace(),
             hostnames: &spec.hostnames,
             parent_refs: &spec.parent_refs,
+            rules: spec.rules.len(),
             generation: route.generation,
         };
         let parents = route_parents(
@@ -284,6 +287,8 @@ struct RouteHead<'a> {
     namespace: &'a str,
     hostnames: &'a [String],
     parent_refs: &'a [ParentRef],
+    /// How many rules it has.
+    rules: usize,
     generation: i64,
 }
 
@@ -297,14 +302,17 @@ type AttachState<'s, 'r> = (
 );
 
 /// The parent statuses of one route: refused as a whole when the CRD would
-/// refuse its hostnames, else its Envoy routes (`build`) attached and placed,
+/// refuse it (`route_checks`), else its Envoy routes (`build`) attached and placed,
 /// with its rules' validity (`invalid_rules`).
 fn route_parents<'r>(
     route: RouteHead<'_>,
     (resources, plans, hosts, sites): AttachState<'_, 'r>,
     build: impl FnOnce(&mut Sites<'r>) -> (Condition, InvalidRules, Vec<RankedRoute<'r>>),
 ) -> Vec<RouteParentStatus> {
-    if let Some(refused) = invalid_hostnames(route.hostnames) {
+    if let Err(why) =
+        route_checks::check(route.kind, route.hostnames, route.parent_refs, route.rules)
+    {
+        let refused = Condition::new("Accepted", false, "UnsupportedValue", why);
         return refused_parents(
             plans,
             route.parent_refs,
@@ -341,22 +349,9 @@ fn route_status((namespace, name): (&str, &str), parents: Vec<RouteParentStatus>
     }
 }
 
-/// A route whose `hostnames` the CRD would refuse: not Accepted, on every
-/// parent, and none of its rules is served.
-fn invalid_hostnames(hostnames: &[String]) -> Option<Condition> {
-    hostnames.iter().enumerate().find_map(|(i, h)| {
-        let e = hostnames::check(h).err()?;
-        Some(Condition::new(
-            "Accepted",
-            false,
-            "UnsupportedValue",
-            format!("spec.hostnames[{i}]: {e}"),
-        ))
-    })
-}
-
 /// The parent statuses of a route refused as a whole (`accepted` False) on
-/// each Tollgate Gateway its parentRefs name; nothing is attached.
+/// each Tollgate Gateway its parentRefs name, once per parent reference
+/// (a route refused for naming one twice gets one entry); nothing is attached.
 fn refused_parents(
     plans: &[GatewayPlan<'_>],
     parent_refs: &[ParentRef],
@@ -364,18 +359,19 @@ fn refused_parents(
     accepted: Condition,
     generation: i64,
 ) -> Vec<RouteParentStatus> {
-    parent_refs
-        .iter()
-        .filter_map(|parent| {
-            let plan = find_gateway(plans, parent, route_namespace)?;
-            let resolved = Condition::new("ResolvedRefs", true, "ResolvedRefs", String::new());
-            Some(parent_status(
-                plan,
-                parent,
-                observed(vec![accepted.clone(), resolved], generation),
-            ))
-        })
-        .collect()
+    let mut parents: Vec<RouteParentStatus> = Vec::new();
+    for parent in parent_refs {
+        let Some(plan) = find_gateway(plans, parent, route_namespace) else {
+            continue;
+        };
+        let resolved = Condition::new("ResolvedRefs", true, "ResolvedRefs", String::new());
+        let conditions = observed(vec![accepted.clone(), resolved], generation);
+        let status = parent_status(plan, parent, conditions);
+        if !parents.iter().any(|p| p.parent_ref == status.parent_ref) {
+            parents.push(status);
+        }
+    }
+    parents
 }
 
 /// One parent's entry in a route's status.
