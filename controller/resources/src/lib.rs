@@ -65,7 +65,7 @@ pub struct Resources {
     pub secrets: Vec<Loaded<Secret>>,
     pub namespaces: Vec<Loaded<Namespace>>,
     /// Tollgate's policies and the Envoy Gateway kinds accepted for migration.
-    pub policies: Vec<Loaded<policies::Policy>>,
+    pub policies: Vec<Loaded<policies::PolicyObject>>,
     /// Documents skipped (kinds Tollgate does not read), as `path:line: message`.
     pub warnings: Vec<String>,
 }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::config_files;
-use super::policies::{Policy, PolicyKind};
+use super::policies::{PolicyKind, PolicyObject};
 use super::yaml_bounds::{self, MAX_DOCUMENTS};
 use super::{
     EndpointSlice, Gateway, GatewayClass, GrpcRoute, HttpRoute, Loaded, Namespace, ReferenceGrant,
@@ -87,7 +87,7 @@ enum Document {
     Secret(Loaded<Secret>),
     Namespace(Loaded<Namespace>),
     EndpointSlice(Loaded<EndpointSlice>),
-    Policy(Loaded<Policy>),
+    Policy(Loaded<PolicyObject>),
     /// A kind Tollgate does not read: the warning.
     Skipped(String),
     /// Comments only, or a trailing `---`.
@@ -329,8 +329,8 @@ fn parse_document((name, first_line, doc): &Job<'_>) -> Parsed {
     };
     if let Some(policy_kind) = PolicyKind::from_group_kind(group, &kind) {
         return Ok(Document::Policy(typed.load_by(
-            |untyped| Policy::deserialize(policy_kind, untyped).ok(),
-            |doc| Policy::from_yaml(policy_kind, doc),
+            |untyped| PolicyObject::deserialize(policy_kind, untyped).ok(),
+            |doc| PolicyObject::from_yaml(policy_kind, doc),
         )?));
     }
     Ok(match (group, kind.as_str()) {

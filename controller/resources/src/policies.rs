@@ -66,9 +66,10 @@ impl PolicyKind {
     }
 }
 
-/// One policy object, whatever its kind.
+/// One policy object as the API stores it, whatever its kind (the filters'
+/// compiled programs are `tollgate_core`'s `*Policy` types).
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub struct PolicyObject {
     pub kind: PolicyKind,
     pub metadata: ObjectMeta,
     pub target_refs: Vec<TargetRef>,
@@ -152,11 +153,11 @@ struct SecuritySpec {
     jwt: JwtConfig,
 }
 
-impl Policy {
+impl PolicyObject {
     /// Parses one YAML document of kind `kind`; the error is serde_yaml_ng's,
     /// with its location and field path.
-    pub fn from_yaml(kind: PolicyKind, doc: &str) -> Result<Policy, serde_yaml_ng::Error> {
-        Policy::deserialize(kind, serde_yaml_ng::Deserializer::from_str(doc))
+    pub fn from_yaml(kind: PolicyKind, doc: &str) -> Result<PolicyObject, serde_yaml_ng::Error> {
+        PolicyObject::deserialize(kind, serde_yaml_ng::Deserializer::from_str(doc))
     }
 
     /// A policy of kind `kind` from any serde data (the loader types the
@@ -164,7 +165,7 @@ impl Policy {
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(
         kind: PolicyKind,
         de: D,
-    ) -> Result<Policy, D::Error> {
+    ) -> Result<PolicyObject, D::Error> {
         fn both(one: Option<TargetRef>, mut many: Vec<TargetRef>) -> Vec<TargetRef> {
             many.extend(one);
             many
@@ -210,7 +211,7 @@ impl Policy {
                 (o.metadata, targets, FilterConfig::Jwt(s.jwt))
             }
         };
-        Ok(Policy {
+        Ok(PolicyObject {
             kind,
             metadata,
             target_refs,
@@ -226,7 +227,7 @@ mod tests {
     #[test]
     fn envoy_gateway_backend_traffic_policy_loads_as_a_rate_limit_policy() {
         let doc = "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: p, namespace: default}\nspec:\n  targetRef: {group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}\n  rateLimit:\n    type: Local\n    local:\n      rules:\n      - limit: {requests: 3, unit: Hour}\n";
-        let policy = Policy::from_yaml(PolicyKind::BackendTrafficPolicy, doc).unwrap();
+        let policy = PolicyObject::from_yaml(PolicyKind::BackendTrafficPolicy, doc).unwrap();
         assert_eq!(policy.target_refs.len(), 1);
         assert_eq!(policy.target_refs[0].name, "r");
         assert!(matches!(policy.config, FilterConfig::RateLimit(_)));
@@ -235,14 +236,14 @@ mod tests {
     #[test]
     fn an_envoy_gateway_field_tollgate_lacks_is_refused_with_its_path() {
         let doc = "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: p}\nspec:\n  targetRefs: []\n  retry: {numRetries: 3}\n  rateLimit: {local: {rules: []}}\n";
-        let err = Policy::from_yaml(PolicyKind::BackendTrafficPolicy, doc).unwrap_err();
+        let err = PolicyObject::from_yaml(PolicyKind::BackendTrafficPolicy, doc).unwrap_err();
         assert!(err.to_string().contains("retry"), "{err}");
     }
 
     #[test]
     fn a_typo_inside_the_filter_config_names_the_field() {
         let doc = "kind: HeaderPolicy\nmetadata: {name: p}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: g}]\n  headers:\n    request: {sett: [{name: a, value: b}]}\n";
-        let err = Policy::from_yaml(PolicyKind::HeaderPolicy, doc).unwrap_err();
+        let err = PolicyObject::from_yaml(PolicyKind::HeaderPolicy, doc).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("spec.headers.request") && text.contains("sett"),

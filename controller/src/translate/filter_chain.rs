@@ -4,7 +4,7 @@
 //! Each listener gets one instance of each filter its routes need; a route
 //! without a policy passes the filter untouched. Whatever asks for a filter
 //! (an HTTPRoute filter, a weighted rule, a Tollgate policy) only adds
-//! `route name → policy` entries with [`RoutePolicies::insert`]; the chain is
+//! `route name → policy` entries with [`PolicyTable::insert`]; the chain is
 //! assembled per listener from the entries of the routes it serves, and the
 //! routes get their policies, in the form the [`FilterRuntime`] takes.
 //!
@@ -113,17 +113,18 @@ pub fn checked<P: FilterPolicy>(policy: &P) -> Result<Value, ConfigError> {
     Ok(value)
 }
 
-/// Per-route policies of every filter kind, keyed by [`Kind`] so iteration
-/// is chain order. A policy object applied to many routes is shared
-/// by them, not copied per route.
+/// The one table of every route's filter policies, per filter kind, keyed
+/// by [`Kind`] so iteration is chain order (not `tollgate_core`'s
+/// `RoutePolicies`, the envelope a filter parses). A policy object applied to
+/// many routes is shared by them, not copied per route.
 #[derive(Debug, Default)]
-pub struct RoutePolicies {
+pub struct PolicyTable {
     by_filter: BTreeMap<Kind, BTreeMap<String, Arc<Value>>>,
     /// Envoy's CORS filter's policy of each route that has one.
     cors: BTreeMap<String, Arc<CorsPolicy>>,
 }
 
-impl RoutePolicies {
+impl PolicyTable {
     /// Gives `route` the policy `policy` in filter `P`, after checking that
     /// the filter accepts it; the error names the field within the policy.
     pub fn insert<P: FilterPolicy>(&mut self, route: &str, policy: &P) -> Result<(), ConfigError> {
@@ -254,7 +255,7 @@ mod tests {
 
     #[test]
     fn a_policy_the_filter_refuses_is_not_inserted() {
-        let mut policies = RoutePolicies::default();
+        let mut policies = PolicyTable::default();
         let e = policies
             .insert("r", &header_policy("bad name"))
             .unwrap_err();
@@ -268,7 +269,7 @@ mod tests {
 
     #[test]
     fn wasm_filters_come_in_chain_order_with_only_the_listeners_routes() {
-        let mut policies = RoutePolicies::default();
+        let mut policies = PolicyTable::default();
         policies.insert("a", &canary_policy()).unwrap();
         policies.insert("a", &header_policy("x")).unwrap();
         policies.insert("b", &header_policy("y")).unwrap();
@@ -298,7 +299,7 @@ mod tests {
 
     #[test]
     fn the_dynamic_module_gets_its_policies_per_route_and_an_empty_envelope_in_the_chain() {
-        let mut policies = RoutePolicies::default();
+        let mut policies = PolicyTable::default();
         policies.insert("a", &canary_policy()).unwrap();
         policies.insert("a", &header_policy("x")).unwrap();
         policies.insert("b", &header_policy("y")).unwrap();

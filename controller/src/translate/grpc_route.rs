@@ -18,7 +18,7 @@
 use envoy_types::pb::envoy::config::route::v3::Route;
 
 use super::backends::{Backends, Unresolved};
-use super::filter_chain::RoutePolicies;
+use super::filter_chain::PolicyTable;
 use super::invalid_rules::InvalidRules;
 use super::matches;
 use super::policy_filters::Catalog;
@@ -43,7 +43,7 @@ const METHOD_NAME: &str = "[A-Za-z_][A-Za-z_0-9]*";
 pub fn envoy_routes<'r>(
     route: &'r Loaded<GrpcRoute>,
     backends: &mut Backends<'_>,
-    policies: &mut RoutePolicies,
+    policies: &mut PolicyTable,
     catalog: &Catalog<'_>,
 ) -> (Condition, InvalidRules, Vec<RankedRoute<'r>>) {
     let meta = &route.object.metadata;

@@ -53,7 +53,7 @@ use envoy_types::pb::google::protobuf::BoolValue;
 use crate::resources::policies::PolicyKind;
 use crate::resources::{Gateway, HttpRoute, Loaded, ParentRef, Resources};
 use backends::{Backends, Unresolved};
-use filter_chain::RoutePolicies;
+use filter_chain::PolicyTable;
 pub use filter_runtime::{FilterRuntime, RuntimeKind};
 use invalid_rules::InvalidRules;
 use listeners::{GatewayPlan, Protocol, RouteKind};
@@ -169,7 +169,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         hosts.entry(*port).or_default();
     }
     let mut backends = Backends::new(resources);
-    let mut policies = RoutePolicies::default();
+    let mut policies = PolicyTable::default();
     let ratelimit_service = options
         .ratelimit_service
         .as_deref()
@@ -531,7 +531,7 @@ fn gateway_index(
 fn envoy_routes<'r>(
     route: &'r Loaded<HttpRoute>,
     backends: &mut Backends<'_>,
-    policies: &mut RoutePolicies,
+    policies: &mut PolicyTable,
     catalog: &Catalog<'_>,
     sites: &mut Sites<'r>,
 ) -> (Condition, InvalidRules, Vec<RankedRoute<'r>>) {

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::resources::policies::{FilterConfig, Policy, PolicyKind};
+use crate::resources::policies::{FilterConfig, PolicyKind, PolicyObject};
 
 use super::status::Condition;
 
@@ -116,7 +116,7 @@ pub struct Targets<'r> {
 
 /// A policy's place in the age order, and its config's verdict.
 pub struct Candidate<'p> {
-    pub policy: &'p Policy,
+    pub policy: &'p PolicyObject,
     /// `(creationTimestamp or "", load order)`: smaller is older.
     pub age: (String, usize),
     /// `Err(message)` when the filter would refuse the config.
@@ -356,14 +356,14 @@ fn describe(r: &crate::resources::policies::TargetRef) -> String {
 mod tests {
     use super::*;
 
-    fn header_policy(name: &str, targets: &str) -> Policy {
+    fn header_policy(name: &str, targets: &str) -> PolicyObject {
         let doc = format!(
             "metadata: {{name: {name}, namespace: app}}\nspec:\n  targetRefs: {targets}\n  headers: {{request: {{set: [{{name: x-policy, value: {name}}}]}}}}\n"
         );
-        Policy::from_yaml(PolicyKind::HeaderPolicy, &doc).unwrap()
+        PolicyObject::from_yaml(PolicyKind::HeaderPolicy, &doc).unwrap()
     }
 
-    fn candidates(policies: &[Policy]) -> Vec<Candidate<'_>> {
+    fn candidates(policies: &[PolicyObject]) -> Vec<Candidate<'_>> {
         policies
             .iter()
             .enumerate()

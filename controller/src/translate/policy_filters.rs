@@ -32,12 +32,12 @@ use tollgate_core::jwt::config::JwtConfig;
 use tollgate_core::ratelimit::config::{RateLimitConfig, ServiceConfig};
 use tollgate_core::ConfigError;
 
-use super::filter_chain::{checked, FilterPolicy, RoutePolicies};
+use super::filter_chain::{checked, FilterPolicy, PolicyTable};
 use super::policy_attachment::{self, Candidate, Filter, RouteSite, Targets};
 use super::service_clusters::{self, Upstream, RATELIMIT_CLUSTER};
 use super::status::{observed, Condition};
 use crate::resources::http_filters::LocalObjectReference;
-use crate::resources::policies::{FilterConfig, Policy, PolicyKind};
+use crate::resources::policies::{FilterConfig, PolicyKind, PolicyObject};
 use crate::resources::{Loaded, Resources};
 
 /// One policy's status.
@@ -52,7 +52,7 @@ pub struct PolicyStatus {
 
 /// A policy as it will be emitted.
 struct Prepared<'r> {
-    loaded: &'r Loaded<Policy>,
+    loaded: &'r Loaded<PolicyObject>,
     config: FilterConfig,
     /// `config` serialised, once checked (what every route it applies to gets).
     checked: Arc<Value>,
@@ -124,7 +124,7 @@ impl<'r> Catalog<'r> {
         &self,
         targets: &Targets<'r>,
         sites: &[RouteSite<'r>],
-        entries: &mut RoutePolicies,
+        entries: &mut PolicyTable,
     ) -> Applied {
         let candidates: Vec<Candidate<'_>> = self
             .policies
@@ -232,7 +232,7 @@ impl<'r> Catalog<'r> {
     }
 }
 
-fn insert<P: FilterPolicy>(entries: &mut RoutePolicies, route: &str, c: &P) -> Result<(), String> {
+fn insert<P: FilterPolicy>(entries: &mut PolicyTable, route: &str, c: &P) -> Result<(), String> {
     entries.insert(route, c).map_err(|e| e.to_string())
 }
 
@@ -256,7 +256,10 @@ fn canary_for(config: &CanaryConfig, site: &RouteSite<'_>) -> Result<CanaryConfi
     Ok(out)
 }
 
-fn prepare<'r>(loaded: &'r Loaded<Policy>, ratelimit_service: Option<&Upstream>) -> Prepared<'r> {
+fn prepare<'r>(
+    loaded: &'r Loaded<PolicyObject>,
+    ratelimit_service: Option<&Upstream>,
+) -> Prepared<'r> {
     let policy = &loaded.object;
     let key = spec_key(policy.kind);
     let mut clusters = Vec::new();

@@ -36,7 +36,7 @@ use crate::resources::http_filters::{
 use crate::resources::{BackendRef, HttpRouteMatch, HttpRouteRule, PathMatchType};
 
 use super::backends::{Backends, Unresolved};
-use super::filter_chain::{FilterPolicy, RoutePolicies};
+use super::filter_chain::{FilterPolicy, PolicyTable};
 use super::policy_filters::Catalog;
 use super::rewrites::{self, redirect_action, url_rewrite};
 use super::timeouts;
@@ -250,7 +250,7 @@ impl Rule<'_> {
         m: &HttpRouteMatch,
         match_index: usize,
         route_name: &str,
-        policies: &mut RoutePolicies,
+        policies: &mut PolicyTable,
     ) -> Result<Action, RuleError> {
         let mut action = self.action.clone();
         if let Some(replacement) = self.replace_prefix {
