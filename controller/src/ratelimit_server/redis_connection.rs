@@ -24,7 +24,38 @@ use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInf
 use redis::io::tcp::TcpSettings;
 use redis::{ClientTlsConfig, IntoConnectionInfo as _, TlsCertificates};
 
-use super::redis_store::{redacted_url, Increment, StoreError};
+/// One counter to add to: `INCRBY key hits` then `EXPIRE key expire_secs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Increment {
+    pub key: String,
+    pub hits: u64,
+    pub expire_secs: u64,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid --redis URL `{url}`: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("invalid {flag}: {reason}")]
+    BadTls { flag: String, reason: String },
+    #[error("redis: {0}")]
+    Redis(String),
+    #[error("the redis batch task has stopped")]
+    Stopped,
+}
+
+/// A Redis URL as logs and errors may show it: its user information
+/// (`redis://user:password@host`) replaced, since it holds the password.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://[redacted]@{host}{}", &rest[authority_end..]),
+        None => url.to_owned(),
+    }
+}
 
 /// Connecting and each pipeline's answer. Envoy's rate limit filter times out
 /// after 20 ms by default; an answer after a second helps no one.

@@ -24,46 +24,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::metrics::Metrics;
-use super::redis_connection::{Connection, RedisArgs, REDIS_TIMEOUT};
+use super::redis_connection::{Connection, Increment, RedisArgs, StoreError, REDIS_TIMEOUT};
 
 /// Most counter increments sent in one batch. Bounds the size of a pipeline
 /// (two commands per increment) so one batch cannot hold Redis for long.
 const MAX_BATCH_COMMANDS: usize = 1024;
 /// Calls waiting for the batch task; a full queue makes callers wait (backpressure).
 const QUEUE_LEN: usize = 4096;
-
-/// One counter to add to: `INCRBY key hits` then `EXPIRE key expire_secs`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Increment {
-    pub key: String,
-    pub hits: u64,
-    pub expire_secs: u64,
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    #[error("invalid --redis URL `{url}`: {reason}")]
-    BadUrl { url: String, reason: String },
-    #[error("invalid {flag}: {reason}")]
-    BadTls { flag: String, reason: String },
-    #[error("redis: {0}")]
-    Redis(String),
-    #[error("the redis batch task has stopped")]
-    Stopped,
-}
-
-/// A Redis URL as logs and errors may show it: its user information
-/// (`redis://user:password@host`) replaced, since it holds the password.
-pub fn redacted_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://[redacted]@{host}{}", &rest[authority_end..]),
-        None => url.to_owned(),
-    }
-}
 
 struct Job {
     increments: Vec<Increment>,
@@ -168,7 +135,7 @@ fn saturated(result: redis::RedisResult<u64>) -> Result<u64, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::redis_connection::RedisType;
+    use super::super::redis_connection::{redacted_url, RedisType};
     use super::*;
 
     fn single(url: &str) -> RedisArgs {

@@ -26,7 +26,8 @@ use super::config_file::{Limit, Rule};
 use super::config_set::{ConfigSet, SharedConfigSet};
 use super::metrics::Metrics;
 use super::over_limit_cache::OverLimitCache;
-use super::redis_store::{Increment, RedisStore};
+use super::redis_connection::Increment;
+use super::redis_store::RedisStore;
 
 pub struct RateLimiter {
     configs: Option<SharedConfigSet>,

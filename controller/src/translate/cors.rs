@@ -33,8 +33,8 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
 use envoy_types::pb::google::protobuf::{Any, BoolValue};
 
 use super::envoy::any;
+use super::invalid_rules::RuleError;
 use super::matches::{is_header_name, METHODS};
-use super::route_filters::RuleError;
 use crate::resources::http_filters::CorsFilter;
 
 /// The filter's name in the chain and in `typed_per_filter_config`.

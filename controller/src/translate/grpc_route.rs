@@ -19,11 +19,11 @@ use envoy_types::pb::envoy::config::route::v3::Route;
 
 use super::backends::{Backends, Unresolved};
 use super::filter_chain::PolicyTable;
-use super::invalid_rules::InvalidRules;
+use super::invalid_rules::{InvalidRules, RuleError};
 use super::matches;
 use super::policy_filters::Catalog;
 use super::precedence::{MatchOrigin, Precedence};
-use super::route_filters::{self, RuleError, RuleSpec};
+use super::route_filters::{self, RuleSpec};
 use super::status::Condition;
 use super::weights;
 use super::RankedRoute;

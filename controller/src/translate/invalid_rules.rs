@@ -9,8 +9,37 @@
 //! unresolvable filter); a match Envoy could not take at all (a bad path or
 //! regex) is left out, as no route can carry it.
 
-use super::route_filters::RuleError;
 use super::status::{Condition, RouteParentStatus};
+
+/// Why a rule cannot be programmed as written: the condition's reason, and a
+/// message starting with the field's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl RuleError {
+    pub fn unsupported(message: String) -> Self {
+        Self {
+            reason: "UnsupportedValue",
+            message,
+        }
+    }
+
+    pub fn incompatible(message: String) -> Self {
+        Self {
+            reason: "IncompatibleFilters",
+            message,
+        }
+    }
+
+    /// Places the message's path under `rules[index]`.
+    pub fn in_rule(mut self, index: usize) -> Self {
+        self.message = format!("rules[{index}].{}", self.message);
+        self
+    }
+}
 
 /// The invalid rules of a route with `rules` rules, each error's message
 /// already under its `rules[i]` path.

@@ -55,12 +55,12 @@ use crate::resources::{Gateway, HttpRoute, Loaded, ParentRef, Resources};
 use backends::{Backends, Unresolved};
 use filter_chain::PolicyTable;
 pub use filter_runtime::{FilterRuntime, RuntimeKind};
-use invalid_rules::InvalidRules;
+use invalid_rules::{InvalidRules, RuleError};
 use listeners::{GatewayPlan, Protocol, RouteKind};
 use policy_attachment::RouteSite;
 use policy_filters::{Catalog, Sites};
 use precedence::{MatchOrigin, Precedence};
-use route_filters::RuleError;
+
 use service_clusters::Upstream;
 use status::{
     observed, Condition, GatewayClassStatus, ParentReference, RouteParentStatus, RouteStatus,

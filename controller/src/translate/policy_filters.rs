@@ -23,7 +23,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-use serde::Serialize;
 use serde_json::Value;
 use tollgate_core::canary::config::CanaryConfig;
 use tollgate_core::canary::policy::DEFAULT_HEADER;
@@ -35,20 +34,10 @@ use tollgate_core::ConfigError;
 use super::filter_chain::{checked, FilterPolicy, PolicyTable};
 use super::policy_attachment::{self, Candidate, Filter, RouteSite, Targets};
 use super::service_clusters::{self, Upstream, RATELIMIT_CLUSTER};
-use super::status::{observed, Condition};
+use super::status::{observed, Condition, PolicyStatus};
 use crate::resources::http_filters::LocalObjectReference;
 use crate::resources::policies::{FilterConfig, PolicyKind, PolicyObject};
 use crate::resources::{Loaded, Resources};
-
-/// One policy's status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PolicyStatus {
-    pub kind: &'static str,
-    pub namespace: String,
-    pub name: String,
-    pub conditions: Vec<Condition>,
-}
 
 /// A policy as it will be emitted.
 struct Prepared<'r> {

@@ -10,7 +10,9 @@
 
 use serde_json::Value;
 
-use super::render::REDACTED;
+/// What a redacted secret (a private key, a JWKS key's secret members)
+/// renders as.
+pub const REDACTED: &str = "[redacted]";
 
 /// JWK members that are secret: the symmetric key and the private parts of
 /// RSA, EC and OKP keys (RFC 7518 §6).

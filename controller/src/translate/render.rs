@@ -67,6 +67,8 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher::MatchPattern, 
 use envoy_types::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
 use envoy_types::pb::google::protobuf::{Any, Duration, StringValue};
 use prost::{Message, Name};
+
+use super::redact::REDACTED;
 use serde_json::{json, Map, Value};
 
 #[derive(Debug, thiserror::Error)]
@@ -95,9 +97,6 @@ pub enum Secrets {
     Redact,
     Reveal,
 }
-
-/// What a redacted private key renders as.
-pub const REDACTED: &str = "[redacted]";
 
 pub fn listener(l: &Listener, secrets: Secrets) -> Result<Value> {
     let chains = l

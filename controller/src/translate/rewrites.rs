@@ -15,7 +15,7 @@ use crate::resources::http_filters::{PathModifier, PathModifierType, RequestRedi
 
 use super::matches;
 
-use super::route_filters::RuleError;
+use super::invalid_rules::RuleError;
 
 /// Completes a redirect that keeps the request's scheme for the listener it
 /// is served on. The spec: without `port` the redirect goes to the

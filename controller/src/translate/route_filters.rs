@@ -37,40 +37,11 @@ use crate::resources::{BackendRef, HttpRouteMatch, HttpRouteRule, PathMatchType}
 
 use super::backends::{Backends, Unresolved};
 use super::filter_chain::{FilterPolicy, PolicyTable};
+use super::invalid_rules::RuleError;
 use super::policy_filters::Catalog;
 use super::rewrites::{self, redirect_action, url_rewrite};
 use super::timeouts;
 use super::weights::{backend_action, Share};
-
-/// Why a rule cannot be programmed as written: the condition's reason
-/// (`invalid_rules`), and a message starting with the field's path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleError {
-    pub reason: &'static str,
-    pub message: String,
-}
-
-impl RuleError {
-    pub fn unsupported(message: String) -> Self {
-        Self {
-            reason: "UnsupportedValue",
-            message,
-        }
-    }
-
-    fn incompatible(message: String) -> Self {
-        Self {
-            reason: "IncompatibleFilters",
-            message,
-        }
-    }
-
-    /// Places the message's path under `rules[index]`.
-    pub fn in_rule(mut self, index: usize) -> Self {
-        self.message = format!("rules[{index}].{}", self.message);
-        self
-    }
-}
 
 /// One rule, checked: what each of its matches becomes.
 pub struct Rule<'r> {

@@ -18,7 +18,17 @@ pub struct Status {
     pub grpc_routes: Vec<RouteStatus>,
     /// Tollgate's policies and the Envoy Gateway kinds, each with `Accepted`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub policies: Vec<super::policy_filters::PolicyStatus>,
+    pub policies: Vec<PolicyStatus>,
+}
+
+/// One policy's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyStatus {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub conditions: Vec<Condition>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

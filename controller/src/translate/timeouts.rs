@@ -6,7 +6,7 @@ use envoy_types::pb::google::protobuf::Duration;
 
 use crate::resources::http_filters::HttpRouteTimeouts;
 
-use super::route_filters::RuleError;
+use super::invalid_rules::RuleError;
 
 /// A Gateway API duration (GEP-2257): one to four `<1-5 digits><h|m|s|ms>`
 /// pairs, e.g. `500ms`, `1h30m`; returned in milliseconds.
