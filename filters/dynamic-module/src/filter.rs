@@ -290,7 +290,7 @@ impl Stream {
                 };
                 let policy = RoutePolicies::for_stream(own, Some(policies), host);
                 if flow.on_request_headers(policy, host) {
-                    requests_modified.increment(host, None);
+                    host.increment(requests_modified, None);
                 }
             }
             (
@@ -311,9 +311,9 @@ impl Stream {
                 let chosen = with_draws(|draws| flow.on_request_headers(Some(policy), draws, host));
                 match chosen {
                     Some(Chosen::Backend(i)) => {
-                        selected.increment(host, Some(&policy.backend_names()[i]));
+                        host.increment(selected, Some(&policy.backend_names()[i]));
                     }
-                    Some(Chosen::Nothing) => unselected.increment(host, None),
+                    Some(Chosen::Nothing) => host.increment(unselected, None),
                     None => {}
                 }
             }
@@ -382,7 +382,7 @@ impl Stream {
             ) => {
                 let modified = flow.on_response_headers(host);
                 if modified {
-                    responses_modified.increment(host, None);
+                    host.increment(responses_modified, None);
                 }
             }
             (Stream::RateLimit { flow, .. }, _) => flow.on_response_headers(host),

@@ -32,6 +32,23 @@ impl<'m> StreamHost<'m> {
         self.filter
     }
 
+    /// Adds one to `counter` from this stream; `label` for a labelled counter.
+    pub fn increment(&self, counter: &Counter, label: Option<&str>) {
+        counter.increment_with(label, |id, values, count, amount| {
+            // SAFETY: a live filter pointer (`StreamHost::new`); the label
+            // values outlive the call.
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_filter_increment_counter(
+                    self.filter,
+                    id,
+                    values,
+                    count,
+                    amount,
+                )
+            }
+        });
+    }
+
     /// The index of the worker running this stream.
     pub fn worker_index(&self) -> u32 {
         // SAFETY: a live filter pointer during its hook.
@@ -278,7 +295,7 @@ impl Host for StreamHost<'_> {
 
     fn count(&mut self, metric: Metric) {
         if let Some((_, counter)) = self.metrics.iter().find(|(m, _)| *m == metric) {
-            counter.increment(self, None);
+            self.increment(counter, None);
         }
     }
 }

@@ -7,7 +7,6 @@
 #![allow(unsafe_code)] // calls into Envoy through the declarations in `abi`
 
 use crate::abi::{self, FilterConfigEnvoyPtr, ModuleBuffer};
-use crate::host::StreamHost;
 use crate::log;
 
 /// Defines counters for one filter config (during `on_http_filter_config_new`).
@@ -130,24 +129,18 @@ impl Counter {
         });
     }
 
-    /// Adds one; `label` is the label's value for a labelled counter.
-    pub fn increment(&self, host: &StreamHost, label: Option<&str>) {
+    /// Adds one through `increment`, the ABI call of a stream
+    /// (`StreamHost::increment`) or of a config; `label` is the label's value
+    /// for a labelled counter (as many values as labels were defined).
+    pub fn increment_with(
+        &self,
+        label: Option<&str>,
+        increment: impl FnOnce(usize, *mut ModuleBuffer, usize, u64) -> u32,
+    ) {
         let Some(id) = self.id else {
             return;
         };
-        // As many values as labels were defined.
         let value = self.labelled.then(|| label.unwrap_or(""));
-        increment_counter(id, value, |id, values, count, amount| {
-            // SAFETY: a live filter pointer; the label values outlive the call.
-            unsafe {
-                abi::envoy_dynamic_module_callback_http_filter_increment_counter(
-                    host.filter(),
-                    id,
-                    values,
-                    count,
-                    amount,
-                )
-            }
-        });
+        increment_counter(id, value, increment);
     }
 }

@@ -4,13 +4,14 @@
 
 use serde_json::{Map, Value};
 
+use super::alg::Alg;
 use super::cache::{Verified, VerifiedCache};
 use super::claims::{self, ClaimError};
 use super::extract::{self, Found, TokenCarrier, TokenSource};
 use super::jwks::Jwks;
 use super::policy::{JwtPolicy, Provider};
 use super::token::{self, TokenError};
-use super::verify::{self, Alg};
+use super::verify;
 
 /// The keys a provider has right now.
 pub enum Keys<'a> {

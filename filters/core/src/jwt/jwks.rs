@@ -9,8 +9,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::Deserialize;
 
+use super::alg::Alg;
+use super::public_key::Public;
 use super::rsa::RsaPublicKey;
-use super::verify::Alg;
 
 /// Usable keys of a set, in document order.
 #[derive(Debug)]
@@ -39,21 +40,22 @@ pub enum KeyMaterial {
     Oct(Vec<u8>),
 }
 
-/// A key's public bytes as the JWK gave them (what native verifiers take).
-#[cfg_attr(not(feature = "native-crypto"), allow(dead_code))]
-pub enum Public {
-    Rsa {
-        n: Vec<u8>,
-        e: Vec<u8>,
-    },
-    /// An uncompressed SEC1 point, and the one algorithm its curve verifies.
-    Ec {
-        point: Vec<u8>,
-        alg: Alg,
-    },
-    /// Ed25519 and HMAC secrets: no native verifier (ed25519-dalek is faster
-    /// than the native crates here: docs/jwt-verifiers.md).
-    Portable,
+impl KeyMaterial {
+    /// Whether this key may verify `alg`. HMAC secrets
+    /// shorter than the hash are refused (RFC 7518 §3.2).
+    pub fn fits(&self, alg: Alg) -> bool {
+        use Alg::*;
+        match (alg, self) {
+            (RS256 | RS384 | RS512 | PS256 | PS384 | PS512, KeyMaterial::Rsa(_)) => true,
+            (ES256, KeyMaterial::P256(_))
+            | (ES384, KeyMaterial::P384(_))
+            | (EdDSA, KeyMaterial::Ed25519(_)) => true,
+            (HS256, KeyMaterial::Oct(k)) => k.len() >= 32,
+            (HS384, KeyMaterial::Oct(k)) => k.len() >= 48,
+            (HS512, KeyMaterial::Oct(k)) => k.len() >= 64,
+            _ => false,
+        }
+    }
 }
 
 /// The raw JWK fields we read; everything else in a JWK is ignored (RFC 7517 allows extensions).
@@ -189,7 +191,7 @@ fn parse_key(raw: RawJwk) -> Result<Jwk, String> {
         native: super::native::NativeKey::new(public),
     };
     if let Some(alg) = key.alg {
-        if !alg.fits(&key.material) {
+        if !key.material.fits(alg) {
             return Err(format!(
                 "`alg` {} does not fit a {} key",
                 alg.name(),

@@ -16,8 +16,8 @@ use std::sync::OnceLock;
 
 use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 
-use super::jwks::Public;
-use super::verify::Alg;
+use super::alg::Alg;
+use super::public_key::Public;
 
 /// The RSA algorithms, in the order of [`NativeKey::Rsa`]'s parsed keys.
 const RSA: [Alg; 6] = [

@@ -8,76 +8,8 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
+use super::alg::Alg;
 use super::jwks::{Jwk, Jwks, KeyMaterial};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Alg {
-    RS256,
-    RS384,
-    RS512,
-    PS256,
-    PS384,
-    PS512,
-    ES256,
-    ES384,
-    EdDSA,
-    HS256,
-    HS384,
-    HS512,
-}
-
-impl Alg {
-    pub fn parse(name: &str) -> Option<Alg> {
-        Some(match name {
-            "RS256" => Alg::RS256,
-            "RS384" => Alg::RS384,
-            "RS512" => Alg::RS512,
-            "PS256" => Alg::PS256,
-            "PS384" => Alg::PS384,
-            "PS512" => Alg::PS512,
-            "ES256" => Alg::ES256,
-            "ES384" => Alg::ES384,
-            "EdDSA" => Alg::EdDSA,
-            "HS256" => Alg::HS256,
-            "HS384" => Alg::HS384,
-            "HS512" => Alg::HS512,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Alg::RS256 => "RS256",
-            Alg::RS384 => "RS384",
-            Alg::RS512 => "RS512",
-            Alg::PS256 => "PS256",
-            Alg::PS384 => "PS384",
-            Alg::PS512 => "PS512",
-            Alg::ES256 => "ES256",
-            Alg::ES384 => "ES384",
-            Alg::EdDSA => "EdDSA",
-            Alg::HS256 => "HS256",
-            Alg::HS384 => "HS384",
-            Alg::HS512 => "HS512",
-        }
-    }
-
-    /// Whether a key of this material may verify this algorithm. HMAC secrets
-    /// shorter than the hash are refused (RFC 7518 §3.2).
-    pub fn fits(self, key: &KeyMaterial) -> bool {
-        use Alg::*;
-        match (self, key) {
-            (RS256 | RS384 | RS512 | PS256 | PS384 | PS512, KeyMaterial::Rsa(_)) => true,
-            (ES256, KeyMaterial::P256(_))
-            | (ES384, KeyMaterial::P384(_))
-            | (EdDSA, KeyMaterial::Ed25519(_)) => true,
-            (HS256, KeyMaterial::Oct(k)) => k.len() >= 32,
-            (HS384, KeyMaterial::Oct(k)) => k.len() >= 48,
-            (HS512, KeyMaterial::Oct(k)) => k.len() >= 64,
-            _ => false,
-        }
-    }
-}
 
 /// The keys a token with `alg` and `kid` may be verified with, in set order.
 pub fn candidates<'a>(
@@ -91,7 +23,7 @@ pub fn candidates<'a>(
             (Some(_), None) => false,
             (None, _) => true,
         };
-        kid_ok && key.alg.is_none_or(|a| a == alg) && alg.fits(&key.material)
+        kid_ok && key.alg.is_none_or(|a| a == alg) && key.material.fits(alg)
     })
 }
 
@@ -138,7 +70,7 @@ pub fn verify_with(
         #[cfg(feature = "native-crypto")]
         Backend::Native => {
             // The key must fit the algorithm whichever code checks it.
-            alg.fits(&key.material)
+            key.material.fits(alg)
                 && super::native::verify(alg, &key.native, signing_input, signature).unwrap_or_else(
                     || verify_portable(alg, &key.material, signing_input, signature),
                 )
