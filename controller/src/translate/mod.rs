@@ -8,6 +8,7 @@
 //! there, routes ordered by Gateway API precedence. Requests matching no
 //! virtual host or route get Envoy's own 404.
 
+mod attach;
 mod backends;
 mod certificates;
 mod cors;
@@ -51,7 +52,8 @@ use envoy_types::pb::envoy::config::route::v3::{
 use envoy_types::pb::google::protobuf::BoolValue;
 
 use crate::resources::policies::PolicyKind;
-use crate::resources::{Gateway, HttpRoute, Loaded, ParentRef, Resources};
+use crate::resources::{Gateway, HttpRoute, Loaded, Resources};
+use attach::{route_parents, route_status, RouteHead};
 use backends::{Backends, Unresolved};
 use filter_chain::PolicyTable;
 pub use filter_runtime::{FilterRuntime, RuntimeKind};
@@ -60,12 +62,8 @@ use listeners::{GatewayPlan, Protocol, RouteKind};
 use policy_attachment::RouteSite;
 use policy_filters::{Catalog, Sites};
 use precedence::{MatchOrigin, Precedence};
-
 use service_clusters::Upstream;
-use status::{
-    observed, Condition, GatewayClassStatus, ParentReference, RouteParentStatus, RouteStatus,
-    Status, CONTROLLER_NAME,
-};
+use status::{observed, Condition, GatewayClassStatus, Status, CONTROLLER_NAME};
 use weights::Share;
 
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -281,117 +279,6 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
     }
 }
 
-/// What a route of either kind has ahead of its rules.
-struct RouteHead<'a> {
-    kind: RouteKind,
-    namespace: &'a str,
-    hostnames: &'a [String],
-    parent_refs: &'a [ParentRef],
-    /// How many rules it has.
-    rules: usize,
-    generation: i64,
-}
-
-/// What attaching changes: the Gateways' plans (attached routes), the
-/// virtual hosts and the route sites.
-type AttachState<'s, 'r> = (
-    &'r Resources,
-    &'s mut [GatewayPlan<'r>],
-    &'s mut VirtualHosts<'r>,
-    &'s mut Sites<'r>,
-);
-
-/// The parent statuses of one route: refused as a whole when the CRD would
-/// refuse it (`route_checks`), else its Envoy routes (`build`) attached and placed,
-/// with its rules' validity (`invalid_rules`).
-fn route_parents<'r>(
-    route: RouteHead<'_>,
-    (resources, plans, hosts, sites): AttachState<'_, 'r>,
-    build: impl FnOnce(&mut Sites<'r>) -> (Condition, InvalidRules, Vec<RankedRoute<'r>>),
-) -> Vec<RouteParentStatus> {
-    if let Err(why) =
-        route_checks::check(route.kind, route.hostnames, route.parent_refs, route.rules)
-    {
-        let refused = Condition::new("Accepted", false, "UnsupportedValue", why);
-        return refused_parents(
-            plans,
-            route.parent_refs,
-            route.namespace,
-            refused,
-            route.generation,
-        );
-    }
-    let (resolved_refs, invalid_rules, routes) = build(sites);
-    let attaching = AttachingRoute {
-        kind: route.kind,
-        namespace: route.namespace,
-        hostnames: route.hostnames,
-        routes,
-    };
-    let mut parents = attach_route(
-        resources,
-        plans,
-        attaching,
-        route.parent_refs,
-        (&resolved_refs, route.generation),
-        hosts,
-        sites,
-    );
-    invalid_rules.apply(&mut parents);
-    parents
-}
-
-fn route_status((namespace, name): (&str, &str), parents: Vec<RouteParentStatus>) -> RouteStatus {
-    RouteStatus {
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-        parents,
-    }
-}
-
-/// The parent statuses of a route refused as a whole (`accepted` False) on
-/// each Tollgate Gateway its parentRefs name, once per parent reference
-/// (a route refused for naming one twice gets one entry); nothing is attached.
-fn refused_parents(
-    plans: &[GatewayPlan<'_>],
-    parent_refs: &[ParentRef],
-    route_namespace: &str,
-    accepted: Condition,
-    generation: i64,
-) -> Vec<RouteParentStatus> {
-    let mut parents: Vec<RouteParentStatus> = Vec::new();
-    for parent in parent_refs {
-        let Some(plan) = find_gateway(plans, parent, route_namespace) else {
-            continue;
-        };
-        let resolved = Condition::new("ResolvedRefs", true, "ResolvedRefs", String::new());
-        let conditions = observed(vec![accepted.clone(), resolved], generation);
-        let status = parent_status(plan, parent, conditions);
-        if !parents.iter().any(|p| p.parent_ref == status.parent_ref) {
-            parents.push(status);
-        }
-    }
-    parents
-}
-
-/// One parent's entry in a route's status.
-fn parent_status(
-    plan: &GatewayPlan<'_>,
-    parent: &ParentRef,
-    conditions: Vec<Condition>,
-) -> RouteParentStatus {
-    RouteParentStatus {
-        parent_ref: ParentReference {
-            namespace: plan.gateway.metadata.namespace().to_owned(),
-            name: plan.gateway.metadata.name.clone(),
-            section_name: parent.section_name.clone(),
-            port: parent.port,
-        },
-        controller_name: CONTROLLER_NAME.to_owned(),
-        conditions,
-    }
-}
-
 /// Routes a CanaryPolicy splits forward by the header the canary filter
 /// writes, even where their rule alone has one backend.
 fn forward_by_canary_header(hosts: &mut VirtualHosts, routes: &BTreeSet<String>) {
@@ -411,48 +298,6 @@ fn forward_by_canary_header(hosts: &mut VirtualHosts, routes: &BTreeSet<String>)
     }
 }
 
-/// Attaches one route to every Tollgate Gateway its parentRefs name and
-/// places its Envoy routes; returns its parent statuses, each with the
-/// route's `ResolvedRefs` condition and generation.
-fn attach_route<'r>(
-    resources: &Resources,
-    plans: &mut [GatewayPlan<'r>],
-    route: AttachingRoute<'_, 'r>,
-    parent_refs: &[ParentRef],
-    (resolved_refs, generation): (&Condition, i64),
-    hosts: &mut VirtualHosts<'r>,
-    sites: &mut Sites<'r>,
-) -> Vec<RouteParentStatus> {
-    let mut parents = Vec::new();
-    let mut placements = Vec::new();
-    for parent in parent_refs {
-        let Some(plan) = find_gateway_mut(plans, parent, route.namespace) else {
-            continue; // not a Gateway Tollgate owns: another controller's status
-        };
-        let accepted = attach(resources, plan, parent, &route, &mut placements, sites);
-        let conditions = observed(vec![accepted, resolved_refs.clone()], generation);
-        parents.push(parent_status(plan, parent, conditions));
-    }
-    place(route.routes, &placements, hosts);
-    parents
-}
-
-/// A virtual host a route was attached to, and the listener serving it (a
-/// redirect's port depends on it).
-struct Placement<'g> {
-    port: u32,
-    hostname: String,
-    listener: &'g crate::resources::gateway_api::Listener,
-}
-
-impl Placement<'_> {
-    /// The virtual host placed in, created if new.
-    fn host<'h, 'r>(&self, hosts: &'h mut VirtualHosts<'r>) -> &'h mut HostRoutes<'r> {
-        let vhosts = hosts.entry(self.port).or_default();
-        vhosts.entry(self.hostname.clone()).or_default()
-    }
-}
-
 impl<'r> HostRoutes<'r> {
     /// Adds the route named `name` unless this host has it already (the
     /// same route reaches a host through several listeners or parentRefs);
@@ -463,66 +308,6 @@ impl<'r> HostRoutes<'r> {
             self.precedences.push(precedence.clone());
         }
     }
-}
-
-/// Puts each route in the virtual hosts it was attached to. The last
-/// placement takes the routes themselves; only earlier ones copy them, and a
-/// route is over 2 KiB.
-fn place<'r>(
-    routes: Vec<RankedRoute<'r>>,
-    placements: &[Placement<'_>],
-    hosts: &mut VirtualHosts<'r>,
-) {
-    let Some((last, earlier)) = placements.split_last() else {
-        return;
-    };
-    for at in earlier {
-        let host = at.host(hosts);
-        for (precedence, route) in &routes {
-            host.add(precedence, route.name.clone(), || {
-                rewrites::for_listener(route.clone(), at.listener)
-            });
-        }
-    }
-    let host = last.host(hosts);
-    for (precedence, route) in routes {
-        host.add(&precedence, route.name.clone(), || {
-            rewrites::for_listener(route, last.listener)
-        });
-    }
-}
-
-/// The plan of the Tollgate Gateway `parent` names, if it is one.
-fn find_gateway<'p, 'g>(
-    plans: &'p [GatewayPlan<'g>],
-    parent: &ParentRef,
-    route_namespace: &str,
-) -> Option<&'p GatewayPlan<'g>> {
-    gateway_index(plans, parent, route_namespace).map(|i| &plans[i])
-}
-
-fn find_gateway_mut<'p, 'g>(
-    plans: &'p mut [GatewayPlan<'g>],
-    parent: &ParentRef,
-    route_namespace: &str,
-) -> Option<&'p mut GatewayPlan<'g>> {
-    gateway_index(plans, parent, route_namespace).map(|i| &mut plans[i])
-}
-
-fn gateway_index(
-    plans: &[GatewayPlan<'_>],
-    parent: &ParentRef,
-    route_namespace: &str,
-) -> Option<usize> {
-    if parent.group.as_deref().unwrap_or(GATEWAY_GROUP) != GATEWAY_GROUP
-        || parent.kind.as_deref().unwrap_or("Gateway") != "Gateway"
-    {
-        return None;
-    }
-    let namespace = parent.namespace.as_deref().unwrap_or(route_namespace);
-    plans.iter().position(|p| {
-        p.gateway.metadata.namespace() == namespace && p.gateway.metadata.name == parent.name
-    })
 }
 
 /// The Envoy routes of one HTTPRoute (not yet placed in a virtual host), with
@@ -638,115 +423,6 @@ fn envoy_routes<'r>(
         Some(u) => Condition::new("ResolvedRefs", false, u.reason, u.message),
     };
     (condition, invalid, out)
-}
-
-/// What attaching needs to know of a route, whatever its kind.
-struct AttachingRoute<'a, 'r> {
-    kind: RouteKind,
-    namespace: &'a str,
-    hostnames: &'a [String],
-    routes: Vec<RankedRoute<'r>>,
-}
-
-/// Attaches `route` to the listeners of a Gateway that `parent` selects and
-/// that admit it, adding the virtual hosts of the programmed ones to
-/// `placements`; returns the parent's `Accepted` condition.
-fn attach<'g>(
-    resources: &Resources,
-    plan: &mut GatewayPlan<'g>,
-    parent: &ParentRef,
-    route: &AttachingRoute<'_, '_>,
-    placements: &mut Vec<Placement<'g>>,
-    sites: &mut Sites<'g>,
-) -> Condition {
-    let gateway_namespace = plan.gateway.metadata.namespace();
-    let selected: Vec<usize> = (0..plan.listeners.len())
-        .filter(|i| {
-            let listener = plan.listeners[*i].spec;
-            parent
-                .section_name
-                .as_ref()
-                .is_none_or(|s| *s == listener.name)
-                && parent.port.is_none_or(|p| p == listener.port)
-        })
-        .collect();
-    if selected.is_empty() {
-        let wanted = match (&parent.section_name, parent.port) {
-            (Some(s), Some(p)) => format!("{s:?} on port {p}"),
-            (Some(s), None) => format!("{s:?}"),
-            (None, Some(p)) => format!("on port {p}"),
-            (None, None) => "at all".to_owned(),
-        };
-        return Condition::new(
-            "Accepted",
-            false,
-            "NoMatchingParent",
-            format!("Gateway has no listener {wanted}"),
-        );
-    }
-    let allowed: Vec<usize> = selected
-        .into_iter()
-        .filter(|i| {
-            // Attachment depends only on allowedRoutes and the parentRef, not
-            // on the listener's own conditions (spec, ListenerStatus.attachedRoutes):
-            // a route attached to a listener that is not Accepted counts and is
-            // Accepted, but is not served (`programmed` below).
-            let listener = &plan.listeners[*i];
-            listener.admits_kind(route.kind)
-                && listener.admits_namespace(resources, gateway_namespace, route.namespace)
-        })
-        .collect();
-    if allowed.is_empty() {
-        return Condition::new(
-            "Accepted",
-            false,
-            "NotAllowedByListeners",
-            format!(
-                "no listener of the Gateway allows this {} (its kind or namespace)",
-                route.kind.name()
-            ),
-        );
-    }
-    let mut any = false;
-    for i in allowed {
-        let listener = &mut plan.listeners[i];
-        let names = hostnames::intersect(listener.spec.hostname.as_deref(), route.hostnames);
-        if names.is_empty() {
-            continue;
-        }
-        any = true;
-        listener.attached += 1;
-        if !listener.programmed() {
-            continue; // attached, but Envoy does not serve this listener
-        }
-        let through = (
-            gateway_namespace,
-            plan.gateway.metadata.name.as_str(),
-            listener.spec.name.as_str(),
-        );
-        for (_, envoy_route) in &route.routes {
-            if let Some(site) = sites.get_mut(&envoy_route.name) {
-                if !site.listeners.contains(&through) {
-                    site.listeners.push(through);
-                }
-            }
-        }
-        placements.extend(names.into_iter().map(|hostname| Placement {
-            port: listener.envoy_port,
-            hostname,
-            listener: listener.spec,
-        }));
-    }
-    if any {
-        Condition::new("Accepted", true, "Accepted", String::new())
-    } else {
-        Condition::new(
-            "Accepted",
-            false,
-            "NoMatchingListenerHostname",
-            "no listener hostname intersects the route's hostnames".to_owned(),
-        )
-    }
 }
 
 fn route_configuration((port, vhosts): (u32, BTreeMap<String, HostRoutes>)) -> RouteConfiguration {
