@@ -1,22 +1,11 @@
-//! `tollgate`: the companion binary of the Tollgate filters.
+//! `tollgate`: the companion binary of the Tollgate filters, a thin command
+//! line over the `tollgate` library (`lib.rs`).
 //!
 //! One subcommand per job (see docs/design.md): `serve`, `bootstrap`, `translate`,
 //! `validate` and `ratelimit-server`.
 //! Logs go to stderr through `tracing`; `RUST_LOG` sets the filter (default `info`).
 
-mod bootstrap_command;
-mod ratelimit_server;
-mod serve;
-mod shutdown;
-mod translate;
-mod translate_command;
-mod translator_args;
-mod validate_command;
-mod xds;
-
-// What the controller reads, loaded from a directory of YAML: a crate of its
-// own, so the fuzz targets build it without the rest of the controller.
-use tollgate_resources as resources;
+use tollgate::{bootstrap_command, ratelimit_server, serve, translate_command, validate_command};
 
 use std::process::ExitCode;
 

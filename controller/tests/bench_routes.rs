@@ -2,12 +2,14 @@
 //! `make bench-controller`) translates as intended: every route accepted, in
 //! one virtual host per hostname, every Service a cluster, and every policy's
 //! filter config one its filter accepts. Small (20 routes); the benchmark
-//! itself measures, this only keeps its input honest.
+//! itself measures, this only keeps its input honest. It calls the controller
+//! as a library (load, translate, render), as a provider would.
 #![allow(clippy::unwrap_used)] // test: a failure should stop it loudly
 
-use std::process::Command;
-
 use e2e::controller_bench::{RouteSet, Spec};
+use tollgate::translate::render::{document, Part, Secrets};
+use tollgate::translate::{translate, FilterRuntime, Options};
+use tollgate::translator_args::DEFAULT_LISTENER_ADDRESS;
 use tollgate_core::headers::{HeaderModConfig, HeaderPolicy};
 use tollgate_core::ratelimit::config::RateLimitConfig;
 use tollgate_core::ratelimit::policy::RateLimitPolicy;
@@ -26,18 +28,15 @@ fn the_benchmark_directory_translates() {
     assert_eq!(set.policy_routes(), 2);
     let dir = tempfile::tempdir().unwrap();
     set.write_all(dir.path()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .arg("translate")
-        .arg(dir.path())
-        .args(["-o", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let resources = tollgate::resources::load_dir(dir.path()).unwrap();
+    let options = Options {
+        listener_address: DEFAULT_LISTENER_ADDRESS,
+        port_remap: true,
+        port_map: Default::default(),
+        filter_runtime: FilterRuntime::DynamicModule,
+        ratelimit_service: None,
+    };
+    let out = document(&translate(&resources, &options), Part::All, Secrets::Redact).unwrap();
 
     let vhosts = out["routes"][0]["virtual_hosts"].as_array().unwrap();
     let hosts: Vec<&str> = vhosts.iter().map(|v| v["name"].as_str().unwrap()).collect();
