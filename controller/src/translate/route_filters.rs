@@ -321,6 +321,21 @@ fn header_config(
     if request.is_none() && response.is_none() {
         return Ok(None);
     }
+    // The CRD's `minLength: 1` on a value (the header filter itself takes an
+    // empty one, and would set an empty header).
+    let sides = [
+        (request, "requestHeaderModifier"),
+        (response, "responseHeaderModifier"),
+    ];
+    for ((i, h), field) in sides.iter().filter_map(|(f, name)| Some(((*f)?, *name))) {
+        for (list, headers) in [("set", &h.set), ("add", &h.add)] {
+            if let Some(j) = headers.iter().position(|v| v.value.is_empty()) {
+                return Err(RuleError::unsupported(format!(
+                    "filters[{i}].{field}.{list}[{j}].value: must not be empty"
+                )));
+            }
+        }
+    }
     let config = HeaderModConfig {
         request: request.map(|(_, h)| mods(h)),
         response: response.map(|(_, h)| mods(h)),
@@ -454,6 +469,22 @@ mod tests {
         };
         let config = header_config(Some((0, &filter)), None).unwrap().unwrap();
         assert_eq!(config.request.unwrap().set[0].value, "%%{request.path}");
+    }
+
+    #[test]
+    fn an_empty_header_value_is_a_rule_error() {
+        let filter = HeaderFilter {
+            add: vec![HttpHeader {
+                name: "x".into(),
+                value: String::new(),
+            }],
+            ..HeaderFilter::default()
+        };
+        let e = header_config(None, Some((2, &filter))).unwrap_err();
+        assert_eq!(
+            e.message,
+            "filters[2].responseHeaderModifier.add[0].value: must not be empty"
+        );
     }
 
     #[test]
