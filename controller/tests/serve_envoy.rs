@@ -208,6 +208,46 @@ async fn a_broken_file_is_reported_and_the_last_good_configuration_keeps_serving
 }
 
 #[tokio::test]
+async fn a_file_that_stops_parsing_keeps_its_last_good_version_while_other_edits_are_served() {
+    let Setup { gw, port, _echoes } = setup(&Options::default()).await;
+    gw.write(
+        "routes/other.yaml",
+        &route("other", "other.example.com", "/", "web-1"),
+    )
+    .unwrap();
+    gw.wait_until(port, "other.example.com", "/", "web-1", pod("web-1"))
+        .await
+        .unwrap();
+
+    // other.yaml breaks after it was good, then example.yaml moves to web-2:
+    // the edit is served, and other.yaml's last good route with it.
+    gw.write("routes/other.yaml", "apiVersion: v1\nkind: [broken\n")
+        .unwrap();
+    gw.write(
+        "routes/example.yaml",
+        &route("example", "example.com", "/", "web-2"),
+    )
+    .unwrap();
+    gw.wait_until(port, "example.com", "/", "moved to web-2", pod("web-2"))
+        .await
+        .unwrap();
+    let reply = gw.get(port, "other.example.com", "/").await.unwrap();
+    assert_eq!(reply.pod().as_deref(), Some("web-1"));
+    let status = gw
+        .admin_until("/status", "reporting the stale file", |s| {
+            s.contains("other.yaml:2:")
+        })
+        .await
+        .unwrap();
+    assert!(
+        status.contains("last good version keeps serving"),
+        "{status}"
+    );
+    assert!(gw.serve_log().contains("other.yaml:2:"));
+    assert!(gw.metric("tollgate_load_errors").await.unwrap() >= 1);
+}
+
+#[tokio::test]
 async fn a_configuration_envoy_rejects_is_logged_counted_and_the_previous_keeps_serving() {
     let Setup { gw, port, _echoes } = setup(&Options::default()).await;
     gw.wait_until(port, "example.com", "/", "web-1", pod("web-1"))

@@ -68,4 +68,7 @@ pub struct Resources {
     pub policies: Vec<Loaded<policies::PolicyObject>>,
     /// Documents skipped (kinds Tollgate does not read), as `path:line: message`.
     pub warnings: Vec<String>,
+    /// Problems of files that stopped parsing on a reload, each file's last
+    /// good version loaded in its place (`loader::DirCache`).
+    pub stale: Vec<String>,
 }

@@ -63,9 +63,17 @@ pub fn load_dir(dir: &Path) -> Result<Resources, LoadError> {
 /// copied. Content, not mtime, decides: a same-size edit within the
 /// filesystem's timestamp granularity must not be missed, and reading and
 /// hashing a file costs little next to parsing it.
+///
+/// A file that stops parsing on a reload keeps its last good version (every
+/// document parsed) loaded, its problems reported in `Resources::stale`, while
+/// the other files' edits load: one broken file costs only itself. A file
+/// with no good version yet (at start-up, or new) fails the load, as before:
+/// serving without it could serve routes without the policy it holds.
 #[derive(Default)]
 pub struct DirCache {
     files: HashMap<PathBuf, Arc<ParsedFile>>,
+    /// The last version of each file in which every document parsed.
+    good: HashMap<PathBuf, Arc<ParsedFile>>,
 }
 
 /// One file's documents, in file order, and the digest of the text they came from.
@@ -128,10 +136,12 @@ impl DirCache {
             }
             let documents = split_documents(text);
             if documents.len() > MAX_DOCUMENTS {
-                problems.push(format!(
+                let problem = format!(
                     "{name}: {} documents, more than the {MAX_DOCUMENTS} a file may have; not loaded",
                     documents.len()
-                ));
+                );
+                let documents = vec![Err(problem)];
+                files.push(Some(Arc::new(ParsedFile { digest, documents })));
                 continue;
             }
             changed.push((files.len(), digest, documents.len()));
@@ -159,15 +169,42 @@ impl DirCache {
             ..Resources::default()
         };
         self.files.clear();
-        for ((_, path, _), file) in texts.into_iter().zip(files) {
+        let mut good = HashMap::new();
+        for ((name, path, _), file) in texts.into_iter().zip(files) {
             let Some(file) = file else { continue };
-            for document in &file.documents {
-                match document {
-                    Ok(document) => resources.add(document),
-                    Err(problem) => problems.push(problem.clone()),
+            let broken: Vec<&String> = file
+                .documents
+                .iter()
+                .filter_map(|d| d.as_ref().err())
+                .collect();
+            let serving = match (broken.is_empty(), self.good.get(&path)) {
+                (true, _) => {
+                    good.insert(path.clone(), file.clone());
+                    file.clone()
                 }
+                (false, Some(last)) => {
+                    resources.stale.extend(broken.into_iter().cloned());
+                    resources.stale.push(format!(
+                        "{name}: its last good version keeps serving until it parses again"
+                    ));
+                    good.insert(path.clone(), last.clone());
+                    last.clone()
+                }
+                (false, None) => {
+                    problems.extend(broken.into_iter().cloned());
+                    file.clone()
+                }
+            };
+            for document in serving.documents.iter().flatten() {
+                resources.add(document);
             }
             self.files.insert(path, file);
+        }
+        // Deleted files are forgotten; a failed load keeps the good versions.
+        if problems.is_empty() {
+            self.good = good;
+        } else {
+            self.good.extend(good);
         }
         problems.extend(super::duplicates::find(&resources));
         if problems.is_empty() {
@@ -523,6 +560,55 @@ mod tests {
         );
         write(&service("a"));
         assert_eq!(cache.load(dir.path()).unwrap().services.len(), 1);
+    }
+
+    #[test]
+    fn a_file_that_stops_parsing_keeps_its_last_good_version_while_the_others_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |file: &str, text: &str| std::fs::write(dir.path().join(file), text).unwrap();
+        let mut cache = DirCache::default();
+        write("a.yaml", &service("a"));
+        write("b.yaml", &service("b"));
+        let loaded = cache.load(dir.path()).unwrap();
+        assert_eq!((loaded.services.len(), loaded.stale.len()), (2, 0));
+
+        // a.yaml breaks while b.yaml gains a Service: b's edit is served, a's
+        // last good Service with it, and a's problem is reported.
+        write(
+            "a.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: [name: a\n",
+        );
+        write("b.yaml", &format!("{}---\n{}", service("b"), service("b2")));
+        let loaded = cache.load(dir.path()).unwrap();
+        let names: Vec<&str> = loaded
+            .services
+            .iter()
+            .map(|s| s.object.metadata.name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b", "b2"]);
+        let a = dir.path().join("a.yaml").display().to_string();
+        assert!(
+            loaded.stale[0].starts_with(&format!("{a}:")),
+            "{:?}",
+            loaded.stale
+        );
+        assert!(loaded
+            .stale
+            .last()
+            .unwrap()
+            .contains("last good version keeps serving"));
+
+        // Fixed: no longer stale, the new version served.
+        write("a.yaml", &service("a2"));
+        let loaded = cache.load(dir.path()).unwrap();
+        assert_eq!(loaded.services[0].object.metadata.name, "a2");
+        assert!(loaded.stale.is_empty());
+
+        // A new file that does not parse has no good version: the load fails.
+        write("c.yaml", "kind: [\n");
+        assert!(cache.load(dir.path()).is_err());
+        std::fs::remove_file(dir.path().join("c.yaml")).unwrap();
+        assert_eq!(cache.load(dir.path()).unwrap().services.len(), 3);
     }
 
     #[test]

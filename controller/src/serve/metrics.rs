@@ -106,6 +106,12 @@ impl Metrics {
             .set(i64::try_from(problems).unwrap_or(i64::MAX));
     }
 
+    /// Problems of files whose last good version serves (after `translated`).
+    pub fn stale_problems(&self, problems: usize) {
+        self.load_errors
+            .set(i64::try_from(problems).unwrap_or(i64::MAX));
+    }
+
     pub fn translated(&self, snapshot: &Snapshot, load: Duration, translate: Duration) {
         self.translations
             .get_or_create(&ResultLabel { result: "ok" })

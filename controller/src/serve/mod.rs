@@ -71,7 +71,8 @@ pub struct Current {
     /// Every object's status in it (the snapshot holds the Envoy resources).
     status: Option<Arc<Status>>,
     /// Every problem of the last load, `path:line:column: message`; empty
-    /// when it loaded.
+    /// when it loaded, or the problems of the files whose last good version
+    /// serves in it (`Resources::stale`).
     load_errors: Vec<String>,
     /// Documents the last good load skipped (kinds Tollgate does not read).
     skipped: Vec<String>,
@@ -265,6 +266,14 @@ impl Reloader {
                 for warning in &resources.warnings {
                     tracing::warn!("{warning}");
                 }
+                if !resources.stale.is_empty() {
+                    tracing::warn!(
+                        problems = resources.stale.len(),
+                        "a file stopped parsing; its last good version keeps serving with the other files' changes:\n{}",
+                        resources.stale.join("\n")
+                    );
+                }
+                let stale = resources.stale.clone();
                 let skipped = resources.warnings.clone();
                 let translating = Instant::now();
                 let translation = translate::translate(&resources, &self.options);
@@ -274,12 +283,13 @@ impl Reloader {
                     previous.snapshot.as_ref().map(|s| s.version()) != Some(snapshot.version());
                 self.metrics
                     .translated(&snapshot, load_time, translate_time);
+                self.metrics.stale_problems(stale.len());
                 log_publish(&snapshot, changed, translate_time);
                 publish = Some((resources, snapshot.clone()));
                 Current {
                     snapshot: Some(snapshot),
                     status: Some(Arc::new(translation.status)),
-                    load_errors: Vec::new(),
+                    load_errors: stale,
                     skipped,
                 }
             }
