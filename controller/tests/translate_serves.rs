@@ -18,9 +18,9 @@ use e2e::roundtrip::{client, send, Exchange, Expect, Req};
 
 /// Services `backend`, `backend-2`, `mirror` and `grpc`, each on its own echo
 /// backend (which speaks HTTP/2 to gRPC's clusters), and routes exercising
-/// every filter. The Gateway listens on port 0
-/// (served as written): the kernel picks Envoy's port.
-fn resources([backend, backend_2, mirror, grpc]: &[Echo; 4]) -> String {
+/// every filter. The Gateway listens on `port`, a free one, served as
+/// written (`--no-port-remap`).
+fn resources([backend, backend_2, mirror, grpc]: &[Echo; 4], port: u16) -> String {
     let service = |name: &str, echo: &Echo| {
         format!(
             "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  annotations: {{tollgate.dev/static-endpoints: \"{}\"}}\nspec:\n  ports: [{{port: 8080}}]\n---\n",
@@ -43,7 +43,7 @@ metadata: {name: eg}
 spec:
   gatewayClassName: tollgate
   listeners:
-  - {name: http, protocol: HTTP, port: 0}
+  - {name: http, protocol: HTTP, port: PORT}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -140,7 +140,7 @@ spec:
       urlRewrite: {hostname: elsewhere.example}
     backendRefs: [{name: grpc, port: 8080}]
 "#;
-    yaml
+    yaml.replace("port: PORT", &format!("port: {port}"))
 }
 
 struct Served {
@@ -174,7 +174,8 @@ async fn serve(runtime: Runtime) -> Served {
         Echo::start("grpc").await.unwrap(),
     ];
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("routes.yaml"), resources(&backends)).unwrap();
+    let port = e2e::gateway::free_port().unwrap();
+    std::fs::write(dir.path().join("routes.yaml"), resources(&backends, port)).unwrap();
     let translation = translate(runtime, dir.path(), &["--no-port-remap"]);
     let mut config = bootstrap(&translation);
     // Tests bind loopback only.
@@ -185,7 +186,7 @@ async fn serve(runtime: Runtime) -> Served {
         listener["address"]["socket_address"]["address"] = "127.0.0.1".into();
     }
     let envoy = Envoy::start(&config).await;
-    let base = envoy.listener_url("http-0").await;
+    let base = envoy.listener_url(&format!("http-{port}")).await;
     Served {
         envoy,
         base,

@@ -157,6 +157,10 @@ impl<'a> ListenerPlan<'a> {
             _ => None,
         }
         .or_else(|| {
+            // The CRD's minimum; port 0 would let the kernel pick Envoy's port.
+            (spec.port == 0).then(|| ("Invalid", "port: 0 is not a port (1 to 65535)".to_owned()))
+        })
+        .or_else(|| {
             let hostname = spec.hostname.as_deref()?;
             let e = hostnames::check(hostname).err()?;
             Some(("Invalid", format!("hostname: {e}")))
