@@ -19,6 +19,7 @@ use crate::resources::{ParentRef, Resources};
 pub struct RouteHead<'a> {
     pub kind: RouteKind,
     pub namespace: &'a str,
+    pub name: &'a str,
     pub hostnames: &'a [String],
     pub parent_refs: &'a [ParentRef],
     /// How many rules it has.
@@ -35,55 +36,41 @@ pub type AttachState<'s, 'r> = (
     &'s mut Sites<'r>,
 );
 
-/// The parent statuses of one route: refused as a whole when the CRD would
-/// refuse it (`route_checks`), else its Envoy routes (`build`) attached and placed,
-/// with its rules' validity (`invalid_rules`).
-pub fn route_parents<'r>(
-    route: RouteHead<'_>,
+/// One route's status: refused as a whole when the CRD would refuse it
+/// (`route_checks`), else its Envoy routes (`build`) attached and placed,
+/// with its rules' validity (`invalid_rules`); `None` when it names no
+/// Tollgate Gateway (another controller's route).
+pub fn route_status<'r>(
+    route: &RouteHead<'_>,
     (resources, plans, hosts, sites): AttachState<'_, 'r>,
     build: impl FnOnce(&mut Sites<'r>) -> (Condition, InvalidRules, Vec<RankedRoute<'r>>),
-) -> Vec<RouteParentStatus> {
-    if let Err(why) =
-        route_checks::check(route.kind, route.hostnames, route.parent_refs, route.rules)
-    {
-        let refused = Condition::new("Accepted", false, "UnsupportedValue", why);
-        return refused_parents(
-            plans,
-            route.parent_refs,
-            route.namespace,
-            refused,
-            route.generation,
-        );
-    }
-    let (resolved_refs, invalid_rules, routes) = build(sites);
-    let attaching = AttachingRoute {
-        kind: route.kind,
-        namespace: route.namespace,
-        hostnames: route.hostnames,
-        routes,
-    };
-    let mut parents = attach_route(
-        resources,
-        plans,
-        attaching,
-        route.parent_refs,
-        (&resolved_refs, route.generation),
-        hosts,
-        sites,
-    );
-    invalid_rules.apply(&mut parents);
-    parents
-}
-
-pub fn route_status(
-    (namespace, name): (&str, &str),
-    parents: Vec<RouteParentStatus>,
-) -> RouteStatus {
-    RouteStatus {
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
+) -> Option<RouteStatus> {
+    let parents =
+        match route_checks::check(route.kind, route.hostnames, route.parent_refs, route.rules) {
+            Err(why) => {
+                let refused = Condition::new("Accepted", false, "UnsupportedValue", why);
+                refused_parents(plans, route, refused)
+            }
+            Ok(()) => {
+                let (resolved_refs, invalid_rules, routes) = build(sites);
+                let mut parents = attach_route(
+                    resources,
+                    plans,
+                    route,
+                    routes,
+                    &resolved_refs,
+                    hosts,
+                    sites,
+                );
+                invalid_rules.apply(&mut parents);
+                parents
+            }
+        };
+    (!parents.is_empty()).then(|| RouteStatus {
+        namespace: route.namespace.to_owned(),
+        name: route.name.to_owned(),
         parents,
-    }
+    })
 }
 
 /// The parent statuses of a route refused as a whole (`accepted` False) on
@@ -91,18 +78,16 @@ pub fn route_status(
 /// (a route refused for naming one twice gets one entry); nothing is attached.
 fn refused_parents(
     plans: &[GatewayPlan<'_>],
-    parent_refs: &[ParentRef],
-    route_namespace: &str,
+    route: &RouteHead<'_>,
     accepted: Condition,
-    generation: i64,
 ) -> Vec<RouteParentStatus> {
     let mut parents: Vec<RouteParentStatus> = Vec::new();
-    for parent in parent_refs {
-        let Some(plan) = find_gateway(plans, parent, route_namespace) else {
+    for parent in route.parent_refs {
+        let Some(plan) = find_gateway(plans, parent, route.namespace) else {
             continue;
         };
         let resolved = Condition::new("ResolvedRefs", true, "ResolvedRefs", String::new());
-        let conditions = observed(vec![accepted.clone(), resolved], generation);
+        let conditions = observed(vec![accepted.clone(), resolved], route.generation);
         let status = parent_status(plan, parent, conditions);
         if !parents.iter().any(|p| p.parent_ref == status.parent_ref) {
             parents.push(status);
@@ -135,23 +120,30 @@ fn parent_status(
 fn attach_route<'r>(
     resources: &Resources,
     plans: &mut [GatewayPlan<'r>],
-    route: AttachingRoute<'_, 'r>,
-    parent_refs: &[ParentRef],
-    (resolved_refs, generation): (&Condition, i64),
+    route: &RouteHead<'_>,
+    routes: Vec<RankedRoute<'r>>,
+    resolved_refs: &Condition,
     hosts: &mut VirtualHosts<'r>,
     sites: &mut Sites<'r>,
 ) -> Vec<RouteParentStatus> {
     let mut parents = Vec::new();
     let mut placements = Vec::new();
-    for parent in parent_refs {
+    for parent in route.parent_refs {
         let Some(plan) = find_gateway_mut(plans, parent, route.namespace) else {
             continue; // not a Gateway Tollgate owns: another controller's status
         };
-        let accepted = attach(resources, plan, parent, &route, &mut placements, sites);
-        let conditions = observed(vec![accepted, resolved_refs.clone()], generation);
+        let accepted = attach(
+            resources,
+            plan,
+            parent,
+            (route, &routes),
+            &mut placements,
+            sites,
+        );
+        let conditions = observed(vec![accepted, resolved_refs.clone()], route.generation);
         parents.push(parent_status(plan, parent, conditions));
     }
-    place(route.routes, &placements, hosts);
+    place(routes, &placements, hosts);
     parents
 }
 
@@ -231,22 +223,15 @@ fn gateway_index(
     })
 }
 
-/// What attaching needs to know of a route, whatever its kind.
-struct AttachingRoute<'a, 'r> {
-    kind: RouteKind,
-    namespace: &'a str,
-    hostnames: &'a [String],
-    routes: Vec<RankedRoute<'r>>,
-}
-
-/// Attaches `route` to the listeners of a Gateway that `parent` selects and
-/// that admit it, adding the virtual hosts of the programmed ones to
-/// `placements`; returns the parent's `Accepted` condition.
+/// Attaches `route` (its Envoy routes `routes`) to the listeners of a
+/// Gateway that `parent` selects and that admit it, adding the virtual hosts
+/// of the programmed ones to `placements`; returns the parent's `Accepted`
+/// condition.
 fn attach<'g>(
     resources: &Resources,
     plan: &mut GatewayPlan<'g>,
     parent: &ParentRef,
-    route: &AttachingRoute<'_, '_>,
+    (route, routes): (&RouteHead<'_>, &[RankedRoute<'_>]),
     placements: &mut Vec<Placement<'g>>,
     sites: &mut Sites<'g>,
 ) -> Condition {
@@ -315,7 +300,7 @@ fn attach<'g>(
             plan.gateway.metadata.name.as_str(),
             listener.spec.name.as_str(),
         );
-        for (_, envoy_route) in &route.routes {
+        for (_, envoy_route) in routes {
             if let Some(site) = sites.get_mut(&envoy_route.name) {
                 if !site.listeners.contains(&through) {
                     site.listeners.push(through);

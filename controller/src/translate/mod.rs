@@ -53,7 +53,7 @@ use envoy_types::pb::google::protobuf::BoolValue;
 
 use crate::resources::policies::PolicyKind;
 use crate::resources::{Gateway, HttpRoute, Loaded, Resources};
-use attach::{route_parents, route_status, RouteHead};
+use attach::{route_status, RouteHead};
 use backends::{Backends, Unresolved};
 use filter_chain::PolicyTable;
 pub use filter_runtime::{FilterRuntime, RuntimeKind};
@@ -179,34 +179,31 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         let head = RouteHead {
             kind: RouteKind::Http,
             namespace: meta.namespace(),
+            name: &meta.name,
             hostnames: &spec.hostnames,
             parent_refs: &spec.parent_refs,
             rules: spec.rules.len(),
             generation: route.generation,
         };
-        let parents = route_parents(
-            head,
+        status.http_routes.extend(route_status(
+            &head,
             (resources, &mut plans, &mut hosts, &mut sites),
             |sites| envoy_routes(route, &mut backends, &mut policies, &catalog, sites),
-        );
-        if !parents.is_empty() {
-            status
-                .http_routes
-                .push(route_status((meta.namespace(), &meta.name), parents));
-        }
+        ));
     }
     for route in &resources.grpc_routes {
         let (meta, spec) = (&route.object.metadata, &route.object.spec);
         let head = RouteHead {
             kind: RouteKind::Grpc,
             namespace: meta.namespace(),
+            name: &meta.name,
             hostnames: &spec.hostnames,
             parent_refs: &spec.parent_refs,
             rules: spec.rules.len(),
             generation: route.generation,
         };
-        let parents = route_parents(
-            head,
+        status.grpc_routes.extend(route_status(
+            &head,
             (resources, &mut plans, &mut hosts, &mut sites),
             |sites| {
                 let built = grpc_route::envoy_routes(route, &mut backends, &mut policies, &catalog);
@@ -218,12 +215,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
                 }
                 built
             },
-        );
-        if !parents.is_empty() {
-            status
-                .grpc_routes
-                .push(route_status((meta.namespace(), &meta.name), parents));
-        }
+        ));
     }
     let targets = policy_filters::targets(
         plans.iter().map(|p| {
@@ -372,7 +364,7 @@ fn envoy_routes<'r>(
             ..RouteSite::new("", "HTTPRoute", namespace, &meta.name)
         };
         for (match_index, m) in rule.matches.iter().enumerate() {
-            // A regex Envoy would refuse costs only this match's route.
+            // A match Envoy would refuse (or the CRD) costs only its route.
             if let Err(why) = matches::check(m) {
                 invalid.push(
                     rule_index,
