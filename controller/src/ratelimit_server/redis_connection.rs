@@ -287,19 +287,8 @@ impl Connection {
         match self {
             Connection::Single(conn) => {
                 let all: Vec<usize> = (0..increments.len()).collect();
-                let mut counts = Counts {
-                    values: Vec::new(),
-                    pipelines: 1,
-                    failed: Vec::new(),
-                };
-                match send(conn.clone(), increments, &all).await {
-                    Ok(values) => counts.values = values,
-                    Err(e) => {
-                        counts.values = increments.iter().map(|_| Err(e.clone())).collect();
-                        counts.failed.push(e);
-                    }
-                }
-                counts
+                let answer = send(conn.clone(), increments, &all).await;
+                counts(increments.len(), &[all], vec![answer])
             }
             Connection::Cluster(conn) => {
                 let mut by_slot: HashMap<Slot, Vec<usize>> = HashMap::new();
@@ -313,34 +302,43 @@ impl Connection {
                         .map(|group| send(conn.clone(), increments, group)),
                 )
                 .await;
-                let mut values: Vec<Option<Result<u64, redis::RedisError>>> =
-                    increments.iter().map(|_| None).collect();
-                let mut failed = Vec::new();
-                for (group, answer) in groups.iter().zip(answers) {
-                    match answer {
-                        Ok(group_values) => {
-                            for (&i, value) in group.iter().zip(group_values) {
-                                values[i] = Some(value);
-                            }
-                        }
-                        Err(e) => {
-                            for &i in group {
-                                values[i] = Some(Err(e.clone()));
-                            }
-                            failed.push(e);
-                        }
-                    }
-                }
-                Counts {
-                    values: values
-                        .into_iter()
-                        .map(|v| v.unwrap_or_else(|| Err(missing_answer())))
-                        .collect(),
-                    pipelines: groups.len(),
-                    failed,
-                }
+                counts(increments.len(), &groups, answers)
             }
         }
+    }
+}
+
+/// What one pipeline answered: each of its commands' results, or its failure.
+type Answer = Result<Vec<Result<u64, redis::RedisError>>, redis::RedisError>;
+
+/// The `len` increments' values from the answers of the pipelines that
+/// carried them (`groups[k]` the indices pipeline `k` carried); a failed
+/// pipeline fails each of its increments.
+fn counts(len: usize, groups: &[Vec<usize>], answers: Vec<Answer>) -> Counts {
+    let mut values: Vec<Option<Result<u64, redis::RedisError>>> = (0..len).map(|_| None).collect();
+    let mut failed = Vec::new();
+    for (group, answer) in groups.iter().zip(answers) {
+        match answer {
+            Ok(group_values) => {
+                for (&i, value) in group.iter().zip(group_values) {
+                    values[i] = Some(value);
+                }
+            }
+            Err(e) => {
+                for &i in group {
+                    values[i] = Some(Err(e.clone()));
+                }
+                failed.push(e);
+            }
+        }
+    }
+    Counts {
+        values: values
+            .into_iter()
+            .map(|v| v.unwrap_or_else(|| Err(missing_answer())))
+            .collect(),
+        pipelines: groups.len(),
+        failed,
     }
 }
 
@@ -351,7 +349,7 @@ async fn send<C: redis::aio::ConnectionLike>(
     mut conn: C,
     increments: &[&Increment],
     indices: &[usize],
-) -> Result<Vec<Result<u64, redis::RedisError>>, redis::RedisError> {
+) -> Answer {
     let mut pipe = redis::pipe();
     for &i in indices {
         let inc = increments[i];
