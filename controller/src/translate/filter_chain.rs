@@ -2,11 +2,13 @@
 //! policy of them.
 //!
 //! Each listener gets one instance of each filter its routes need; a route
-//! without a policy passes the filter untouched. Whatever asks for a filter
-//! (an HTTPRoute filter, a weighted rule, a Tollgate policy) only adds
-//! `route name → policy` entries with [`PolicyTable::insert`]; the chain is
-//! assembled per listener from the entries of the routes it serves, and the
-//! routes get their policies, in the form the [`FilterRuntime`] takes.
+//! without a policy passes the filter untouched. The table is filled in one
+//! place, `policy_filters::Catalog::apply`, with the policy that wins for each
+//! route and filter (a rule's own [`RulePolicies`] or a Tollgate policy, by
+//! the precedence of `policy_attachment`); the chain is assembled per
+//! listener from the entries of the routes it serves, and the routes get
+//! their policies, in the form the [`FilterRuntime`] takes, and the action
+//! their policies decide ([`RouteVerdict`]).
 //!
 //! A policy is the filter's own config type from `tollgate-core`, serialised
 //! once, and checked on insert with the compiler the filter runs in
@@ -18,13 +20,15 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::route::v3::Route;
+use envoy_types::pb::envoy::config::route::v3::{
+    route::Action, route_action::ClusterSpecifier, Route,
+};
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use serde::Serialize;
 use serde_json::Value;
 use tollgate_core::canary::config::CanaryConfig;
-use tollgate_core::canary::policy::CanaryPolicy;
+use tollgate_core::canary::policy::{CanaryPolicy, DEFAULT_HEADER};
 use tollgate_core::headers::{HeaderModConfig, HeaderPolicy};
 use tollgate_core::jwt::config::JwtConfig;
 use tollgate_core::jwt::policy::JwtPolicy;
@@ -35,6 +39,7 @@ use tollgate_core::ConfigError;
 
 use super::cors;
 use super::filter_runtime::FilterRuntime;
+use super::weights::internal_server_error;
 
 /// A filter config type the controller emits.
 pub trait FilterPolicy: Serialize {
@@ -113,6 +118,28 @@ pub fn checked<P: FilterPolicy>(policy: &P) -> Result<Value, ConfigError> {
     Ok(value)
 }
 
+/// The policies an HTTPRoute or GRPCRoute rule itself gives its routes,
+/// checked once per rule and shared by its routes: its header modifiers (a
+/// rule filter), the split of its weighted backendRefs (the canary filter's
+/// default, which any CanaryPolicy replaces), its CORS filter.
+#[derive(Debug, Clone, Default)]
+pub struct RulePolicies {
+    pub headers: Option<Arc<Value>>,
+    pub canary: Option<Arc<Value>>,
+    pub cors: Option<Arc<CorsPolicy>>,
+}
+
+/// What a route's policies decide about its action, beyond the rule's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteVerdict {
+    /// A CanaryPolicy splits it: forward by the header the canary filter
+    /// writes, even where the rule alone has one backend.
+    ForwardByCanaryHeader,
+    /// The policy that applies to it is invalid: answer 500 rather than
+    /// serve without it (a policy never fails open).
+    InternalServerError,
+}
+
 /// The one table of every route's filter policies, per filter kind, keyed
 /// by [`Kind`] so iteration is chain order (not `tollgate_core`'s
 /// `RoutePolicies`, the envelope a filter parses). A policy object applied to
@@ -122,6 +149,7 @@ pub struct PolicyTable {
     by_filter: BTreeMap<Kind, BTreeMap<String, Arc<Value>>>,
     /// Envoy's CORS filter's policy of each route that has one.
     cors: BTreeMap<String, Arc<CorsPolicy>>,
+    verdicts: BTreeMap<String, RouteVerdict>,
 }
 
 impl PolicyTable {
@@ -131,6 +159,18 @@ impl PolicyTable {
         let value = Arc::new(checked(policy)?);
         self.insert_checked::<P>(route, &value);
         Ok(())
+    }
+
+    /// Decides `route`'s action (an invalid policy's 500 is not undone by a
+    /// canary split decided later).
+    pub fn decide(&mut self, route: &str, verdict: RouteVerdict) {
+        let held = self
+            .verdicts
+            .entry(route.to_owned())
+            .or_insert(verdict.clone());
+        if verdict == RouteVerdict::InternalServerError {
+            *held = verdict;
+        }
     }
 
     /// Gives `route` a policy of filter `P` already serialised and checked
@@ -146,13 +186,6 @@ impl PolicyTable {
     /// shared by its routes).
     pub fn insert_cors(&mut self, route: &str, policy: &Arc<CorsPolicy>) {
         self.cors.insert(route.to_owned(), Arc::clone(policy));
-    }
-
-    /// Whether `route` already has a policy in filter `P`.
-    pub fn has<P: FilterPolicy>(&self, route: &str) -> bool {
-        self.by_filter
-            .get(&Kind::of::<P>())
-            .is_some_and(|policies| policies.contains_key(route))
     }
 
     /// The filters a listener serving `routes` needs, in chain order (the
@@ -175,13 +208,26 @@ impl PolicyTable {
     }
 
     /// Gives every route its policies as `typed_per_filter_config`, where the
-    /// runtime has per-route config.
+    /// runtime has per-route config, and the action they decide.
     pub fn configure_routes<'a>(
         &self,
         routes: impl Iterator<Item = &'a mut Route>,
         runtime: &FilterRuntime,
     ) {
         for route in routes {
+            match self.verdicts.get(&route.name) {
+                Some(RouteVerdict::InternalServerError) => {
+                    route.action = Some(internal_server_error());
+                    continue;
+                }
+                Some(RouteVerdict::ForwardByCanaryHeader) => {
+                    if let Some(Action::Route(action)) = &mut route.action {
+                        action.cluster_specifier =
+                            Some(ClusterSpecifier::ClusterHeader(DEFAULT_HEADER.to_owned()));
+                    }
+                }
+                None => {}
+            }
             if let Some(policy) = self.cors.get(&route.name) {
                 route
                     .typed_per_filter_config

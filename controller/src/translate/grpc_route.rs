@@ -18,10 +18,10 @@
 use envoy_types::pb::envoy::config::route::v3::Route;
 
 use super::backends::{Backends, Unresolved};
-use super::filter_chain::PolicyTable;
 use super::invalid_rules::{InvalidRules, RuleError};
 use super::matches;
-use super::policy_filters::Catalog;
+use super::policy_attachment::RouteSite;
+use super::policy_filters::{Catalog, Sites};
 use super::precedence::{MatchOrigin, Precedence};
 use super::route_filters::{self, RuleSpec};
 use super::status::Condition;
@@ -43,8 +43,8 @@ const METHOD_NAME: &str = "[A-Za-z_][A-Za-z_0-9]*";
 pub fn envoy_routes<'r>(
     route: &'r Loaded<GrpcRoute>,
     backends: &mut Backends<'_>,
-    policies: &mut PolicyTable,
     catalog: &Catalog<'_>,
+    sites: &mut Sites<'r>,
 ) -> (Condition, InvalidRules, Vec<RankedRoute<'r>>) {
     let meta = &route.object.metadata;
     let namespace = meta.namespace();
@@ -75,6 +75,16 @@ pub fn envoy_routes<'r>(
                 catalog,
             )
         });
+        let site = RouteSite::of_rule(
+            ("GRPCRoute", namespace, &meta.name),
+            rule.name.as_deref(),
+            (&rule.filters, &rule.backend_refs),
+            &shares,
+            planned
+                .as_ref()
+                .map(|p| p.policies.clone())
+                .unwrap_or_default(),
+        );
         // No matches: every call.
         let every_call = [GrpcRouteMatch::default()];
         let rule_matches = if rule.matches.is_empty() {
@@ -113,11 +123,12 @@ pub fn envoy_routes<'r>(
             let action = planned
                 .as_ref()
                 .map_err(Clone::clone)
-                .and_then(|p| p.route(&http, match_index, &name, policies))
+                .and_then(|p| p.route(&http, match_index))
                 .unwrap_or_else(|e| {
                     invalid.push(rule_index, e);
                     weights::internal_server_error()
                 });
+            sites.insert(name.clone(), site.for_route(&name));
             out.push((
                 Precedence::of(&http, &origin),
                 Route {

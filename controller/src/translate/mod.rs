@@ -41,17 +41,14 @@ mod tls;
 mod weights;
 pub mod yaml_text;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::{
-    route::Action, route_action::ClusterSpecifier, Route, RouteConfiguration, VirtualHost,
-};
+use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
 use envoy_types::pb::google::protobuf::BoolValue;
 
-use crate::resources::policies::PolicyKind;
 use crate::resources::{Gateway, HttpRoute, Loaded, Resources};
 use attach::{route_status, RouteHead};
 use backends::{Backends, Unresolved};
@@ -64,7 +61,6 @@ use policy_filters::{Catalog, Sites};
 use precedence::{MatchOrigin, Precedence};
 use service_clusters::Upstream;
 use status::{observed, Condition, GatewayClassStatus, Status, CONTROLLER_NAME};
-use weights::Share;
 
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
@@ -167,7 +163,6 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         hosts.entry(*port).or_default();
     }
     let mut backends = Backends::new(resources);
-    let mut policies = PolicyTable::default();
     let ratelimit_service = options
         .ratelimit_service
         .as_deref()
@@ -188,7 +183,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         status.http_routes.extend(route_status(
             &head,
             (resources, &mut plans, &mut hosts, &mut sites),
-            |sites| envoy_routes(route, &mut backends, &mut policies, &catalog, sites),
+            |sites| envoy_routes(route, &mut backends, &catalog, sites),
         ));
     }
     for route in &resources.grpc_routes {
@@ -205,16 +200,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         status.grpc_routes.extend(route_status(
             &head,
             (resources, &mut plans, &mut hosts, &mut sites),
-            |sites| {
-                let built = grpc_route::envoy_routes(route, &mut backends, &mut policies, &catalog);
-                for (_, r) in &built.2 {
-                    sites.insert(
-                        r.name.clone(),
-                        RouteSite::new(&r.name, "GRPCRoute", meta.namespace(), &meta.name),
-                    );
-                }
-                built
-            },
+            |sites| grpc_route::envoy_routes(route, &mut backends, &catalog, sites),
         ));
     }
     let targets = policy_filters::targets(
@@ -229,8 +215,8 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
         .into_values()
         .filter(|s| !s.listeners.is_empty())
         .collect();
+    let mut policies = PolicyTable::default();
     let applied = catalog.apply(&targets, &served_sites, &mut policies);
-    forward_by_canary_header(&mut hosts, &applied.canary_routes);
     status.policies = applied.statuses;
     status.gateways = plans.iter().map(GatewayPlan::status).collect();
     let listeners = hosts
@@ -271,25 +257,6 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
     }
 }
 
-/// Routes a CanaryPolicy splits forward by the header the canary filter
-/// writes, even where their rule alone has one backend.
-fn forward_by_canary_header(hosts: &mut VirtualHosts, routes: &BTreeSet<String>) {
-    if routes.is_empty() {
-        return;
-    }
-    let all = hosts.values_mut().flat_map(|v| v.values_mut());
-    for route in all.flat_map(|host| host.routes.iter_mut()) {
-        if !routes.contains(&route.name) {
-            continue;
-        }
-        if let Some(Action::Route(action)) = &mut route.action {
-            action.cluster_specifier = Some(ClusterSpecifier::ClusterHeader(
-                tollgate_core::canary::policy::DEFAULT_HEADER.to_owned(),
-            ));
-        }
-    }
-}
-
 impl<'r> HostRoutes<'r> {
     /// Adds the route named `name` unless this host has it already (the
     /// same route reaches a host through several listeners or parentRefs);
@@ -303,12 +270,12 @@ impl<'r> HostRoutes<'r> {
 }
 
 /// The Envoy routes of one HTTPRoute (not yet placed in a virtual host), with
-/// their filter policies added to `policies`; its `ResolvedRefs` condition,
-/// and the rules it cannot program as written (their routes answer 500).
+/// their sites (what their rule configures, for `Catalog::apply`); its
+/// `ResolvedRefs` condition, and the rules it cannot program as written
+/// (their routes answer 500).
 fn envoy_routes<'r>(
     route: &'r Loaded<HttpRoute>,
     backends: &mut Backends<'_>,
-    policies: &mut PolicyTable,
     catalog: &Catalog<'_>,
     sites: &mut Sites<'r>,
 ) -> (Condition, InvalidRules, Vec<RankedRoute<'r>>) {
@@ -341,28 +308,16 @@ fn envoy_routes<'r>(
             &mut first_unresolved,
             catalog,
         );
-        let site = RouteSite {
-            rule_name: rule.name.as_deref(),
-            extension_refs: rule
-                .filters
-                .iter()
-                .filter_map(|f| f.extension_ref.as_ref())
-                .filter_map(|r| {
-                    let kind = PolicyKind::from_group_kind(&r.group, &r.kind)?;
-                    Some((kind, r.name.as_str()))
-                })
-                .collect(),
-            backends: rule
-                .backend_refs
-                .iter()
-                .zip(&shares)
-                .filter_map(|(b, (share, _))| match share {
-                    Share::Cluster(cluster) => Some((b.name.as_str(), cluster.clone())),
-                    Share::Invalid(_) => None,
-                })
-                .collect(),
-            ..RouteSite::new("", "HTTPRoute", namespace, &meta.name)
-        };
+        let site = RouteSite::of_rule(
+            ("HTTPRoute", namespace, &meta.name),
+            rule.name.as_deref(),
+            (&rule.filters, &rule.backend_refs),
+            &shares,
+            planned
+                .as_ref()
+                .map(|p| p.policies.clone())
+                .unwrap_or_default(),
+        );
         for (match_index, m) in rule.matches.iter().enumerate() {
             // A match Envoy would refuse (or the CRD) costs only its route.
             if let Err(why) = matches::check(m) {
@@ -379,18 +334,12 @@ fn envoy_routes<'r>(
             let action = planned
                 .as_ref()
                 .map_err(Clone::clone)
-                .and_then(|p| p.route(m, match_index, &name, policies))
+                .and_then(|p| p.route(m, match_index))
                 .unwrap_or_else(|e| {
                     invalid.push(rule_index, e);
                     weights::internal_server_error()
                 });
-            sites.insert(
-                name.clone(),
-                RouteSite {
-                    envoy_route: name.clone(),
-                    ..site.clone()
-                },
-            );
+            sites.insert(name.clone(), site.for_route(&name));
             let origin = MatchOrigin {
                 namespace,
                 name: &meta.name,

@@ -2,13 +2,21 @@
 //!
 //! A policy attaches by `targetRefs` (a Gateway, one of its listeners by
 //! `sectionName`, an HTTPRoute or GRPCRoute, one of its rules by
-//! `sectionName`) or from an HTTPRoute rule's `extensionRef` filter. Per
-//! filter, the most specific attachment wins for a route: extensionRef > route
-//! rule > route > listener > Gateway, so a platform team's Gateway-wide limit
-//! is a default an application's route policy overrides (Envoy Gateway's
-//! rule). Two policies for the same filter on the same target conflict: the
-//! older one wins (creationTimestamp, then file order, as route precedence
-//! does) and the other is `Accepted: False, reason: Conflicted` (GEP-713).
+//! `sectionName`) or from an HTTPRoute rule's `extensionRef` filter; a rule
+//! also configures filters itself (its header modifiers, the split of its
+//! weighted backendRefs). [`attach`] is the one place that decides, per route
+//! and filter, what applies: the most specific wins, in the order of
+//! [`Level`]: extensionRef > the rule's own filter > route rule > route >
+//! listener > Gateway > the rule's weighted split; so a platform team's
+//! Gateway-wide limit is a default an application's route policy overrides
+//! (Envoy Gateway's rule), and any CanaryPolicy replaces a rule's weights.
+//! Two policies for the same filter on the same target conflict: the older one
+//! wins (creationTimestamp, then file order, as route precedence does) and the
+//! other is `Accepted: False, reason: Conflicted` (GEP-713).
+//!
+//! An invalid policy still attaches (after every valid policy on its target):
+//! where it is the one that applies, the route answers 500 rather than serve
+//! without it, as a rule with a filter Tollgate cannot apply does.
 //!
 //! Known limit, by construction of the per-route envelope: a route name has
 //! one entry per filter in its listener, so a route attached to two Gateways
@@ -17,9 +25,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::resources::policies::{FilterConfig, PolicyKind, PolicyObject};
+use crate::resources::policies::{PolicyKind, PolicyObject};
 
+use super::filter_chain::RulePolicies;
 use super::status::Condition;
+use super::weights::Share;
+use crate::resources::http_filters::HttpRouteFilter;
+use crate::resources::BackendRef;
 
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
@@ -33,12 +45,13 @@ pub enum Filter {
 }
 
 impl Filter {
-    pub fn of(config: &FilterConfig) -> Filter {
-        match config {
-            FilterConfig::Jwt(_) => Filter::Jwt,
-            FilterConfig::RateLimit(_) => Filter::RateLimit,
-            FilterConfig::Headers(_) => Filter::Headers,
-            FilterConfig::Canary(_) => Filter::Canary,
+    /// The filter a policy kind configures.
+    pub fn of_kind(kind: PolicyKind) -> Filter {
+        match kind {
+            PolicyKind::JwtPolicy | PolicyKind::SecurityPolicy => Filter::Jwt,
+            PolicyKind::RateLimitPolicy | PolicyKind::BackendTrafficPolicy => Filter::RateLimit,
+            PolicyKind::HeaderPolicy => Filter::Headers,
+            PolicyKind::CanaryPolicy => Filter::Canary,
         }
     }
 }
@@ -46,11 +59,24 @@ impl Filter {
 /// How specific an attachment is; a higher level wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Level {
+    /// The split of the rule's weighted backendRefs: a default.
+    RuleWeights,
     Gateway,
     Listener,
     Route,
     RouteRule,
+    /// The rule's own filter (RequestHeaderModifier, ResponseHeaderModifier).
+    RuleFilter,
     ExtensionRef,
+}
+
+/// What applies to a route for one filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The candidate at this index.
+    Policy(usize),
+    /// The route's rule's own policy for the filter (`RouteSite::rule`).
+    Rule,
 }
 
 /// Where one Envoy route comes from. Names are borrowed from the resources:
@@ -71,6 +97,8 @@ pub struct RouteSite<'r> {
     /// The rule's backendRefs that resolved: `(Service name, cluster)`, for
     /// a CanaryPolicy naming Services.
     pub backends: Vec<(&'r str, String)>,
+    /// What the rule itself configures.
+    pub rule: RulePolicies,
 }
 
 impl<'r> RouteSite<'r> {
@@ -85,7 +113,67 @@ impl<'r> RouteSite<'r> {
             extension_refs: Vec::new(),
             listeners: Vec::new(),
             backends: Vec::new(),
+            rule: RulePolicies::default(),
         }
+    }
+
+    /// The site of the routes of one rule of route `kind` `namespace/name`
+    /// (each route's name is set as it is made): its extensionRefs, the
+    /// Services behind its backendRefs that resolved (`shares`, in order),
+    /// and what it configures itself.
+    pub fn of_rule(
+        (kind, namespace, name): (&'static str, &'r str, &'r str),
+        rule_name: Option<&'r str>,
+        (filters, backend_refs): (&'r [HttpRouteFilter], &'r [BackendRef]),
+        shares: &[(Share, u32)],
+        rule: RulePolicies,
+    ) -> Self {
+        Self {
+            rule_name,
+            extension_refs: filters
+                .iter()
+                .filter_map(|f| f.extension_ref.as_ref())
+                .filter_map(|r| {
+                    Some((
+                        PolicyKind::from_group_kind(&r.group, &r.kind)?,
+                        r.name.as_str(),
+                    ))
+                })
+                .collect(),
+            backends: backend_refs
+                .iter()
+                .zip(shares)
+                .filter_map(|(b, (share, _))| match share {
+                    Share::Cluster(cluster) => Some((b.name.as_str(), cluster.clone())),
+                    Share::Invalid(_) => None,
+                })
+                .collect(),
+            rule,
+            ..Self::new("", kind, namespace, name)
+        }
+    }
+
+    /// This site for the Envoy route `name`.
+    pub fn for_route(&self, name: &str) -> Self {
+        Self {
+            envoy_route: name.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// The filters the rule configures itself, each at its level.
+    fn own_filters(&self) -> impl Iterator<Item = (Filter, Level)> {
+        let headers = self
+            .rule
+            .headers
+            .is_some()
+            .then_some((Filter::Headers, Level::RuleFilter));
+        let canary = self
+            .rule
+            .canary
+            .is_some()
+            .then_some((Filter::Canary, Level::RuleWeights));
+        headers.into_iter().chain(canary)
     }
 
     /// Every target that covers this route: its route and rule, each Gateway
@@ -125,11 +213,12 @@ pub struct Candidate<'p> {
 
 #[derive(Debug, Default)]
 pub struct Attachment {
-    /// Per Envoy route, per filter: the index (into the candidates) of the
-    /// policy that applies.
-    pub winners: BTreeMap<String, BTreeMap<Filter, usize>>,
+    /// Per Envoy route, per filter: what applies.
+    pub winners: BTreeMap<String, BTreeMap<Filter, Source>>,
     /// Per candidate, its `Accepted` condition.
     pub accepted: Vec<Condition>,
+    /// Per candidate, the routes where the rule's own filter applies instead.
+    pub overridden_by_rule: Vec<Vec<String>>,
 }
 
 /// One target a policy names, resolved.
@@ -188,26 +277,29 @@ pub fn attach<'r>(
     // A target named by two policies of one filter belongs to the older.
     let mut owner: BTreeMap<(Filter, Target<'r>), usize> = BTreeMap::new();
     let mut conflicted: Vec<Vec<String>> = vec![Vec::new(); candidates.len()];
-    let mut by_age: Vec<usize> = (0..candidates.len())
-        .filter(|i| candidates[*i].valid.is_ok())
-        .collect();
+    // Valid policies first, each group oldest first: an invalid policy only
+    // takes a target no valid one holds, and is never "Conflicted".
+    let mut by_age: Vec<usize> = (0..candidates.len()).collect();
     by_age.sort_by(|a, b| {
         let (a, b) = (&candidates[*a], &candidates[*b]);
         (
+            a.valid.is_err(),
             &a.age,
             a.policy.metadata.namespace(),
             &a.policy.metadata.name,
         )
             .cmp(&(
+                b.valid.is_err(),
                 &b.age,
                 b.policy.metadata.namespace(),
                 &b.policy.metadata.name,
             ))
     });
     for &i in &by_age {
-        let filter = Filter::of(&candidates[i].policy.config);
+        let filter = Filter::of_kind(candidates[i].policy.kind);
         for &target in &resolved[i] {
             match owner.get(&(filter, target)) {
+                Some(_) if candidates[i].valid.is_err() => {}
                 Some(&older) => conflicted[i].push(format!(
                     "{target} is already configured by {} {}/{}",
                     candidates[older].policy.kind.name(),
@@ -220,7 +312,7 @@ pub fn attach<'r>(
             }
         }
     }
-    // Candidate → its place in age order (older first); invalid ones never win.
+    // Candidate → its place in age order (valid first, older first).
     let mut rank = vec![usize::MAX; candidates.len()];
     for (place, &i) in by_age.iter().enumerate() {
         rank[i] = place;
@@ -229,20 +321,31 @@ pub fn attach<'r>(
     for (&(filter, target), &i) in &owner {
         by_target.entry(target).or_default().push((filter, i));
     }
-    let mut winners: BTreeMap<String, BTreeMap<Filter, usize>> = BTreeMap::new();
+    let mut winners: BTreeMap<String, BTreeMap<Filter, Source>> = BTreeMap::new();
+    let mut overridden_by_rule = vec![Vec::new(); candidates.len()];
     for site in sites {
-        let mut best: BTreeMap<Filter, (Level, usize)> = BTreeMap::new();
-        let mut offer = |filter: Filter, level: Level, i: usize| {
-            let better = best
-                .get(&filter)
-                .is_none_or(|(l, held)| level > *l || (level == *l && rank[i] < rank[*held]));
+        // Per filter: the best offer so far, and the policies offered.
+        let mut best: BTreeMap<Filter, (Level, Source)> = BTreeMap::new();
+        let mut offered: Vec<(Filter, usize)> = Vec::new();
+        let mut offer = |filter: Filter, level: Level, source: Source| {
+            let better = best.get(&filter).is_none_or(|(l, held)| {
+                level > *l
+                    || (level == *l
+                        && matches!((source, held), (Source::Policy(i), Source::Policy(h)) if rank[i] < rank[*h]))
+            });
+            if let Source::Policy(i) = source {
+                offered.push((filter, i));
+            }
             if better {
-                best.insert(filter, (level, i));
+                best.insert(filter, (level, source));
             }
         };
+        for (filter, level) in site.own_filters() {
+            offer(filter, level, Source::Rule);
+        }
         for target in site.targets() {
             for &(filter, i) in by_target.get(&target).into_iter().flatten() {
-                offer(filter, target.level(), i);
+                offer(filter, target.level(), Source::Policy(i));
             }
         }
         for (kind, name) in &site.extension_refs {
@@ -254,16 +357,21 @@ pub fn attach<'r>(
             });
             if let Some(i) = by_ref {
                 offer(
-                    Filter::of(&candidates[i].policy.config),
+                    Filter::of_kind(candidates[i].policy.kind),
                     Level::ExtensionRef,
-                    i,
+                    Source::Policy(i),
                 );
+            }
+        }
+        for (filter, i) in offered {
+            if best.get(&filter).is_some_and(|(_, s)| *s == Source::Rule) {
+                overridden_by_rule[i].push(site.envoy_route.clone());
             }
         }
         if !best.is_empty() {
             winners.insert(
                 site.envoy_route.clone(),
-                best.into_iter().map(|(f, (_, i))| (f, i)).collect(),
+                best.into_iter().map(|(f, (_, s))| (f, s)).collect(),
             );
         }
     }
@@ -305,7 +413,11 @@ pub fn attach<'r>(
             Condition::new("Accepted", true, "Accepted", notes.join("; "))
         })
         .collect();
-    Attachment { winners, accepted }
+    Attachment {
+        winners,
+        accepted,
+        overridden_by_rule,
+    }
 }
 
 fn resolve<'r>(
@@ -389,6 +501,7 @@ mod tests {
             extension_refs: Vec::new(),
             listeners: vec![("app", "gw", listener)],
             backends: Vec::new(),
+            rule: RulePolicies::default(),
         }
     }
 
@@ -401,11 +514,18 @@ mod tests {
         t
     }
 
-    fn winner(attachment: &Attachment, route: &str) -> Option<usize> {
+    fn source(attachment: &Attachment, route: &str) -> Option<Source> {
         attachment
             .winners
             .get(&format!("httproute/app/{route}/rule/0/match/0"))
             .and_then(|w| w.get(&Filter::Headers).copied())
+    }
+
+    fn winner(attachment: &Attachment, route: &str) -> Option<usize> {
+        match source(attachment, route)? {
+            Source::Policy(i) => Some(i),
+            Source::Rule => None,
+        }
     }
 
     const GW: &str = "[{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]";
@@ -486,19 +606,83 @@ mod tests {
     }
 
     #[test]
-    fn missing_targets_and_invalid_configs_are_reported_and_never_applied() {
+    fn missing_targets_are_reported_and_an_invalid_policy_applies_only_as_a_refusal() {
         let missing = "[{group: gateway.networking.k8s.io, kind: HTTPRoute, name: nope}]";
         let policies = [
             header_policy("lost", missing),
             header_policy("bad", ROUTE_A),
+            header_policy("gateway", GW),
         ];
         let mut cands = candidates(&policies);
         cands[1].valid = Err("invalid config at `request.set[0].name`: empty".into());
         let a = attach(&cands, &targets(), &[site("a", None, "http")]);
-        assert_eq!(winner(&a, "a"), None);
+        // The route policy applies (it is the more specific), and it is invalid.
+        assert_eq!(winner(&a, "a"), Some(1));
         assert_eq!(a.accepted[0].reason, "TargetNotFound");
         assert!(a.accepted[0].message.contains("HTTPRoute nope"));
         assert_eq!(a.accepted[1].reason, "Invalid");
         assert!(a.accepted[1].message.contains("request.set[0].name"));
+        assert_eq!(a.accepted[2].reason, "Accepted");
+    }
+
+    #[test]
+    fn an_invalid_policy_never_takes_a_target_from_a_valid_one_nor_conflicts() {
+        let policies = [
+            header_policy("bad", ROUTE_A),
+            header_policy("good", ROUTE_A),
+        ];
+        let mut cands = candidates(&policies);
+        cands[0].valid = Err("broken".into());
+        let a = attach(&cands, &targets(), &[site("a", None, "http")]);
+        assert_eq!(winner(&a, "a"), Some(1), "the older policy is invalid");
+        assert_eq!(a.accepted[0].reason, "Invalid");
+        assert_eq!(a.accepted[1].reason, "Accepted");
+        assert_eq!(a.accepted[1].message, "");
+    }
+
+    #[test]
+    fn the_rules_own_modifier_beats_route_policies_and_an_extension_ref_beats_it() {
+        let policies = [
+            header_policy("route", ROUTE_A),
+            header_policy("by-ref", "[]"),
+        ];
+        let mut own = site("a", None, "http");
+        own.rule.headers = Some(std::sync::Arc::new(serde_json::json!({})));
+        let a = attach(
+            &candidates(&policies),
+            &targets(),
+            std::slice::from_ref(&own),
+        );
+        assert_eq!(source(&a, "a"), Some(Source::Rule));
+        assert_eq!(a.overridden_by_rule[0], [own.envoy_route.clone()]);
+        own.extension_refs = vec![(PolicyKind::HeaderPolicy, "by-ref")];
+        let a = attach(&candidates(&policies), &targets(), &[own]);
+        assert_eq!(source(&a, "a"), Some(Source::Policy(1)));
+        assert!(a.overridden_by_rule[0].is_empty());
+    }
+
+    #[test]
+    fn any_canary_policy_replaces_the_split_of_a_rules_weights() {
+        let canary = |name: &str, targets: &str| {
+            let doc = format!(
+                "metadata: {{name: {name}, namespace: app}}\nspec:\n  targetRefs: {targets}\n  canary: {{backends: [{{name: a}}]}}\n"
+            );
+            PolicyObject::from_yaml(PolicyKind::CanaryPolicy, &doc).unwrap()
+        };
+        let policies = [canary("gateway", GW)];
+        let mut weighted = site("a", None, "http");
+        weighted.rule.canary = Some(std::sync::Arc::new(serde_json::json!({})));
+        let a = attach(
+            &candidates(&policies),
+            &targets(),
+            std::slice::from_ref(&weighted),
+        );
+        let route = &a.winners[&weighted.envoy_route];
+        assert_eq!(route[&Filter::Canary], Source::Policy(0));
+        let a = attach(&candidates(&[]), &targets(), &[weighted.clone()]);
+        assert_eq!(
+            a.winners[&weighted.envoy_route][&Filter::Canary],
+            Source::Rule
+        );
     }
 }

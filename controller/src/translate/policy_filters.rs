@@ -31,8 +31,8 @@ use tollgate_core::jwt::config::JwtConfig;
 use tollgate_core::ratelimit::config::{RateLimitConfig, ServiceConfig};
 use tollgate_core::ConfigError;
 
-use super::filter_chain::{checked, FilterPolicy, PolicyTable};
-use super::policy_attachment::{self, Candidate, Filter, RouteSite, Targets};
+use super::filter_chain::{checked, FilterPolicy, PolicyTable, RouteVerdict, RulePolicies};
+use super::policy_attachment::{self, Candidate, Filter, RouteSite, Source, Targets};
 use super::service_clusters::{self, Upstream, RATELIMIT_CLUSTER};
 use super::status::{observed, Condition, PolicyStatus};
 use crate::resources::http_filters::LocalObjectReference;
@@ -60,8 +60,6 @@ pub struct Catalog<'r> {
 pub struct Applied {
     pub statuses: Vec<PolicyStatus>,
     pub clusters: Vec<Cluster>,
-    /// Routes a CanaryPolicy splits: their action must forward by the canary header.
-    pub canary_routes: BTreeSet<String>,
 }
 
 impl<'r> Catalog<'r> {
@@ -107,8 +105,9 @@ impl<'r> Catalog<'r> {
         })
     }
 
-    /// Attaches every policy to the routes in `sites` and adds the winners to
-    /// `entries`.
+    /// Decides, per route in `sites` and filter, what applies (the rule's own
+    /// policy or a Tollgate policy, `policy_attachment::attach`), and writes
+    /// it to `entries`: the one place the table is filled.
     pub fn apply(
         &self,
         targets: &Targets<'r>,
@@ -137,36 +136,53 @@ impl<'r> Catalog<'r> {
         let mut used = vec![false; self.policies.len()];
         // Per policy, the routes it could not be applied to and why.
         let mut skipped: Vec<Vec<String>> = vec![Vec::new(); self.policies.len()];
+        for (i, routes) in attachment.overridden_by_rule.iter().enumerate() {
+            for route in routes {
+                skipped[i].push(format!(
+                    "{route}: its rule's own header modifier applies instead"
+                ));
+            }
+        }
+        // Per policy, the routes that answer 500 because it is invalid.
+        let mut refused: Vec<Vec<&str>> = vec![Vec::new(); self.policies.len()];
         for site in sites {
-            let Some(winners) = attachment.winners.get(&site.envoy_route) else {
+            let route = site.envoy_route.as_str();
+            if let Some(cors) = &site.rule.cors {
+                entries.insert_cors(route, cors);
+            }
+            let Some(winners) = attachment.winners.get(route) else {
                 continue;
             };
-            for (&filter, &i) in winners {
-                let route = site.envoy_route.as_str();
-                let outcome = match (&self.policies[i].config, filter) {
+            for (&filter, &source) in winners {
+                let i = match source {
+                    Source::Rule => {
+                        rule_policy(entries, route, filter, &site.rule);
+                        continue;
+                    }
+                    Source::Policy(i) => i,
+                };
+                let policy = &self.policies[i];
+                if policy.valid.is_err() {
+                    entries.decide(route, RouteVerdict::InternalServerError);
+                    refused[i].push(route);
+                    continue;
+                }
+                let outcome = match (&policy.config, filter) {
                     (FilterConfig::Jwt(_), Filter::Jwt) => {
-                        entries.insert_checked::<JwtConfig>(route, &self.policies[i].checked);
+                        entries.insert_checked::<JwtConfig>(route, &policy.checked);
                         Ok(())
                     }
                     (FilterConfig::RateLimit(_), Filter::RateLimit) => {
-                        let checked = &self.policies[i].checked;
-                        entries.insert_checked::<RateLimitConfig>(route, checked);
+                        entries.insert_checked::<RateLimitConfig>(route, &policy.checked);
                         Ok(())
                     }
                     (FilterConfig::Headers(_), Filter::Headers) => {
-                        if entries.has::<HeaderModConfig>(route) {
-                            Err("its rule's own header modifier applies instead".to_owned())
-                        } else {
-                            let checked = &self.policies[i].checked;
-                            entries.insert_checked::<HeaderModConfig>(route, checked);
-                            Ok(())
-                        }
+                        entries.insert_checked::<HeaderModConfig>(route, &policy.checked);
+                        Ok(())
                     }
                     (FilterConfig::Canary(c), Filter::Canary) => canary_for(c, site)
                         .and_then(|c| insert(entries, route, &c))
-                        .map(|()| {
-                            applied.canary_routes.insert(route.to_owned());
-                        }),
+                        .map(|()| entries.decide(route, RouteVerdict::ForwardByCanaryHeader)),
                     _ => Err("internal: policy and filter disagree".to_owned()),
                 };
                 match outcome {
@@ -208,6 +224,12 @@ impl<'r> Catalog<'r> {
                         Condition::new("Accepted", false, "Invalid", note)
                     };
                 }
+                if !refused[i].is_empty() {
+                    accepted.message.push_str(&format!(
+                        "; the routes it applies to answer 500 until it is fixed: {}",
+                        refused[i].join(", ")
+                    ));
+                }
                 let meta = &p.loaded.object.metadata;
                 PolicyStatus {
                     kind: p.loaded.object.kind.name(),
@@ -223,6 +245,19 @@ impl<'r> Catalog<'r> {
 
 fn insert<P: FilterPolicy>(entries: &mut PolicyTable, route: &str, c: &P) -> Result<(), String> {
     entries.insert(route, c).map_err(|e| e.to_string())
+}
+
+/// Gives `route` its rule's own policy for `filter` (checked with the rule).
+fn rule_policy(entries: &mut PolicyTable, route: &str, filter: Filter, rule: &RulePolicies) {
+    match (filter, &rule.headers, &rule.canary) {
+        (Filter::Headers, Some(headers), _) => {
+            entries.insert_checked::<HeaderModConfig>(route, headers);
+        }
+        (Filter::Canary, _, Some(canary)) => {
+            entries.insert_checked::<CanaryConfig>(route, canary);
+        }
+        _ => {}
+    }
 }
 
 /// The policy's split over the route's rule: backend names are Service names
@@ -400,7 +435,13 @@ pub fn targets<'r>(
         let meta = &route.object.metadata;
         targets.routes.insert(
             ("GRPCRoute", meta.namespace(), meta.name.as_str()),
-            Vec::new(),
+            route
+                .object
+                .spec
+                .rules
+                .iter()
+                .filter_map(|r| r.name.as_deref())
+                .collect(),
         );
     }
     targets

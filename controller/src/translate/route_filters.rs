@@ -22,12 +22,10 @@ use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::route::v3::{
     route::Action, route_action::RequestMirrorPolicy, RouteAction,
 };
-use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
 use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, FractionalPercent};
-use tollgate_core::canary::config::CanaryConfig;
+use serde_json::Value;
 use tollgate_core::headers::config::{HeaderValueConfig, ModsConfig};
 use tollgate_core::headers::HeaderModConfig;
-use tollgate_core::ConfigError;
 
 use crate::resources::http_filters::{
     CorsFilter, FilterType, HeaderFilter, HttpHeader, HttpRouteFilter, HttpRouteTimeouts,
@@ -36,7 +34,7 @@ use crate::resources::http_filters::{
 use crate::resources::{BackendRef, HttpRouteMatch, HttpRouteRule, PathMatchType};
 
 use super::backends::{Backends, Unresolved};
-use super::filter_chain::{FilterPolicy, PolicyTable};
+use super::filter_chain::{checked, RulePolicies};
 use super::invalid_rules::RuleError;
 use super::policy_filters::Catalog;
 use super::rewrites::{self, redirect_action, url_rewrite};
@@ -48,9 +46,9 @@ pub struct Rule<'r> {
     /// The action, before a `ReplacePrefixMatch` (which depends on the match).
     action: Action,
     replace_prefix: Option<&'r str>,
-    headers: Option<HeaderModConfig>,
-    canary: Option<CanaryConfig>,
-    cors: Option<Arc<CorsPolicy>>,
+    /// What the rule itself asks of Tollgate's filters and Envoy's CORS
+    /// filter (`policy_filters` decides, per route, whether a policy wins).
+    pub policies: RulePolicies,
 }
 
 /// The parts of a rule its filters act on: an HTTPRoute rule's, or a
@@ -196,33 +194,29 @@ pub fn rule<'r>(
             (action, backend.canary, prefix)
         }
     };
-    if let Some(canary) = &canary {
-        check(canary).map_err(|e| {
+    let canary = match &canary {
+        None => None,
+        Some(canary) => Some(Arc::new(checked(canary).map_err(|e| {
             RuleError::unsupported(format!(
                 "backendRefs: the canary filter refuses the split at `{}`: {}",
                 e.field, e.message
             ))
-        })?;
-    }
+        })?)),
+    };
     Ok(Rule {
         action,
         replace_prefix,
-        headers,
-        canary,
-        cors,
+        policies: RulePolicies {
+            headers,
+            canary,
+            cors,
+        },
     })
 }
 
 impl Rule<'_> {
-    /// The action for match `m` of the rule, registering the route's filter
-    /// policies under `route_name`.
-    pub fn route(
-        &self,
-        m: &HttpRouteMatch,
-        match_index: usize,
-        route_name: &str,
-        policies: &mut PolicyTable,
-    ) -> Result<Action, RuleError> {
+    /// The action for match `m` of the rule.
+    pub fn route(&self, m: &HttpRouteMatch, match_index: usize) -> Result<Action, RuleError> {
         let mut action = self.action.clone();
         if let Some(replacement) = self.replace_prefix {
             let prefix = match &m.path {
@@ -236,17 +230,6 @@ impl Rule<'_> {
                 }
             };
             rewrites::apply_prefix(&mut action, prefix, replacement);
-        }
-        let inserted =
-            |e: ConfigError| RuleError::unsupported(format!("the filter refused the policy: {e}"));
-        if let Some(headers) = &self.headers {
-            policies.insert(route_name, headers).map_err(inserted)?;
-        }
-        if let Some(canary) = &self.canary {
-            policies.insert(route_name, canary).map_err(inserted)?;
-        }
-        if let Some(cors) = &self.cors {
-            policies.insert_cors(route_name, cors);
         }
         Ok(action)
     }
@@ -312,12 +295,12 @@ fn payload<'f>(f: &'f HttpRouteFilter, at: &str) -> Result<Payload<'f>, RuleErro
 }
 
 /// The header filter's policy for a rule's two header modifiers (each with
-/// its index in `filters`), checked by the filter's own compiler; an error
-/// names the modifier's field.
+/// its index in `filters`), checked by the filter's own compiler and
+/// serialised; an error names the modifier's field.
 fn header_config(
     request: Option<(usize, &HeaderFilter)>,
     response: Option<(usize, &HeaderFilter)>,
-) -> Result<Option<HeaderModConfig>, RuleError> {
+) -> Result<Option<Arc<Value>>, RuleError> {
     if request.is_none() && response.is_none() {
         return Ok(None);
     }
@@ -340,7 +323,7 @@ fn header_config(
         request: request.map(|(_, h)| mods(h)),
         response: response.map(|(_, h)| mods(h)),
     };
-    check(&config).map_err(|e| {
+    let value = checked(&config).map_err(|e| {
         let within = |side: &str, filter: Option<(usize, &HeaderFilter)>, field: &str| {
             let rest = e.field.strip_prefix(side)?;
             let (i, _) = filter?;
@@ -351,7 +334,7 @@ fn header_config(
             .unwrap_or_else(|| "filters".to_owned());
         RuleError::unsupported(format!("{at}: {}", e.message))
     })?;
-    Ok(Some(config))
+    Ok(Some(Arc::new(value)))
 }
 
 fn mods(filter: &HeaderFilter) -> ModsConfig {
@@ -376,14 +359,6 @@ fn mods(filter: &HeaderFilter) -> ModsConfig {
 /// unchanged: `%{` is the filter's variable syntax, `%%{` its literal.
 fn literal(value: &str) -> String {
     value.replace("%{", "%%{")
-}
-
-/// Checks a policy with the filter's compiler; the error names the field the
-/// way the filter does.
-fn check<P: FilterPolicy>(policy: &P) -> Result<(), ConfigError> {
-    let value = serde_json::to_value(policy)
-        .map_err(|e| ConfigError::new("", format!("serialising the policy: {e}")))?;
-    P::check(value)
 }
 
 fn mirror(
@@ -468,7 +443,7 @@ mod tests {
             ..HeaderFilter::default()
         };
         let config = header_config(Some((0, &filter)), None).unwrap().unwrap();
-        assert_eq!(config.request.unwrap().set[0].value, "%%{request.path}");
+        assert_eq!(config["request"]["set"][0]["value"], "%%{request.path}");
     }
 
     #[test]
