@@ -1,6 +1,7 @@
 //! `tollgate translate DIR`: the translator offline, for looking at what a
 //! directory becomes and for diffing it in review.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -38,6 +39,30 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let loaded = resources::load_dir(&args.dir)
         .map_err(|e| anyhow::anyhow!("{} has errors:\n{e}", args.dir.display()))?;
+    // An object refused at load is in the output, as `serve` would serve
+    // it: a status condition naming the field. A document left out (YAML that
+    // does not parse) is nowhere in it, so it fails the translation.
+    let refused: HashSet<&str> = loaded
+        .refused
+        .iter()
+        .map(|r| r.object.problem.as_str())
+        .collect();
+    let left_out: Vec<&str> = loaded
+        .load_errors
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !refused.contains(p))
+        .collect();
+    if !left_out.is_empty() {
+        anyhow::bail!(
+            "{} has errors:\n{}",
+            args.dir.display(),
+            left_out.join("\n")
+        );
+    }
+    for problem in &loaded.load_errors {
+        tracing::warn!("refused (see its status): {problem}");
+    }
     tracing::debug!(elapsed = ?started.elapsed(), "loaded");
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");

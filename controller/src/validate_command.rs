@@ -6,11 +6,14 @@
 //! fields; already `file:line:column`) and the translation's, which are the
 //! status conditions that say something is wrong (`Accepted: False`,
 //! `ResolvedRefs: False`, `Conflicted: True`, …), placed at the line where the
-//! object's document starts. Exits non-zero when there is any problem.
+//! object's document starts. An object refused at load is reported once, by
+//! the loader's line (its status says the same). Exits non-zero when there is
+//! any problem.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
+use crate::resources::refused::RefusedKind;
 use crate::resources::{self, Loaded, Resources};
 use crate::translate::status::{Condition, RouteStatus, Status};
 use crate::translate::{self};
@@ -36,15 +39,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for warning in &loaded.warnings {
         println!("warning: {warning}");
     }
+    for problem in &loaded.load_errors {
+        println!("{problem}");
+    }
     let options = args.translator.options()?;
     let translation = translate::translate(&loaded, &options);
-    let report = problems(&loaded, &translation.status);
+    let mut report = problems(&loaded, &translation.status);
     for warning in &report.warnings {
         println!("warning: {warning}");
     }
     for problem in &report.problems {
         println!("{problem}");
     }
+    report.problems.extend(loaded.load_errors);
     if report.problems.is_empty() {
         println!("{}: no problems", args.dir.display());
         Ok(())
@@ -94,6 +101,20 @@ fn sources<T>(
 
 fn problems(resources: &Resources, status: &Status) -> Report {
     let mut report = Report::default();
+    // Refused objects: (kind, namespace, name); cluster-scoped ones with "".
+    let refused: HashSet<(RefusedKind, &str, &str)> = resources
+        .refused
+        .iter()
+        .map(|r| {
+            let (kind, meta) = (r.object.kind, &r.object.metadata);
+            let namespace = match kind {
+                RefusedKind::GatewayClass => "",
+                _ => meta.namespace(),
+            };
+            (kind, namespace, meta.name.as_str())
+        })
+        .collect();
+    let is_refused = |kind, namespace: &str, name: &str| refused.contains(&(kind, namespace, name));
     let classes = sources(&resources.gateway_classes, |c| {
         (String::new(), c.metadata.name.clone())
     });
@@ -105,6 +126,9 @@ fn problems(resources: &Resources, status: &Status) -> Report {
             .map_or_else(|| "?".to_owned(), |s| (*s).to_owned())
     };
     for class in &status.gateway_classes {
+        if is_refused(RefusedKind::GatewayClass, "", &class.name) {
+            continue;
+        }
         let source = at(&classes, "", &class.name);
         for c in class.conditions.iter().filter(|c| is_problem(c)) {
             report.problems.push(format!(
@@ -115,6 +139,9 @@ fn problems(resources: &Resources, status: &Status) -> Report {
         }
     }
     for gateway in &status.gateways {
+        if is_refused(RefusedKind::Gateway, &gateway.namespace, &gateway.name) {
+            continue;
+        }
         let source = at(&gateways, &gateway.namespace, &gateway.name);
         let what = format!("Gateway {}/{}", gateway.namespace, gateway.name);
         for c in gateway.conditions.iter().filter(|c| is_problem(c)) {
@@ -138,11 +165,24 @@ fn problems(resources: &Resources, status: &Status) -> Report {
     let grpc_routes = sources(&resources.grpc_routes, |r| {
         (r.metadata.namespace().to_owned(), r.metadata.name.clone())
     });
-    for (kind, statuses, map) in [
-        ("HTTPRoute", &status.http_routes, &http_routes),
-        ("GRPCRoute", &status.grpc_routes, &grpc_routes),
+    for (kind, refused_kind, statuses, map) in [
+        (
+            "HTTPRoute",
+            RefusedKind::HttpRoute,
+            &status.http_routes,
+            &http_routes,
+        ),
+        (
+            "GRPCRoute",
+            RefusedKind::GrpcRoute,
+            &status.grpc_routes,
+            &grpc_routes,
+        ),
     ] {
         for route in statuses {
+            if is_refused(refused_kind, &route.namespace, &route.name) {
+                continue;
+            }
             let source = at(map, &route.namespace, &route.name);
             for parent in &route.parents {
                 let p = &parent.parent_ref;
@@ -163,7 +203,8 @@ fn problems(resources: &Resources, status: &Status) -> Report {
             }
         }
     }
-    // Policy statuses come in load order, one per loaded policy.
+    // Policy statuses come in load order, one per loaded policy (then the
+    // refused ones, reported by the loader).
     for (policy, loaded) in status.policies.iter().zip(&resources.policies) {
         for c in policy.conditions.iter().filter(|c| is_problem(c)) {
             report.problems.push(format!(

@@ -155,22 +155,25 @@ async fn host_and_path_routing_follow_edits_added_and_deleted_files() {
 }
 
 #[tokio::test]
-async fn a_broken_file_is_reported_and_the_last_good_configuration_keeps_serving() {
+async fn a_new_broken_file_is_reported_and_every_other_edit_is_served() {
     let Setup { gw, port, _echoes } = setup(&Options::default()).await;
     gw.wait_until(port, "example.com", "/", "web-1", pod("web-1"))
         .await
         .unwrap();
     let version = gw.admin("/readyz").await.unwrap().1;
 
+    // YAML that does not parse has no object to report on: it is left out
+    // and reported, and a good edit elsewhere is served with it.
     gw.write("routes/broken.yaml", "apiVersion: v1\nkind: [broken\n")
         .unwrap();
-    // While the directory is broken, a good edit elsewhere waits too: what
-    // Envoy gets is always one whole, loadable directory.
     gw.write(
         "routes/example.yaml",
         &route("example", "example.com", "/", "web-2"),
     )
     .unwrap();
+    gw.wait_until(port, "example.com", "/", "moved to web-2", pod("web-2"))
+        .await
+        .unwrap();
     let status = gw
         .admin_until("/status", "reporting the broken file", |s| {
             s.contains("broken.yaml:2:")
@@ -181,30 +184,81 @@ async fn a_broken_file_is_reported_and_the_last_good_configuration_keeps_serving
     assert!(gw.status_file().unwrap().contains("broken.yaml:2:"));
     assert!(gw.serve_log().contains("broken.yaml:2:"));
     assert_eq!(gw.metric("tollgate_load_errors").await.unwrap(), 1);
-    assert!(
-        gw.metric("tollgate_translations_total{result=\"load_error\"}")
-            .await
-            .unwrap()
-            >= 1
-    );
-    assert_eq!(
-        gw.admin("/readyz").await.unwrap().1,
-        version,
-        "still serving the last good version"
-    );
-    let reply = gw.get(port, "example.com", "/").await.unwrap();
-    assert_eq!(reply.pod().as_deref(), Some("web-1"));
+    assert_ne!(gw.admin("/readyz").await.unwrap().1, version);
 
-    // Fixing the directory applies everything it now says.
+    // Fixed: nothing left to report.
     gw.remove("routes/broken.yaml").unwrap();
-    gw.wait_until(port, "example.com", "/", "moved to web-2", pod("web-2"))
-        .await
-        .unwrap();
     let status = gw
         .admin_until("/status", "clean", |s| s.contains("loadErrors: []"))
         .await
         .unwrap();
     assert!(!status.contains("broken.yaml"), "{status}");
+    assert_eq!(gw.metric("tollgate_load_errors").await.unwrap(), 0);
+}
+
+/// Issue 19 part 3: at start-up, YAML that does not parse is left out and
+/// reported, an object that does not parse as its kind is refused with a
+/// status condition naming the field, a refused policy's route answers 500
+/// (never served without it), and everything else is served.
+#[tokio::test]
+async fn at_start_up_a_broken_file_and_refused_objects_cost_only_themselves() {
+    let echo = Echo::start("web-1").await.unwrap();
+    let port = free_port().unwrap();
+    let refused_route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: typo}\nspec:\n  parentRefs: [{name: eg}]\n  hostnames: [typo.example.com]\n  rules:\n  - backendRefs: [{name: web-1, port: 80}]\n    timeout: {request: 5s}\n";
+    let rsa = e2e::jwt_mint::Keys::default().jwks()["keys"][0].clone();
+    let jwks = serde_json::json!({ "keys": [rsa] }).to_string();
+    let refused_policy = format!("apiVersion: tollgate.dev/v1alpha1\nkind: JWTPolicy\nmetadata: {{name: guard}}\nspec:\n  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: guarded}}]\n  jwt:\n    providers:\n    - {{name: idp, issuer: https://idp.example, localJWKS: {{inline: '{jwks}'}}, audience: api}}\n");
+    let files = [
+        ("class.yaml", gateway_class()),
+        ("gateway.yaml", gateway("default", "eg", port)),
+        ("web-1.yaml", service("default", "web-1", &[echo.addr()])),
+        ("served.yaml", route("served", "example.com", "/", "web-1")),
+        (
+            "guarded.yaml",
+            route("guarded", "guarded.example.com", "/", "web-1"),
+        ),
+        ("broken.yaml", "apiVersion: v1\nkind: [broken\n".to_owned()),
+        ("typo.yaml", refused_route.to_owned()),
+        ("guard.yaml", refused_policy.clone()),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, y)| (*p, y.as_str())).collect();
+    let gw = Gateway::start_with(bin(), &files, &Options::default())
+        .await
+        .unwrap();
+    gw.wait_until(port, "example.com", "/", "web-1", pod("web-1"))
+        .await
+        .unwrap();
+    gw.wait_until(port, "guarded.example.com", "/", "500", status(500))
+        .await
+        .unwrap();
+    let typo = gw.get(port, "typo.example.com", "/").await.unwrap();
+    assert_eq!(typo.status, 404, "a refused route is placed nowhere");
+
+    let report = gw.admin("/status").await.unwrap().1;
+    assert!(report.contains("broken.yaml:2:"), "{report}");
+    assert!(
+        report.contains("typo.yaml:9:") && report.contains("unknown field `timeout`"),
+        "{report}"
+    );
+    assert!(report.contains("reason: UnsupportedValue"), "{report}");
+    assert!(
+        report.contains("unknown field `audience`")
+            && report.contains("answer 500 until it is fixed"),
+        "{report}"
+    );
+    assert_eq!(gw.metric("tollgate_load_errors").await.unwrap(), 3);
+    let log = gw.serve_log();
+    assert!(
+        log.contains("broken.yaml:2:") && log.contains("typo.yaml:9:"),
+        "{log}"
+    );
+
+    // Fixing the policy protects the route instead of refusing it.
+    let fixed = refused_policy.replace("audience: api", "audiences: [api]");
+    gw.write("guard.yaml", &fixed).unwrap();
+    gw.wait_until(port, "guarded.example.com", "/", "401", status(401))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

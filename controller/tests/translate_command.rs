@@ -146,19 +146,28 @@ fn listeners_bind_the_address_the_gateway_status_reports() {
 }
 
 #[test]
-fn a_schema_error_exits_1_naming_file_line_and_field() {
+fn a_schema_error_is_refused_naming_file_line_and_field_and_broken_yaml_exits_1() {
     let dir = scratch_dir("error");
     let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n  - matches:\n    - path: {type: Prefix, value: /}\n";
     std::fs::write(dir.join("nested/route.yaml"), format!("---\n{route}")).unwrap();
+    // The route is refused on its own (its status would say so); the rest is
+    // translated.
     let out = translate(&[dir.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(out.stdout.is_empty());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!out.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("nested/route.yaml:8:"), "{stderr}");
     assert!(
         stderr.contains("spec.rules[0].matches[0].path.type"),
         "{stderr}"
     );
+    // YAML that does not parse has no object to report on: exit 1.
+    std::fs::write(dir.join("nested/broken.yaml"), "kind: [\n").unwrap();
+    let out = translate(&[dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nested/broken.yaml:"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -76,3 +76,26 @@ fn a_translation_problem_fails_validation() {
         "{stdout}"
     );
 }
+
+#[test]
+fn an_object_refused_at_load_is_reported_once_at_its_line() {
+    let dir = scratch_dir("refused");
+    std::fs::copy(golden_input("refused-objects"), dir.join("all.yaml")).unwrap();
+    let out = validate(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    let all = dir.join("all.yaml").display().to_string();
+    for (line, field) in [
+        ("26", "unknown field `bogus`"),
+        ("60", "unknown field `timeout`"),
+        ("70", "invalid type: string \"eighty\""),
+        ("91", "unknown field `audience`"),
+    ] {
+        let at = format!("{all}:{line}:");
+        assert_eq!(stdout.matches(&at).count(), 1, "{at} in {stdout}");
+        assert!(stdout.contains(field), "{field} in {stdout}");
+    }
+    // The four of Tollgate's objects, and another controller's Gateway.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("5 problem(s)"), "{stderr}");
+}

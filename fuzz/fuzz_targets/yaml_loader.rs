@@ -1,6 +1,6 @@
 //! The controller's YAML loader on arbitrary text, as one file of a config
 //! directory: every document ends as an object, a skipped kind or a problem
-//! naming the file, never a panic. Time and memory must stay bounded whatever
+//! naming the file (an object refused, or a document left out), never a panic. Time and memory must stay bounded whatever
 //! the text holds (aliases expanding, deep nesting, many documents): libFuzzer
 //! reports a unit slower than `-timeout` or bigger than `-rss_limit_mb`
 //! (scripts/fuzz.sh) like a crash.
@@ -18,5 +18,8 @@ fuzz_target!(|data: &[u8]| {
         for problem in &e.problems {
             assert!(problem.starts_with("fuzz.yaml:"), "{problem}");
         }
+    }
+    for problem in &resources.load_errors {
+        assert!(problem.starts_with("fuzz.yaml:"), "{problem}");
     }
 });

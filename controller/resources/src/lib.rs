@@ -22,8 +22,9 @@ mod generation;
 pub mod grpc_route;
 pub mod http_filters;
 pub mod loader;
-mod meta;
+pub mod meta;
 pub mod policies;
+pub mod refused;
 mod yaml_bounds;
 
 pub use self::core::{
@@ -68,7 +69,12 @@ pub struct Resources {
     pub policies: Vec<Loaded<policies::PolicyObject>>,
     /// Documents skipped (kinds Tollgate does not read), as `path:line: message`.
     pub warnings: Vec<String>,
-    /// Problems of files that stopped parsing on a reload, each file's last
-    /// good version loaded in its place (`loader::DirCache`).
-    pub stale: Vec<String>,
+    /// Objects refused one by one (`refused`): each gets a status condition
+    /// naming the field, and costs nothing else.
+    pub refused: Vec<Loaded<refused::RefusedObject>>,
+    /// Documents not loaded as written, `path:line[:column]: message`: where
+    /// their file has a last good version, that version is loaded in its
+    /// place; otherwise the document is left out (YAML that does not parse
+    /// has no object to report on) or refused (it is in `refused` too).
+    pub load_errors: Vec<String>,
 }

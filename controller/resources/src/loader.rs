@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::config_files;
 use super::policies::{PolicyKind, PolicyObject};
+use super::refused::{RefusedKind, RefusedObject};
 use super::yaml_bounds::{self, MAX_DOCUMENTS};
 use super::{
     EndpointSlice, Gateway, GatewayClass, GrpcRoute, HttpRoute, Loaded, Namespace, ReferenceGrant,
@@ -65,10 +66,14 @@ pub fn load_dir(dir: &Path) -> Result<Resources, LoadError> {
 /// hashing a file costs little next to parsing it.
 ///
 /// A file that stops parsing on a reload keeps its last good version (every
-/// document parsed) loaded, its problems reported in `Resources::stale`, while
-/// the other files' edits load: one broken file costs only itself. A file
-/// with no good version yet (at start-up, or new) fails the load, as before:
-/// serving without it could serve routes without the policy it holds.
+/// document parsed) loaded, its problems reported in `Resources::load_errors`,
+/// while the other files' edits load: one broken file costs only itself, and
+/// a policy in force is never dropped by a bad edit. A file with no good
+/// version yet (at start-up, or new) loads the documents that parse; the
+/// others are refused one by one where they can be (`refused`: a status
+/// condition on the object, and a refused policy's routes answer 500) and
+/// left out where they cannot (YAML that does not parse at all), each
+/// reported in `load_errors`.
 #[derive(Default)]
 pub struct DirCache {
     files: HashMap<PathBuf, Arc<ParsedFile>>,
@@ -96,6 +101,8 @@ enum Document {
     Namespace(Loaded<Namespace>),
     EndpointSlice(Loaded<EndpointSlice>),
     Policy(Loaded<PolicyObject>),
+    /// A kind with status that did not parse as that kind.
+    Refused(Loaded<RefusedObject>),
     /// A kind Tollgate does not read: the warning.
     Skipped(String),
     /// Comments only, or a trailing `---`.
@@ -172,26 +179,26 @@ impl DirCache {
         let mut good = HashMap::new();
         for ((name, path, _), file) in texts.into_iter().zip(files) {
             let Some(file) = file else { continue };
-            let broken: Vec<&String> = file
-                .documents
-                .iter()
-                .filter_map(|d| d.as_ref().err())
-                .collect();
+            let broken: Vec<&str> = file.documents.iter().filter_map(problem).collect();
             let serving = match (broken.is_empty(), self.good.get(&path)) {
                 (true, _) => {
                     good.insert(path.clone(), file.clone());
                     file.clone()
                 }
                 (false, Some(last)) => {
-                    resources.stale.extend(broken.into_iter().cloned());
-                    resources.stale.push(format!(
+                    resources
+                        .load_errors
+                        .extend(broken.into_iter().map(str::to_owned));
+                    resources.load_errors.push(format!(
                         "{name}: its last good version keeps serving until it parses again"
                     ));
                     good.insert(path.clone(), last.clone());
                     last.clone()
                 }
                 (false, None) => {
-                    problems.extend(broken.into_iter().cloned());
+                    resources
+                        .load_errors
+                        .extend(broken.into_iter().map(str::to_owned));
                     file.clone()
                 }
             };
@@ -215,6 +222,16 @@ impl DirCache {
                 transient,
             })
         }
+    }
+}
+
+/// The problem of a document not loaded as written: one that did not parse,
+/// or one refused.
+fn problem(document: &Parsed) -> Option<&str> {
+    match document {
+        Err(problem) => Some(problem),
+        Ok(Document::Refused(refused)) => Some(&refused.object.problem),
+        Ok(_) => None,
     }
 }
 
@@ -253,12 +270,19 @@ fn parse_in_parallel(jobs: Vec<Job<'_>>) -> Vec<Parsed> {
 }
 
 /// Adds the documents of one file (named `name` in messages) to `resources`
-/// (tests and the fuzz target build their inputs with it).
+/// (tests and the fuzz target build their inputs with it), as a file with no
+/// good version loads: an object refused is added as such, its problem in
+/// `load_errors`; a document left out is an error.
 pub fn load_str(name: &str, text: &str, resources: &mut Resources) -> Result<(), LoadError> {
     let mut problems = Vec::new();
     for (first_line, doc) in split_documents(text) {
         match parse_document(&(name, first_line, doc)) {
-            Ok(document) => resources.add(&document),
+            Ok(document) => {
+                if let Document::Refused(refused) = &document {
+                    resources.load_errors.push(refused.object.problem.clone());
+                }
+                resources.add(&document);
+            }
             Err(problem) => problems.push(problem),
         }
     }
@@ -284,7 +308,8 @@ impl Resources {
             + self.grpc_routes.len()
             + self.secrets.len()
             + self.namespaces.len()
-            + self.policies.len();
+            + self.policies.len()
+            + self.refused.len();
         fn next<T>(loaded: &Loaded<T>, order: usize) -> Loaded<T> {
             Loaded {
                 object: loaded.object.clone(),
@@ -304,6 +329,7 @@ impl Resources {
             Document::Namespace(l) => self.namespaces.push(next(l, order)),
             Document::EndpointSlice(l) => self.endpoint_slices.push(next(l, order)),
             Document::Policy(l) => self.policies.push(next(l, order)),
+            Document::Refused(l) => self.refused.push(next(l, order)),
             Document::Skipped(warning) => self.warnings.push(warning.clone()),
             Document::Empty => {}
         }
@@ -364,18 +390,42 @@ fn parse_document((name, first_line, doc): &Job<'_>) -> Parsed {
         doc,
         untyped,
     };
+    let job = (name, first_line, doc);
     if let Some(policy_kind) = PolicyKind::from_group_kind(group, &kind) {
-        return Ok(Document::Policy(typed.load_by(
+        let loaded = typed.load_by(
             |untyped| PolicyObject::deserialize(policy_kind, untyped).ok(),
             |doc| PolicyObject::from_yaml(policy_kind, doc),
-        )?));
+        );
+        return or_refused(
+            loaded,
+            RefusedKind::Policy(policy_kind),
+            job,
+            Document::Policy,
+        );
     }
     Ok(match (group, kind.as_str()) {
-        ("gateway.networking.k8s.io", "GatewayClass") => Document::GatewayClass(typed.load()?),
-        ("gateway.networking.k8s.io", "Gateway") => Document::Gateway(typed.load()?),
-        ("gateway.networking.k8s.io", "HTTPRoute") => Document::HttpRoute(typed.load()?),
+        ("gateway.networking.k8s.io", "GatewayClass") => or_refused(
+            typed.load(),
+            RefusedKind::GatewayClass,
+            job,
+            Document::GatewayClass,
+        )?,
+        ("gateway.networking.k8s.io", "Gateway") => {
+            or_refused(typed.load(), RefusedKind::Gateway, job, Document::Gateway)?
+        }
+        ("gateway.networking.k8s.io", "HTTPRoute") => or_refused(
+            typed.load(),
+            RefusedKind::HttpRoute,
+            job,
+            Document::HttpRoute,
+        )?,
         ("gateway.networking.k8s.io", "ReferenceGrant") => Document::ReferenceGrant(typed.load()?),
-        ("gateway.networking.k8s.io", "GRPCRoute") => Document::GrpcRoute(typed.load()?),
+        ("gateway.networking.k8s.io", "GRPCRoute") => or_refused(
+            typed.load(),
+            RefusedKind::GrpcRoute,
+            job,
+            Document::GrpcRoute,
+        )?,
         ("", "Service") => Document::Service(typed.load()?),
         ("", "Secret") => Document::Secret(typed.load()?),
         ("", "Namespace") => Document::Namespace(typed.load()?),
@@ -387,6 +437,35 @@ fn parse_document((name, first_line, doc): &Job<'_>) -> Parsed {
             "{origin}: skipped {api_version:?} {kind:?}: not a kind Tollgate reads"
         )),
     })
+}
+
+/// A document of a kind with status: its object, or, when it does not parse as
+/// that kind but reads as YAML with a name, the object refused (`refused`).
+fn or_refused<T>(
+    loaded: Result<Loaded<T>, String>,
+    kind: RefusedKind,
+    (name, first_line, doc): (&str, usize, &str),
+    document: impl FnOnce(Loaded<T>) -> Document,
+) -> Parsed {
+    let problem = match loaded {
+        Ok(loaded) => return Ok(document(loaded)),
+        Err(problem) => problem,
+    };
+    // Parsed again only on this rare path (the first parse was moved into
+    // the typed one); the bounds were checked already.
+    let Ok(mut value) = yaml_bounds::parse_value(doc) else {
+        return Err(problem);
+    };
+    drop_nulls(&mut value);
+    match RefusedObject::read(kind, &value, problem.clone()) {
+        Some(refused) => Ok(Document::Refused(Loaded {
+            object: Arc::new(refused),
+            order: 0,
+            source: format!("{name}:{first_line}"),
+            generation: super::generation::of(&value),
+        })),
+        None => Err(problem),
+    }
 }
 
 /// One document whose kind is known, ready for its typed parse.
@@ -545,16 +624,27 @@ mod tests {
         assert_eq!(cache.files.len(), 3, "the deleted file is forgotten");
     }
 
+    /// The load's problems, whether they failed it or were left out of it.
+    fn problems_of(loaded: Result<Resources, LoadError>) -> LoadError {
+        match loaded {
+            Err(e) => e,
+            Ok(resources) => LoadError {
+                problems: resources.load_errors,
+                transient: false,
+            },
+        }
+    }
+
     #[test]
-    fn a_broken_file_fails_every_load_until_fixed() {
+    fn a_broken_file_is_reported_on_every_load_until_fixed() {
         let dir = tempfile::tempdir().unwrap();
         let write = |text: &str| std::fs::write(dir.path().join("a.yaml"), text).unwrap();
         let mut cache = DirCache::default();
         write("apiVersion: v1\nkind: Service\nmetadata: [name: a\n");
-        let err = cache.load(dir.path()).unwrap_err();
+        let err = problems_of(cache.load(dir.path()));
         assert!(err.problems[0].starts_with(&format!("{}:", dir.path().join("a.yaml").display())));
         assert_eq!(
-            cache.load(dir.path()).unwrap_err(),
+            problems_of(cache.load(dir.path())),
             err,
             "cached, still reported"
         );
@@ -570,7 +660,7 @@ mod tests {
         write("a.yaml", &service("a"));
         write("b.yaml", &service("b"));
         let loaded = cache.load(dir.path()).unwrap();
-        assert_eq!((loaded.services.len(), loaded.stale.len()), (2, 0));
+        assert_eq!((loaded.services.len(), loaded.load_errors.len()), (2, 0));
 
         // a.yaml breaks while b.yaml gains a Service: b's edit is served, a's
         // last good Service with it, and a's problem is reported.
@@ -588,12 +678,12 @@ mod tests {
         assert_eq!(names, ["a", "b", "b2"]);
         let a = dir.path().join("a.yaml").display().to_string();
         assert!(
-            loaded.stale[0].starts_with(&format!("{a}:")),
+            loaded.load_errors[0].starts_with(&format!("{a}:")),
             "{:?}",
-            loaded.stale
+            loaded.load_errors
         );
         assert!(loaded
-            .stale
+            .load_errors
             .last()
             .unwrap()
             .contains("last good version keeps serving"));
@@ -602,13 +692,54 @@ mod tests {
         write("a.yaml", &service("a2"));
         let loaded = cache.load(dir.path()).unwrap();
         assert_eq!(loaded.services[0].object.metadata.name, "a2");
-        assert!(loaded.stale.is_empty());
+        assert!(loaded.load_errors.is_empty());
 
-        // A new file that does not parse has no good version: the load fails.
-        write("c.yaml", "kind: [\n");
-        assert!(cache.load(dir.path()).is_err());
+        // A new file that does not parse has no good version: it is left
+        // out and reported, and the rest loads.
+        write("c.yaml", &format!("{}---\nkind: [\n", service("c")));
+        let loaded = cache.load(dir.path()).unwrap();
+        assert_eq!(loaded.services.len(), 4, "c.yaml's good document loads");
+        let c = dir.path().join("c.yaml").display().to_string();
+        assert_eq!(loaded.load_errors.len(), 1, "{:?}", loaded.load_errors);
+        assert!(
+            loaded.load_errors[0].starts_with(&format!("{c}:")),
+            "{:?}",
+            loaded.load_errors
+        );
         std::fs::remove_file(dir.path().join("c.yaml")).unwrap();
         assert_eq!(cache.load(dir.path()).unwrap().services.len(), 3);
+    }
+
+    /// Issue 19: a document of a kind with status that does not parse as that
+    /// kind is refused on its own (named, with its parentRefs, for a status
+    /// condition), at start-up too, while the others load.
+    #[test]
+    fn an_object_that_does_not_parse_as_its_kind_is_refused_and_the_rest_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: app}\nspec:\n  parentRefs: [{name: eg}]\n  rules:\n  - timeout: 5s\n";
+        let text = format!("{}{route}", service("s"));
+        std::fs::write(dir.path().join("a.yaml"), text).unwrap();
+        let loaded = DirCache::default().load(dir.path()).unwrap();
+        assert_eq!(loaded.services.len(), 1);
+        assert!(loaded.http_routes.is_empty());
+        let refused = &loaded.refused[0].object;
+        assert_eq!(refused.kind, RefusedKind::HttpRoute);
+        assert_eq!(
+            (refused.metadata.namespace(), refused.metadata.name.as_str()),
+            ("app", "r")
+        );
+        assert_eq!(refused.parent_refs[0].name, "eg");
+        let a = dir.path().join("a.yaml").display().to_string();
+        assert!(
+            refused.problem.starts_with(&format!("{a}:1"))
+                && refused
+                    .problem
+                    .contains("spec.rules[0]: unknown field `timeout`"),
+            "{}",
+            refused.problem
+        );
+        assert_eq!(loaded.load_errors, std::slice::from_ref(&refused.problem));
+        assert_eq!(loaded.refused[0].source, format!("{a}:5"));
     }
 
     #[test]
@@ -625,9 +756,10 @@ mod tests {
     fn schema_error_names_file_line_and_field() {
         let text = "kind: ConfigMap\napiVersion: v1\nmetadata: {name: x}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  gatewayClassName: c\n  listeners:\n  - name: http\n    protocol: HTTP\n    prot: 80\n";
         let mut resources = Resources::default();
-        let err = load_str("gw.yaml", text, &mut resources).unwrap_err();
-        assert_eq!(err.problems.len(), 1, "{err}");
-        let problem = &err.problems[0];
+        load_str("gw.yaml", text, &mut resources).unwrap();
+        assert_eq!(resources.refused.len(), 1);
+        assert_eq!(resources.load_errors.len(), 1);
+        let problem = &resources.load_errors[0];
         assert!(problem.starts_with("gw.yaml:13:"), "{problem}");
         assert!(problem.contains("spec.listeners[0]"), "{problem}");
         assert!(problem.contains("prot"), "{problem}");
@@ -660,7 +792,7 @@ mod tests {
             "# copy\n".to_owned() + &service("web"),
         )
         .unwrap();
-        let err = load_dir(dir.path()).unwrap_err();
+        let err = problems_of(load_dir(dir.path()));
         let a = dir.path().join("a.yaml").display().to_string();
         let b = dir.path().join("b.yaml").display().to_string();
         assert_eq!(
@@ -687,7 +819,7 @@ mod tests {
         let text = format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n  labels: &a [{items}]\n  annotations: [{refs}]\n");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("bomb.yaml"), text).unwrap();
-        let err = load_dir(dir.path()).unwrap_err();
+        let err = problems_of(load_dir(dir.path()));
         assert_eq!(err.problems.len(), 1, "{err}");
         assert!(
             err.problems[0].starts_with(&dir.path().join("bomb.yaml").display().to_string()),
@@ -720,7 +852,7 @@ mod tests {
             "---\n".repeat(MAX_DOCUMENTS + 1),
         )
         .unwrap();
-        let err = load_dir(dir.path()).unwrap_err();
+        let err = problems_of(load_dir(dir.path()));
         assert!(
             err.problems[0].contains("documents, more than the 20000 a file may have"),
             "{err}"

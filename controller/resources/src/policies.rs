@@ -21,7 +21,7 @@ pub const ENVOY_GATEWAY_GROUP: &str = "gateway.envoyproxy.io";
 
 /// The policy kinds, each named as its YAML `kind` (which all end in `Policy`).
 #[allow(clippy::enum_variant_names)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PolicyKind {
     RateLimitPolicy,
     JwtPolicy,

@@ -106,8 +106,9 @@ impl Metrics {
             .set(i64::try_from(problems).unwrap_or(i64::MAX));
     }
 
-    /// Problems of files whose last good version serves (after `translated`).
-    pub fn stale_problems(&self, problems: usize) {
+    /// Problems of the documents a served load did not load as written
+    /// (after `translated`).
+    pub fn load_problems(&self, problems: usize) {
         self.load_errors
             .set(i64::try_from(problems).unwrap_or(i64::MAX));
     }

@@ -70,9 +70,10 @@ pub struct Current {
     snapshot: Option<Arc<Snapshot>>,
     /// Every object's status in it (the snapshot holds the Envoy resources).
     status: Option<Arc<Status>>,
-    /// Every problem of the last load, `path:line:column: message`; empty
-    /// when it loaded, or the problems of the files whose last good version
-    /// serves in it (`Resources::stale`).
+    /// Every problem of the last load, `path:line:column: message`: of a
+    /// load that failed (the last good configuration serves), or of the
+    /// documents a load that served did not load as written
+    /// (`Resources::load_errors`).
     load_errors: Vec<String>,
     /// Documents the last good load skipped (kinds Tollgate does not read).
     skipped: Vec<String>,
@@ -266,14 +267,14 @@ impl Reloader {
                 for warning in &resources.warnings {
                     tracing::warn!("{warning}");
                 }
-                if !resources.stale.is_empty() {
+                if !resources.load_errors.is_empty() {
                     tracing::warn!(
-                        problems = resources.stale.len(),
-                        "a file stopped parsing; its last good version keeps serving with the other files' changes:\n{}",
-                        resources.stale.join("\n")
+                        problems = resources.load_errors.len(),
+                        "documents not loaded as written (a file's last good version serves in its place; else the object is refused, with a status condition, or left out); everything else is served:\n{}",
+                        resources.load_errors.join("\n")
                     );
                 }
-                let stale = resources.stale.clone();
+                let load_errors = resources.load_errors.clone();
                 let skipped = resources.warnings.clone();
                 let translating = Instant::now();
                 let translation = translate::translate(&resources, &self.options);
@@ -283,13 +284,13 @@ impl Reloader {
                     previous.snapshot.as_ref().map(|s| s.version()) != Some(snapshot.version());
                 self.metrics
                     .translated(&snapshot, load_time, translate_time);
-                self.metrics.stale_problems(stale.len());
+                self.metrics.load_problems(load_errors.len());
                 log_publish(&snapshot, changed, translate_time);
                 publish = Some((resources, snapshot.clone()));
                 Current {
                     snapshot: Some(snapshot),
                     status: Some(Arc::new(translation.status)),
-                    load_errors: stale,
+                    load_errors,
                     skipped,
                 }
             }

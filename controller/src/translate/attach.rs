@@ -49,7 +49,7 @@ pub fn route_status<'r>(
         match route_checks::check(route.kind, route.hostnames, route.parent_refs, route.rules) {
             Err(why) => {
                 let refused = Condition::new("Accepted", false, "UnsupportedValue", why);
-                refused_parents(plans, route, refused)
+                return refused_route_status(route, plans, refused);
             }
             Ok(()) => {
                 let (resolved_refs, invalid_rules, routes) = build(sites);
@@ -66,6 +66,20 @@ pub fn route_status<'r>(
                 parents
             }
         };
+    of_parents(route, parents)
+}
+
+/// The status of a route refused as a whole (`accepted` False), placed
+/// nowhere; `None` when it names no Tollgate Gateway.
+pub fn refused_route_status(
+    route: &RouteHead<'_>,
+    plans: &[GatewayPlan<'_>],
+    accepted: Condition,
+) -> Option<RouteStatus> {
+    of_parents(route, refused_parents(plans, route, accepted))
+}
+
+fn of_parents(route: &RouteHead<'_>, parents: Vec<RouteParentStatus>) -> Option<RouteStatus> {
     (!parents.is_empty()).then(|| RouteStatus {
         namespace: route.namespace.to_owned(),
         name: route.name.to_owned(),

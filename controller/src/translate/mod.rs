@@ -30,6 +30,7 @@ mod policy_filters;
 mod precedence;
 mod redact;
 mod reference_grants;
+mod refused_objects;
 pub mod render;
 mod rewrites;
 mod route_checks;
@@ -219,6 +220,11 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
     let applied = catalog.apply(&targets, &served_sites, &mut policies);
     status.policies = applied.statuses;
     status.gateways = plans.iter().map(GatewayPlan::status).collect();
+    let class_names: Vec<&str> = classes
+        .iter()
+        .map(|c| c.object.metadata.name.as_str())
+        .collect();
+    refused_objects::report(resources, &class_names, &plans, &mut status);
     let listeners = hosts
         .iter()
         .map(|(port, vhosts)| {

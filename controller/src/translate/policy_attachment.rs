@@ -25,7 +25,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::resources::policies::{PolicyKind, PolicyObject};
+use crate::resources::meta::ObjectMeta;
+use crate::resources::policies::{PolicyKind, PolicyObject, TargetRef};
 
 use super::filter_chain::RulePolicies;
 use super::status::Condition;
@@ -202,9 +203,28 @@ pub struct Targets<'r> {
     pub routes: BTreeMap<(&'static str, &'r str, &'r str), Vec<&'r str>>,
 }
 
+/// What attaching reads of a policy: its kind, name and targets (a policy
+/// refused at load has these and no config).
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyHead<'p> {
+    pub kind: PolicyKind,
+    pub metadata: &'p ObjectMeta,
+    pub target_refs: &'p [TargetRef],
+}
+
+impl<'p> PolicyHead<'p> {
+    pub fn of(policy: &'p PolicyObject) -> Self {
+        Self {
+            kind: policy.kind,
+            metadata: &policy.metadata,
+            target_refs: &policy.target_refs,
+        }
+    }
+}
+
 /// A policy's place in the age order, and its config's verdict.
 pub struct Candidate<'p> {
-    pub policy: &'p PolicyObject,
+    pub policy: PolicyHead<'p>,
     /// `(creationTimestamp or "", load order)`: smaller is older.
     pub age: (String, usize),
     /// `Err(message)` when the filter would refuse the config.
@@ -265,7 +285,7 @@ pub fn attach<'r>(
     for c in candidates {
         let namespace = c.policy.metadata.namespace();
         let (mut found, mut lost) = (Vec::new(), Vec::new());
-        for r in &c.policy.target_refs {
+        for r in c.policy.target_refs {
             match resolve(targets, namespace, r) {
                 Some(t) => found.push(t),
                 None => lost.push(describe(r)),
@@ -480,7 +500,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(order, policy)| Candidate {
-                policy,
+                policy: PolicyHead::of(policy),
                 age: (String::new(), order),
                 valid: Ok(()),
             })

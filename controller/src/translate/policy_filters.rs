@@ -32,17 +32,22 @@ use tollgate_core::ratelimit::config::{RateLimitConfig, ServiceConfig};
 use tollgate_core::ConfigError;
 
 use super::filter_chain::{checked, FilterPolicy, PolicyTable, RouteVerdict, RulePolicies};
-use super::policy_attachment::{self, Candidate, Filter, RouteSite, Source, Targets};
+use super::policy_attachment::{self, Candidate, Filter, PolicyHead, RouteSite, Source, Targets};
 use super::service_clusters::{self, Upstream, RATELIMIT_CLUSTER};
 use super::status::{observed, Condition, PolicyStatus};
 use crate::resources::http_filters::LocalObjectReference;
 use crate::resources::policies::{FilterConfig, PolicyKind, PolicyObject};
+use crate::resources::refused::{RefusedKind, RefusedObject};
 use crate::resources::{Loaded, Resources};
 
 /// A policy as it will be emitted.
 struct Prepared<'r> {
-    loaded: &'r Loaded<PolicyObject>,
-    config: FilterConfig,
+    head: PolicyHead<'r>,
+    /// Load order and generation.
+    order: usize,
+    generation: i64,
+    /// `None` for a policy refused at load.
+    config: Option<FilterConfig>,
     /// `config` serialised, once checked (what every route it applies to gets).
     checked: Arc<Value>,
     /// The clusters its filter calls.
@@ -64,11 +69,12 @@ pub struct Applied {
 
 impl<'r> Catalog<'r> {
     pub fn new(resources: &'r Resources, ratelimit_service: Option<&Upstream>) -> Self {
-        let policies = resources
+        let mut policies: Vec<Prepared<'r>> = resources
             .policies
             .iter()
             .map(|loaded| prepare(loaded, ratelimit_service))
             .collect();
+        policies.extend(resources.refused.iter().filter_map(refused));
         Self { policies }
     }
 
@@ -100,7 +106,7 @@ impl<'r> Catalog<'r> {
 
     fn find(&self, kind: PolicyKind, namespace: &str, name: &str) -> Option<&Prepared<'r>> {
         self.policies.iter().find(|p| {
-            let o = &p.loaded.object;
+            let o = &p.head;
             o.kind == kind && o.metadata.name == name && o.metadata.namespace() == namespace
         })
     }
@@ -118,15 +124,14 @@ impl<'r> Catalog<'r> {
             .policies
             .iter()
             .map(|p| Candidate {
-                policy: &p.loaded.object,
+                policy: p.head,
                 age: (
-                    p.loaded
-                        .object
+                    p.head
                         .metadata
                         .creation_timestamp
                         .clone()
                         .unwrap_or_default(),
-                    p.loaded.order,
+                    p.order,
                 ),
                 valid: p.valid.clone(),
             })
@@ -168,19 +173,19 @@ impl<'r> Catalog<'r> {
                     continue;
                 }
                 let outcome = match (&policy.config, filter) {
-                    (FilterConfig::Jwt(_), Filter::Jwt) => {
+                    (Some(FilterConfig::Jwt(_)), Filter::Jwt) => {
                         entries.insert_checked::<JwtConfig>(route, &policy.checked);
                         Ok(())
                     }
-                    (FilterConfig::RateLimit(_), Filter::RateLimit) => {
+                    (Some(FilterConfig::RateLimit(_)), Filter::RateLimit) => {
                         entries.insert_checked::<RateLimitConfig>(route, &policy.checked);
                         Ok(())
                     }
-                    (FilterConfig::Headers(_), Filter::Headers) => {
+                    (Some(FilterConfig::Headers(_)), Filter::Headers) => {
                         entries.insert_checked::<HeaderModConfig>(route, &policy.checked);
                         Ok(())
                     }
-                    (FilterConfig::Canary(c), Filter::Canary) => canary_for(c, site)
+                    (Some(FilterConfig::Canary(c)), Filter::Canary) => canary_for(c, site)
                         .and_then(|c| insert(entries, route, &c))
                         .map(|()| entries.decide(route, RouteVerdict::ForwardByCanaryHeader)),
                     _ => Err("internal: policy and filter disagree".to_owned()),
@@ -230,12 +235,12 @@ impl<'r> Catalog<'r> {
                         refused[i].join(", ")
                     ));
                 }
-                let meta = &p.loaded.object.metadata;
+                let meta = p.head.metadata;
                 PolicyStatus {
-                    kind: p.loaded.object.kind.name(),
+                    kind: p.head.kind.name(),
                     namespace: meta.namespace().to_owned(),
                     name: meta.name.clone(),
-                    conditions: observed(vec![accepted], p.loaded.generation),
+                    conditions: observed(vec![accepted], p.generation),
                 }
             })
             .collect();
@@ -310,17 +315,22 @@ fn prepare<'r>(
         }
         .map(|value| (config, value))
     });
+    let (head, order, generation) = (PolicyHead::of(policy), loaded.order, loaded.generation);
     match checked {
         Ok((config, checked)) => Prepared {
-            loaded,
-            config,
+            head,
+            order,
+            generation,
+            config: Some(config),
             checked: Arc::new(checked),
             clusters,
             valid: Ok(()),
         },
         Err(e) => Prepared {
-            loaded,
-            config: policy.config.clone(),
+            head,
+            order,
+            generation,
+            config: None,
             checked: Arc::new(Value::Null),
             clusters: Vec::new(),
             valid: Err(if e.field.is_empty() {
@@ -330,6 +340,28 @@ fn prepare<'r>(
             }),
         },
     }
+}
+
+/// A policy refused at load: invalid, so its routes answer 500 where it
+/// applies (`None` for the other kinds refused).
+fn refused(loaded: &Loaded<RefusedObject>) -> Option<Prepared<'_>> {
+    let object = &loaded.object;
+    let RefusedKind::Policy(kind) = object.kind else {
+        return None;
+    };
+    Some(Prepared {
+        head: PolicyHead {
+            kind,
+            metadata: &object.metadata,
+            target_refs: &object.target_refs,
+        },
+        order: loaded.order,
+        generation: loaded.generation,
+        config: None,
+        checked: Arc::new(Value::Null),
+        clusters: Vec::new(),
+        valid: Err(object.problem.clone()),
+    })
 }
 
 /// The YAML key under `spec` holding the filter config.
