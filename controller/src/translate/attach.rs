@@ -10,9 +10,11 @@ use super::policy_filters::Sites;
 use super::status::{
     observed, Condition, ParentReference, RouteParentStatus, RouteStatus, CONTROLLER_NAME,
 };
-use super::{
-    hostnames, rewrites, route_checks, HostRoutes, RankedRoute, VirtualHosts, GATEWAY_GROUP,
-};
+use super::{hostnames, route_checks, HostRoutes, RankedRoute, VirtualHosts, GATEWAY_GROUP};
+use std::sync::Arc;
+
+use super::precedence::Precedence;
+use super::route_plan::PlannedRoute;
 use crate::resources::{ParentRef, Resources};
 
 /// What a route of either kind has ahead of its rules.
@@ -177,30 +179,22 @@ impl Placement<'_> {
     }
 }
 
-/// Puts each route in the virtual hosts it was attached to. The last
-/// placement takes the routes themselves; only earlier ones copy them, and a
-/// route is over 2 KiB.
+/// Puts each route in the virtual hosts it was attached to, shared by them.
 fn place<'r>(
     routes: Vec<RankedRoute<'r>>,
-    placements: &[Placement<'_>],
+    placements: &[Placement<'r>],
     hosts: &mut VirtualHosts<'r>,
 ) {
-    let Some((last, earlier)) = placements.split_last() else {
+    if placements.is_empty() {
         return;
-    };
-    for at in earlier {
+    }
+    let routes: Vec<(Precedence<'r>, Arc<PlannedRoute<'r>>)> =
+        routes.into_iter().map(|(p, r)| (p, Arc::new(r))).collect();
+    for at in placements {
         let host = at.host(hosts);
         for (precedence, route) in &routes {
-            host.add(precedence, route.name.clone(), || {
-                rewrites::for_listener(route.clone(), at.listener)
-            });
+            host.add(precedence, route, at.listener);
         }
-    }
-    let host = last.host(hosts);
-    for (precedence, route) in routes {
-        host.add(&precedence, route.name.clone(), || {
-            rewrites::for_listener(route, last.listener)
-        });
     }
 }
 

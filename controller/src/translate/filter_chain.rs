@@ -20,15 +20,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::route::v3::{
-    route::Action, route_action::ClusterSpecifier, Route,
-};
+use envoy_types::pb::envoy::config::route::v3::Route;
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use serde::Serialize;
 use serde_json::Value;
 use tollgate_core::canary::config::CanaryConfig;
-use tollgate_core::canary::policy::{CanaryPolicy, DEFAULT_HEADER};
+use tollgate_core::canary::policy::CanaryPolicy;
 use tollgate_core::headers::{HeaderModConfig, HeaderPolicy};
 use tollgate_core::jwt::config::JwtConfig;
 use tollgate_core::jwt::policy::JwtPolicy;
@@ -39,7 +37,6 @@ use tollgate_core::ConfigError;
 
 use super::cors;
 use super::filter_runtime::FilterRuntime;
-use super::weights::internal_server_error;
 
 /// A filter config type the controller emits.
 pub trait FilterPolicy: Serialize {
@@ -207,39 +204,28 @@ impl PolicyTable {
         cors.into_iter().chain(tollgate).collect()
     }
 
-    /// Gives every route its policies as `typed_per_filter_config`, where the
-    /// runtime has per-route config, and the action they decide.
-    pub fn configure_routes<'a>(
-        &self,
-        routes: impl Iterator<Item = &'a mut Route>,
-        runtime: &FilterRuntime,
-    ) {
-        for route in routes {
-            match self.verdicts.get(&route.name) {
-                Some(RouteVerdict::InternalServerError) => {
-                    route.action = Some(internal_server_error());
-                    continue;
-                }
-                Some(RouteVerdict::ForwardByCanaryHeader) => {
-                    if let Some(Action::Route(action)) = &mut route.action {
-                        action.cluster_specifier =
-                            Some(ClusterSpecifier::ClusterHeader(DEFAULT_HEADER.to_owned()));
-                    }
-                }
-                None => {}
-            }
-            if let Some(policy) = self.cors.get(&route.name) {
-                route
-                    .typed_per_filter_config
-                    .insert(cors::FILTER.to_owned(), cors::per_route(policy));
-            }
-            for (kind, policies) in self.by_filter.iter().filter(|(k, _)| k.per_route) {
-                let per_route = policies
-                    .get(&route.name)
-                    .and_then(|policy| runtime.per_route(kind.module, policy));
-                if let Some((filter, config)) = per_route {
-                    route.typed_per_filter_config.insert(filter, config);
-                }
+    /// What `route`'s policies decided about its action.
+    pub fn verdict(&self, route: &str) -> Option<&RouteVerdict> {
+        self.verdicts.get(route)
+    }
+
+    /// Gives `route` its policies as `typed_per_filter_config`, where the
+    /// runtime has per-route config (none for a route that answers 500).
+    pub fn configure_route(&self, route: &mut Route, runtime: &FilterRuntime) {
+        if self.verdicts.get(&route.name) == Some(&RouteVerdict::InternalServerError) {
+            return;
+        }
+        if let Some(policy) = self.cors.get(&route.name) {
+            route
+                .typed_per_filter_config
+                .insert(cors::FILTER.to_owned(), cors::per_route(policy));
+        }
+        for (kind, policies) in self.by_filter.iter().filter(|(k, _)| k.per_route) {
+            let per_route = policies
+                .get(&route.name)
+                .and_then(|policy| runtime.per_route(kind.module, policy));
+            if let Some((filter, config)) = per_route {
+                route.typed_per_filter_config.insert(filter, config);
             }
         }
     }
@@ -339,7 +325,7 @@ mod tests {
             name: "a".into(),
             ..Route::default()
         };
-        policies.configure_routes(std::iter::once(&mut route), &wasm());
+        policies.configure_route(&mut route, &wasm());
         assert!(route.typed_per_filter_config.is_empty());
     }
 
@@ -364,7 +350,9 @@ mod tests {
             name: name.into(),
             ..Route::default()
         });
-        policies.configure_routes(routes.iter_mut(), &module);
+        for route in &mut routes {
+            policies.configure_route(route, &module);
+        }
         let per_route = |route: &Route, filter: &str| {
             let any = route.typed_per_filter_config.get(filter)?;
             let config = DynamicModuleFilterPerRoute::decode(any.value.as_slice()).unwrap();

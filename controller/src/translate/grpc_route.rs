@@ -15,7 +15,7 @@
 //! a GRPCRoute does not have are refused as the CRD's enum would refuse them:
 //! either way that rule is invalid (`invalid_rules`), the rest serve.
 
-use envoy_types::pb::envoy::config::route::v3::Route;
+use std::borrow::Cow;
 
 use super::backends::{Backends, Unresolved};
 use super::invalid_rules::{InvalidRules, RuleError};
@@ -24,8 +24,8 @@ use super::policy_attachment::RouteSite;
 use super::policy_filters::{Catalog, Sites};
 use super::precedence::{MatchOrigin, Precedence};
 use super::route_filters::{self, RuleSpec};
+use super::route_plan::{ActionPlan, PlannedRoute};
 use super::status::Condition;
-use super::weights;
 use super::RankedRoute;
 use crate::resources::gateway_api::PathMatch;
 use crate::resources::grpc_route::{GrpcMethodMatch, GrpcMethodMatchType, GrpcRouteMatch};
@@ -126,16 +126,15 @@ pub fn envoy_routes<'r>(
                 .and_then(|p| p.route(&http, match_index))
                 .unwrap_or_else(|e| {
                     invalid.push(rule_index, e);
-                    weights::internal_server_error()
+                    ActionPlan::InternalServerError
                 });
             sites.insert(name.clone(), site.for_route(&name));
             out.push((
                 Precedence::of(&http, &origin),
-                Route {
+                PlannedRoute {
                     name,
-                    r#match: Some(matches::route_match(&http)),
-                    action: Some(action),
-                    ..Route::default()
+                    matcher: Cow::Owned(http),
+                    action,
                 },
             ));
         }

@@ -12,6 +12,7 @@ mod attach;
 mod backends;
 mod certificates;
 mod cors;
+mod emit_route;
 mod envoy;
 mod filter_chain;
 pub mod filter_runtime;
@@ -35,6 +36,7 @@ pub mod render;
 mod rewrites;
 mod route_checks;
 mod route_filters;
+mod route_plan;
 mod service_clusters;
 pub mod status;
 mod timeouts;
@@ -42,14 +44,17 @@ mod tls;
 mod weights;
 pub mod yaml_text;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use envoy_types::pb::google::protobuf::BoolValue;
 
+use crate::resources::gateway_api::Listener as GatewayListener;
 use crate::resources::{Gateway, HttpRoute, Loaded, Resources};
 use attach::{route_status, RouteHead};
 use backends::{Backends, Unresolved};
@@ -60,6 +65,7 @@ use listeners::{GatewayPlan, Protocol, RouteKind};
 use policy_attachment::RouteSite;
 use policy_filters::{Catalog, Sites};
 use precedence::{MatchOrigin, Precedence};
+use route_plan::{ActionPlan, PlannedRoute};
 use service_clusters::Upstream;
 use status::{observed, Condition, GatewayClassStatus, Status, CONTROLLER_NAME};
 
@@ -117,16 +123,20 @@ pub fn envoy_port(port: u16, options: &Options) -> u32 {
 /// per Envoy port.
 type VirtualHosts<'r> = BTreeMap<u32, BTreeMap<String, HostRoutes<'r>>>;
 
-/// An Envoy route with its precedence.
-type RankedRoute<'r> = (Precedence<'r>, Route);
+/// A planned route with its precedence.
+type RankedRoute<'r> = (Precedence<'r>, PlannedRoute<'r>);
 
-/// The routes of one virtual host, their precedences (side by side, so the
-/// routes are put in order where they are) and their names: the same route
-/// reaches a virtual host through several listeners or parentRefs, and is
-/// placed once.
+/// A route placed in a virtual host, with the listener it is served through
+/// (a redirect's port depends on it); a route placed in many virtual hosts is
+/// shared by them.
+type Placed<'r> = (Arc<PlannedRoute<'r>>, &'r GatewayListener);
+
+/// The routes of one virtual host, their precedences (side by side) and their
+/// names: the same route reaches a virtual host through several listeners or
+/// parentRefs, and is placed once.
 #[derive(Default)]
 struct HostRoutes<'r> {
-    routes: Vec<Route>,
+    routes: Vec<Placed<'r>>,
     precedences: Vec<Precedence<'r>>,
     names: HashSet<String>,
 }
@@ -245,14 +255,10 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
             }
         })
         .collect();
-    policies.configure_routes(
-        hosts
-            .values_mut()
-            .flat_map(|vhosts| vhosts.values_mut())
-            .flat_map(|host| host.routes.iter_mut()),
-        &options.filter_runtime,
-    );
-    let route_configurations = hosts.into_iter().map(route_configuration).collect();
+    let route_configurations = hosts
+        .into_iter()
+        .map(|host| route_configuration(host, &policies, &options.filter_runtime))
+        .collect();
     let mut clusters = backends.into_clusters();
     clusters.extend(applied.clusters);
     Translation {
@@ -264,18 +270,22 @@ pub fn translate(resources: &Resources, options: &Options) -> Translation {
 }
 
 impl<'r> HostRoutes<'r> {
-    /// Adds the route named `name` unless this host has it already (the
-    /// same route reaches a host through several listeners or parentRefs);
-    /// `route` makes it only when it is added.
-    fn add(&mut self, precedence: &Precedence<'r>, name: String, route: impl FnOnce() -> Route) {
-        if self.names.insert(name) {
-            self.routes.push(route());
+    /// Adds `route` unless this host has it already (the same route reaches a
+    /// host through several listeners or parentRefs).
+    fn add(
+        &mut self,
+        precedence: &Precedence<'r>,
+        route: &Arc<PlannedRoute<'r>>,
+        listener: &'r GatewayListener,
+    ) {
+        if self.names.insert(route.name.clone()) {
+            self.routes.push((Arc::clone(route), listener));
             self.precedences.push(precedence.clone());
         }
     }
 }
 
-/// The Envoy routes of one HTTPRoute (not yet placed in a virtual host), with
+/// The planned routes of one HTTPRoute (not yet placed in a virtual host), with
 /// their sites (what their rule configures, for `Catalog::apply`); its
 /// `ResolvedRefs` condition, and the rules it cannot program as written
 /// (their routes answer 500).
@@ -343,7 +353,7 @@ fn envoy_routes<'r>(
                 .and_then(|p| p.route(m, match_index))
                 .unwrap_or_else(|e| {
                     invalid.push(rule_index, e);
-                    weights::internal_server_error()
+                    ActionPlan::InternalServerError
                 });
             sites.insert(name.clone(), site.for_route(&name));
             let origin = MatchOrigin {
@@ -356,11 +366,10 @@ fn envoy_routes<'r>(
             };
             out.push((
                 Precedence::of(m, &origin),
-                Route {
+                PlannedRoute {
                     name,
-                    r#match: Some(matches::route_match(m)),
-                    action: Some(action),
-                    ..Route::default()
+                    matcher: Cow::Borrowed(m),
+                    action,
                 },
             ));
         }
@@ -372,71 +381,50 @@ fn envoy_routes<'r>(
     (condition, invalid, out)
 }
 
-fn route_configuration((port, vhosts): (u32, BTreeMap<String, HostRoutes>)) -> RouteConfiguration {
+/// One listener's route configuration: each virtual host's routes in
+/// precedence order, emitted as Envoy's with their policies.
+fn route_configuration(
+    (port, vhosts): (u32, BTreeMap<String, HostRoutes>),
+    policies: &PolicyTable,
+    runtime: &FilterRuntime,
+) -> RouteConfiguration {
     RouteConfiguration {
         name: envoy::listener_name(port),
         virtual_hosts: vhosts
             .into_iter()
-            .map(|(hostname, mut host)| VirtualHost {
+            .map(|(hostname, host)| VirtualHost {
                 name: hostname.clone(),
                 domains: vec![hostname],
-                routes: {
-                    by_precedence(&mut host.routes, &host.precedences);
-                    host.routes
-                },
+                routes: by_precedence(&host.precedences)
+                    .into_iter()
+                    .map(|i| {
+                        let (planned, listener) = &host.routes[i];
+                        let verdict = policies.verdict(&planned.name);
+                        let mut route = emit_route::route(planned, listener, verdict);
+                        policies.configure_route(&mut route, runtime);
+                        route
+                    })
+                    .collect(),
                 ..VirtualHost::default()
             })
             .collect(),
         // Invalid backend shares name clusters that never exist (see
-        // `envoy::rule_action`); Envoy must not refuse the configuration for it.
+        // `weights::backend_action`); Envoy must not refuse the configuration for it.
         validate_clusters: Some(BoolValue { value: false }),
         ..RouteConfiguration::default()
     }
 }
 
-/// Puts `routes` in Envoy's order, where they are. The order is sorted, not
-/// the routes: a `Route` is over 2 KiB, and sorting them moved each one
-/// log(n) times, and gathering them into a new list touched as much memory
-/// again (together a fifth of translating 10,000 routes).
-fn by_precedence(routes: &mut [Route], precedences: &[Precedence<'_>]) {
-    let mut order: Vec<usize> = (0..routes.len()).collect();
+/// The order of Envoy routes: indices into `precedences`, first route first.
+fn by_precedence(precedences: &[Precedence<'_>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..precedences.len()).collect();
     order.sort_by(|&a, &b| precedences[a].cmp(&precedences[b]));
-    permute(routes, &order);
-}
-
-/// Rearranges `items` so that position `k` holds what was at `order[k]`,
-/// one cycle of the permutation at a time (each item moves once, by a swap).
-fn permute<T>(items: &mut [T], order: &[usize]) {
-    let mut done = vec![false; items.len()];
-    for start in 0..items.len() {
-        let mut at = start;
-        while !done[at] {
-            done[at] = true;
-            let from = order[at];
-            if from != start {
-                items.swap(at, from);
-            }
-            at = from;
-        }
-    }
+    order
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn permute_puts_at_each_position_what_the_order_names() {
-        for n in 0..40usize {
-            // Several cycles of different lengths, fixed points included.
-            let mut order: Vec<usize> = (0..n).collect();
-            order.sort_by_key(|&i| (i * 7 + 3) % n.max(1));
-            let mut items: Vec<String> = (0..n).map(|i| i.to_string()).collect();
-            let expected: Vec<String> = order.iter().map(|&i| items[i].clone()).collect();
-            permute(&mut items, &order);
-            assert_eq!(items, expected, "n = {n}");
-        }
-    }
 
     #[test]
     fn a_mapped_port_wins_over_the_remap() {

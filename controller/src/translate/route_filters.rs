@@ -4,12 +4,15 @@
 //! - `RequestHeaderModifier` / `ResponseHeaderModifier` → the route's entry in
 //!   Tollgate's header filter (values escaped: Gateway API values are
 //!   literal, the filter's `%{…}` are templates);
-//! - `RequestRedirect` → a redirect action (the rule has no backends) and
-//!   `URLRewrite` → `host_rewrite_literal` and `prefix_rewrite` /
-//!   `regex_rewrite` on the route action (see `rewrites.rs`);
-//! - `RequestMirror` → `request_mirror_policies`;
+//! - `RequestRedirect` → a redirect (the rule has no backends) and
+//!   `URLRewrite` → a host and path rewrite on the forwarded request (see
+//!   `rewrites.rs`);
+//! - `RequestMirror` → mirrors;
 //! - `CORS` → Envoy's CORS filter (see `cors.rs`);
 //! - `timeouts` (see `timeouts.rs`), weighted backends (see `weights.rs`).
+//!
+//! Each rule is checked once into its [`ActionPlan`] (the route plan, no
+//! Envoy types; `emit_route` writes it) and [`RulePolicies`].
 //!
 //! A rule Tollgate cannot apply as written (a CEL rule of the CRD broken, a
 //! value out of range, a filter not implemented yet) is a [`RuleError`]: its
@@ -18,11 +21,6 @@
 
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
-use envoy_types::pb::envoy::config::route::v3::{
-    route::Action, route_action::RequestMirrorPolicy, RouteAction,
-};
-use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, FractionalPercent};
 use serde_json::Value;
 use tollgate_core::headers::config::{HeaderValueConfig, ModsConfig};
 use tollgate_core::headers::HeaderModConfig;
@@ -37,14 +35,15 @@ use super::backends::{Backends, Unresolved};
 use super::filter_chain::{checked, RulePolicies};
 use super::invalid_rules::RuleError;
 use super::policy_filters::Catalog;
-use super::rewrites::{self, redirect_action, url_rewrite};
+use super::rewrites::{redirect, url_rewrite};
+use super::route_plan::{ActionPlan, Forward, Fraction, Mirror, PathChange};
 use super::timeouts;
 use super::weights::{backend_action, Share};
 
 /// One rule, checked: what each of its matches becomes.
 pub struct Rule<'r> {
     /// The action, before a `ReplacePrefixMatch` (which depends on the match).
-    action: Action,
+    action: ActionPlan,
     replace_prefix: Option<&'r str>,
     /// What the rule itself asks of Tollgate's filters and Envoy's CORS
     /// filter (`policy_filters` decides, per route, whether a policy wins).
@@ -92,7 +91,7 @@ pub fn rule<'r>(
     }
     let mut request_headers = None;
     let mut response_headers = None;
-    let mut redirect = None;
+    let mut redirect_filter = None;
     let mut rewrite = None;
     let mut mirrors = Vec::new();
     let mut cors = None;
@@ -118,12 +117,12 @@ pub fn rule<'r>(
             Payload::Mirror(m) => {
                 let at = format!("{at}.requestMirror");
                 let from = (rule.route_kind, namespace);
-                if let Some(policy) = mirror(m, &at, from, backends, unresolved)? {
-                    mirrors.push(policy);
+                if let Some(planned) = mirror(m, &at, from, backends, unresolved)? {
+                    mirrors.push(planned);
                 }
             }
             Payload::Redirect(r) => {
-                if redirect.replace((i, r)).is_some() {
+                if redirect_filter.replace((i, r)).is_some() {
                     return Err(twice());
                 }
             }
@@ -155,8 +154,10 @@ pub fn rule<'r>(
         }
     }
     let headers = header_config(request_headers, response_headers)?;
-    let timeouts = rule.timeouts.cloned().unwrap_or_default();
-    let (action, canary, replace_prefix) = match (redirect, rewrite) {
+    // Checked wherever they are: a bad value is an error even on a redirect.
+    let (request_timeout_ms, backend_timeout_ms) =
+        timeouts::check(&rule.timeouts.cloned().unwrap_or_default())?;
+    let (action, canary, replace_prefix) = match (redirect_filter, rewrite) {
         (Some((i, _)), Some((j, _))) => {
             return Err(RuleError::incompatible(format!(
                 "filters[{i}]: a RequestRedirect rule cannot also have a URLRewrite (filters[{j}])"
@@ -173,24 +174,27 @@ pub fn rule<'r>(
             )))
         }
         (Some((i, r)), None) => {
-            let (action, prefix) = redirect_action(r, &format!("filters[{i}].requestRedirect"))?;
-            // Timeouts are still checked: a bad value is an error wherever it is.
-            timeouts::apply(&timeouts, &mut RouteAction::default())?;
-            (Action::Redirect(action), None, prefix)
+            let (plan, prefix) = redirect(r, &format!("filters[{i}].requestRedirect"))?;
+            (ActionPlan::Redirect(plan), None, prefix)
         }
         (None, rewrite) => {
             let backend = backend_action(shares);
-            let mut action = backend.action;
-            let mut prefix = None;
-            if let Action::Route(route) = &mut action {
-                if let Some((i, r)) = rewrite {
-                    prefix = url_rewrite(r, route, &format!("filters[{i}].urlRewrite"))?;
-                }
-                timeouts::apply(&timeouts, route)?;
-                route.request_mirror_policies = mirrors;
-            } else {
-                timeouts::apply(&timeouts, &mut RouteAction::default())?;
-            }
+            let (hostname, path, prefix) = match rewrite {
+                Some((i, r)) => url_rewrite(r, &format!("filters[{i}].urlRewrite"))?,
+                None => (None, PathChange::Keep, None),
+            };
+            let action = match backend.destination {
+                None => ActionPlan::InternalServerError,
+                Some((to, unresolved_share)) => ActionPlan::Forward(Forward {
+                    to,
+                    unresolved_share,
+                    hostname,
+                    path,
+                    request_timeout_ms,
+                    backend_timeout_ms,
+                    mirrors,
+                }),
+            };
             (action, backend.canary, prefix)
         }
     };
@@ -216,7 +220,7 @@ pub fn rule<'r>(
 
 impl Rule<'_> {
     /// The action for match `m` of the rule.
-    pub fn route(&self, m: &HttpRouteMatch, match_index: usize) -> Result<Action, RuleError> {
+    pub fn route(&self, m: &HttpRouteMatch, match_index: usize) -> Result<ActionPlan, RuleError> {
         let mut action = self.action.clone();
         if let Some(replacement) = self.replace_prefix {
             let prefix = match &m.path {
@@ -229,7 +233,15 @@ impl Rule<'_> {
                     )))
                 }
             };
-            rewrites::apply_prefix(&mut action, prefix, replacement);
+            let change = PathChange::Prefix {
+                prefix: prefix.to_owned(),
+                replacement: replacement.to_owned(),
+            };
+            match &mut action {
+                ActionPlan::Redirect(r) => r.path = change,
+                ActionPlan::Forward(f) => f.path = change,
+                ActionPlan::InternalServerError => {}
+            }
         }
         Ok(action)
     }
@@ -367,7 +379,7 @@ fn mirror(
     (route_kind, namespace): (&str, &str),
     backends: &mut Backends<'_>,
     unresolved: &mut Option<Unresolved>,
-) -> Result<Option<RequestMirrorPolicy>, RuleError> {
+) -> Result<Option<Mirror>, RuleError> {
     let fraction = match (m.percent, &m.fraction) {
         (Some(_), Some(_)) => {
             return Err(RuleError::unsupported(format!(
@@ -379,7 +391,7 @@ fn mirror(
                 "{at}.percent: {p} is above 100"
             )))
         }
-        (Some(p), None) => Some((p, DenominatorType::Hundred)),
+        (Some(p), None) => Some((p, 100)),
         (None, Some(f)) if f.denominator == 0 || f.numerator > f.denominator => {
             return Err(RuleError::unsupported(format!(
                 "{at}.fraction: {}/{} is not a fraction between 0 and 1",
@@ -387,12 +399,10 @@ fn mirror(
             )))
         }
         (None, Some(f)) => Some(match f.denominator {
-            100 => (f.numerator, DenominatorType::Hundred),
-            10_000 => (f.numerator, DenominatorType::TenThousand),
-            1_000_000 => (f.numerator, DenominatorType::Million),
+            100 | 10_000 | 1_000_000 => (f.numerator, f.denominator),
             d => (
                 u32::try_from(u64::from(f.numerator) * 1_000_000 / u64::from(d)).unwrap_or(0),
-                DenominatorType::Million,
+                1_000_000,
             ),
         }),
         (None, None) => None,
@@ -413,16 +423,12 @@ fn mirror(
             return Ok(None);
         }
     };
-    Ok(Some(RequestMirrorPolicy {
+    Ok(Some(Mirror {
         cluster,
-        runtime_fraction: fraction.map(|(numerator, denominator)| RuntimeFractionalPercent {
-            default_value: Some(FractionalPercent {
-                numerator,
-                denominator: denominator as i32,
-            }),
-            ..RuntimeFractionalPercent::default()
+        fraction: fraction.map(|(numerator, denominator)| Fraction {
+            numerator,
+            denominator,
         }),
-        ..RequestMirrorPolicy::default()
     }))
 }
 

@@ -1,8 +1,6 @@
-//! HTTPRoute rule `timeouts` → the route's `timeout` (`request`) and its retry
-//! policy's `per_try_timeout` (`backendRequest`), as Envoy Gateway maps them.
-
-use envoy_types::pb::envoy::config::route::v3::{RetryPolicy, RouteAction};
-use envoy_types::pb::google::protobuf::Duration;
+//! HTTPRoute rule `timeouts`, checked into the route plan (`emit_route`
+//! writes `request` as the route's `timeout` and `backendRequest` as its retry
+//! policy's `per_try_timeout`, as Envoy Gateway maps them).
 
 use crate::resources::http_filters::HttpRouteTimeouts;
 
@@ -45,19 +43,11 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     Ok(total)
 }
 
-fn duration(ms: u64) -> Duration {
-    Duration {
-        seconds: i64::try_from(ms / 1000).unwrap_or(i64::MAX),
-        // Below 1e9 by construction.
-        nanos: i32::try_from(ms % 1000 * 1_000_000).unwrap_or(0),
-    }
-}
-
-/// Sets the timeouts of `timeouts` on `action`. `request: 0s` disables the
-/// route timeout (Envoy's `0s` means none, as in the spec); `backendRequest:
-/// 0s` leaves attempts unbounded. The spec forbids a `backendRequest` longer
-/// than a non-zero `request`.
-pub fn apply(timeouts: &HttpRouteTimeouts, action: &mut RouteAction) -> Result<(), RuleError> {
+/// The timeouts of `timeouts` in milliseconds: `request` (`0s` disables the
+/// route timeout, as in the spec and in Envoy) and `backendRequest` when it
+/// bounds an attempt (`0s` leaves attempts unbounded). The spec forbids a
+/// `backendRequest` longer than a non-zero `request`.
+pub fn check(timeouts: &HttpRouteTimeouts) -> Result<(Option<u64>, Option<u64>), RuleError> {
     let parse = |field: &str, text: &Option<String>| {
         text.as_deref()
             .map(parse_duration)
@@ -75,16 +65,7 @@ pub fn apply(timeouts: &HttpRouteTimeouts, action: &mut RouteAction) -> Result<(
             )));
         }
     }
-    if let Some(ms) = request {
-        action.timeout = Some(duration(ms));
-    }
-    if let Some(ms) = backend.filter(|ms| *ms > 0) {
-        action.retry_policy = Some(RetryPolicy {
-            per_try_timeout: Some(duration(ms)),
-            ..RetryPolicy::default()
-        });
-    }
-    Ok(())
+    Ok((request, backend.filter(|ms| *ms > 0)))
 }
 
 #[cfg(test)]
@@ -126,46 +107,23 @@ mod tests {
     }
 
     #[test]
-    fn request_and_backend_request_map_to_route_and_per_try_timeouts() {
-        let mut action = RouteAction::default();
-        apply(&timeouts(Some("1500ms"), Some("1s")), &mut action).unwrap();
+    fn request_and_backend_request_in_milliseconds_and_zero_disables() {
         assert_eq!(
-            action.timeout,
-            Some(Duration {
-                seconds: 1,
-                nanos: 500_000_000
-            })
+            check(&timeouts(Some("1500ms"), Some("1s"))),
+            Ok((Some(1500), Some(1000)))
         );
-        let retry = action.retry_policy.unwrap();
         assert_eq!(
-            retry.per_try_timeout,
-            Some(Duration {
-                seconds: 1,
-                nanos: 0
-            })
+            check(&timeouts(Some("0s"), Some("20s"))),
+            Ok((Some(0), Some(20_000)))
         );
-    }
-
-    #[test]
-    fn zero_disables() {
-        let mut action = RouteAction::default();
-        apply(&timeouts(Some("0s"), Some("20s")), &mut action).unwrap();
-        assert_eq!(action.timeout, Some(Duration::default()));
-        assert!(action.retry_policy.is_some());
-        let mut action = RouteAction::default();
-        apply(&timeouts(None, Some("0s")), &mut action).unwrap();
-        assert_eq!(action.retry_policy, None);
+        assert_eq!(check(&timeouts(None, Some("0s"))), Ok((None, None)));
     }
 
     #[test]
     fn backend_request_longer_than_request_is_refused() {
-        let e = apply(
-            &timeouts(Some("1s"), Some("2s")),
-            &mut RouteAction::default(),
-        )
-        .unwrap_err();
+        let e = check(&timeouts(Some("1s"), Some("2s"))).unwrap_err();
         assert!(e.message.contains("longer than timeouts.request"), "{e:?}");
-        let e = apply(&timeouts(Some("soon"), None), &mut RouteAction::default()).unwrap_err();
+        let e = check(&timeouts(Some("soon"), None)).unwrap_err();
         assert_eq!(e.reason, "UnsupportedValue");
         assert!(e.message.starts_with("timeouts.request: \"soon\""), "{e:?}");
     }

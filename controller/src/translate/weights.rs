@@ -5,12 +5,9 @@
 //! spread, its metrics) and a later CanaryPolicy can add rules and stickiness
 //! to the same config.
 
-use envoy_types::pb::envoy::config::route::v3::{
-    route::Action, route_action::ClusterNotFoundResponseCode, route_action::ClusterSpecifier,
-    DirectResponseAction, RouteAction,
-};
 use tollgate_core::canary::config::{BackendConfig, CanaryConfig};
-use tollgate_core::canary::policy::DEFAULT_HEADER;
+
+use super::route_plan::Destination;
 
 /// One share of a rule's traffic: a cluster, or a backendRef that did not
 /// resolve (its share answers 500).
@@ -19,19 +16,19 @@ pub enum Share {
     Invalid(String),
 }
 
-/// How a rule reaches its backends: the route action, and the canary policy
-/// its routes need when traffic is split.
+/// How a rule reaches its backends: where its requests go (none: nowhere,
+/// they answer 500) and whether a share of them names a backend that did not
+/// resolve, and the canary policy its routes need when traffic is split.
 pub struct BackendAction {
-    pub action: Action,
+    pub destination: Option<(Destination, bool)>,
     pub canary: Option<CanaryConfig>,
 }
 
-/// Nothing to send to is a 500; a lone live cluster is a plain `cluster`.
+/// Nothing to send to is a 500; a lone live cluster is a plain cluster.
 /// Several live shares (weight > 0) are a canary split over their cluster
 /// names (shares naming the same cluster add up). Invalid shares are named
-/// after a cluster that is never defined, and the route's
-/// `cluster_not_found_response_code: INTERNAL_SERVER_ERROR` answers exactly
-/// that share of requests with the 500 the spec asks for.
+/// after a cluster that is never defined, and the route answers exactly that
+/// share of requests with the 500 the spec asks for (`emit_route`).
 pub fn backend_action(shares: &[(Share, u32)]) -> BackendAction {
     let mut live: Vec<(&str, bool, u32)> = Vec::new();
     for (share, weight) in shares.iter().filter(|(_, w)| *w > 0) {
@@ -44,27 +41,16 @@ pub fn backend_action(shares: &[(Share, u32)]) -> BackendAction {
             None => live.push((name, valid, *weight)),
         }
     }
-    let route = |cluster_specifier, any_invalid: bool| {
-        Action::Route(RouteAction {
-            cluster_specifier: Some(cluster_specifier),
-            cluster_not_found_response_code: if any_invalid {
-                ClusterNotFoundResponseCode::InternalServerError as i32
-            } else {
-                ClusterNotFoundResponseCode::ServiceUnavailable as i32
-            },
-            ..RouteAction::default()
-        })
-    };
     match live.as_slice() {
         [(name, true, _)] => BackendAction {
-            action: route(ClusterSpecifier::Cluster((*name).to_owned()), false),
+            destination: Some((Destination::Cluster((*name).to_owned()), false)),
             canary: None,
         },
         many if many.iter().any(|(_, valid, _)| *valid) => BackendAction {
-            action: route(
-                ClusterSpecifier::ClusterHeader(DEFAULT_HEADER.to_owned()),
+            destination: Some((
+                Destination::CanaryHeader,
                 many.iter().any(|(_, valid, _)| !valid),
-            ),
+            )),
             canary: Some(CanaryConfig {
                 header: None,
                 backends: many
@@ -79,52 +65,29 @@ pub fn backend_action(shares: &[(Share, u32)]) -> BackendAction {
             }),
         },
         _ => BackendAction {
-            action: internal_server_error(),
+            destination: None,
             canary: None,
         },
     }
-}
-
-/// The action of a rule whose requests can only fail: no live backend, or a
-/// filter Tollgate cannot apply (the spec: never skip a filter).
-pub fn internal_server_error() -> Action {
-    Action::DirectResponse(DirectResponseAction {
-        status: 500,
-        ..DirectResponseAction::default()
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn is_500(action: &Action) -> bool {
-        matches!(action, Action::DirectResponse(d) if d.status == 500)
-    }
-
-    fn route(action: &Action) -> &RouteAction {
-        let Action::Route(route) = action else {
-            panic!("not a route: {action:?}");
-        };
-        route
+    fn is_500(b: &BackendAction) -> bool {
+        b.destination.is_none()
     }
 
     #[test]
     fn nothing_to_send_to_is_a_500() {
-        assert!(is_500(&backend_action(&[]).action));
-        assert!(is_500(
-            &backend_action(&[(Share::Cluster("a".into()), 0)]).action
-        ));
-        assert!(is_500(
-            &backend_action(&[(Share::Invalid("x".into()), 3)]).action
-        ));
-        assert!(is_500(
-            &backend_action(&[
-                (Share::Invalid("x".into()), 3),
-                (Share::Invalid("y".into()), 1)
-            ])
-            .action
-        ));
+        assert!(is_500(&backend_action(&[])));
+        assert!(is_500(&backend_action(&[(Share::Cluster("a".into()), 0)])));
+        assert!(is_500(&backend_action(&[(Share::Invalid("x".into()), 3)])));
+        assert!(is_500(&backend_action(&[
+            (Share::Invalid("x".into()), 3),
+            (Share::Invalid("y".into()), 1)
+        ])));
     }
 
     #[test]
@@ -135,8 +98,8 @@ mod tests {
             (Share::Cluster("a".into()), 4),
         ]);
         assert_eq!(
-            route(&b.action).cluster_specifier,
-            Some(ClusterSpecifier::Cluster("a".into()))
+            b.destination,
+            Some((Destination::Cluster("a".into()), false))
         );
         assert!(b.canary.is_none());
     }
@@ -150,15 +113,7 @@ mod tests {
             (Share::Cluster("c".into()), 3),
             (Share::Invalid("x".into()), 1),
         ]);
-        let r = route(&b.action);
-        assert_eq!(
-            r.cluster_specifier,
-            Some(ClusterSpecifier::ClusterHeader("x-tollgate-backend".into()))
-        );
-        assert_eq!(
-            r.cluster_not_found_response_code,
-            ClusterNotFoundResponseCode::InternalServerError as i32
-        );
+        assert_eq!(b.destination, Some((Destination::CanaryHeader, true)));
         let canary = serde_json::to_value(b.canary.unwrap()).unwrap();
         assert_eq!(
             canary,
