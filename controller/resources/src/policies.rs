@@ -10,6 +10,7 @@
 
 use serde::Deserialize;
 use tollgate_core::canary::config::CanaryConfig;
+use tollgate_core::catalogue::FilterKind;
 use tollgate_core::headers::HeaderModConfig;
 use tollgate_core::jwt::config::JwtConfig;
 use tollgate_core::ratelimit::config::RateLimitConfig;
@@ -47,6 +48,16 @@ impl PolicyKind {
         match self {
             PolicyKind::BackendTrafficPolicy | PolicyKind::SecurityPolicy => ENVOY_GATEWAY_GROUP,
             _ => TOLLGATE_GROUP,
+        }
+    }
+
+    /// The filter a policy of this kind configures.
+    pub fn filter(self) -> FilterKind {
+        match self {
+            PolicyKind::JwtPolicy | PolicyKind::SecurityPolicy => FilterKind::Jwt,
+            PolicyKind::RateLimitPolicy | PolicyKind::BackendTrafficPolicy => FilterKind::RateLimit,
+            PolicyKind::HeaderPolicy => FilterKind::Headers,
+            PolicyKind::CanaryPolicy => FilterKind::Canary,
         }
     }
 

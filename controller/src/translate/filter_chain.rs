@@ -26,92 +26,42 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use serde::Serialize;
 use serde_json::Value;
 use tollgate_core::canary::config::CanaryConfig;
-use tollgate_core::canary::policy::CanaryPolicy;
-use tollgate_core::headers::{HeaderModConfig, HeaderPolicy};
+use tollgate_core::catalogue::FilterKind;
+use tollgate_core::headers::HeaderModConfig;
 use tollgate_core::jwt::config::JwtConfig;
-use tollgate_core::jwt::policy::JwtPolicy;
 use tollgate_core::ratelimit::config::RateLimitConfig;
-use tollgate_core::ratelimit::policy::RateLimitPolicy;
-use tollgate_core::route_policy;
 use tollgate_core::ConfigError;
 
 use super::cors;
 use super::filter_runtime::FilterRuntime;
 
-/// A filter config type the controller emits.
+/// A filter config type the controller emits, and the filter it configures
+/// (its name, chain position and checker are in the catalogue).
 pub trait FilterPolicy: Serialize {
-    /// The filter's place in the chain: JWT (0) → rate limit (1) → header
-    /// modification (2) → canary (3) → router (docs/design.md).
-    const ORDER: u8;
-    /// The filter's name in both runtimes: the dynamic module's `filter_name`;
-    /// `<wasm dir>/<MODULE>.wasm`, also the plugin name, root and VM id.
-    const MODULE: &'static str;
-    /// Whether the dynamic module takes this filter's policies per route
-    /// (`typed_per_filter_config`). The JWT filter's do not: the module
-    /// fetches remote key sets from the filter's own config (once per set, on
-    /// the main thread), and a per-route policy gets keys only for sets that
-    /// config names; so its policies stay in the chain's envelope, as for wasm.
-    const PER_ROUTE: bool = true;
-    /// Compiles a serialised policy exactly as the filter does at `on_configure`.
-    fn check(policy: Value) -> Result<(), ConfigError>;
-}
-
-/// A filter kind as the chain orders it: by `order`, then `module`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Kind {
-    order: u8,
-    module: &'static str,
-    per_route: bool,
-}
-
-impl Kind {
-    fn of<P: FilterPolicy>() -> Kind {
-        Kind {
-            order: P::ORDER,
-            module: P::MODULE,
-            per_route: P::PER_ROUTE,
-        }
-    }
+    const KIND: FilterKind;
 }
 
 impl FilterPolicy for JwtConfig {
-    const ORDER: u8 = 0;
-    const MODULE: &'static str = "jwt_auth";
-    const PER_ROUTE: bool = false;
-    fn check(policy: Value) -> Result<(), ConfigError> {
-        route_policy::RoutePolicies::parse(policy, JwtPolicy::compile).map(drop)
-    }
+    const KIND: FilterKind = FilterKind::Jwt;
 }
 
 impl FilterPolicy for RateLimitConfig {
-    const ORDER: u8 = 1;
-    const MODULE: &'static str = "ratelimit";
-    fn check(policy: Value) -> Result<(), ConfigError> {
-        route_policy::RoutePolicies::parse(policy, RateLimitPolicy::compile).map(drop)
-    }
+    const KIND: FilterKind = FilterKind::RateLimit;
 }
 
 impl FilterPolicy for HeaderModConfig {
-    const ORDER: u8 = 2;
-    const MODULE: &'static str = "header_mod";
-    fn check(policy: Value) -> Result<(), ConfigError> {
-        route_policy::RoutePolicies::parse(policy, HeaderPolicy::compile).map(drop)
-    }
+    const KIND: FilterKind = FilterKind::Headers;
 }
 
 impl FilterPolicy for CanaryConfig {
-    const ORDER: u8 = 3;
-    const MODULE: &'static str = "canary";
-    fn check(policy: Value) -> Result<(), ConfigError> {
-        route_policy::RoutePolicies::parse(policy, CanaryPolicy::compile).map(drop)
-    }
+    const KIND: FilterKind = FilterKind::Canary;
 }
 
 /// `policy` serialised, once the filter's own compiler accepts it.
 pub fn checked<P: FilterPolicy>(policy: &P) -> Result<Value, ConfigError> {
     let value = serde_json::to_value(policy)
         .map_err(|e| ConfigError::new("", format!("serialising the policy: {e}")))?;
-    P::check(value.clone())?;
+    P::KIND.check(value.clone())?;
     Ok(value)
 }
 
@@ -138,12 +88,12 @@ pub enum RouteVerdict {
 }
 
 /// The one table of every route's filter policies, per filter kind, keyed
-/// by [`Kind`] so iteration is chain order (not `tollgate_core`'s
+/// by [`FilterKind`] so iteration is chain order (not `tollgate_core`'s
 /// `RoutePolicies`, the envelope a filter parses). A policy object applied to
 /// many routes is shared by them, not copied per route.
 #[derive(Debug, Default)]
 pub struct PolicyTable {
-    by_filter: BTreeMap<Kind, BTreeMap<String, Arc<Value>>>,
+    by_filter: BTreeMap<FilterKind, BTreeMap<String, Arc<Value>>>,
     /// Envoy's CORS filter's policy of each route that has one.
     cors: BTreeMap<String, Arc<CorsPolicy>>,
     verdicts: BTreeMap<String, RouteVerdict>,
@@ -174,7 +124,7 @@ impl PolicyTable {
     /// (a policy object applied to many routes is checked once).
     pub fn insert_checked<P: FilterPolicy>(&mut self, route: &str, checked: &Arc<Value>) {
         self.by_filter
-            .entry(Kind::of::<P>())
+            .entry(P::KIND)
             .or_default()
             .insert(route.to_owned(), Arc::clone(checked));
     }
@@ -199,7 +149,8 @@ impl PolicyTable {
                 .filter(|(route, _)| routes.contains(route.as_str()))
                 .map(|(route, policy)| (route.as_str(), policy.as_ref()))
                 .collect();
-            (!routes.is_empty()).then(|| runtime.http_filter(kind.module, routes, kind.per_route))
+            (!routes.is_empty())
+                .then(|| runtime.http_filter(kind.module(), routes, kind.per_route()))
         });
         cors.into_iter().chain(tollgate).collect()
     }
@@ -220,10 +171,10 @@ impl PolicyTable {
                 .typed_per_filter_config
                 .insert(cors::FILTER.to_owned(), cors::per_route(policy));
         }
-        for (kind, policies) in self.by_filter.iter().filter(|(k, _)| k.per_route) {
+        for (kind, policies) in self.by_filter.iter().filter(|(k, _)| k.per_route()) {
             let per_route = policies
                 .get(&route.name)
-                .and_then(|policy| runtime.per_route(kind.module, policy));
+                .and_then(|policy| runtime.per_route(kind.module(), policy));
             if let Some((filter, config)) = per_route {
                 route.typed_per_filter_config.insert(filter, config);
             }
@@ -314,8 +265,9 @@ mod tests {
             json!({"routes": {"a": {"request": {"set": [{"name": "x", "value": "v"}]}}}})
         );
         // The envelope is what the filter itself accepts.
-        route_policy::RoutePolicies::parse(headers, HeaderPolicy::compile).unwrap();
-        route_policy::RoutePolicies::parse(wasm_configuration(&filters[1]), CanaryPolicy::compile)
+        FilterKind::Headers.check(headers).unwrap();
+        FilterKind::Canary
+            .check(wasm_configuration(&filters[1]))
             .unwrap();
         assert!(policies
             .http_filters(&HashSet::from(["c"]), &wasm())
@@ -365,7 +317,7 @@ mod tests {
             json!({"request": {"set": [{"name": "x", "value": "v"}]}})
         );
         // One policy, as the module's per-route config takes it.
-        route_policy::RoutePolicies::parse(policy, HeaderPolicy::compile).unwrap();
+        FilterKind::Headers.check(policy).unwrap();
         assert!(per_route(&routes[0], "tollgate.canary").is_some());
         assert_eq!(routes[1].typed_per_filter_config.len(), 1);
         assert!(routes[2].typed_per_filter_config.is_empty());

@@ -7,7 +7,7 @@
 //!   policy is that route's `typed_per_filter_config` entry
 //!   (`DynamicModuleFilterPerRoute`), which Envoy hands the filter for the
 //!   matched route; so a policy edit is a route update, not a listener's.
-//!   The JWT filter is the exception (see `FilterPolicy::PER_ROUTE`): its
+//!   The JWT filter is the exception (see `FilterKind::per_route`): its
 //!   policies stay in the chain's envelope.
 //! - **Wasm**: `<wasm dir>/<filter>.wasm` on V8. Envoy's wasm filter has no
 //!   per-route config, so the chain's filter carries the per-route envelope

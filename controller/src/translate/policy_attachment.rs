@@ -33,29 +33,9 @@ use super::status::Condition;
 use super::weights::Share;
 use crate::resources::http_filters::HttpRouteFilter;
 use crate::resources::BackendRef;
+use tollgate_core::catalogue::FilterKind;
 
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
-
-/// The filter a policy configures: at most one policy per filter per route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Filter {
-    Jwt,
-    RateLimit,
-    Headers,
-    Canary,
-}
-
-impl Filter {
-    /// The filter a policy kind configures.
-    pub fn of_kind(kind: PolicyKind) -> Filter {
-        match kind {
-            PolicyKind::JwtPolicy | PolicyKind::SecurityPolicy => Filter::Jwt,
-            PolicyKind::RateLimitPolicy | PolicyKind::BackendTrafficPolicy => Filter::RateLimit,
-            PolicyKind::HeaderPolicy => Filter::Headers,
-            PolicyKind::CanaryPolicy => Filter::Canary,
-        }
-    }
-}
 
 /// How specific an attachment is; a higher level wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -163,17 +143,17 @@ impl<'r> RouteSite<'r> {
     }
 
     /// The filters the rule configures itself, each at its level.
-    fn own_filters(&self) -> impl Iterator<Item = (Filter, Level)> {
+    fn own_filters(&self) -> impl Iterator<Item = (FilterKind, Level)> {
         let headers = self
             .rule
             .headers
             .is_some()
-            .then_some((Filter::Headers, Level::RuleFilter));
+            .then_some((FilterKind::Headers, Level::RuleFilter));
         let canary = self
             .rule
             .canary
             .is_some()
-            .then_some((Filter::Canary, Level::RuleWeights));
+            .then_some((FilterKind::Canary, Level::RuleWeights));
         headers.into_iter().chain(canary)
     }
 
@@ -234,7 +214,7 @@ pub struct Candidate<'p> {
 #[derive(Debug, Default)]
 pub struct Attachment {
     /// Per Envoy route, per filter: what applies.
-    pub winners: BTreeMap<String, BTreeMap<Filter, Source>>,
+    pub winners: BTreeMap<String, BTreeMap<FilterKind, Source>>,
     /// Per candidate, its `Accepted` condition.
     pub accepted: Vec<Condition>,
     /// Per candidate, the routes where the rule's own filter applies instead.
@@ -295,7 +275,7 @@ pub fn attach<'r>(
         missing.push(lost);
     }
     // A target named by two policies of one filter belongs to the older.
-    let mut owner: BTreeMap<(Filter, Target<'r>), usize> = BTreeMap::new();
+    let mut owner: BTreeMap<(FilterKind, Target<'r>), usize> = BTreeMap::new();
     let mut conflicted: Vec<Vec<String>> = vec![Vec::new(); candidates.len()];
     // Valid policies first, each group oldest first: an invalid policy only
     // takes a target no valid one holds, and is never "Conflicted".
@@ -316,7 +296,7 @@ pub fn attach<'r>(
             ))
     });
     for &i in &by_age {
-        let filter = Filter::of_kind(candidates[i].policy.kind);
+        let filter = candidates[i].policy.kind.filter();
         for &target in &resolved[i] {
             match owner.get(&(filter, target)) {
                 Some(_) if candidates[i].valid.is_err() => {}
@@ -337,17 +317,17 @@ pub fn attach<'r>(
     for (place, &i) in by_age.iter().enumerate() {
         rank[i] = place;
     }
-    let mut by_target: BTreeMap<Target<'r>, Vec<(Filter, usize)>> = BTreeMap::new();
+    let mut by_target: BTreeMap<Target<'r>, Vec<(FilterKind, usize)>> = BTreeMap::new();
     for (&(filter, target), &i) in &owner {
         by_target.entry(target).or_default().push((filter, i));
     }
-    let mut winners: BTreeMap<String, BTreeMap<Filter, Source>> = BTreeMap::new();
+    let mut winners: BTreeMap<String, BTreeMap<FilterKind, Source>> = BTreeMap::new();
     let mut overridden_by_rule = vec![Vec::new(); candidates.len()];
     for site in sites {
         // Per filter: the best offer so far, and the policies offered.
-        let mut best: BTreeMap<Filter, (Level, Source)> = BTreeMap::new();
-        let mut offered: Vec<(Filter, usize)> = Vec::new();
-        let mut offer = |filter: Filter, level: Level, source: Source| {
+        let mut best: BTreeMap<FilterKind, (Level, Source)> = BTreeMap::new();
+        let mut offered: Vec<(FilterKind, usize)> = Vec::new();
+        let mut offer = |filter: FilterKind, level: Level, source: Source| {
             let better = best.get(&filter).is_none_or(|(l, held)| {
                 level > *l
                     || (level == *l
@@ -377,7 +357,7 @@ pub fn attach<'r>(
             });
             if let Some(i) = by_ref {
                 offer(
-                    Filter::of_kind(candidates[i].policy.kind),
+                    candidates[i].policy.kind.filter(),
                     Level::ExtensionRef,
                     Source::Policy(i),
                 );
@@ -538,7 +518,7 @@ mod tests {
         attachment
             .winners
             .get(&format!("httproute/app/{route}/rule/0/match/0"))
-            .and_then(|w| w.get(&Filter::Headers).copied())
+            .and_then(|w| w.get(&FilterKind::Headers).copied())
     }
 
     fn winner(attachment: &Attachment, route: &str) -> Option<usize> {
@@ -698,10 +678,10 @@ mod tests {
             std::slice::from_ref(&weighted),
         );
         let route = &a.winners[&weighted.envoy_route];
-        assert_eq!(route[&Filter::Canary], Source::Policy(0));
+        assert_eq!(route[&FilterKind::Canary], Source::Policy(0));
         let a = attach(&candidates(&[]), &targets(), &[weighted.clone()]);
         assert_eq!(
-            a.winners[&weighted.envoy_route][&Filter::Canary],
+            a.winners[&weighted.envoy_route][&FilterKind::Canary],
             Source::Rule
         );
     }

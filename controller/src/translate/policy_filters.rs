@@ -32,13 +32,14 @@ use tollgate_core::ratelimit::config::{RateLimitConfig, ServiceConfig};
 use tollgate_core::ConfigError;
 
 use super::filter_chain::{checked, FilterPolicy, PolicyTable, RouteVerdict, RulePolicies};
-use super::policy_attachment::{self, Candidate, Filter, PolicyHead, RouteSite, Source, Targets};
+use super::policy_attachment::{self, Candidate, PolicyHead, RouteSite, Source, Targets};
 use super::service_clusters::{self, Upstream, RATELIMIT_CLUSTER};
 use super::status::{observed, Condition, PolicyStatus};
 use crate::resources::http_filters::LocalObjectReference;
 use crate::resources::policies::{FilterConfig, PolicyKind, PolicyObject};
 use crate::resources::refused::{RefusedKind, RefusedObject};
 use crate::resources::{Loaded, Resources};
+use tollgate_core::catalogue::FilterKind;
 
 /// A policy as it will be emitted.
 struct Prepared<'r> {
@@ -173,19 +174,19 @@ impl<'r> Catalog<'r> {
                     continue;
                 }
                 let outcome = match (&policy.config, filter) {
-                    (Some(FilterConfig::Jwt(_)), Filter::Jwt) => {
+                    (Some(FilterConfig::Jwt(_)), FilterKind::Jwt) => {
                         entries.insert_checked::<JwtConfig>(route, &policy.checked);
                         Ok(())
                     }
-                    (Some(FilterConfig::RateLimit(_)), Filter::RateLimit) => {
+                    (Some(FilterConfig::RateLimit(_)), FilterKind::RateLimit) => {
                         entries.insert_checked::<RateLimitConfig>(route, &policy.checked);
                         Ok(())
                     }
-                    (Some(FilterConfig::Headers(_)), Filter::Headers) => {
+                    (Some(FilterConfig::Headers(_)), FilterKind::Headers) => {
                         entries.insert_checked::<HeaderModConfig>(route, &policy.checked);
                         Ok(())
                     }
-                    (Some(FilterConfig::Canary(c)), Filter::Canary) => canary_for(c, site)
+                    (Some(FilterConfig::Canary(c)), FilterKind::Canary) => canary_for(c, site)
                         .and_then(|c| insert(entries, route, &c))
                         .map(|()| entries.decide(route, RouteVerdict::ForwardByCanaryHeader)),
                     _ => Err("internal: policy and filter disagree".to_owned()),
@@ -253,12 +254,12 @@ fn insert<P: FilterPolicy>(entries: &mut PolicyTable, route: &str, c: &P) -> Res
 }
 
 /// Gives `route` its rule's own policy for `filter` (checked with the rule).
-fn rule_policy(entries: &mut PolicyTable, route: &str, filter: Filter, rule: &RulePolicies) {
+fn rule_policy(entries: &mut PolicyTable, route: &str, filter: FilterKind, rule: &RulePolicies) {
     match (filter, &rule.headers, &rule.canary) {
-        (Filter::Headers, Some(headers), _) => {
+        (FilterKind::Headers, Some(headers), _) => {
             entries.insert_checked::<HeaderModConfig>(route, headers);
         }
-        (Filter::Canary, _, Some(canary)) => {
+        (FilterKind::Canary, _, Some(canary)) => {
             entries.insert_checked::<CanaryConfig>(route, canary);
         }
         _ => {}

@@ -15,6 +15,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use tollgate_core::canary::flow::{self, Chosen};
 use tollgate_core::canary::policy::{CanaryPolicy, Draws};
+use tollgate_core::catalogue::FilterKind;
 use tollgate_core::route_policy::RoutePolicies;
 use tollgate_host::metrics::Counter;
 use tollgate_host::stream_host::WasmHost;
@@ -89,7 +90,11 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        if !config::reload(&mut self.policies, "canary", CanaryPolicy::compile) {
+        if !config::reload(
+            &mut self.policies,
+            FilterKind::Canary.module(),
+            CanaryPolicy::compile,
+        ) {
             return false;
         }
         if let Some(old) = &self.metrics {

@@ -6,6 +6,7 @@
 //! configure time, into immutable structures; per-request work only reads them.
 
 pub mod canary;
+pub mod catalogue;
 pub mod duration;
 pub mod error;
 pub mod grpc;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tollgate_core::canary::flow::{self as canary_flow, Chosen};
 use tollgate_core::canary::policy::{CanaryPolicy, Draws};
+use tollgate_core::catalogue::FilterKind as Kind;
 use tollgate_core::error::parse_json;
 use tollgate_core::grpc;
 use tollgate_core::headers::{flow as headers_flow, HeaderPolicy};
@@ -27,39 +28,6 @@ use crate::counters::{self, ProcessCounters};
 use crate::host::StreamHost;
 use crate::jwt::{self, JwtFilter, JwtStream};
 use crate::metrics::{Counter, Definer};
-
-/// A filter of this module, as `filter_name` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    JwtAuth,
-    HeaderMod,
-    RateLimit,
-    Canary,
-}
-
-impl Kind {
-    pub fn from_name(name: &str) -> Option<Kind> {
-        match name {
-            "jwt_auth" => Some(Kind::JwtAuth),
-            "header_mod" => Some(Kind::HeaderMod),
-            "ratelimit" => Some(Kind::RateLimit),
-            "canary" => Some(Kind::Canary),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::JwtAuth => "jwt_auth",
-            Kind::HeaderMod => "header_mod",
-            Kind::RateLimit => "ratelimit",
-            Kind::Canary => "canary",
-        }
-    }
-}
-
-/// What `filter_name` may be, for the refusal of any other name.
-pub const KNOWN: &str = "jwt_auth, ratelimit, header_mod, canary";
 
 /// One filter config: its policies and metrics. Shared by every stream, on
 /// every worker (created once, on the main thread).
@@ -115,11 +83,11 @@ impl FilterConfig {
         metrics: &mut Definer,
     ) -> Result<FilterConfig, ConfigError> {
         Ok(match kind {
-            Kind::JwtAuth => FilterConfig::JwtAuth(Box::new(JwtFilter::new(
+            Kind::Jwt => FilterConfig::JwtAuth(Box::new(JwtFilter::new(
                 parse(config, jwt::compile)?,
                 metrics,
             ))),
-            Kind::HeaderMod => FilterConfig::HeaderMod {
+            Kind::Headers => FilterConfig::HeaderMod {
                 policies: parse(config, HeaderPolicy::compile)?,
                 requests_modified: metrics.counter("tollgate_header_mod_requests_modified", None),
                 responses_modified: metrics.counter("tollgate_header_mod_responses_modified", None),
@@ -146,8 +114,8 @@ impl FilterConfig {
 
     pub fn kind(&self) -> Kind {
         match self {
-            FilterConfig::JwtAuth(_) => Kind::JwtAuth,
-            FilterConfig::HeaderMod { .. } => Kind::HeaderMod,
+            FilterConfig::JwtAuth(_) => Kind::Jwt,
+            FilterConfig::HeaderMod { .. } => Kind::Headers,
             FilterConfig::RateLimit { .. } => Kind::RateLimit,
             FilterConfig::Canary { .. } => Kind::Canary,
         }
@@ -176,8 +144,8 @@ impl RoutePolicy {
             })
         }
         Ok(match kind {
-            Kind::JwtAuth => RoutePolicy::JwtAuth(one(parse(config, jwt::compile)?)?),
-            Kind::HeaderMod => RoutePolicy::HeaderMod(one(parse(config, HeaderPolicy::compile)?)?),
+            Kind::Jwt => RoutePolicy::JwtAuth(one(parse(config, jwt::compile)?)?),
+            Kind::Headers => RoutePolicy::HeaderMod(one(parse(config, HeaderPolicy::compile)?)?),
             Kind::RateLimit => RoutePolicy::RateLimit {
                 policy: one(parse(config, RateLimitPolicy::compile)?)?,
                 unnamed_scope: format!(
@@ -221,8 +189,8 @@ pub fn with_draws<T>(f: impl FnOnce(&mut Draws) -> T) -> T {
 impl Stream {
     pub fn new(kind: Kind) -> Stream {
         match kind {
-            Kind::JwtAuth => Stream::JwtAuth(JwtStream::default()),
-            Kind::HeaderMod => Stream::HeaderMod(headers_flow::Stream::default()),
+            Kind::Jwt => Stream::JwtAuth(JwtStream::default()),
+            Kind::Headers => Stream::HeaderMod(headers_flow::Stream::default()),
             Kind::RateLimit => Stream::RateLimit {
                 flow: ratelimit_flow::Stream::default(),
                 answer: None,

@@ -3,7 +3,7 @@
 //! it as `envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter`
 //! with `dynamic_module_config: {name: tollgate}` (found through
 //! `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`), `filter_name` one of the filters in
-//! [`filter::Kind`], and `filter_config` a `StringValue` holding the same JSON
+//! [`tollgate_core::catalogue::FilterKind`], and `filter_config` a `StringValue` holding the same JSON
 //! the `.wasm` filter takes. It also holds canary selection as a cluster
 //! specifier (`specifier_name: canary`, [`cluster_specifier`]), which names
 //! the cluster while Envoy resolves the route.
@@ -36,8 +36,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use abi::{EnvoyBuffer, EnvoyHeader, FilterConfigEnvoyPtr, FilterEnvoyPtr, ModulePtr};
-use filter::{CalloutPart, FilterConfig, Kind, RoutePolicy, Stream};
+use filter::{CalloutPart, FilterConfig, RoutePolicy, Stream};
 use host::StreamHost;
+use tollgate_core::catalogue::FilterKind as Kind;
 
 /// A stream: its filter's config (shared with the other streams) and state.
 ///
@@ -123,10 +124,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     guard("config_new", std::ptr::null(), || {
         // SAFETY: Envoy's buffers, valid during this hook.
         let (name, config) = unsafe { (text(name), bytes(config)) };
-        let Some(kind) = Kind::from_name(&name) else {
+        let Some(kind) = Kind::from_module(&name) else {
             log::error(&format!(
                 "tollgate: rejected configuration: filter_name `{name}` is not a Tollgate filter; expected one of {}",
-                filter::KNOWN
+                Kind::modules()
             ));
             return std::ptr::null();
         };
@@ -143,7 +144,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
             Err(e) => {
                 log::error(&format!(
                     "tollgate {}: rejected configuration: {e}",
-                    kind.name()
+                    kind.module()
                 ));
                 std::ptr::null()
             }
@@ -174,10 +175,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_ne
     guard("per_route_config_new", std::ptr::null(), || {
         // SAFETY: Envoy's buffers, valid during this hook.
         let (name, config) = unsafe { (text(name), bytes(config)) };
-        let Some(kind) = Kind::from_name(&name) else {
+        let Some(kind) = Kind::from_module(&name) else {
             log::error(&format!(
                 "tollgate: rejected per-route configuration: filter_name `{name}` is not a Tollgate filter; expected one of {}",
-                filter::KNOWN
+                Kind::modules()
             ));
             return std::ptr::null();
         };
@@ -188,7 +189,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_ne
             Err(e) => {
                 log::error(&format!(
                     "tollgate {}: rejected per-route configuration: {e}",
-                    kind.name()
+                    kind.module()
                 ));
                 std::ptr::null()
             }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
+use tollgate_core::catalogue::FilterKind;
 use tollgate_core::headers::{flow, HeaderPolicy};
 use tollgate_core::route_policy::RoutePolicies;
 use tollgate_host::config;
@@ -52,7 +53,11 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        if !config::reload(&mut self.policies, "header_mod", HeaderPolicy::compile) {
+        if !config::reload(
+            &mut self.policies,
+            FilterKind::Headers.module(),
+            HeaderPolicy::compile,
+        ) {
             return false;
         }
         true

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
+use tollgate_core::catalogue::FilterKind;
 use tollgate_core::jwt::config::JwtConfig;
 use tollgate_core::jwt::policy::JwtPolicy;
 use tollgate_core::route_policy::RoutePolicies;
@@ -134,7 +135,7 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        if !config::reload(&mut self.policies, "jwt_auth", compile) {
+        if !config::reload(&mut self.policies, FilterKind::Jwt.module(), compile) {
             return false;
         }
         let Some(policies) = &self.policies else {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
+use tollgate_core::catalogue::FilterKind;
 use tollgate_core::host::Metric;
 use tollgate_core::ratelimit::policy::RateLimitPolicy;
 use tollgate_core::ratelimit::slot_hash::SlotHasher;
@@ -58,7 +59,11 @@ impl RootContext for Root {
                 }
             }
         }
-        config::reload(&mut self.policies, "ratelimit", RateLimitPolicy::compile)
+        config::reload(
+            &mut self.policies,
+            FilterKind::RateLimit.module(),
+            RateLimitPolicy::compile,
+        )
     }
 
     fn on_tick(&mut self) {
