@@ -451,31 +451,17 @@ pub fn targets<'r>(
 ) -> Targets<'r> {
     let mut targets = Targets::default();
     targets.gateways.extend(gateways);
-    for route in &resources.http_routes {
-        let meta = &route.object.metadata;
-        targets.routes.insert(
-            ("HTTPRoute", meta.namespace(), meta.name.as_str()),
-            route
-                .object
-                .spec
-                .rules
-                .iter()
-                .filter_map(|r| r.name.as_deref())
-                .collect(),
-        );
-    }
-    for route in &resources.grpc_routes {
-        let meta = &route.object.metadata;
-        targets.routes.insert(
-            ("GRPCRoute", meta.namespace(), meta.name.as_str()),
-            route
-                .object
-                .spec
-                .rules
-                .iter()
-                .filter_map(|r| r.name.as_deref())
-                .collect(),
-        );
+    let http = resources.http_routes.iter().map(|r| {
+        let names = r.object.spec.rules.iter().map(|rule| rule.name.as_deref());
+        (("HTTPRoute", &r.object.metadata), names.flatten().collect())
+    });
+    let grpc = resources.grpc_routes.iter().map(|r| {
+        let names = r.object.spec.rules.iter().map(|rule| rule.name.as_deref());
+        (("GRPCRoute", &r.object.metadata), names.flatten().collect())
+    });
+    for ((kind, meta), rule_names) in http.chain(grpc) {
+        let key = (kind, meta.namespace(), meta.name.as_str());
+        targets.routes.insert(key, rule_names);
     }
     targets
 }
