@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use crate::resources::refused::RefusedKind;
-use crate::resources::{self, Loaded, Resources};
+use crate::resources::{self, Loaded, Origin, Resources};
 use crate::translate::status::{Condition, RouteStatus, Status};
 use crate::translate::{self};
 
@@ -92,10 +92,10 @@ fn describe(condition: &Condition) -> String {
 fn sources<T>(
     objects: &[Loaded<T>],
     key: impl Fn(&T) -> (String, String),
-) -> BTreeMap<(String, String), &str> {
+) -> BTreeMap<(String, String), String> {
     objects
         .iter()
-        .map(|o| (key(&o.object), o.source.as_str()))
+        .map(|o| (key(&o.object), o.source.to_string()))
         .collect()
 }
 
@@ -121,9 +121,9 @@ fn problems(resources: &Resources, status: &Status) -> Report {
     let gateways = sources(&resources.gateways, |g| {
         (g.metadata.namespace().to_owned(), g.metadata.name.clone())
     });
-    let at = |map: &BTreeMap<(String, String), &str>, ns: &str, name: &str| {
+    let at = |map: &BTreeMap<(String, String), String>, ns: &str, name: &str| {
         map.get(&(ns.to_owned(), name.to_owned()))
-            .map_or_else(|| "?".to_owned(), |s| (*s).to_owned())
+            .map_or_else(|| "?".to_owned(), Clone::clone)
     };
     for class in &status.gateway_classes {
         if is_refused(RefusedKind::GatewayClass, "", &class.name) {
@@ -223,12 +223,12 @@ fn problems(resources: &Resources, status: &Status) -> Report {
         .http_routes
         .iter()
         .map(|r| (&r.object.metadata, &r.source));
-    let http = http.map(|(meta, source)| (meta.namespace(), meta.name.as_str(), source.as_str()));
+    let http = http.map(|(meta, source)| (meta.namespace(), meta.name.as_str(), source));
     let grpc = resources
         .grpc_routes
         .iter()
         .map(|r| (&r.object.metadata, &r.source));
-    let grpc = grpc.map(|(meta, source)| (meta.namespace(), meta.name.as_str(), source.as_str()));
+    let grpc = grpc.map(|(meta, source)| (meta.namespace(), meta.name.as_str(), source));
     report
         .warnings
         .extend(unowned("HTTPRoute", &status.http_routes, http));
@@ -242,7 +242,7 @@ fn problems(resources: &Resources, status: &Status) -> Report {
 fn unowned<'a>(
     kind: &str,
     statuses: &[RouteStatus],
-    routes: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+    routes: impl Iterator<Item = (&'a str, &'a str, &'a Origin)>,
 ) -> Vec<String> {
     let owned: HashSet<(&str, &str)> = statuses
         .iter()

@@ -6,7 +6,7 @@
 use std::collections::hash_map::{Entry, HashMap};
 
 use super::meta::ObjectMeta;
-use super::Resources;
+use super::{Origin, Resources};
 
 /// A problem for every object that repeats an earlier one's identity.
 pub fn find(resources: &Resources) -> Vec<String> {
@@ -48,7 +48,7 @@ pub fn find(resources: &Resources) -> Vec<String> {
 /// Where each identity was first defined, and the repeats found so far.
 #[derive(Default)]
 struct Seen<'r> {
-    first: HashMap<(&'static str, &'r str, &'r str), &'r str>,
+    first: HashMap<(&'static str, &'r str, &'r str), &'r Origin>,
     problems: Vec<String>,
 }
 
@@ -58,7 +58,7 @@ impl<'r> Seen<'r> {
         kind: &'static str,
         namespaced: bool,
         meta: &'r ObjectMeta,
-        source: &'r str,
+        source: &'r Origin,
     ) {
         let namespace = if namespaced { meta.namespace() } else { "" };
         match self.first.entry((kind, namespace, meta.name.as_str())) {

@@ -46,11 +46,30 @@ pub struct Loaded<T> {
     /// Position in load order (files sorted by path, documents in file order):
     /// the precedence tie-break when there is no `creationTimestamp`.
     pub order: usize,
-    /// `path:line` of the document, for problems found after loading.
-    pub source: String,
+    /// Where it came from, for every message about it.
+    pub source: Origin,
     /// `metadata.generation`, or one derived from the spec (see
     /// `generation::of`): every status condition's `observedGeneration`.
     pub generation: i64,
+}
+
+/// Where an object came from: what a message about it names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// A document in a file of the config directory, by the line it starts on.
+    File { path: String, line: usize },
+    /// An object read from a Kubernetes API server, by its `metadata.uid`.
+    Object { uid: String },
+}
+
+impl std::fmt::Display for Origin {
+    /// `path:line`, or `uid <uid>`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::File { path, line } => write!(f, "{path}:{line}"),
+            Origin::Object { uid } => write!(f, "uid {uid}"),
+        }
+    }
 }
 
 /// Everything one directory holds, each kind in load order.

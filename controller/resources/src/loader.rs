@@ -23,8 +23,8 @@ use super::policies::{PolicyKind, PolicyObject};
 use super::refused::{RefusedKind, RefusedObject};
 use super::yaml_bounds::{self, MAX_DOCUMENTS};
 use super::{
-    EndpointSlice, Gateway, GatewayClass, GrpcRoute, HttpRoute, Loaded, Namespace, ReferenceGrant,
-    Resources, Secret, Service,
+    EndpointSlice, Gateway, GatewayClass, GrpcRoute, HttpRoute, Loaded, Namespace, Origin,
+    ReferenceGrant, Resources, Secret, Service,
 };
 
 /// Every problem found, each `path:line: field: message`.
@@ -461,7 +461,10 @@ fn or_refused<T>(
         Some(refused) => Ok(Document::Refused(Loaded {
             object: Arc::new(refused),
             order: 0,
-            source: format!("{name}:{first_line}"),
+            source: Origin::File {
+                path: name.to_owned(),
+                line: first_line,
+            },
             generation: super::generation::of(&value),
         })),
         None => Err(problem),
@@ -513,7 +516,10 @@ impl Typed<'_> {
         Ok(Loaded {
             object: Arc::new(object),
             order: 0,
-            source: format!("{}:{}", self.name, self.first_line),
+            source: Origin::File {
+                path: self.name.to_owned(),
+                line: self.first_line,
+            },
             generation,
         })
     }
@@ -739,7 +745,7 @@ mod tests {
             refused.problem
         );
         assert_eq!(loaded.load_errors, std::slice::from_ref(&refused.problem));
-        assert_eq!(loaded.refused[0].source, format!("{a}:5"));
+        assert_eq!(loaded.refused[0].source.to_string(), format!("{a}:5"));
     }
 
     #[test]

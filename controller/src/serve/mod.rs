@@ -8,6 +8,8 @@
 //! translates to the same Envoy resources pushes nothing (versions follow
 //! content, see [`crate::xds::snapshot`]).
 //!
+//! - [`provider`]: where the objects come from (the directory) and where
+//!   their status goes (the status file).
 //! - [`views`]: which Gateways a node is served.
 //! - [`watcher`]: debounced directory changes.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `/status`, `/config_dump`;
@@ -18,12 +20,13 @@
 mod admin;
 mod bounded_listener;
 mod metrics;
+pub mod provider;
 pub mod views;
 mod watcher;
 pub mod xds_tls;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,12 +37,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 
-use crate::resources;
 use crate::translate::{self, status::Status};
 use crate::xds::{AdsServer, Snapshot};
 use metrics::Metrics;
+use provider::{Directory, Provider, StatusFile, StatusSink};
 use views::GatewayViews;
-use watcher::DirWatcher;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -105,16 +107,10 @@ impl Current {
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<()> {
     let options = args.translator.options()?;
-    if !args.config_dir.is_dir() {
-        anyhow::bail!(
-            "--config-dir {}: not a directory",
-            args.config_dir.display()
-        );
-    }
     let xds_tls = args.xds_tls.load()?;
+    let mut sinks: Vec<Box<dyn StatusSink + Send>> = Vec::new();
     if let Some(dir) = &args.status_dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating --status-dir {}", dir.display()))?;
+        sinks.push(Box::new(StatusFile::create_in(dir)?));
     }
     let xds_listener = TcpListener::bind(args.xds_listen)
         .await
@@ -127,22 +123,18 @@ pub async fn run(args: Args) -> Result<()> {
         ),
         None => None,
     };
-    // Watching starts before the first load, so no change is missed between them.
-    let mut watcher = DirWatcher::start(&args.config_dir)?;
+    let mut provider = Directory::start(&args.config_dir)?;
     let metrics = Metrics::new();
     let views = Arc::new(GatewayViews::new(options.clone()));
     let (current_tx, current_rx) = watch::channel(Arc::new(Current::default()));
     let mut reloader = Reloader {
-        dir: args.config_dir.clone(),
-        cache: resources::DirCache::default(),
-        status_file: args.status_dir.map(|d| d.join("status.yaml")),
-        written_status: None,
+        sinks,
         options,
         views: views.clone(),
         metrics: metrics.clone(),
         current: current_tx,
     };
-    let mut retry = next_retry(reloader.reload(), None);
+    let mut retry = next_retry(reloader.reload(&mut provider), None);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_streams = stop_rx.clone();
@@ -166,7 +158,7 @@ pub async fn run(args: Args) -> Result<()> {
     } else {
         "plain gRPC"
     };
-    tracing::info!(addr = %local_addr(&xds_listener), dir = %args.config_dir.display(), transport, "ADS server listening");
+    tracing::info!(addr = %local_addr(&xds_listener), from = %provider.describe(), transport, "ADS server listening");
     if xds_tls.is_none() {
         if let Some(warning) = xds_tls::plain_warning(args.xds_listen) {
             tracing::warn!("{warning}");
@@ -196,8 +188,8 @@ pub async fn run(args: Args) -> Result<()> {
             }
         };
         tokio::select! {
-            () = watcher.changed() => retry = next_retry(reloader.reload(), None),
-            () = retry_due => retry = next_retry(reloader.reload(), retry),
+            () = provider.changed() => retry = next_retry(reloader.reload(&mut provider), None),
+            () = retry_due => retry = next_retry(reloader.reload(&mut provider), retry),
             () = &mut signal => break,
         }
     }
@@ -227,11 +219,10 @@ fn next_retry(transient_failure: bool, previous: Option<Duration>) -> Option<Dur
     transient_failure.then_some(after)
 }
 
+/// Loads from a provider, translates, and publishes to Envoy (the views),
+/// the admin endpoint and the status sinks.
 struct Reloader {
-    dir: PathBuf,
-    cache: resources::DirCache,
-    status_file: Option<PathBuf>,
-    written_status: Option<String>,
+    sinks: Vec<Box<dyn StatusSink + Send>>,
     options: translate::Options,
     views: Arc<GatewayViews>,
     metrics: Metrics,
@@ -241,9 +232,9 @@ struct Reloader {
 impl Reloader {
     /// Loads, translates and publishes; whether the load failed on
     /// something that may pass by itself.
-    fn reload(&mut self) -> bool {
+    fn reload(&mut self, provider: &mut impl Provider) -> bool {
         let started = Instant::now();
-        let loaded = self.cache.load(&self.dir);
+        let loaded = provider.load();
         let load_time = started.elapsed();
         let previous = self.current.borrow().clone();
         let mut publish = None;
@@ -254,7 +245,7 @@ impl Reloader {
                 tracing::warn!(
                     problems = e.problems.len(),
                     "{} has errors; the last good configuration keeps serving:\n{e}",
-                    self.dir.display()
+                    provider.describe()
                 );
                 Current {
                     snapshot: previous.snapshot.clone(),
@@ -295,17 +286,8 @@ impl Reloader {
                 }
             }
         };
-        if let Some(path) = &self.status_file {
-            match current.status_yaml() {
-                Ok(text) if self.written_status.as_deref() != Some(text.as_str()) => {
-                    match write_atomically(path, &text) {
-                        Ok(()) => self.written_status = Some(text),
-                        Err(e) => tracing::warn!(path = %path.display(), "writing status: {e:#}"),
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("{e:#}"),
-            }
+        for sink in &mut self.sinks {
+            sink.publish(&current);
         }
         // Status and admin first: once Envoy has a configuration, they show it.
         self.current.send_replace(Arc::new(current));
@@ -336,15 +318,104 @@ fn log_publish(snapshot: &Snapshot, changed: bool, translate_time: Duration) {
     );
 }
 
-/// Readers of the status file see the old or the new text, never half of one.
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("yaml.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
-}
-
 fn local_addr(listener: &TcpListener) -> String {
     listener
         .local_addr()
         .map_or_else(|e| format!("<unknown: {e}>"), |a| a.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::loader::{load_str, LoadError};
+    use crate::resources::Resources;
+    use std::sync::Mutex;
+
+    /// A provider of objects held in memory, as a Kubernetes provider's
+    /// informer caches will be: each load returns the next of `loads`.
+    struct InMemory {
+        loads: Vec<Result<Resources, LoadError>>,
+    }
+
+    impl Provider for InMemory {
+        fn describe(&self) -> String {
+            "memory".to_owned()
+        }
+
+        async fn changed(&mut self) {}
+
+        fn load(&mut self) -> Result<Resources, LoadError> {
+            self.loads.remove(0)
+        }
+    }
+
+    /// What a sink was given once: the load errors, and how many routes had a status.
+    type Publication = (Vec<String>, usize);
+
+    /// A sink that keeps what it was given.
+    #[derive(Clone, Default)]
+    struct Recorded(Arc<Mutex<Vec<Publication>>>);
+
+    impl StatusSink for Recorded {
+        fn publish(&mut self, current: &Current) {
+            let routes = current.status.as_ref().map_or(0, |s| s.http_routes.len());
+            let mut seen = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            seen.push((current.load_errors.clone(), routes));
+        }
+    }
+
+    const OBJECTS: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: tollgate}\nspec: {controllerName: tollgate.dev/gateway-controller}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: eg}\nspec:\n  gatewayClassName: tollgate\n  listeners:\n  - {name: http, port: 80, protocol: HTTP}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: eg}]\n  rules:\n  - backendRefs: [{name: s, port: 80}]\n";
+
+    #[test]
+    fn any_provider_feeds_the_translator_the_views_and_the_status_sinks() {
+        let mut objects = Resources::default();
+        load_str("mem.yaml", OBJECTS, &mut objects).unwrap();
+        let failed = LoadError {
+            problems: vec!["mem: gone away".to_owned()],
+            transient: true,
+        };
+        let mut provider = InMemory {
+            loads: vec![Ok(objects), Err(failed)],
+        };
+        let options = translate::Options {
+            listener_address: crate::translator_args::DEFAULT_LISTENER_ADDRESS,
+            port_remap: true,
+            port_map: Default::default(),
+            filter_runtime: translate::FilterRuntime::DynamicModule,
+            ratelimit_service: None,
+        };
+        let recorded = Recorded::default();
+        let (current, served) = watch::channel(Arc::new(Current::default()));
+        let views = Arc::new(GatewayViews::new(options.clone()));
+        let mut reloader = Reloader {
+            sinks: vec![Box::new(recorded.clone())],
+            options,
+            views: views.clone(),
+            metrics: Metrics::new(),
+            current,
+        };
+        assert!(!reloader.reload(&mut provider), "a good load");
+        let version = served
+            .borrow()
+            .snapshot
+            .as_ref()
+            .map(|s| s.version().to_owned());
+        assert!(version.is_some());
+        // A failed load keeps the last good configuration, and says why.
+        assert!(reloader.reload(&mut provider), "a transient failure");
+        let now = served
+            .borrow()
+            .snapshot
+            .as_ref()
+            .map(|s| s.version().to_owned());
+        assert_eq!(now, version);
+        let seen = recorded.0.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [(Vec::new(), 1), (vec!["mem: gone away".to_owned()], 1)]
+        );
+    }
 }
