@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+pub mod api_objects;
 pub mod config_files;
 mod core;
 mod duplicates;

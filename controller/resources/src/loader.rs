@@ -90,7 +90,7 @@ struct ParsedFile {
 /// What one document holds, or its problem (`path:line[:column]: message`).
 type Parsed = Result<Document, String>;
 
-enum Document {
+pub(crate) enum Document {
     GatewayClass(Loaded<GatewayClass>),
     Gateway(Loaded<Gateway>),
     HttpRoute(Loaded<HttpRoute>),
@@ -298,7 +298,7 @@ pub fn load_str(name: &str, text: &str, resources: &mut Resources) -> Result<(),
 
 impl Resources {
     /// Adds a parsed document's object (or warning), next in load order.
-    fn add(&mut self, document: &Document) {
+    pub(crate) fn add(&mut self, document: &Document) {
         let order = self.gateway_classes.len()
             + self.gateways.len()
             + self.http_routes.len()
@@ -528,7 +528,7 @@ impl Typed<'_> {
 /// Removes every mapping entry whose value is `null` (`add:` with nothing
 /// after it), as the Kubernetes API server does: a null field is an absent
 /// field, so `add:` means no `add`, not an error. List items are kept.
-fn drop_nulls(value: &mut serde_json::Value) {
+pub(crate) fn drop_nulls(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
             map.retain(|_, v| !v.is_null());
