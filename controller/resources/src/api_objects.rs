@@ -169,7 +169,10 @@ mod tests {
             "{}",
             refused.object.problem
         );
-        assert_eq!(resources.load_errors, std::slice::from_ref(&refused.object.problem));
+        assert_eq!(
+            resources.load_errors,
+            std::slice::from_ref(&refused.object.problem)
+        );
     }
 
     #[test]

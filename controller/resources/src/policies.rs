@@ -44,6 +44,22 @@ impl PolicyKind {
         }
     }
 
+    /// Every policy kind.
+    pub const ALL: [PolicyKind; 6] = [
+        PolicyKind::RateLimitPolicy,
+        PolicyKind::JwtPolicy,
+        PolicyKind::HeaderPolicy,
+        PolicyKind::CanaryPolicy,
+        PolicyKind::BackendTrafficPolicy,
+        PolicyKind::SecurityPolicy,
+    ];
+
+    /// The resource's plural name, as its API path has it (`jwtpolicies`).
+    pub fn plural(self) -> String {
+        let name = self.name().to_ascii_lowercase();
+        format!("{}ies", name.trim_end_matches('y'))
+    }
+
     pub fn group(self) -> &'static str {
         match self {
             PolicyKind::BackendTrafficPolicy | PolicyKind::SecurityPolicy => ENVOY_GATEWAY_GROUP,
@@ -64,16 +80,9 @@ impl PolicyKind {
     /// The kind a `(group, kind)` pair names, as in an apiVersion or an
     /// HTTPRoute rule's `extensionRef`.
     pub fn from_group_kind(group: &str, kind: &str) -> Option<PolicyKind> {
-        [
-            PolicyKind::RateLimitPolicy,
-            PolicyKind::JwtPolicy,
-            PolicyKind::HeaderPolicy,
-            PolicyKind::CanaryPolicy,
-            PolicyKind::BackendTrafficPolicy,
-            PolicyKind::SecurityPolicy,
-        ]
-        .into_iter()
-        .find(|k| k.group() == group && k.name() == kind)
+        Self::ALL
+            .into_iter()
+            .find(|k| k.group() == group && k.name() == kind)
     }
 }
 

@@ -8,8 +8,9 @@
 //! translates to the same Envoy resources pushes nothing (versions follow
 //! content, see [`crate::xds::snapshot`]).
 //!
-//! - [`provider`]: where the objects come from (the directory) and where
-//!   their status goes (the status file).
+//! - [`provider`]: where the objects come from (the directory, or a
+//!   Kubernetes API server: [`kubernetes`]) and where their status goes (the
+//!   status file).
 //! - [`views`]: which Gateways a node is served.
 //! - [`watcher`]: debounced directory changes.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `/status`, `/config_dump`;
@@ -19,6 +20,7 @@
 
 mod admin;
 mod bounded_listener;
+mod kubernetes;
 mod metrics;
 pub mod provider;
 pub mod views;
@@ -40,14 +42,21 @@ use tonic::transport::server::TcpIncoming;
 use crate::translate::{self, status::Status};
 use crate::xds::{AdsServer, Snapshot};
 use metrics::Metrics;
-use provider::{Directory, Provider, StatusFile, StatusSink};
+use provider::{Directory, Provider, Source, StatusFile, StatusSink};
 use views::GatewayViews;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Where the objects come from: `file` (`--config-dir`) or `kubernetes` (the API server of
+    /// `--kubeconfig`, else `KUBECONFIG`, `~/.kube/config` or the pod's service account).
+    #[arg(long, value_enum, default_value = "file")]
+    provider: ProviderKind,
     /// Directory of Gateway API YAML (`*.yaml`, `*.yml`, recursive, multi-document), watched for changes.
-    #[arg(long, value_name = "DIR")]
-    config_dir: PathBuf,
+    #[arg(long, value_name = "DIR", required_if_eq("provider", "file"))]
+    config_dir: Option<PathBuf>,
+    /// The kubeconfig of `--provider kubernetes`.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
     /// Address of the ADS gRPC server Envoy connects to (`tollgate bootstrap --xds-address`).
     /// Plain gRPC unless the --xds-tls-* flags are given (a warning when it is not loopback).
     #[arg(long, default_value = "127.0.0.1:18000", value_name = "ADDR")]
@@ -62,6 +71,12 @@ pub struct Args {
     admin: Option<SocketAddr>,
     #[command(flatten)]
     translator: crate::translator_args::TranslatorArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ProviderKind {
+    File,
+    Kubernetes,
 }
 
 /// What the controller serves now, for the admin endpoint and the status file.
@@ -123,7 +138,13 @@ pub async fn run(args: Args) -> Result<()> {
         ),
         None => None,
     };
-    let mut provider = Directory::start(&args.config_dir)?;
+    let mut provider = match (args.provider, &args.config_dir) {
+        (ProviderKind::File, Some(dir)) => Source::Directory(Directory::start(dir)?),
+        (ProviderKind::File, None) => anyhow::bail!("--provider file needs --config-dir"),
+        (ProviderKind::Kubernetes, _) => {
+            Source::Kubernetes(kubernetes::Kubernetes::start(args.kubeconfig.as_deref()).await?)
+        }
+    };
     let metrics = Metrics::new();
     let views = Arc::new(GatewayViews::new(options.clone()));
     let (current_tx, current_rx) = watch::channel(Arc::new(Current::default()));
