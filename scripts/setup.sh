@@ -79,8 +79,24 @@ else
   did "$(.venv/bin/envoy --version | grep -o 'version: .*')"
 fi
 
+step "Kubernetes test API server, etcd and kubectl (scripts/kube-apiserver.sh; cached in /var/cache/tollgate-kube)"
+# Built once per set of Debian sid package versions (the cache key) and per version of our
+# test main; target/kube-bin records the bin directory for the tests (e2e::kube_apiserver).
+main_sum=$(sha256sum < scripts/kube-test-apiserver/main.go | cut -d' ' -f1)
+kube_bin=$(cat target/kube-bin 2>/dev/null || true)
+if [ -n "$kube_bin" ] && [ -x "$kube_bin/tollgate-test-apiserver" ] && [ -x "$kube_bin/etcd" ] \
+   && [ -x "$kube_bin/kubectl" ] && grep -q "main.go=$main_sum" "$kube_bin/../key.txt" 2>/dev/null; then
+  have "Kubernetes test API server"
+else
+  did "scripts/kube-apiserver.sh (a cold build takes about 6 minutes on 2 cores; then seconds)"
+  kube_bin=$(scripts/kube-apiserver.sh | tail -1) || die "scripts/kube-apiserver.sh failed"
+  [ -x "$kube_bin/tollgate-test-apiserver" ] || die "scripts/kube-apiserver.sh printed no bin directory"
+  mkdir -p target && echo "$kube_bin" > target/kube-bin
+  did "$kube_bin"
+fi
+
 summary=$(IFS=,; echo "${present[*]}" | sed 's/,/, /g')
-if [ ${#present[@]} -eq 4 ]; then
+if [ ${#present[@]} -eq 5 ]; then
   echo "==> setup: everything present ($summary)"
 else
   echo "==> setup complete${summary:+ (already present: $summary)}"

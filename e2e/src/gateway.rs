@@ -56,6 +56,9 @@ pub struct Options {
     /// `tollgate serve --filter-runtime`: the dynamic module (the default),
     /// or the wasm filters from dist/ by absolute path.
     pub runtime: Runtime,
+    /// `tollgate serve --provider kubernetes --kubeconfig` this file, instead
+    /// of the config directory (which is then unused).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 pub struct Gateway {
@@ -351,9 +354,13 @@ impl Serve {
                 .arg("--xds-tls-client-ca")
                 .arg(&pki.ca);
         }
+        match &options.kubeconfig {
+            Some(kubeconfig) => command
+                .args(["--provider", "kubernetes", "--kubeconfig"])
+                .arg(kubeconfig),
+            None => command.arg("--config-dir").arg(config),
+        };
         let child = command
-            .arg("--config-dir")
-            .arg(config)
             .args(["--xds-listen", &xds.to_string()])
             .args(["--admin", &admin.to_string()])
             .arg("--status-dir")

@@ -18,6 +18,8 @@
 //! - [`redis`] is a real `redis-server` on a free loopback port that a test can kill and restart
 //!   (optionally with TLS); [`redis_cluster`] joins several into a real Redis Cluster.
 //! - [`ratelimit_server`] runs `tollgate ratelimit-server` against it.
+//! - [`kube_apiserver`] is a real Kubernetes API server (built from Debian's sources by
+//!   `scripts/kube-apiserver.sh`) with etcd and the Gateway API CRDs, for the Kubernetes provider.
 //! - [`pki`] makes test certificates (CAs, server and client) for mutual TLS on xDS and Redis.
 //! - [`process`] keeps every process a test starts from outliving it.
 //! - [`conformance`] holds the Gateway API conformance tests as data
@@ -35,6 +37,7 @@ pub mod envoy_config;
 pub mod gateway;
 pub mod jwks_server;
 pub mod jwt_mint;
+pub mod kube_apiserver;
 pub mod paths;
 pub mod pki;
 pub mod process;

@@ -250,7 +250,8 @@ async fn watch_kind(
     }
 }
 
-/// Whether a watch failed because the server has no such resource.
+/// Whether a watch failed because the server has no such resource (its CRD
+/// is not installed, or its group not served).
 fn is_not_served(error: &watcher::Error) -> bool {
     let status = match error {
         watcher::Error::InitialListFailed(e)
@@ -258,7 +259,11 @@ fn is_not_served(error: &watcher::Error) -> bool {
         | watcher::Error::WatchFailed(e) => e,
         _ => return false,
     };
-    matches!(status, kube::Error::Api(response) if response.code == 404)
+    // A server that does not serve a group at all may answer its path with
+    // some other JSON than a `Status` (the root's path list), which reads as
+    // a Status with no code and no message.
+    matches!(status, kube::Error::Api(response)
+        if response.code == 404 || (response.code == 0 && response.message.is_empty()))
 }
 
 /// `object` as the JSON the loader reads (list items may lack apiVersion and
