@@ -27,8 +27,10 @@ pub mod views;
 mod watcher;
 pub mod xds_tls;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,7 +44,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::translate::{self, status::Status};
 use crate::xds::{AdsServer, Snapshot};
 use metrics::Metrics;
-use provider::{Directory, Provider, Source, StatusFile, StatusSink};
+use provider::{Directory, Provider, StatusFile, StatusSink};
 use views::GatewayViews;
 
 #[derive(Debug, clap::Args)]
@@ -238,6 +240,36 @@ fn next_retry(transient_failure: bool, previous: Option<Duration>) -> Option<Dur
         tracing::info!("retrying the load in {after:?}");
     }
     transient_failure.then_some(after)
+}
+
+/// The provider `serve` was started with (`--provider`).
+pub enum Source {
+    Directory(Directory),
+    Kubernetes(kubernetes::Kubernetes),
+}
+
+impl Provider for Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::Directory(p) => p.describe(),
+            Source::Kubernetes(p) => p.describe(),
+        }
+    }
+
+    fn changed(&mut self) -> impl Future<Output = ()> + Send {
+        let changed: Pin<Box<dyn Future<Output = ()> + Send + '_>> = match self {
+            Source::Directory(p) => Box::pin(p.changed()),
+            Source::Kubernetes(p) => Box::pin(p.changed()),
+        };
+        changed
+    }
+
+    fn load(&mut self) -> Result<crate::resources::Resources, crate::resources::loader::LoadError> {
+        match self {
+            Source::Directory(p) => p.load(),
+            Source::Kubernetes(p) => p.load(),
+        }
+    }
 }
 
 /// Loads from a provider, translates, and publishes to Envoy (the views),

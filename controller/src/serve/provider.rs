@@ -7,11 +7,9 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 
 use anyhow::{Context as _, Result};
 
-use super::kubernetes::Kubernetes;
 use super::watcher::DirWatcher;
 use super::Current;
 use crate::resources::loader::LoadError;
@@ -68,36 +66,6 @@ impl Provider for Directory {
 
     fn load(&mut self) -> Result<Resources, LoadError> {
         self.cache.load(&self.dir)
-    }
-}
-
-/// The provider `serve` was started with (`--provider`).
-pub enum Source {
-    Directory(Directory),
-    Kubernetes(Kubernetes),
-}
-
-impl Provider for Source {
-    fn describe(&self) -> String {
-        match self {
-            Source::Directory(p) => p.describe(),
-            Source::Kubernetes(p) => p.describe(),
-        }
-    }
-
-    fn changed(&mut self) -> impl Future<Output = ()> + Send {
-        let changed: Pin<Box<dyn Future<Output = ()> + Send + '_>> = match self {
-            Source::Directory(p) => Box::pin(p.changed()),
-            Source::Kubernetes(p) => Box::pin(p.changed()),
-        };
-        changed
-    }
-
-    fn load(&mut self) -> Result<Resources, LoadError> {
-        match self {
-            Source::Directory(p) => p.load(),
-            Source::Kubernetes(p) => p.load(),
-        }
     }
 }
 
