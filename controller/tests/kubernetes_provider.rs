@@ -56,7 +56,8 @@ async fn location_becomes(port: u16, host: &str, wanted: &str) -> String {
 }
 
 #[tokio::test]
-async fn objects_applied_with_kubectl_are_served_by_envoy_and_their_edits_follow() {
+async fn objects_applied_with_kubectl_are_served_their_edits_follow_and_a_bad_one_costs_only_itself(
+) {
     let api = KubeApiServer::start().unwrap();
     let port = free_port().unwrap();
     api.apply(&objects(port, "new.example")).unwrap();
@@ -70,6 +71,29 @@ async fn objects_applied_with_kubectl_are_served_by_envoy_and_their_edits_follow
 
     // An edit through the API server reaches Envoy without a restart.
     api.apply(&objects(port, "newer.example")).unwrap();
+    location_becomes(port, "old.example", "http://newer.example").await;
+
+    // A Gateway with a field Tollgate does not implement (listener TLS
+    // `options`, in the standard CRD) costs only itself: it is refused with a
+    // condition naming the field and its uid, and the other Gateway serves on.
+    let other_port = free_port().unwrap();
+    api.apply(&format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: odd, namespace: default}}\nspec:\n  gatewayClassName: tollgate\n  listeners:\n  - name: https\n    protocol: HTTPS\n    port: {other_port}\n    tls: {{mode: Terminate, options: {{example.com/cipher: strong}}}}\n"
+    ))
+    .unwrap();
+    let status = gw
+        .admin_until("/status", "the refused Gateway", |s| {
+            s.contains("name: odd")
+        })
+        .await
+        .unwrap();
+    let odd = &status[status.find("name: odd").unwrap()..];
+    assert!(odd.contains("reason: UnsupportedValue"), "{status}");
+    assert!(
+        status.contains("spec.listeners[0].tls.options: unknown field `options`")
+            && status.contains("uid "),
+        "{status}"
+    );
     location_becomes(port, "old.example", "http://newer.example").await;
 
     // The controller read every kind the server serves, and knows which it
