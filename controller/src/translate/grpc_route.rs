@@ -80,10 +80,7 @@ pub fn envoy_routes<'r>(
             rule.name.as_deref(),
             (&rule.filters, &rule.backend_refs),
             &shares,
-            planned
-                .as_ref()
-                .map(|p| p.policies.clone())
-                .unwrap_or_default(),
+            planned.as_ref().ok().map(|p| &p.policies),
         );
         // No matches: every call.
         let every_call = [GrpcRouteMatch::default()];

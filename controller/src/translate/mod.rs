@@ -329,10 +329,7 @@ fn envoy_routes<'r>(
             rule.name.as_deref(),
             (&rule.filters, &rule.backend_refs),
             &shares,
-            planned
-                .as_ref()
-                .map(|p| p.policies.clone())
-                .unwrap_or_default(),
+            planned.as_ref().ok().map(|p| &p.policies),
         );
         for (match_index, m) in rule.matches.iter().enumerate() {
             // A match Envoy would refuse (or the CRD) costs only its route.

@@ -101,13 +101,14 @@ impl<'r> RouteSite<'r> {
     /// The site of the routes of one rule of route `kind` `namespace/name`
     /// (each route's name is set as it is made): its extensionRefs, the
     /// Services behind its backendRefs that resolved (`shares`, in order),
-    /// and what it configures itself.
+    /// and what it configures itself (nothing when the rule is invalid: its
+    /// routes answer 500).
     pub fn of_rule(
         (kind, namespace, name): (&'static str, &'r str, &'r str),
         rule_name: Option<&'r str>,
         (filters, backend_refs): (&'r [HttpRouteFilter], &'r [BackendRef]),
         shares: &[(Share, u32)],
-        rule: RulePolicies,
+        rule: Option<&RulePolicies>,
     ) -> Self {
         Self {
             rule_name,
@@ -129,7 +130,7 @@ impl<'r> RouteSite<'r> {
                     Share::Invalid(_) => None,
                 })
                 .collect(),
-            rule,
+            rule: rule.cloned().unwrap_or_default(),
             ..Self::new("", kind, namespace, name)
         }
     }
