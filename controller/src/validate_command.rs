@@ -39,7 +39,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for warning in &loaded.warnings {
         println!("warning: {warning}");
     }
-    for problem in &loaded.load_errors {
+    let load_problems: Vec<String> = loaded.problems().map(str::to_owned).collect();
+    for problem in &load_problems {
         println!("{problem}");
     }
     let options = args.translator.options()?;
@@ -51,7 +52,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for problem in &report.problems {
         println!("{problem}");
     }
-    report.problems.extend(loaded.load_errors);
+    report.problems.extend(load_problems);
     if report.problems.is_empty() {
         println!("{}: no problems", args.dir.display());
         Ok(())

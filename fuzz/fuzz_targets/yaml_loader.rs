@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(problem.starts_with("fuzz.yaml:"), "{problem}");
         }
     }
-    for problem in &resources.load_errors {
+    for problem in resources.problems() {
         assert!(problem.starts_with("fuzz.yaml:"), "{problem}");
     }
 });

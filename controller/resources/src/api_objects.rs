@@ -17,9 +17,12 @@ use super::policies::{PolicyKind, PolicyObject};
 use super::refused::{RefusedKind, RefusedObject};
 use super::{Loaded, Origin, Resources};
 
-/// Adds one object to `resources`: loaded, refused (its problem also in
-/// `load_errors`), or skipped with a warning (a kind Tollgate does not read,
-/// or an object a refusal cannot name).
+/// The Gateway API group.
+const GATEWAY_API: &str = "gateway.networking.k8s.io";
+
+/// Adds one object to `resources`: loaded, refused, skipped with a warning (a
+/// kind Tollgate does not read), or left out with its problem in
+/// `load_errors` (an object of a kind without status that does not parse).
 pub fn add(mut value: Value, resources: &mut Resources) {
     drop_nulls(&mut value);
     let text = |pointer: &str| value.pointer(pointer).and_then(Value::as_str).unwrap_or("");
@@ -30,45 +33,44 @@ pub fn add(mut value: Value, resources: &mut Resources) {
     let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
     let generation = generation::of(&value);
     let at = (&origin, generation);
-    let document = match (group, kind.as_str()) {
-        (group, kind) if PolicyKind::from_group_kind(group, kind).is_some() => {
-            let Some(policy_kind) = PolicyKind::from_group_kind(group, kind) else {
-                return;
-            };
-            policy(policy_kind, &value)
-                .map(|o| Document::Policy(loaded(o, at)))
-                .map_err(|e| (Some(RefusedKind::Policy(policy_kind)), e))
+    let document = if let Some(policy_kind) = PolicyKind::from_group_kind(group, &kind) {
+        policy(policy_kind, &value)
+            .map(|o| Document::Policy(loaded(o, at)))
+            .map_err(|e| (Some(RefusedKind::Policy(policy_kind)), e))
+    } else {
+        match (group, kind.as_str()) {
+            (GATEWAY_API, "GatewayClass") => object(
+                &value,
+                at,
+                Document::GatewayClass,
+                Some(RefusedKind::GatewayClass),
+            ),
+            (GATEWAY_API, "Gateway") => {
+                object(&value, at, Document::Gateway, Some(RefusedKind::Gateway))
+            }
+            (GATEWAY_API, "HTTPRoute") => object(
+                &value,
+                at,
+                Document::HttpRoute,
+                Some(RefusedKind::HttpRoute),
+            ),
+            (GATEWAY_API, "GRPCRoute") => object(
+                &value,
+                at,
+                Document::GrpcRoute,
+                Some(RefusedKind::GrpcRoute),
+            ),
+            (GATEWAY_API, "ReferenceGrant") => object(&value, at, Document::ReferenceGrant, None),
+            ("", "Service") => object(&value, at, Document::Service, None),
+            ("", "Secret") => object(&value, at, Document::Secret, None),
+            ("", "Namespace") => object(&value, at, Document::Namespace, None),
+            ("discovery.k8s.io", "EndpointSlice") => {
+                object(&value, at, Document::EndpointSlice, None)
+            }
+            _ => Ok(Document::Skipped(format!(
+                "{origin}: skipped {api_version:?} {kind:?}: not a kind Tollgate reads"
+            ))),
         }
-        ("gateway.networking.k8s.io", "GatewayClass") => typed(&value)
-            .map(|o| Document::GatewayClass(loaded(o, at)))
-            .map_err(|e| (Some(RefusedKind::GatewayClass), e)),
-        ("gateway.networking.k8s.io", "Gateway") => typed(&value)
-            .map(|o| Document::Gateway(loaded(o, at)))
-            .map_err(|e| (Some(RefusedKind::Gateway), e)),
-        ("gateway.networking.k8s.io", "HTTPRoute") => typed(&value)
-            .map(|o| Document::HttpRoute(loaded(o, at)))
-            .map_err(|e| (Some(RefusedKind::HttpRoute), e)),
-        ("gateway.networking.k8s.io", "GRPCRoute") => typed(&value)
-            .map(|o| Document::GrpcRoute(loaded(o, at)))
-            .map_err(|e| (Some(RefusedKind::GrpcRoute), e)),
-        ("gateway.networking.k8s.io", "ReferenceGrant") => typed(&value)
-            .map(|o| Document::ReferenceGrant(loaded(o, at)))
-            .map_err(|e| (None, e)),
-        ("", "Service") => typed(&value)
-            .map(|o| Document::Service(loaded(o, at)))
-            .map_err(|e| (None, e)),
-        ("", "Secret") => typed(&value)
-            .map(|o| Document::Secret(loaded(o, at)))
-            .map_err(|e| (None, e)),
-        ("", "Namespace") => typed(&value)
-            .map(|o| Document::Namespace(loaded(o, at)))
-            .map_err(|e| (None, e)),
-        ("discovery.k8s.io", "EndpointSlice") => typed(&value)
-            .map(|o| Document::EndpointSlice(loaded(o, at)))
-            .map_err(|e| (None, e)),
-        _ => Ok(Document::Skipped(format!(
-            "{origin}: skipped {api_version:?} {kind:?}: not a kind Tollgate reads"
-        ))),
     };
     match document {
         Ok(document) => resources.add(&document),
@@ -77,11 +79,23 @@ pub fn add(mut value: Value, resources: &mut Resources) {
             let refused = refusable.and_then(|k| RefusedObject::read(k, &value, problem.clone()));
             match refused {
                 Some(refused) => resources.add(&Document::Refused(loaded(refused, at))),
-                None => resources.warnings.push(format!("{problem}; not loaded")),
+                None => resources.load_errors.push(problem),
             }
-            resources.load_errors.push(problem);
         }
     }
+}
+
+/// `value` typed as `T` and wrapped as its `document`; on failure the
+/// problem, and the kind it is refused as (`None`: left out).
+fn object<T: DeserializeOwned>(
+    value: &Value,
+    at: (&Origin, i64),
+    document: fn(Loaded<T>) -> Document,
+    refusable: Option<RefusedKind>,
+) -> Result<Document, (Option<RefusedKind>, String)> {
+    typed(value)
+        .map(|o| document(loaded(o, at)))
+        .map_err(|e| (refusable, e))
 }
 
 /// An object from the API server, with its origin and generation.
@@ -169,10 +183,9 @@ mod tests {
             "{}",
             refused.object.problem
         );
-        assert_eq!(
-            resources.load_errors,
-            std::slice::from_ref(&refused.object.problem)
-        );
+        let problems: Vec<&str> = resources.problems().collect();
+        assert_eq!(problems, [refused.object.problem.as_str()]);
+        assert!(resources.load_errors.is_empty(), "refused, not left out");
     }
 
     #[test]

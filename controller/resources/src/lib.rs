@@ -92,9 +92,18 @@ pub struct Resources {
     /// Objects refused one by one (`refused`): each gets a status condition
     /// naming the field, and costs nothing else.
     pub refused: Vec<Loaded<refused::RefusedObject>>,
-    /// Documents not loaded as written, `path:line[:column]: message`: where
-    /// their file has a last good version, that version is loaded in its
-    /// place; otherwise the document is left out (YAML that does not parse
-    /// has no object to report on) or refused (it is in `refused` too).
+    /// Documents not loaded as written, and not refused either,
+    /// `path:line[:column]: message`: where their file has a last good
+    /// version, that version is loaded in its place; otherwise the document
+    /// is left out (YAML that does not parse has no object to report on).
     pub load_errors: Vec<String>,
+}
+
+impl Resources {
+    /// Every problem of the load: the documents not loaded as written, then
+    /// the objects refused.
+    pub fn problems(&self) -> impl Iterator<Item = &str> {
+        let refused = self.refused.iter().map(|r| r.object.problem.as_str());
+        self.load_errors.iter().map(String::as_str).chain(refused)
+    }
 }

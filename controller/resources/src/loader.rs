@@ -72,8 +72,8 @@ pub fn load_dir(dir: &Path) -> Result<Resources, LoadError> {
 /// version yet (at start-up, or new) loads the documents that parse; the
 /// others are refused one by one where they can be (`refused`: a status
 /// condition on the object, and a refused policy's routes answer 500) and
-/// left out where they cannot (YAML that does not parse at all), each
-/// reported in `load_errors`.
+/// left out where they cannot (YAML that does not parse at all, reported in
+/// `load_errors`).
 #[derive(Default)]
 pub struct DirCache {
     files: HashMap<PathBuf, Arc<ParsedFile>>,
@@ -195,10 +195,10 @@ impl DirCache {
                     good.insert(path.clone(), last.clone());
                     last.clone()
                 }
+                // Its refused objects load as such (`Resources::refused`).
                 (false, None) => {
-                    resources
-                        .load_errors
-                        .extend(broken.into_iter().map(str::to_owned));
+                    let left_out = file.documents.iter().filter_map(|d| d.as_ref().err());
+                    resources.load_errors.extend(left_out.cloned());
                     file.clone()
                 }
             };
@@ -271,18 +271,13 @@ fn parse_in_parallel(jobs: Vec<Job<'_>>) -> Vec<Parsed> {
 
 /// Adds the documents of one file (named `name` in messages) to `resources`
 /// (tests and the fuzz target build their inputs with it), as a file with no
-/// good version loads: an object refused is added as such, its problem in
-/// `load_errors`; a document left out is an error.
+/// good version loads: an object refused is added as such (`refused`); a
+/// document left out is an error.
 pub fn load_str(name: &str, text: &str, resources: &mut Resources) -> Result<(), LoadError> {
     let mut problems = Vec::new();
     for (first_line, doc) in split_documents(text) {
         match parse_document(&(name, first_line, doc)) {
-            Ok(document) => {
-                if let Document::Refused(refused) = &document {
-                    resources.load_errors.push(refused.object.problem.clone());
-                }
-                resources.add(&document);
-            }
+            Ok(document) => resources.add(&document),
             Err(problem) => problems.push(problem),
         }
     }
@@ -744,7 +739,9 @@ mod tests {
             "{}",
             refused.problem
         );
-        assert_eq!(loaded.load_errors, std::slice::from_ref(&refused.problem));
+        let problems: Vec<&str> = loaded.problems().collect();
+        assert_eq!(problems, [refused.problem.as_str()]);
+        assert!(loaded.load_errors.is_empty(), "refused, not left out");
         assert_eq!(loaded.refused[0].source.to_string(), format!("{a}:5"));
     }
 
@@ -764,8 +761,9 @@ mod tests {
         let mut resources = Resources::default();
         load_str("gw.yaml", text, &mut resources).unwrap();
         assert_eq!(resources.refused.len(), 1);
-        assert_eq!(resources.load_errors.len(), 1);
-        let problem = &resources.load_errors[0];
+        let problems: Vec<&str> = resources.problems().collect();
+        assert_eq!(problems.len(), 1);
+        let problem = problems[0];
         assert!(problem.starts_with("gw.yaml:13:"), "{problem}");
         assert!(problem.contains("spec.listeners[0]"), "{problem}");
         assert!(problem.contains("prot"), "{problem}");

@@ -92,7 +92,7 @@ pub struct Current {
     /// Every problem of the last load, `path:line:column: message`: of a
     /// load that failed (the last good configuration serves), or of the
     /// documents a load that served did not load as written
-    /// (`Resources::load_errors`).
+    /// (`Resources::problems`).
     load_errors: Vec<String>,
     /// Documents the last good load skipped (kinds Tollgate does not read).
     skipped: Vec<String>,
@@ -311,14 +311,14 @@ impl Reloader {
                 for warning in &resources.warnings {
                     tracing::warn!("{warning}");
                 }
-                if !resources.load_errors.is_empty() {
+                let load_errors: Vec<String> = resources.problems().map(str::to_owned).collect();
+                if !load_errors.is_empty() {
                     tracing::warn!(
-                        problems = resources.load_errors.len(),
+                        problems = load_errors.len(),
                         "documents not loaded as written (a file's last good version serves in its place; else the object is refused, with a status condition, or left out); everything else is served:\n{}",
-                        resources.load_errors.join("\n")
+                        load_errors.join("\n")
                     );
                 }
-                let load_errors = resources.load_errors.clone();
                 let skipped = resources.warnings.clone();
                 let translating = Instant::now();
                 let translation = translate::translate(&resources, &self.options);
