@@ -12,6 +12,10 @@
 //! stream still follows them. A node naming a Gateway that does not exist
 //! gets the one snapshot of no Gateway, computed once per reload and shared:
 //! 500 streams naming made-up Gateways once made every reload 10× dearer.
+//!
+//! The views also remember which version of each a node has accepted (ACKed
+//! all of), so that on Kubernetes a Gateway is `Programmed` only once an
+//! Envoy of it runs its current configuration ([`GatewayViews::accepted`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,11 +38,15 @@ type Sender = watch::Sender<Option<Arc<Snapshot>>>;
 pub struct GatewayViews {
     options: translate::Options,
     inner: Mutex<Inner>,
+    /// Bumped whenever a node accepts a version it had not.
+    acceptances: watch::Sender<u64>,
 }
 
 struct Inner {
     resources: Option<Arc<Resources>>,
     views: HashMap<ViewKey, Sender>,
+    /// The version of each view a node last accepted.
+    accepted: HashMap<ViewKey, String>,
     /// The snapshot of no Gateway, for nodes naming one that does not
     /// exist; computed on first need after each publish.
     absent: Option<Arc<Snapshot>>,
@@ -51,9 +59,36 @@ impl GatewayViews {
             inner: Mutex::new(Inner {
                 resources: None,
                 views: HashMap::from([(None, watch::channel(None).0)]),
+                accepted: HashMap::new(),
                 absent: None,
             }),
+            acceptances: watch::channel(0).0,
         }
+    }
+
+    /// Changes whenever a node has accepted a new version of its view.
+    pub fn acceptances(&self) -> watch::Receiver<u64> {
+        self.acceptances.subscribe()
+    }
+
+    /// Whether an Envoy runs Gateway `namespace/name` as now configured: a
+    /// node of that Gateway has accepted its view's current version, or a
+    /// node served every Gateway has accepted the current whole.
+    pub fn accepted(&self, namespace: &str, name: &str) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = |key: &ViewKey| {
+            let view = inner
+                .views
+                .get(key)?
+                .borrow()
+                .as_ref()?
+                .version()
+                .to_owned();
+            Some(view)
+        };
+        [Some((namespace.to_owned(), name.to_owned())), None]
+            .iter()
+            .any(|key| current(key).is_some_and(|v| inner.accepted.get(key) == Some(&v)))
     }
 
     /// Publishes a new configuration: `all` is its snapshot for every Gateway
@@ -69,6 +104,8 @@ impl GatewayViews {
         inner
             .views
             .retain(|key, sender| key.is_none() || sender.receiver_count() > 0);
+        let views = &inner.views;
+        inner.accepted.retain(|key, _| views.contains_key(key));
         for (key, sender) in &inner.views {
             let snapshot = match key {
                 None => all.clone(),
@@ -125,6 +162,16 @@ impl Views for GatewayViews {
         let (sender, receiver) = watch::channel(snapshot);
         inner.views.insert(key, sender);
         receiver
+    }
+
+    fn acknowledged(&self, node: &Node, version: &str) {
+        let key = gateway_of(node);
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.accepted.get(&key).map(String::as_str) != Some(version) {
+            inner.accepted.insert(key, version.to_owned());
+            drop(inner);
+            self.acceptances.send_modify(|n| *n += 1);
+        }
     }
 }
 
@@ -360,6 +407,46 @@ spec:
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn a_gateway_is_accepted_once_a_node_of_it_or_of_every_gateway_acknowledged_its_current_version(
+    ) {
+        let mut resources = Resources::default();
+        load_str("gw.yaml", TWO_GATEWAYS, &mut resources).unwrap();
+        let options = options();
+        let views = GatewayViews::new(options.clone());
+        let all = Arc::new(Snapshot::from_translation(&translate::translate(
+            &resources, &options,
+        )));
+        views.publish(resources.clone(), all.clone());
+        let mut acceptances = views.acceptances();
+        let a = views.subscribe(&node(Some("web/a")));
+        assert!(!views.accepted("web", "a"), "served, not acknowledged");
+        let a_version = a.borrow().clone().unwrap().version().to_owned();
+        views.acknowledged(&node(Some("web/a")), &a_version);
+        assert!(acceptances.has_changed().unwrap());
+        acceptances.mark_unchanged();
+        assert!(views.accepted("web", "a"));
+        assert!(!views.accepted("web", "b"), "a's Envoy does not run b");
+
+        // b changes: a's view keeps its version, so a stays accepted.
+        let mut edited = resources.clone();
+        edited.http_routes.clear();
+        let edited_all = Arc::new(Snapshot::from_translation(&translate::translate(
+            &edited, &options,
+        )));
+        views.publish(edited, edited_all.clone());
+        assert!(views.accepted("web", "a"));
+
+        // A node of every Gateway that accepted the whole runs them all.
+        views.acknowledged(&node(None), all.version());
+        assert!(!views.accepted("web", "b"), "it accepted an older whole");
+        views.acknowledged(&node(None), edited_all.version());
+        assert!(views.accepted("web", "b"));
+        views.acknowledged(&node(None), edited_all.version());
+        assert!(acceptances.has_changed().unwrap(), "new versions are news");
+        drop(a);
     }
 
     #[test]

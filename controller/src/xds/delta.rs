@@ -14,6 +14,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use prost::{Message as _, Name};
 
+use super::acknowledgement::Acknowledgement;
 use super::metrics::Metrics;
 use super::snapshot::{push_order, short_type, wildcard_by_default, Snapshot};
 
@@ -41,6 +42,7 @@ pub struct Stream {
     metrics: Metrics,
     watches: HashMap<String, Watch>,
     nonces: u64,
+    acknowledgement: Acknowledgement,
 }
 
 impl Stream {
@@ -50,7 +52,13 @@ impl Stream {
             metrics,
             watches: HashMap::new(),
             nonces: 0,
+            acknowledgement: Acknowledgement::default(),
         }
+    }
+
+    /// The snapshot version the client has accepted all of, if it has.
+    pub fn acknowledged(&self) -> Option<&str> {
+        self.acknowledgement.acknowledged()
     }
 
     pub fn on_request(
@@ -67,6 +75,11 @@ impl Stream {
             watch.known = request.initial_resource_versions.into_iter().collect();
         }
         if !request.response_nonce.is_empty() {
+            self.acknowledgement.answered(
+                &type_url,
+                &request.response_nonce,
+                request.error_detail.is_none(),
+            );
             match &request.error_detail {
                 Some(error) => {
                     self.metrics.nack(&type_url);
@@ -113,16 +126,19 @@ impl Stream {
             }
         }
         match snapshot {
-            Some(snapshot) => self
-                .diff(&type_url, snapshot, first, true)
-                .into_iter()
-                .collect(),
+            Some(snapshot) => {
+                self.acknowledgement.serving(snapshot.version());
+                self.diff(&type_url, snapshot, first, true)
+                    .into_iter()
+                    .collect()
+            }
             None => Vec::new(),
         }
     }
 
     /// What to send when the served snapshot changes, in make-before-break order.
     pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
+        self.acknowledgement.serving(snapshot.version());
         let mut types: Vec<String> = push_order().into();
         let mut others: Vec<String> = self
             .watches
@@ -198,6 +214,7 @@ impl Stream {
         self.nonces += 1;
         let nonce = self.nonces.to_string();
         watch.last = Some((nonce.clone(), snapshot.version().to_owned()));
+        self.acknowledgement.sent(type_url, &nonce);
         let response = DeltaDiscoveryResponse {
             system_version_info: snapshot.version().to_owned(),
             resources,

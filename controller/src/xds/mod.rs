@@ -7,10 +7,12 @@
 //!   client subscribed to, what it was sent, ACK and NACK), free of I/O.
 //! - [`server`]: the tonic service; one task per stream.
 //! - [`metrics`]: streams, responses, ACKs and NACKs.
+//! - [`acknowledgement`]: whether a stream's client accepted what it is served.
 //!
 //! Which snapshots a stream gets is up to a [`Views`]: `tollgate serve` gives
 //! a node either every Gateway or only the one its bootstrap names.
 
+pub mod acknowledgement;
 pub mod delta;
 pub mod metrics;
 pub mod server;
@@ -32,4 +34,7 @@ pub use snapshot::Snapshot;
 /// streams wait), then each new one as it is published.
 pub trait Views: Send + Sync + 'static {
     fn subscribe(&self, node: &Node) -> watch::Receiver<Option<Arc<Snapshot>>>;
+    /// A stream of `node` has accepted all of snapshot `version` (every
+    /// response answered, no NACK outstanding).
+    fn acknowledged(&self, node: &Node, version: &str);
 }

@@ -81,6 +81,7 @@ trait Protocol: Send + 'static {
         snapshot: Option<&Snapshot>,
     ) -> Vec<Self::Response>;
     fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<Self::Response>;
+    fn acknowledged(&self) -> Option<&str>;
 }
 
 impl Protocol for sotw::Stream {
@@ -98,6 +99,9 @@ impl Protocol for sotw::Stream {
     }
     fn on_snapshot(&mut self, s: &Snapshot) -> Vec<DiscoveryResponse> {
         sotw::Stream::on_snapshot(self, s)
+    }
+    fn acknowledged(&self) -> Option<&str> {
+        sotw::Stream::acknowledged(self)
     }
 }
 
@@ -120,6 +124,9 @@ impl Protocol for delta::Stream {
     }
     fn on_snapshot(&mut self, s: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
         delta::Stream::on_snapshot(self, s)
+    }
+    fn acknowledged(&self) -> Option<&str> {
+        delta::Stream::acknowledged(self)
     }
 }
 
@@ -169,11 +176,19 @@ async fn run<P>(
     tracing::info!(node = ?node.id, cluster = ?node.cluster, protocol = P::NAME, "xDS stream opened");
     let mut stream = P::new(node.id.clone(), metrics);
     let mut next = Some(first);
+    let mut reported: Option<String> = None;
     'serve: loop {
         let responses = match next.take() {
             Some(request) => {
                 let snapshot = snapshots.borrow_and_update().clone();
-                stream.on_request(request, snapshot.as_deref())
+                let responses = stream.on_request(request, snapshot.as_deref());
+                if let Some(version) = stream.acknowledged() {
+                    if reported.as_deref() != Some(version) {
+                        views.acknowledged(&node, version);
+                        reported = Some(version.to_owned());
+                    }
+                }
+                responses
             }
             None => tokio::select! {
                 message = requests.message() => match message {

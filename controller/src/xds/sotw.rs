@@ -19,6 +19,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, Discovery
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message as _, Name};
 
+use super::acknowledgement::Acknowledgement;
 use super::metrics::Metrics;
 use super::snapshot::{push_order, short_type, wildcard_by_default, Snapshot};
 
@@ -58,6 +59,7 @@ pub struct Stream {
     metrics: Metrics,
     watches: HashMap<String, Watch>,
     nonces: u64,
+    acknowledgement: Acknowledgement,
 }
 
 impl Stream {
@@ -67,7 +69,13 @@ impl Stream {
             metrics,
             watches: HashMap::new(),
             nonces: 0,
+            acknowledgement: Acknowledgement::default(),
         }
+    }
+
+    /// The snapshot version the client has accepted all of, if it has.
+    pub fn acknowledged(&self) -> Option<&str> {
+        self.acknowledgement.acknowledged()
     }
 
     /// What to send for `request`, given the snapshot being served (none
@@ -100,6 +108,8 @@ impl Stream {
                         tracing::debug!(node = ?self.node, r#type = short_type(&type_url), nonce = ?request.response_nonce, "stale request ignored");
                         return Vec::new();
                     }
+                    self.acknowledgement
+                        .answered(&type_url, nonce, request.error_detail.is_none());
                     match &request.error_detail {
                         Some(error) => {
                             self.metrics.nack(&type_url);
@@ -123,7 +133,10 @@ impl Stream {
             }
         };
         match snapshot {
-            Some(snapshot) if respond => self.respond(&type_url, snapshot).into_iter().collect(),
+            Some(snapshot) if respond => {
+                self.acknowledgement.serving(snapshot.version());
+                self.respond(&type_url, snapshot).into_iter().collect()
+            }
             _ => Vec::new(),
         }
     }
@@ -134,6 +147,7 @@ impl Stream {
     /// used them are replaced: first the new clusters plus the dropped ones,
     /// last the new clusters alone.
     pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DiscoveryResponse> {
+        self.acknowledgement.serving(snapshot.version());
         let mut types: Vec<String> = push_order().into();
         let mut others: Vec<String> = self
             .watches
@@ -193,6 +207,7 @@ impl Stream {
         self.nonces += 1;
         let nonce = self.nonces.to_string();
         watch.sent = Some((version.clone(), nonce.clone()));
+        self.acknowledgement.sent(type_url, &nonce);
         watch.sent_resources = resources
             .into_iter()
             .filter(|(name, _)| watch.names.wants(name))

@@ -30,11 +30,20 @@ use super::{AdsServer, Metrics, Snapshot, Views};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-struct OneView(watch::Receiver<Option<Arc<Snapshot>>>);
+/// Every node gets the same snapshots; the last version a stream reported
+/// acknowledged is kept.
+struct OneView {
+    snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+    acknowledged: watch::Sender<Option<String>>,
+}
 
 impl Views for OneView {
     fn subscribe(&self, _node: &Node) -> watch::Receiver<Option<Arc<Snapshot>>> {
-        self.0.clone()
+        self.snapshots.clone()
+    }
+
+    fn acknowledged(&self, _node: &Node, version: &str) {
+        self.acknowledged.send_replace(Some(version.to_owned()));
     }
 }
 
@@ -43,6 +52,7 @@ struct Server {
     stop: watch::Sender<bool>,
     registry: Registry,
     client: AggregatedDiscoveryServiceClient<tonic::transport::Channel>,
+    acknowledged: watch::Receiver<Option<String>>,
 }
 
 impl Server {
@@ -54,8 +64,12 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stop_rx) = watch::channel(false);
+        let (acknowledged_tx, acknowledged) = watch::channel(None);
         let service = AggregatedDiscoveryServiceServer::new(AdsServer::new(
-            Arc::new(OneView(rx)),
+            Arc::new(OneView {
+                snapshots: rx,
+                acknowledged: acknowledged_tx,
+            }),
             metrics,
             stop_rx,
         ));
@@ -72,7 +86,26 @@ impl Server {
             stop,
             registry,
             client,
+            acknowledged,
         }
+    }
+
+    /// The version a stream last reported its client accepted all of.
+    fn acknowledged(&self) -> Option<String> {
+        self.acknowledged.borrow().clone()
+    }
+
+    /// Waits (bounded) until a stream reports `version` acknowledged: the
+    /// stream task reports it just after counting the ACK.
+    async fn acknowledged_becomes(&self, version: &str) {
+        let mut acknowledged = self.acknowledged.clone();
+        tokio::time::timeout(
+            WAIT,
+            acknowledged.wait_for(|v| v.as_deref() == Some(version)),
+        )
+        .await
+        .expect("acknowledged in time")
+        .unwrap();
     }
 
     fn publish(&self, snapshot: &Snapshot) {
@@ -242,10 +275,12 @@ async fn sotw_versions_nonces_ack_and_nack() {
     assert!(!r1.nonce.is_empty());
     assert_eq!(names(&r1.resources), ["a", "b"], "wildcard: every cluster");
 
+    assert_eq!(server.acknowledged(), None, "sent, not answered yet");
     tx.send(ack(&r1, &[])).await.unwrap();
     server
         .metric_reaches("tollgate_xds_acks_total{type=\"Cluster\"}", 1)
         .await;
+    server.acknowledged_becomes(v1.version()).await;
     server.publish(&v2);
     let r2 = next(&mut rx).await;
     assert_eq!(r2.version_info, v2.resources(&cds).version, "V1 not resent");
@@ -260,6 +295,11 @@ async fn sotw_versions_nonces_ack_and_nack() {
     server
         .metric_reaches("tollgate_xds_nacks_total{type=\"Cluster\"}", 1)
         .await;
+    assert_eq!(
+        server.acknowledged().as_deref(),
+        Some(v1.version()),
+        "a NACKed version is not acknowledged"
+    );
     server.publish(&v3);
     let r3 = next(&mut rx).await;
     assert_eq!(
@@ -267,9 +307,14 @@ async fn sotw_versions_nonces_ack_and_nack() {
         v3.resources(&cds).version,
         "the NACKed V2 is not resent; V3 arrives"
     );
+    tx.send(ack(&r3, &[])).await.unwrap();
+    server
+        .metric_reaches("tollgate_xds_acks_total{type=\"Cluster\"}", 2)
+        .await;
+    server.acknowledged_becomes(v3.version()).await;
     assert_eq!(
         server.metric("tollgate_xds_acks_total{type=\"Cluster\"}"),
-        1
+        2
     );
     assert_eq!(server.metric("tollgate_xds_streams"), 1);
     assert_eq!(
@@ -493,6 +538,7 @@ async fn delta_initial_versions_and_nack() {
     assert_eq!(delta_names(&r1), ["b"]);
     assert_eq!(r1.removed_resources, ["gone"]);
     tx.send(delta_ack(&r1)).await.unwrap();
+    server.acknowledged_becomes(v1.version()).await;
 
     server.publish(&v2);
     let r2 = next(&mut rx).await;
@@ -514,6 +560,16 @@ async fn delta_initial_versions_and_nack() {
         v3.resources(&cds).entries["a"].version,
         "the NACKed a is not resent; its next version arrives"
     );
+    assert_eq!(
+        server.acknowledged().as_deref(),
+        Some(v1.version()),
+        "the NACKed v2 is not acknowledged"
+    );
+    tx.send(delta_ack(&r3)).await.unwrap();
+    server
+        .metric_reaches("tollgate_xds_acks_total{type=\"Cluster\"}", 2)
+        .await;
+    server.acknowledged_becomes(v3.version()).await;
 }
 
 #[tokio::test]
