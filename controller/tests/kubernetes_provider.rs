@@ -3,15 +3,19 @@
 //! v1.6.1 CRDs, kubectl: `e2e::kube_apiserver`) and a real Envoy from
 //! `tollgate bootstrap`. The routes answer with a RequestRedirect, so no
 //! Service is needed: core/v1 is a kind this API server does not serve (the
-//! provider reads it as empty), and no stand-in is used here.
+//! provider reads it as empty). The one stand-in is the leader Lease: a CRD
+//! at the real `coordination.k8s.io` URL (`e2e::kube_apiserver::LEASE_STAND_IN`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a broken setup should fail the test loudly
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use e2e::gateway::{free_port, Gateway, Options};
+use e2e::gateway::{free_port, Gateway, Options, Replica};
 use e2e::kube_apiserver::KubeApiServer;
+use serde_json::Value;
+
+const OTHER_CONTROLLER: &str = "example.com/other-controller";
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tollgate"))
@@ -55,12 +59,68 @@ async fn location_becomes(port: u16, host: &str, wanted: &str) -> String {
     panic!("{host} on port {port}: no 301 to {wanted} after 20 s; last answer: {last}");
 }
 
+/// `kubectl get KIND NAME -o json`, polled (bounded: 20 s) until `done`.
+async fn object_until(
+    api: &KubeApiServer,
+    object: &[&str],
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let started = Instant::now();
+    let mut args = vec!["get"];
+    args.extend_from_slice(object);
+    args.extend(["-o", "json"]);
+    let mut last = Value::Null;
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Ok(text) = api.kubectl_ok(&args) {
+            last = serde_json::from_str(&text).unwrap();
+            if done(&last) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{object:?}: not {what} after 20 s; last:\n{last:#}");
+}
+
+/// The condition of type `kind` in a conditions list.
+fn condition<'a>(conditions: &'a Value, kind: &str) -> &'a Value {
+    conditions
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+        .unwrap_or(&Value::Null)
+}
+
+/// The route parent entry written by `controller`.
+fn parent<'a>(route: &'a Value, controller: &str) -> &'a Value {
+    route["status"]["parents"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["controllerName"] == controller))
+        .unwrap_or(&Value::Null)
+}
+
+/// Whether our parent entry of `route` says Accepted for `generation`.
+fn route_accepted_at(route: &Value, generation: i64) -> bool {
+    let accepted = condition(
+        &parent(route, "tollgate.dev/gateway-controller")["conditions"],
+        "Accepted",
+    );
+    accepted["status"] == "True" && accepted["observedGeneration"] == generation
+}
+
 #[tokio::test]
 async fn objects_applied_with_kubectl_are_served_their_edits_follow_and_a_bad_one_costs_only_itself(
 ) {
     let api = KubeApiServer::start().unwrap();
     let port = free_port().unwrap();
     api.apply(&objects(port, "new.example")).unwrap();
+    // Another controller's Gateway also parents the route; its entry in the
+    // route's status is its own.
+    api.kubectl_ok(&[
+        "patch", "httproute", "moved", "--subresource=status", "--type=merge", "-p",
+        &format!(r#"{{"status":{{"parents":[{{"parentRef":{{"name":"theirs"}},"controllerName":"{OTHER_CONTROLLER}","conditions":[{{"type":"Accepted","status":"True","reason":"Accepted","message":"","lastTransitionTime":"2026-01-01T00:00:00Z"}}]}}]}}}}"#),
+    ])
+    .unwrap();
     let options = Options {
         kubeconfig: Some(api.kubeconfig.clone()),
         ..Options::default()
@@ -69,9 +129,59 @@ async fn objects_applied_with_kubectl_are_served_their_edits_follow_and_a_bad_on
     let location = location_becomes(port, "old.example", "http://new.example").await;
     assert_eq!(location, format!("http://new.example:{port}/a"));
 
-    // An edit through the API server reaches Envoy without a restart.
+    // Status is written back: the class accepted, the Gateway programmed
+    // once its Envoy accepted the configuration, the route's parents ours
+    // beside the other controller's.
+    object_until(&api, &["gatewayclass", "tollgate"], "Accepted", |c| {
+        condition(&c["status"]["conditions"], "Accepted")["status"] == "True"
+    })
+    .await;
+    let gateway = object_until(&api, &["gateway", "eg"], "Programmed", |g| {
+        condition(&g["status"]["conditions"], "Programmed")["status"] == "True"
+    })
+    .await;
+    assert_eq!(
+        gateway["status"]["listeners"][0]["attachedRoutes"], 1,
+        "{gateway:#}"
+    );
+    let route = object_until(&api, &["httproute", "moved"], "Accepted by us", |r| {
+        route_accepted_at(r, 1)
+    })
+    .await;
+    assert_eq!(
+        parent(&route, OTHER_CONTROLLER)["parentRef"]["name"],
+        "theirs",
+        "{route:#}"
+    );
+    let accepted_since = condition(
+        &parent(&route, "tollgate.dev/gateway-controller")["conditions"],
+        "Accepted",
+    )["lastTransitionTime"]
+        .clone();
+    assert_eq!(gw.metric("tollgate_leader").await.unwrap(), 1);
+
+    // An edit through the API server reaches Envoy without a restart; its
+    // status follows, the condition's transition time kept (it did not flip).
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a new second
     api.apply(&objects(port, "newer.example")).unwrap();
     location_becomes(port, "old.example", "http://newer.example").await;
+    let route = object_until(
+        &api,
+        &["httproute", "moved"],
+        "Accepted at generation 2",
+        |r| route_accepted_at(r, 2),
+    )
+    .await;
+    let ours = &parent(&route, "tollgate.dev/gateway-controller")["conditions"];
+    assert_eq!(
+        condition(ours, "Accepted")["lastTransitionTime"],
+        accepted_since
+    );
+    assert_eq!(
+        parent(&route, OTHER_CONTROLLER)["parentRef"]["name"],
+        "theirs",
+        "{route:#}"
+    );
 
     // A Gateway with a field Tollgate does not implement (listener TLS
     // `options`, in the standard CRD) costs only itself: it is refused with a
@@ -95,6 +205,14 @@ async fn objects_applied_with_kubectl_are_served_their_edits_follow_and_a_bad_on
         "{status}"
     );
     location_becomes(port, "old.example", "http://newer.example").await;
+    let odd = object_until(&api, &["gateway", "odd"], "refused", |g| {
+        condition(&g["status"]["conditions"], "Accepted")["reason"] == "UnsupportedValue"
+    })
+    .await;
+    let message = condition(&odd["status"]["conditions"], "Accepted")["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("unknown field `options`"), "{message}");
 
     // The controller read every kind the server serves, and knows which it
     // does not (core/v1 here), from its log.
@@ -106,4 +224,75 @@ async fn objects_applied_with_kubectl_are_served_their_edits_follow_and_a_bad_on
     assert!(log.contains("every kind listed"), "{log}");
     let status = gw.admin("/status").await.unwrap().1;
     assert!(status.contains("name: moved"), "{status}");
+}
+
+/// Two replicas: the first leads and writes; killed without a word (no
+/// release of the Lease), the second takes over once the Lease expires and
+/// writes the route edited meanwhile (no write lost), and nothing else: the
+/// statuses the server already holds are not written again (none doubled).
+#[tokio::test]
+async fn when_the_leader_dies_the_other_replica_takes_over_and_writes_only_what_changed() {
+    let api = KubeApiServer::start().unwrap();
+    let port = free_port().unwrap();
+    api.apply(&objects(port, "new.example")).unwrap();
+    let options = Options {
+        kubeconfig: Some(api.kubeconfig.clone()),
+        serve_args: vec!["--lease-duration".into(), "2".into()],
+        ..Options::default()
+    };
+    let mut first = Gateway::start_with(bin(), &[], &options).await.unwrap();
+    object_until(&api, &["gateway", "eg"], "Programmed", |g| {
+        condition(&g["status"]["conditions"], "Programmed")["status"] == "True"
+    })
+    .await;
+    object_until(&api, &["httproute", "moved"], "Accepted", |r| {
+        route_accepted_at(r, 1)
+    })
+    .await;
+    let second = Replica::start(bin(), &options).await.unwrap();
+    // Two renewals later, the first still leads and the second has written nothing.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(first.metric("tollgate_leader").await.unwrap(), 1);
+    assert_eq!(second.metric("tollgate_leader").await.unwrap(), 0);
+    let version = |object: &[&str]| {
+        let args = [
+            &["get"],
+            object,
+            &["-o", "jsonpath={.metadata.resourceVersion}"],
+        ]
+        .concat();
+        api.kubectl_ok(&args).unwrap()
+    };
+    let (class_version, gateway_version) = (
+        version(&["gatewayclass", "tollgate"]),
+        version(&["gateway", "eg"]),
+    );
+
+    first.kill_serve().unwrap();
+    api.apply(&objects(port, "newer.example")).unwrap();
+    object_until(
+        &api,
+        &["httproute", "moved"],
+        "Accepted at generation 2 by the new leader",
+        |r| route_accepted_at(r, 2),
+    )
+    .await;
+    assert_eq!(
+        second.metric("tollgate_leader").await.unwrap(),
+        1,
+        "{}",
+        second.log()
+    );
+    let writes =
+        |kind: &str| format!("tollgate_status_writes_total{{kind=\"{kind}\",result=\"ok\"}}");
+    assert_eq!(
+        second.metric(&writes("HTTPRoute")).await.unwrap(),
+        1,
+        "{}",
+        second.log()
+    );
+    assert_eq!(second.metric(&writes("Gateway")).await.unwrap(), 0);
+    assert_eq!(second.metric(&writes("GatewayClass")).await.unwrap(), 0);
+    assert_eq!(version(&["gatewayclass", "tollgate"]), class_version);
+    assert_eq!(version(&["gateway", "eg"]), gateway_version);
 }

@@ -59,6 +59,8 @@ pub struct Options {
     /// `tollgate serve --provider kubernetes --kubeconfig` this file, instead
     /// of the config directory (which is then unused).
     pub kubeconfig: Option<PathBuf>,
+    /// More flags for `tollgate serve` (`--lease-duration 2`).
+    pub serve_args: Vec<String>,
 }
 
 pub struct Gateway {
@@ -224,12 +226,7 @@ impl Gateway {
 
     /// GET on `tollgate serve`'s admin endpoint: status code and body.
     pub async fn admin(&self, path: &str) -> Result<(u16, String)> {
-        let response = self
-            .http
-            .get(format!("http://{}{path}", self.serve.admin))
-            .send()
-            .await?;
-        Ok((response.status().as_u16(), response.text().await?))
+        admin_get(&self.http, self.serve.admin, path).await
     }
 
     /// Polls `tollgate serve`'s admin `path` (bounded) until its body satisfies `done`.
@@ -257,12 +254,7 @@ impl Gateway {
     /// (a labelled counter appears on its first increment).
     pub async fn metric(&self, sample: &str) -> Result<u64> {
         let (_, text) = self.admin("/metrics").await?;
-        Ok(text
-            .lines()
-            .filter_map(|l| l.rsplit_once(' '))
-            .find(|(name, _)| *name == sample)
-            .and_then(|(_, v)| v.parse::<f64>().ok())
-            .map_or(0, |v| v as u64))
+        Ok(metric_sample(&text, sample))
     }
 
     /// `tollgate serve`'s `status.yaml` (written to its `--status-dir`).
@@ -283,6 +275,14 @@ impl Gateway {
     /// The `tollgate serve` process's id (for reading its memory from /proc).
     pub fn serve_pid(&self) -> u32 {
         self.serve.child.id()
+    }
+
+    /// SIGKILL to `tollgate serve`: it ends without a word (a crash, a lost
+    /// node); Envoy keeps running on what it was served.
+    pub fn kill_serve(&mut self) -> Result<()> {
+        self.serve.child.kill()?;
+        self.serve.child.wait()?;
+        Ok(())
     }
 
     /// SIGTERM to `tollgate serve`, then waits (at most 10 s) for it to exit.
@@ -306,6 +306,53 @@ impl Gateway {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Another replica of `tollgate serve` with no Envoy of its own (on
+/// Kubernetes: a second controller pod, for leader election).
+pub struct Replica {
+    serve: Serve,
+    http: reqwest::Client,
+}
+
+impl Replica {
+    /// Starts `tollgate serve` as `options` say (`kubeconfig`, `serve_args`)
+    /// and waits for `/readyz`.
+    pub async fn start(tollgate: &Path, options: &Options) -> Result<Replica> {
+        let unused = tempfile::Builder::new()
+            .prefix("tollgate-config-")
+            .tempdir()?;
+        Ok(Replica {
+            serve: Serve::start(tollgate, unused.path(), options).await?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
+        })
+    }
+
+    /// One sample of its `/metrics`, as [`Gateway::metric`].
+    pub async fn metric(&self, sample: &str) -> Result<u64> {
+        let (_, text) = admin_get(&self.http, self.serve.admin, "/metrics").await?;
+        Ok(metric_sample(&text, sample))
+    }
+
+    pub fn log(&self) -> String {
+        self.serve.log()
+    }
+}
+
+async fn admin_get(http: &reqwest::Client, admin: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let response = http.get(format!("http://{admin}{path}")).send().await?;
+    Ok((response.status().as_u16(), response.text().await?))
+}
+
+/// The value of `sample` in an OpenMetrics text; 0 when absent.
+fn metric_sample(text: &str, sample: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(name, _)| *name == sample)
+        .and_then(|(_, v)| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
 }
 
 fn write_file(dir: &Path, path: &str, text: &str) -> Result<()> {
@@ -371,6 +418,7 @@ impl Serve {
                     .iter()
                     .flat_map(|(port, to)| ["--port-map".to_owned(), format!("{port}={to}")]),
             )
+            .args(&options.serve_args)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

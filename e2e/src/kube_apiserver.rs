@@ -5,7 +5,8 @@
 //! client certificate (`O=system:masters`) made at test time, and the Gateway
 //! API v1.6.1 standard CRDs applied. What it cannot serve (core/v1, apps/v1,
 //! Lease, authorization) is listed in `docs/kubernetes.md`; tests that need
-//! those kinds say which stand-in they use.
+//! those kinds say which stand-in they use. One stand-in is always there: the
+//! Lease CRD ([`LEASE_STAND_IN`]) at the real coordination.k8s.io URL.
 //!
 //! The binaries: the directory in `TOLLGATE_KUBE_BIN`, else the one
 //! `make setup` wrote to `target/kube-bin` (the script's last line).
@@ -26,6 +27,45 @@ use crate::process::{die_with_parent, free_port};
 
 /// How long the API server may take to answer `/healthz`.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(60);
+
+/// A **stand-in** for `coordination.k8s.io/v1` Lease, which this API server
+/// does not serve: a CRD registered at the real URL
+/// (`/apis/coordination.k8s.io/v1/namespaces/NS/leases/NAME`), so a typed
+/// client (`k8s_openapi`'s `Lease`) reads and writes it unchanged. It has the
+/// real Lease spec's fields and the API machinery a leader election relies on
+/// (resourceVersion, 409 on a stale replace, 409 on creating an existing
+/// name); unlike the built-in kind it answers 415 to strategic-merge-patch
+/// and does not validate beyond the field types. A `*.k8s.io` group needs the
+/// `api-approved.kubernetes.io` annotation.
+pub const LEASE_STAND_IN: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: leases.coordination.k8s.io
+  annotations:
+    api-approved.kubernetes.io: "unapproved, test stand-in"
+spec:
+  group: coordination.k8s.io
+  scope: Namespaced
+  names: {kind: Lease, listKind: LeaseList, plural: leases, singular: lease}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              holderIdentity: {type: string}
+              leaseDurationSeconds: {type: integer, format: int32}
+              acquireTime: {type: string, format: date-time}
+              renewTime: {type: string, format: date-time}
+              leaseTransitions: {type: integer, format: int32}
+              preferredHolder: {type: string}
+              strategy: {type: string}
+"#;
 
 /// etcd and the API server, stopped when dropped.
 pub struct KubeApiServer {
@@ -78,7 +118,8 @@ pub fn gateway_api_crds() -> Result<PathBuf> {
 
 impl KubeApiServer {
     /// Starts etcd and the API server, waits for `/healthz`, and applies the
-    /// Gateway API standard CRDs (server-side) until they are Established.
+    /// Gateway API standard CRDs (server-side) and the [`LEASE_STAND_IN`]
+    /// until they are Established.
     pub fn start() -> Result<KubeApiServer> {
         let bin = bin_dir()?;
         let dir = tempfile::Builder::new()
@@ -161,6 +202,7 @@ impl KubeApiServer {
         };
         server.wait_healthy()?;
         server.apply_gateway_api_crds()?;
+        server.apply_lease_stand_in()?;
         Ok(server)
     }
 
@@ -209,6 +251,21 @@ impl KubeApiServer {
             "condition=Established",
             "crd",
             "--all",
+            "--timeout=60s",
+        ])?;
+        Ok(())
+    }
+
+    /// Registers [`LEASE_STAND_IN`] and waits until it is Established. (Measured
+    /// here: the first create of a Lease in the ~2 s after that still takes
+    /// about 2 s; later writes take milliseconds.)
+    fn apply_lease_stand_in(&self) -> Result<()> {
+        self.apply(LEASE_STAND_IN)?;
+        self.kubectl_ok(&[
+            "wait",
+            "--for",
+            "condition=Established",
+            "crd/leases.coordination.k8s.io",
             "--timeout=60s",
         ])?;
         Ok(())

@@ -97,12 +97,13 @@ enum Cache {
     NotServed,
 }
 
-type Caches = Arc<Mutex<Vec<(&'static str, Cache)>>>;
+/// One cache per kind, in the order of [`kinds`].
+type Caches = Arc<Mutex<Vec<Cache>>>;
 
 /// The objects of an API server, kept current by one watch per kind.
 pub struct Kubernetes {
     server: String,
-    caches: Caches,
+    objects: ApiObjects,
     changed: Arc<Notify>,
     /// Whether the first load was made yet (it waits for every first list).
     loaded_once: bool,
@@ -129,23 +130,27 @@ impl Kubernetes {
         };
         let server = config.cluster_url.to_string();
         let client = kube::Client::try_from(config).context("creating the Kubernetes client")?;
-        let kinds = kinds();
+        let resources: Vec<ApiResource> = kinds()
+            .into_iter()
+            .map(|(group, version, kind, plural)| {
+                ApiResource::from_gvk_with_plural(
+                    &GroupVersionKind::gvk(group, version, kind),
+                    &plural,
+                )
+            })
+            .collect();
         let caches = Arc::new(Mutex::new(
-            kinds
+            resources
                 .iter()
-                .map(|(_, _, kind, _)| (*kind, Cache::Listing(None)))
+                .map(|_| Cache::Listing(None))
                 .collect::<Vec<_>>(),
         ));
         let changed = Arc::new(Notify::new());
-        for (index, (group, version, kind, plural)) in kinds.into_iter().enumerate() {
-            let resource = ApiResource::from_gvk_with_plural(
-                &GroupVersionKind::gvk(group, version, kind),
-                &plural,
-            );
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        for (index, resource) in resources.iter().enumerate() {
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
             tokio::spawn(watch_kind(
                 api,
-                resource,
+                resource.clone(),
                 index,
                 caches.clone(),
                 changed.clone(),
@@ -153,12 +158,21 @@ impl Kubernetes {
         }
         let provider = Kubernetes {
             server,
-            caches,
+            objects: ApiObjects {
+                client,
+                caches,
+                resources: Arc::new(resources),
+            },
             changed,
             loaded_once: false,
         };
         provider.wait_for_lists(FIRST_LISTS).await;
         Ok(provider)
+    }
+
+    /// The watched objects and the client, for writing status back.
+    pub fn objects(&self) -> ApiObjects {
+        self.objects.clone()
     }
 
     /// Waits until every kind is listed (or known not served), at most `limit`:
@@ -167,14 +181,69 @@ impl Kubernetes {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             let listing = {
-                let caches = self.caches.lock().unwrap_or_else(PoisonError::into_inner);
-                caches.iter().any(|(_, c)| matches!(c, Cache::Listing(_)))
+                let caches = self
+                    .objects
+                    .caches
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                caches.iter().any(|c| matches!(c, Cache::Listing(_)))
             };
             if !listing {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// The objects the watches keep, and a client to write to the server: what
+/// the status writer needs. Clones share the caches.
+#[derive(Clone)]
+pub struct ApiObjects {
+    client: kube::Client,
+    caches: Caches,
+    /// Each kind's API, in the order of [`kinds`] (and of the caches).
+    resources: Arc<Vec<ApiResource>>,
+}
+
+impl ApiObjects {
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// Every object of `kind` as last seen (none before its first list, or
+    /// when the server does not serve it).
+    pub fn all(&self, kind: &str) -> Vec<Value> {
+        let caches = self.caches.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.index(kind).and_then(|i| caches.get(i)) {
+            Some(Cache::Listed(objects)) => objects.values().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Object `namespace/name` of `kind` as last seen (`namespace` empty for
+    /// a cluster-scoped kind).
+    pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let caches = self.caches.lock().unwrap_or_else(PoisonError::into_inner);
+        match caches.get(self.index(kind)?)? {
+            Cache::Listed(objects) => objects.get(&format!("{namespace}/{name}")).cloned(),
+            _ => None,
+        }
+    }
+
+    /// The API of `kind` in `namespace` (all namespaces, or a cluster-scoped
+    /// kind, when empty).
+    pub fn api(&self, kind: &str, namespace: &str) -> Option<Api<DynamicObject>> {
+        let resource = self.resources.get(self.index(kind)?)?;
+        Some(if namespace.is_empty() {
+            Api::all_with(self.client.clone(), resource)
+        } else {
+            Api::namespaced_with(self.client.clone(), namespace, resource)
+        })
+    }
+
+    fn index(&self, kind: &str) -> Option<usize> {
+        self.resources.iter().position(|r| r.kind == kind)
     }
 }
 
@@ -195,7 +264,9 @@ async fn watch_kind(
     let mut listing: BTreeMap<String, Value> = BTreeMap::new();
     while let Some(event) = events.next().await {
         let mut caches = caches.lock().unwrap_or_else(PoisonError::into_inner);
-        let cache = &mut caches[index].1;
+        let Some(cache) = caches.get_mut(index) else {
+            return;
+        };
         let touched = match event {
             Ok(Event::Init) => {
                 listing.clear();
@@ -310,13 +381,21 @@ impl Provider for Kubernetes {
     }
 
     fn load(&mut self) -> Result<Resources, LoadError> {
-        let caches = self.caches.lock().unwrap_or_else(PoisonError::into_inner);
+        let caches = self
+            .objects
+            .caches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let problems: Vec<String> = caches
             .iter()
-            .filter_map(|(kind, cache)| match cache {
-                Cache::Listing(None) => Some(format!("{kind}: not listed yet")),
-                Cache::Listing(Some(why)) => Some(format!("{kind}: listing failed: {why}")),
-                Cache::Listed(_) | Cache::NotServed => None,
+            .zip(self.objects.resources.iter())
+            .filter_map(|(cache, resource)| {
+                let kind = &resource.kind;
+                match cache {
+                    Cache::Listing(None) => Some(format!("{kind}: not listed yet")),
+                    Cache::Listing(Some(why)) => Some(format!("{kind}: listing failed: {why}")),
+                    Cache::Listed(_) | Cache::NotServed => None,
+                }
             })
             .collect();
         if !problems.is_empty() {
@@ -326,7 +405,7 @@ impl Provider for Kubernetes {
             });
         }
         let mut resources = Resources::default();
-        for (_, cache) in caches.iter() {
+        for cache in caches.iter() {
             if let Cache::Listed(objects) = cache {
                 for value in objects.values() {
                     api_objects::add(value.clone(), &mut resources);

@@ -1,5 +1,6 @@
 //! `tollgate serve`'s Prometheus metrics: reloads, the snapshot being served,
-//! how long loading and translating took, and the xDS server's own.
+//! how long loading and translating took, the xDS server's own, and on
+//! Kubernetes whether this replica leads and its status writes.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -29,6 +30,12 @@ struct TypeLabel {
     r#type: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WriteLabel {
+    kind: String,
+    result: &'static str,
+}
+
 /// Clones share values.
 #[derive(Clone)]
 pub struct Metrics {
@@ -39,6 +46,8 @@ pub struct Metrics {
     translate_seconds: Gauge<f64, AtomicU64>,
     resources: Family<TypeLabel, Gauge>,
     load_errors: Gauge,
+    status_writes: Family<WriteLabel, Counter>,
+    leader: Gauge,
     registry: Arc<Registry>,
 }
 
@@ -51,6 +60,8 @@ impl Metrics {
         let translate_seconds = Gauge::<f64, AtomicU64>::default();
         let resources = Family::<TypeLabel, Gauge>::default();
         let load_errors = Gauge::default();
+        let status_writes = Family::<WriteLabel, Counter>::default();
+        let leader = Gauge::default();
         let mut registry = Registry::with_prefix("tollgate");
         xds.register(&mut registry);
         registry.register(
@@ -83,6 +94,16 @@ impl Metrics {
             "Problems found by the last reload (0 when the directory loaded cleanly)",
             load_errors.clone(),
         );
+        registry.register(
+            "status_writes",
+            "Status writes to the Kubernetes API server by kind and result: ok, conflict (409: read again and merged), error",
+            status_writes.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease and writes status (Kubernetes provider)",
+            leader.clone(),
+        );
         Metrics {
             xds,
             translations,
@@ -91,6 +112,8 @@ impl Metrics {
             translate_seconds,
             resources,
             load_errors,
+            status_writes,
+            leader,
             registry: Arc::new(registry),
         }
     }
@@ -134,6 +157,19 @@ impl Metrics {
                 })
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
+    }
+
+    pub fn status_write(&self, kind: &str, result: &'static str) {
+        self.status_writes
+            .get_or_create(&WriteLabel {
+                kind: kind.to_owned(),
+                result,
+            })
+            .inc();
+    }
+
+    pub fn leading(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// The OpenMetrics text exposition.

@@ -17,12 +17,16 @@
 //!   [`bounded_listener`]: its connections, bounded.
 //! - [`metrics`]: what `/metrics` shows.
 //! - [`xds_tls`]: mutual TLS on the ADS server.
+//! - [`leader`]: which replica writes status to the API server (a Lease).
 
 mod admin;
 mod bounded_listener;
+mod kube_status;
 mod kubernetes;
+pub mod leader;
 mod metrics;
 pub mod provider;
+mod status_writer;
 pub mod views;
 mod watcher;
 pub mod xds_tls;
@@ -59,6 +63,18 @@ pub struct Args {
     /// The kubeconfig of `--provider kubernetes`.
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
+    /// The controller's own namespace (`--provider kubernetes`): where its leader Lease is.
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "tollgate-system",
+        value_name = "NAMESPACE"
+    )]
+    namespace: String,
+    /// Seconds a leader may go without renewing its Lease before another replica takes over
+    /// (`--provider kubernetes`; it renews every seventh of this).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600), value_name = "SECONDS")]
+    lease_duration: u64,
     /// Address of the ADS gRPC server Envoy connects to (`tollgate bootstrap --xds-address`).
     /// Plain gRPC unless the --xds-tls-* flags are given (a warning when it is not loopback).
     #[arg(long, default_value = "127.0.0.1:18000", value_name = "ADDR")]
@@ -149,6 +165,26 @@ pub async fn run(args: Args) -> Result<()> {
     };
     let metrics = Metrics::new();
     let views = Arc::new(GatewayViews::new(options.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // On Kubernetes, the leader writes status back.
+    let mut background = Vec::new();
+    if let Source::Kubernetes(cluster) = &provider {
+        let objects = cluster.objects();
+        let (leading, election) = leader::spawn(
+            objects.client(),
+            lease_settings(&args.namespace, args.lease_duration),
+            stop_rx.clone(),
+        );
+        let (sink, writer) = status_writer::spawn(
+            objects,
+            views.clone(),
+            leading,
+            metrics.clone(),
+            stop_rx.clone(),
+        );
+        sinks.push(Box::new(sink));
+        background.extend([writer, election]);
+    }
     let (current_tx, current_rx) = watch::channel(Arc::new(Current::default()));
     let mut reloader = Reloader {
         sinks,
@@ -159,7 +195,6 @@ pub async fn run(args: Args) -> Result<()> {
     };
     let mut retry = next_retry(reloader.reload(&mut provider), None);
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     let stop_streams = stop_rx.clone();
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -217,6 +252,11 @@ pub async fn run(args: Args) -> Result<()> {
         }
     }
     let _ = stop_tx.send(true);
+    // The leader releases its Lease, so another replica takes over at once.
+    for task in background {
+        task.await
+            .context("status writer or leader election task")?;
+    }
     grpc.await
         .context("ADS server task")?
         .context("ADS server")?;
@@ -227,6 +267,27 @@ pub async fn run(args: Args) -> Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The leader Lease `tollgate-controller` in `namespace`, held by this
+/// process (`POD_NAME`, else the host name, and the process id), with
+/// client-go's proportions: renewed every seventh of its duration and given
+/// up after two thirds of it without a renewal.
+fn lease_settings(namespace: &str, seconds: u64) -> leader::LeaseSettings {
+    let host = std::env::var("POD_NAME")
+        .or_else(|_| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|_| "tollgate".to_owned());
+    let duration = Duration::from_secs(seconds);
+    leader::LeaseSettings {
+        namespace: namespace.to_owned(),
+        name: "tollgate-controller".to_owned(),
+        identity: format!("{host}_{}", std::process::id()),
+        duration,
+        retry: duration / 7,
+        renew_deadline: duration * 2 / 3,
+    }
 }
 
 /// A load that failed on something passing (out of file descriptors, say)

@@ -1,0 +1,331 @@
+//! Writes every object's status back to the Kubernetes API server, on the
+//! leader only (every replica translates; one writes). GatewayClasses,
+//! Gateways and Tollgate's policies by server-side apply with our field
+//! manager; a route's `status.parents`, an atomic list other controllers
+//! share, by read, merge and replace with the resourceVersion read (a 409
+//! means someone wrote in between: read again and merge again).
+//!
+//! It writes when the translation's status changes, when an Envoy accepts
+//! a new configuration (a Gateway's `Programmed`), when this replica becomes
+//! the leader, and again a while after a write failed. What to write comes
+//! from [`super::kube_status`]; an object whose status the server already
+//! holds is not written, so a new leader rewrites nothing that is right.
+//!
+//! The Envoy Gateway policy kinds (BackendTrafficPolicy, SecurityPolicy)
+//! get no status here: their CRDs define `status.ancestors`, which the
+//! translator does not compute yet.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use super::kube_status::{self, holds, timeless};
+use super::kubernetes::ApiObjects;
+use super::metrics::Metrics;
+use super::provider::StatusSink;
+use super::views::GatewayViews;
+use super::Current;
+use crate::resources::policies::{PolicyKind, TOLLGATE_GROUP};
+use crate::translate::status::{RouteParentStatus, Status, CONTROLLER_NAME};
+
+/// Our field manager for server-side apply.
+const FIELD_MANAGER: &str = CONTROLLER_NAME;
+/// A failed write is tried again after this long.
+const RETRY: Duration = Duration::from_secs(5);
+/// Attempts at a route's parents when others keep writing in between.
+const CONFLICT_ATTEMPTS: usize = 5;
+const ROUTE_KINDS: [&str; 2] = ["HTTPRoute", "GRPCRoute"];
+
+/// The status sink of `serve --provider kubernetes`: hands each new status
+/// to the writer task.
+pub struct KubernetesStatus(watch::Sender<Option<Arc<Status>>>);
+
+impl StatusSink for KubernetesStatus {
+    fn publish(&mut self, current: &Current) {
+        if let Some(status) = &current.status {
+            self.0.send_if_modified(|last| {
+                let new = last
+                    .as_ref()
+                    .is_none_or(|l| !Arc::ptr_eq(l, status) && **l != **status);
+                if new {
+                    *last = Some(status.clone());
+                }
+                new
+            });
+        }
+    }
+}
+
+/// Starts the writer; the sink feeds it, `leader` gates it, and it ends
+/// when `stop` turns true.
+pub fn spawn(
+    objects: ApiObjects,
+    views: Arc<GatewayViews>,
+    leader: watch::Receiver<bool>,
+    metrics: Metrics,
+    stop: watch::Receiver<bool>,
+) -> (KubernetesStatus, tokio::task::JoinHandle<()>) {
+    let (sink, statuses) = watch::channel(None);
+    let writer = Writer {
+        objects,
+        views,
+        metrics,
+        written: HashMap::new(),
+    };
+    let task = tokio::spawn(writer.run(statuses, leader, stop));
+    (KubernetesStatus(sink), task)
+}
+
+/// `(kind, namespace, name)`.
+type Key = (&'static str, String, String);
+
+struct Writer {
+    objects: ApiObjects,
+    views: Arc<GatewayViews>,
+    metrics: Metrics,
+    /// What this replica last wrote to each object (without times), and the
+    /// object's resourceVersion it wrote over: until the watch brings the
+    /// write back, the cache still shows that version, and the write is not
+    /// repeated.
+    written: HashMap<Key, (String, Value)>,
+}
+
+impl Writer {
+    async fn run(
+        mut self,
+        mut statuses: watch::Receiver<Option<Arc<Status>>>,
+        mut leader: watch::Receiver<bool>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut acceptances = self.views.acceptances();
+        let mut retry: Option<Duration> = None;
+        loop {
+            let retry_due = async {
+                match retry {
+                    Some(after) => tokio::time::sleep(after).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = statuses.changed() => if changed.is_err() { return },
+                changed = acceptances.changed() => if changed.is_err() { return },
+                changed = leader.changed() => if changed.is_err() { return },
+                () = retry_due => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
+            let leading = *leader.borrow_and_update();
+            self.metrics.leading(leading);
+            if !leading {
+                self.written.clear();
+                retry = None;
+                continue;
+            }
+            let status = statuses.borrow_and_update().clone();
+            acceptances.mark_unchanged();
+            if let Some(status) = status {
+                let failed = self.write_all(&status).await;
+                retry = failed.then_some(RETRY);
+            }
+        }
+    }
+
+    /// Writes every status the server does not hold; whether a write failed.
+    async fn write_all(&mut self, status: &Status) -> bool {
+        let now = now();
+        let mut failed = false;
+        for class in &status.gateway_classes {
+            let Some(object) = self.objects.get("GatewayClass", "", &class.name) else {
+                continue;
+            };
+            let desired =
+                kube_status::conditions_only(&class.conditions, object.get("status"), &now);
+            failed |= !self.apply("GatewayClass", &object, desired).await;
+        }
+        for gateway in &status.gateways {
+            let Some(object) = self
+                .objects
+                .get("Gateway", &gateway.namespace, &gateway.name)
+            else {
+                continue;
+            };
+            let running = self.views.accepted(&gateway.namespace, &gateway.name);
+            let desired = kube_status::gateway(gateway, object.get("status"), running, &now);
+            failed |= !self.apply("Gateway", &object, desired).await;
+        }
+        for policy in &status.policies {
+            let Some(kind) = PolicyKind::from_group_kind(TOLLGATE_GROUP, policy.kind) else {
+                continue;
+            };
+            let Some(object) = self
+                .objects
+                .get(kind.name(), &policy.namespace, &policy.name)
+            else {
+                continue;
+            };
+            let desired =
+                kube_status::conditions_only(&policy.conditions, object.get("status"), &now);
+            failed |= !self.apply(kind.name(), &object, desired).await;
+        }
+        for kind in ROUTE_KINDS {
+            let statuses = if kind == "HTTPRoute" {
+                &status.http_routes
+            } else {
+                &status.grpc_routes
+            };
+            for object in self.objects.all(kind) {
+                let (namespace, name) = namespace_name(&object);
+                let ours = statuses
+                    .iter()
+                    .find(|r| r.namespace == namespace && r.name == name)
+                    .map_or(&[][..], |r| &r.parents[..]);
+                failed |= !self.replace_parents(kind, object, ours, &now).await;
+            }
+        }
+        failed
+    }
+
+    /// Server-side applies `status` to `object` unless the server holds it
+    /// (or holds our write of it, not yet seen); whether it went well.
+    async fn apply(&mut self, kind: &'static str, object: &Value, status: Value) -> bool {
+        if holds(object.get("status"), &status) {
+            return true;
+        }
+        let (namespace, name) = namespace_name(object);
+        let key: Key = (kind, namespace.to_owned(), name.to_owned());
+        if self.already_written(&key, object, &status) {
+            return true;
+        }
+        let Some(api) = self.objects.api(kind, namespace) else {
+            return true;
+        };
+        let mut metadata = json!({ "name": name });
+        if !namespace.is_empty() {
+            metadata["namespace"] = json!(namespace);
+        }
+        let body = json!({
+            "apiVersion": object["apiVersion"],
+            "kind": kind,
+            "metadata": metadata,
+            "status": status,
+        });
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let result = api.patch_status(name, &params, &Patch::Apply(&body)).await;
+        self.record(key, object, &status, result.map(|_| ()))
+    }
+
+    /// Replaces our entries of a route's `status.parents` (read, merge,
+    /// replace with its resourceVersion; again on a conflict).
+    async fn replace_parents(
+        &mut self,
+        kind: &'static str,
+        mut object: Value,
+        ours: &[RouteParentStatus],
+        now: &str,
+    ) -> bool {
+        let (namespace, name) = namespace_name(&object);
+        let (namespace, name) = (namespace.to_owned(), name.to_owned());
+        let Some(api) = self.objects.api(kind, &namespace) else {
+            return true;
+        };
+        let key: Key = (kind, namespace, name.clone());
+        for _ in 0..CONFLICT_ATTEMPTS {
+            let Some(parents) = kube_status::route_parents(ours, object.get("status"), now) else {
+                return true;
+            };
+            let status = json!({ "parents": parents });
+            if self.already_written(&key, &object, &status) {
+                return true;
+            }
+            let mut replaced = object.clone();
+            replaced["status"]["parents"] = parents;
+            if let Some(metadata) = replaced["metadata"].as_object_mut() {
+                // Left out, the server keeps its own record of who owns what.
+                metadata.remove("managedFields");
+            }
+            let result = match serde_json::from_value::<DynamicObject>(replaced) {
+                Ok(replaced) => {
+                    api.replace_status(&name, &PostParams::default(), &replaced)
+                        .await
+                }
+                Err(e) => {
+                    tracing::warn!(kind, name, "route status: {e}");
+                    return false;
+                }
+            };
+            if let Err(kube::Error::Api(response)) = &result {
+                if response.code == 409 {
+                    self.metrics.status_write(kind, "conflict");
+                    match api.get_status(&name).await.map(serde_json::to_value) {
+                        Ok(Ok(fresh)) => {
+                            object = fresh;
+                            continue;
+                        }
+                        Ok(Err(e)) => tracing::warn!(kind, name, "reading status: {e}"),
+                        Err(e) => tracing::warn!(kind, name, "reading status: {e}"),
+                    }
+                    return false;
+                }
+            }
+            return self.record(key, &object, &status, result.map(|_| ()));
+        }
+        tracing::warn!(kind, name, "status.parents: still conflicting after {CONFLICT_ATTEMPTS} attempts; trying again later");
+        false
+    }
+
+    /// Whether this replica wrote `status` over the version of `object`
+    /// the cache still shows (the watch has not brought the write back yet).
+    fn already_written(&self, key: &Key, object: &Value, status: &Value) -> bool {
+        self.written.get(key).is_some_and(|(version, written)| {
+            version == resource_version(object) && *written == timeless(status)
+        })
+    }
+
+    /// Counts and logs a write; whether it went well.
+    fn record(
+        &mut self,
+        key: Key,
+        object: &Value,
+        status: &Value,
+        result: Result<(), kube::Error>,
+    ) -> bool {
+        let (kind, namespace, name) = &key;
+        match result {
+            Ok(()) => {
+                self.metrics.status_write(kind, "ok");
+                tracing::debug!(kind, namespace, name, "status written");
+                let version = resource_version(object).to_owned();
+                self.written.insert(key, (version, timeless(status)));
+                true
+            }
+            Err(e) => {
+                self.metrics.status_write(kind, "error");
+                // A 403 names the missing RBAC rule (verb and resource).
+                tracing::warn!(kind, namespace, name, "writing status: {e}");
+                false
+            }
+        }
+    }
+}
+
+fn namespace_name(object: &Value) -> (&str, &str) {
+    let metadata = &object["metadata"];
+    (
+        metadata["namespace"].as_str().unwrap_or(""),
+        metadata["name"].as_str().unwrap_or(""),
+    )
+}
+
+fn resource_version(object: &Value) -> &str {
+    object["metadata"]["resourceVersion"].as_str().unwrap_or("")
+}
+
+/// The time a condition changes, as Kubernetes writes it (seconds, UTC).
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
