@@ -5,6 +5,7 @@
 //! and future providers (Kubernetes) use them directly.
 
 pub mod bootstrap_command;
+pub mod manifests;
 pub mod ratelimit_server;
 pub mod serve;
 mod shutdown;

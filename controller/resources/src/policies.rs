@@ -108,6 +108,7 @@ pub enum FilterConfig {
 /// `LocalPolicyTargetReferenceWithSectionName` (GEP-713): the target is in
 /// the policy's namespace.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TargetRef {
     pub group: String,
@@ -125,6 +126,7 @@ struct Object<S> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RateLimitSpec {
     target_refs: Vec<TargetRef>,
@@ -132,6 +134,7 @@ struct RateLimitSpec {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct JwtSpec {
     target_refs: Vec<TargetRef>,
@@ -139,6 +142,7 @@ struct JwtSpec {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct HeaderSpec {
     target_refs: Vec<TargetRef>,
@@ -146,6 +150,7 @@ struct HeaderSpec {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CanarySpec {
     target_refs: Vec<TargetRef>,
@@ -171,6 +176,22 @@ struct SecuritySpec {
     #[serde(default)]
     target_refs: Vec<TargetRef>,
     jwt: JwtConfig,
+}
+
+/// The JSON schema of a Tollgate policy kind's `spec`, for its CRD; `None`
+/// for the Envoy Gateway kinds (their CRDs are Envoy Gateway's).
+#[cfg(feature = "schema")]
+pub fn spec_schema(
+    kind: PolicyKind,
+    generator: &mut schemars::SchemaGenerator,
+) -> Option<schemars::Schema> {
+    Some(match kind {
+        PolicyKind::RateLimitPolicy => generator.root_schema_for::<RateLimitSpec>(),
+        PolicyKind::JwtPolicy => generator.root_schema_for::<JwtSpec>(),
+        PolicyKind::HeaderPolicy => generator.root_schema_for::<HeaderSpec>(),
+        PolicyKind::CanaryPolicy => generator.root_schema_for::<CanarySpec>(),
+        PolicyKind::BackendTrafficPolicy | PolicyKind::SecurityPolicy => return None,
+    })
 }
 
 impl PolicyObject {

@@ -38,7 +38,7 @@ const SETTLE: Duration = Duration::from_millis(100);
 const MAX_WAIT: Duration = Duration::from_secs(2);
 
 /// `(group, version, kind, plural)` of every kind Tollgate reads.
-fn kinds() -> Vec<(&'static str, &'static str, &'static str, String)> {
+pub fn kinds() -> Vec<(&'static str, &'static str, &'static str, String)> {
     let mut kinds = vec![
         (
             "gateway.networking.k8s.io",

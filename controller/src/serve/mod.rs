@@ -22,7 +22,7 @@
 mod admin;
 mod bounded_listener;
 mod kube_status;
-mod kubernetes;
+pub mod kubernetes;
 pub mod leader;
 mod metrics;
 pub mod provider;

@@ -1,0 +1,3 @@
+//! What `kubectl apply` installs: Tollgate's policy CRDs ([`crds`]).
+
+pub mod crds;
