@@ -32,45 +32,45 @@ const XDS_CLUSTER: &str = "tollgate-xds";
 pub struct Args {
     /// The ADS server (`tollgate serve --xds-listen`), `HOST:PORT`; a name is resolved by DNS.
     #[arg(long, value_name = "HOST:PORT")]
-    xds_address: String,
+    pub(crate) xds_address: String,
     /// This Envoy's node id (in logs on both sides).
     #[arg(long, value_name = "ID")]
-    node_id: String,
+    pub(crate) node_id: String,
     /// Serve only this Gateway, `NAMESPACE/NAME` (by default: every Gateway of the Tollgate class).
     #[arg(long, value_name = "NS/NAME")]
-    gateway: Option<String>,
+    pub(crate) gateway: Option<String>,
     /// Envoy's own admin endpoint. It is privileged (it shows every filter's configuration,
     /// secrets included, and can change Envoy's state): keep it on loopback.
     #[arg(long, default_value = "127.0.0.1:9901", value_name = "ADDR")]
-    admin_address: SocketAddr,
+    pub(crate) admin_address: SocketAddr,
     /// This Envoy's node cluster (its service name in Envoy's stats and logs).
     #[arg(long, default_value = "tollgate", value_name = "NAME")]
-    cluster: String,
+    pub(crate) cluster: String,
     /// Which ADS variant Envoy speaks: state of the world, or incremental.
     #[arg(long, value_enum, default_value_t = Protocol::Sotw)]
-    xds_protocol: Protocol,
+    pub(crate) xds_protocol: Protocol,
     /// CA certificate (PEM file) that signed `tollgate serve --xds-tls-cert`. With --xds-tls-cert and
     /// --xds-tls-key (all three or none), Envoy reaches xDS over mutual TLS. Envoy reads the files.
     #[arg(long, value_name = "FILE")]
-    xds_tls_ca: Option<PathBuf>,
+    pub(crate) xds_tls_ca: Option<PathBuf>,
     /// Envoy's client certificate chain (PEM file), signed by a CA of `tollgate serve --xds-tls-client-ca`.
     #[arg(long, value_name = "FILE")]
-    xds_tls_cert: Option<PathBuf>,
+    pub(crate) xds_tls_cert: Option<PathBuf>,
     /// Private key (PEM file) of --xds-tls-cert; the bootstrap holds its path, never the key.
     #[arg(long, value_name = "FILE")]
-    xds_tls_key: Option<PathBuf>,
+    pub(crate) xds_tls_key: Option<PathBuf>,
     /// The name the server certificate must carry as a DNS or IP subject alternative name (a DNS name
     /// is also sent as SNI) [default: the host of --xds-address]. Only with the other --xds-tls-* flags.
     #[arg(long, value_name = "NAME")]
-    xds_tls_server_name: Option<String>,
+    pub(crate) xds_tls_server_name: Option<String>,
     /// The filter runtime `tollgate serve` was given; with `dynamic-module` (the default) this
     /// prints, on stderr, the `ENVOY_DYNAMIC_MODULES_SEARCH_PATH` Envoy needs.
     #[arg(long, value_enum, default_value_t = RuntimeKind::DynamicModule)]
-    filter_runtime: RuntimeKind,
+    pub(crate) filter_runtime: RuntimeKind,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Protocol {
+pub(crate) enum Protocol {
     Sotw,
     Delta,
 }
@@ -83,6 +83,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
              127.0.0.1",
             args.admin_address
         );
+    }
+    for (flag, file) in [
+        ("--xds-tls-ca", &args.xds_tls_ca),
+        ("--xds-tls-cert", &args.xds_tls_cert),
+        ("--xds-tls-key", &args.xds_tls_key),
+    ] {
+        if let Some(file) = file.as_ref().filter(|f| !f.exists()) {
+            tracing::warn!(
+                "{flag} {}: no such file here; Envoy must find it at that path",
+                file.display()
+            );
+        }
     }
     let text = serde_json::to_string_pretty(&bootstrap(args)?).context("writing JSON")?;
     println!("{text}");
@@ -109,7 +121,9 @@ fn module_dir() -> PathBuf {
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
-fn bootstrap(args: &Args) -> anyhow::Result<Value> {
+/// The bootstrap `args` describe (also what a provisioned Envoy gets, see
+/// `serve::provision`).
+pub(crate) fn bootstrap(args: &Args) -> anyhow::Result<Value> {
     let (host, port) = split_host_port(&args.xds_address)?;
     let mut node = json!({"id": args.node_id, "cluster": args.cluster});
     if let Some(gateway) = &args.gateway {
@@ -239,17 +253,11 @@ impl ServerName {
 }
 
 /// A file Envoy reads, as an absolute path (Envoy resolves a relative one
-/// from its own working directory). A file missing here is only a warning:
-/// the bootstrap may be written for another machine or a volume mounted later.
+/// from its own working directory). It need not exist here: the bootstrap may
+/// be written for another machine or a volume mounted later.
 fn envoy_path(flag: &str, path: &Path) -> anyhow::Result<String> {
     let absolute = std::path::absolute(path)
         .with_context(|| format!("{flag} {}: making it absolute", path.display()))?;
-    if !absolute.exists() {
-        tracing::warn!(
-            "{flag} {}: no such file here; Envoy must find it at that path",
-            absolute.display()
-        );
-    }
     absolute
         .to_str()
         .map(str::to_owned)

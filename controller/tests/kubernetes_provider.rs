@@ -121,8 +121,11 @@ async fn objects_applied_with_kubectl_are_served_their_edits_follow_and_a_bad_on
         &format!(r#"{{"status":{{"parents":[{{"parentRef":{{"name":"theirs"}},"controllerName":"{OTHER_CONTROLLER}","conditions":[{{"type":"Accepted","status":"True","reason":"Accepted","message":"","lastTransitionTime":"2026-01-01T00:00:00Z"}}]}}]}}}}"#),
     ])
     .unwrap();
+    // The test runs its own Envoy (`tollgate bootstrap`), as users of
+    // `--provision none` do.
     let options = Options {
         kubeconfig: Some(api.kubeconfig.clone()),
+        serve_args: vec!["--provision".into(), "none".into()],
         ..Options::default()
     };
     let gw = Gateway::start_with(bin(), &[], &options).await.unwrap();
@@ -237,7 +240,9 @@ async fn when_the_leader_dies_the_other_replica_takes_over_and_writes_only_what_
     api.apply(&objects(port, "new.example")).unwrap();
     let options = Options {
         kubeconfig: Some(api.kubeconfig.clone()),
-        serve_args: vec!["--lease-duration".into(), "2".into()],
+        serve_args: ["--lease-duration", "2", "--provision", "none"]
+            .map(String::from)
+            .into(),
         ..Options::default()
     };
     let mut first = Gateway::start_with(bin(), &[], &options).await.unwrap();

@@ -90,6 +90,30 @@ pub fn gateway(
     status
 }
 
+/// A provisioned Gateway's addresses are its Envoy Service's load balancer
+/// ingress (none until the load balancer gives one).
+pub fn addresses_from(status: &mut Value, service: Option<&Value>) {
+    let ingress = service
+        .and_then(|s| s.pointer("/status/loadBalancer/ingress"))
+        .and_then(Value::as_array);
+    let addresses: Vec<Value> = ingress
+        .into_iter()
+        .flatten()
+        .filter_map(|i| match (i["ip"].as_str(), i["hostname"].as_str()) {
+            (Some(ip), _) => Some(json!({"type": "IPAddress", "value": ip})),
+            (None, Some(host)) => Some(json!({"type": "Hostname", "value": host})),
+            _ => None,
+        })
+        .collect();
+    if let Some(fields) = status.as_object_mut() {
+        if addresses.is_empty() {
+            fields.remove("addresses");
+        } else {
+            fields.insert("addresses".to_owned(), Value::Array(addresses));
+        }
+    }
+}
+
 /// A route's `status.parents` with Tollgate's entries replaced by `ours`
 /// and every other controller's kept; `None` when the server has that
 /// already.
@@ -345,6 +369,23 @@ mod tests {
             timeless(&desired),
             timeless(&conditions_only(&[accepted(true, 1)], None, T1)),
             "only the time differs"
+        );
+    }
+
+    #[test]
+    fn a_provisioned_gateway_is_addressed_by_its_load_balancer() {
+        let mut status = gateway(&gateway_status(true), None, true, T0);
+        status["addresses"] = json!([{"type": "IPAddress", "value": "0.0.0.0"}]);
+        addresses_from(&mut status, None);
+        assert!(
+            status.get("addresses").is_none(),
+            "no address before the load balancer's"
+        );
+        let service = json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}, {"hostname": "lb.example"}]}}});
+        addresses_from(&mut status, Some(&service));
+        assert_eq!(
+            status["addresses"],
+            json!([{"type": "IPAddress", "value": "192.0.2.7"}, {"type": "Hostname", "value": "lb.example"}])
         );
     }
 

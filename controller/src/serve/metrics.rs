@@ -47,6 +47,7 @@ pub struct Metrics {
     resources: Family<TypeLabel, Gauge>,
     load_errors: Gauge,
     status_writes: Family<WriteLabel, Counter>,
+    provisioning: Family<WriteLabel, Counter>,
     leader: Gauge,
     registry: Arc<Registry>,
 }
@@ -61,6 +62,7 @@ impl Metrics {
         let resources = Family::<TypeLabel, Gauge>::default();
         let load_errors = Gauge::default();
         let status_writes = Family::<WriteLabel, Counter>::default();
+        let provisioning = Family::<WriteLabel, Counter>::default();
         let leader = Gauge::default();
         let mut registry = Registry::with_prefix("tollgate");
         xds.register(&mut registry);
@@ -100,6 +102,11 @@ impl Metrics {
             status_writes.clone(),
         );
         registry.register(
+            "provisioned",
+            "Writes of provisioned Envoy objects (Deployment, Service, ServiceAccount, ConfigMap) by kind and result: applied, deleted, error",
+            provisioning.clone(),
+        );
+        registry.register(
             "leader",
             "1 while this replica holds the leader Lease and writes status (Kubernetes provider)",
             leader.clone(),
@@ -113,6 +120,7 @@ impl Metrics {
             resources,
             load_errors,
             status_writes,
+            provisioning,
             leader,
             registry: Arc::new(registry),
         }
@@ -161,6 +169,15 @@ impl Metrics {
 
     pub fn status_write(&self, kind: &str, result: &'static str) {
         self.status_writes
+            .get_or_create(&WriteLabel {
+                kind: kind.to_owned(),
+                result,
+            })
+            .inc();
+    }
+
+    pub fn provisioned(&self, kind: &str, result: &'static str) {
+        self.provisioning
             .get_or_create(&WriteLabel {
                 kind: kind.to_owned(),
                 result,

@@ -17,7 +17,10 @@
 //!   [`bounded_listener`]: its connections, bounded.
 //! - [`metrics`]: what `/metrics` shows.
 //! - [`xds_tls`]: mutual TLS on the ADS server.
-//! - [`leader`]: which replica writes status to the API server (a Lease).
+//! - [`leader`]: which replica writes status to the API server (a Lease);
+//!   [`status_writer`] writes it, [`kube_status`] says what; the leader also
+//!   runs one Envoy per Gateway ([`provision`]), reaching xDS with the
+//!   certificates of [`xds_secrets`].
 
 mod admin;
 mod bounded_listener;
@@ -26,9 +29,11 @@ pub mod kubernetes;
 pub mod leader;
 mod metrics;
 pub mod provider;
+mod provision;
 mod status_writer;
 pub mod views;
 mod watcher;
+mod xds_secrets;
 pub mod xds_tls;
 
 use std::future::Future;
@@ -75,6 +80,24 @@ pub struct Args {
     /// (`--provider kubernetes`; it renews every seventh of this).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600), value_name = "SECONDS")]
     lease_duration: u64,
+    /// Who runs the Envoys of `--provider kubernetes`: `kubernetes` (a Deployment and a LoadBalancer
+    /// Service per Gateway, in --namespace) or `none` (yours, from `tollgate bootstrap --gateway`).
+    #[arg(long, value_enum, default_value = "kubernetes")]
+    provision: Provision,
+    /// The Envoy image of provisioned Gateways: the Envoy the dynamic module is built and tested for.
+    #[arg(long, default_value = "envoyproxy/envoy:v1.40.0", value_name = "IMAGE")]
+    envoy_image: String,
+    /// The Tollgate image, whose filters a provisioned Envoy's init container copies.
+    #[arg(long, env = "TOLLGATE_IMAGE", default_value = concat!("tollgate:", env!("CARGO_PKG_VERSION")), value_name = "IMAGE")]
+    tollgate_image: String,
+    /// The controller's Service, through which provisioned Envoys reach xDS (`NAME.NAMESPACE.svc`).
+    #[arg(long, default_value = "tollgate", value_name = "NAME")]
+    xds_service: String,
+    /// Mutual TLS on xDS with a CA and certificates the controller makes (once) into the Secrets
+    /// tollgate-xds-server and tollgate-xds-client of --namespace; provisioned Envoys mount the
+    /// second (`--provider kubernetes`; instead of the --xds-tls-* files).
+    #[arg(long)]
+    xds_tls_secrets: bool,
     /// Address of the ADS gRPC server Envoy connects to (`tollgate bootstrap --xds-address`).
     /// Plain gRPC unless the --xds-tls-* flags are given (a warning when it is not loopback).
     #[arg(long, default_value = "127.0.0.1:18000", value_name = "ADDR")]
@@ -95,6 +118,12 @@ pub struct Args {
 enum ProviderKind {
     File,
     Kubernetes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Provision {
+    Kubernetes,
+    None,
 }
 
 /// What the controller serves now, for the admin endpoint and the status file.
@@ -140,7 +169,12 @@ impl Current {
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<()> {
     let options = args.translator.options()?;
-    let xds_tls = args.xds_tls.load()?;
+    let mut xds_tls = args.xds_tls.load()?;
+    if args.xds_tls_secrets && (xds_tls.is_some() || args.provider != ProviderKind::Kubernetes) {
+        anyhow::bail!(
+            "--xds-tls-secrets is for --provider kubernetes, without the --xds-tls-* files"
+        );
+    }
     let mut sinks: Vec<Box<dyn StatusSink + Send>> = Vec::new();
     if let Some(dir) = &args.status_dir {
         sinks.push(Box::new(StatusFile::create_in(dir)?));
@@ -170,6 +204,23 @@ pub async fn run(args: Args) -> Result<()> {
     let mut background = Vec::new();
     if let Source::Kubernetes(cluster) = &provider {
         let objects = cluster.objects();
+        if args.xds_tls_secrets {
+            xds_tls = Some(
+                xds_secrets::server_config(objects.client(), &args.namespace, &args.xds_service)
+                    .await?,
+            );
+        }
+        let provisioner = (args.provision == Provision::Kubernetes).then(|| {
+            provision::Provisioner::new(provision::Settings {
+                namespace: args.namespace.clone(),
+                xds_service: args.xds_service.clone(),
+                xds_port: args.xds_listen.port(),
+                envoy_image: args.envoy_image.clone(),
+                tollgate_image: args.tollgate_image.clone(),
+                xds_tls: args.xds_tls_secrets,
+                options: options.clone(),
+            })
+        });
         let (leading, election) = leader::spawn(
             objects.client(),
             lease_settings(&args.namespace, args.lease_duration),
@@ -178,6 +229,7 @@ pub async fn run(args: Args) -> Result<()> {
         let (sink, writer) = status_writer::spawn(
             objects,
             views.clone(),
+            provisioner,
             leading,
             metrics.clone(),
             stop_rx.clone(),

@@ -5,6 +5,9 @@
 //! share, by read, merge and replace with the resourceVersion read (a 409
 //! means someone wrote in between: read again and merge again).
 //!
+//! The leader also provisions the Gateways' Envoys ([`super::provision`]),
+//! before their status: a Gateway's address is its Envoy Service's.
+//!
 //! It writes when the translation's status changes, when an Envoy accepts
 //! a new configuration (a Gateway's `Programmed`), when this replica becomes
 //! the leader, and again a while after a write failed. What to write comes
@@ -27,6 +30,7 @@ use super::kube_status::{self, holds, timeless};
 use super::kubernetes::ApiObjects;
 use super::metrics::Metrics;
 use super::provider::StatusSink;
+use super::provision::Provisioner;
 use super::views::GatewayViews;
 use super::Current;
 use crate::resources::policies::{PolicyKind, TOLLGATE_GROUP};
@@ -65,6 +69,7 @@ impl StatusSink for KubernetesStatus {
 pub fn spawn(
     objects: ApiObjects,
     views: Arc<GatewayViews>,
+    provisioner: Option<Provisioner>,
     leader: watch::Receiver<bool>,
     metrics: Metrics,
     stop: watch::Receiver<bool>,
@@ -73,6 +78,7 @@ pub fn spawn(
     let writer = Writer {
         objects,
         views,
+        provisioner,
         metrics,
         written: HashMap::new(),
     };
@@ -86,6 +92,8 @@ type Key = (&'static str, String, String);
 struct Writer {
     objects: ApiObjects,
     views: Arc<GatewayViews>,
+    /// `None` with `--provision none`.
+    provisioner: Option<Provisioner>,
     metrics: Metrics,
     /// What this replica last wrote to each object (without times), and the
     /// object's resourceVersion it wrote over: until the watch brings the
@@ -121,13 +129,20 @@ impl Writer {
             self.metrics.leading(leading);
             if !leading {
                 self.written.clear();
+                if let Some(provisioner) = &mut self.provisioner {
+                    provisioner.forget();
+                }
                 retry = None;
                 continue;
             }
             let status = statuses.borrow_and_update().clone();
             acceptances.mark_unchanged();
             if let Some(status) = status {
-                let failed = self.write_all(&status).await;
+                let mut failed = false;
+                if let Some(provisioner) = &mut self.provisioner {
+                    failed |= provisioner.reconcile(&self.objects, &self.metrics).await;
+                }
+                failed |= self.write_all(&status).await;
                 retry = failed.then_some(RETRY);
             }
         }
@@ -153,7 +168,12 @@ impl Writer {
                 continue;
             };
             let running = self.views.accepted(&gateway.namespace, &gateway.name);
-            let desired = kube_status::gateway(gateway, object.get("status"), running, &now);
+            let mut desired = kube_status::gateway(gateway, object.get("status"), running, &now);
+            if let Some(provisioner) = &self.provisioner {
+                let service = provisioner.service_of(&gateway.namespace, &gateway.name);
+                let ingress = self.objects.get("Service", service.0, &service.1);
+                kube_status::addresses_from(&mut desired, ingress.as_ref());
+            }
             failed |= !self.apply("Gateway", &object, desired).await;
         }
         for policy in &status.policies {

@@ -66,13 +66,19 @@ impl XdsTlsArgs {
         let ca_pem = read(CLIENT_CA_FLAG, client_ca)?;
         check_identity(cert, &cert_pem, key, &key_pem, &provider)?;
         check_client_ca(client_ca, &ca_pem, provider)?;
-        Ok(Some(
-            ServerTlsConfig::new()
-                .identity(Identity::from_pem(cert_pem, key_pem))
-                .client_ca_root(Certificate::from_pem(ca_pem))
-                .timeout(HANDSHAKE_TIMEOUT),
-        ))
+        Ok(Some(server_config(cert_pem, key_pem, ca_pem)))
     }
+}
+
+/// The ADS server's TLS settings from PEM: present `cert_pem` (with its
+/// `key_pem`), and give a stream only to clients whose certificate a CA of
+/// `ca_pem` signed.
+pub fn server_config(cert_pem: Vec<u8>, key_pem: Vec<u8>, ca_pem: Vec<u8>) -> ServerTlsConfig {
+    provider();
+    ServerTlsConfig::new()
+        .identity(Identity::from_pem(cert_pem, key_pem))
+        .client_ca_root(Certificate::from_pem(ca_pem))
+        .timeout(HANDSHAKE_TIMEOUT)
 }
 
 /// ring, which tonic is built with here; also made the process default, so
