@@ -155,6 +155,7 @@ async fn measure(variant: &Variant, settings: &Settings) -> Result<Sample> {
     let options = Options {
         concurrency: 1,
         log_level: "warn".into(),
+        module_dir: None,
     };
     let envoy = Envoy::try_start(&variant.config, &options)
         .await

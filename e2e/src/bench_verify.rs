@@ -59,6 +59,7 @@ pub async fn in_envoy(wasm: &Path, config: &Config) -> Result<VmReport> {
         concurrency: 1,
         // The module reports at info level.
         log_level: "info".into(),
+        module_dir: None,
     };
     let envoy = Envoy::try_start(&bootstrap, &options)
         .await

@@ -6,7 +6,7 @@
 //! parallel Envoys from fighting over the shared-memory region.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,9 @@ pub struct Options {
     pub concurrency: u32,
     /// Envoy's log level (`-l`); `ENVOY_LOG_LEVEL` overrides it.
     pub log_level: String,
+    /// Where Envoy finds libtollgate.so (`ENVOY_DYNAMIC_MODULES_SEARCH_PATH`);
+    /// `None`: the workspace's `dist/`.
+    pub module_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
         Options {
             concurrency: 2,
             log_level: std::env::var("ENVOY_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
+            module_dir: None,
         }
     }
 }
@@ -123,7 +127,10 @@ impl Envoy {
             // Where a config naming the dynamic module `tollgate` finds libtollgate.so.
             .env(
                 "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
-                paths::workspace_root().join("dist"),
+                options
+                    .module_dir
+                    .clone()
+                    .unwrap_or_else(|| paths::workspace_root().join("dist")),
             )
             .stdin(Stdio::null())
             .stdout(log)

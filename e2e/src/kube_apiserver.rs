@@ -3,10 +3,24 @@
 //! apiextensions-apiserver with CRD OpenAPI published, so kubectl validates),
 //! on free loopback ports, with a test CA, a serving certificate and an admin
 //! client certificate (`O=system:masters`) made at test time, and the Gateway
-//! API v1.6.1 standard CRDs applied. What it cannot serve (core/v1, apps/v1,
-//! Lease, authorization) is listed in `docs/kubernetes.md`; tests that need
-//! those kinds say which stand-in they use. One stand-in is always there: the
-//! Lease CRD ([`LEASE_STAND_IN`]) at the real coordination.k8s.io URL.
+//! API v1.6.1 standard CRDs applied.
+//!
+//! What the API server cannot serve (core/v1, apps/v1, Lease, authorization;
+//! `docs/kubernetes.md`) is **stood in** for, and every stand-in says so:
+//! - the Lease CRD ([`LEASE_STAND_IN`]) at the real coordination.k8s.io URL;
+//! - core/v1 (Namespace, Service, Secret, ConfigMap, ServiceAccount, Event),
+//!   apps/v1 (Deployment), EndpointSlice and the RBAC kinds as CRDs behind
+//!   the stand-in proxy ([`crate::kube_stand_in`]), which every client of a
+//!   test talks to ([`KubeApiServer::url`], [`KubeApiServer::kubeconfig`]);
+//! - authorization: the API server asks the proxy, which judges by the stored
+//!   RBAC objects, so an identity from [`KubeApiServer::kubeconfig_for`] gets
+//!   exactly what its Roles grant (a real 403 otherwise).
+//!
+//! Their limits are listed in [`crate::kube_stand_in`]: no core validation or
+//! defaulting, no ClusterIP allocation, no garbage collection, no kubelet
+//! (a test plays kubelet and load balancer through `/status`), no
+//! strategic merge (client-side `kubectl apply` updates of stood-in kinds are
+//! wrong: use `--server-side`).
 //!
 //! The binaries: the directory in `TOLLGATE_KUBE_BIN`, else the one
 //! `make setup` wrote to `target/kube-bin` (the script's last line).
@@ -14,6 +28,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
@@ -23,10 +38,18 @@ use rcgen::{
 };
 use tempfile::TempDir;
 
+use crate::kube_stand_in::{self, Proxy, ProxyConfig};
 use crate::process::{die_with_parent, free_port};
 
 /// How long the API server may take to answer `/healthz`.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(60);
+
+/// How long the CRDs may take to be Established.
+const ESTABLISHED_WITHIN: Duration = Duration::from_secs(60);
+
+/// How long the API server keeps a SubjectAccessReview answer: an RBAC
+/// change takes effect within this (the default is 10 s).
+const AUTHORIZATION_CACHE_TTL: &str = "500ms";
 
 /// A **stand-in** for `coordination.k8s.io/v1` Lease, which this API server
 /// does not serve: a CRD registered at the real URL
@@ -67,12 +90,25 @@ spec:
               strategy: {type: string}
 "#;
 
-/// etcd and the API server, stopped when dropped.
+/// etcd, the API server and the stand-in proxy in front of it, stopped when
+/// dropped.
 pub struct KubeApiServer {
     bin: PathBuf,
-    /// An admin kubeconfig (client certificate in `system:masters`).
+    /// An admin kubeconfig (client certificate in `system:masters`) for the
+    /// proxy ([`KubeApiServer::url`]).
     pub kubeconfig: PathBuf,
+    /// The stand-in proxy: the URL every client of a test uses (core/v1,
+    /// apps/v1 and discovery of them are served only here).
     pub url: String,
+    /// The real API server, bypassing the stand-in proxy (its discovery
+    /// knows no core/v1 or apps/v1).
+    pub server_url: String,
+    /// An admin kubeconfig for [`KubeApiServer::server_url`].
+    pub server_kubeconfig: PathBuf,
+    proxy: Option<Proxy>,
+    ca: Ca,
+    /// Identities issued so far (file names stay unique).
+    issued: AtomicUsize,
     etcd: Child,
     apiserver: Child,
     dir: TempDir,
@@ -117,27 +153,33 @@ pub fn gateway_api_crds() -> Result<PathBuf> {
 }
 
 impl KubeApiServer {
-    /// Starts etcd and the API server, waits for `/healthz`, and applies the
-    /// Gateway API standard CRDs (server-side) and the [`LEASE_STAND_IN`]
-    /// until they are Established.
+    /// Starts the stand-in proxy, etcd and the API server (authorizing
+    /// through the proxy), waits for `/healthz`, and applies the Gateway API
+    /// standard CRDs, the [`LEASE_STAND_IN`] and the stand-in CRDs
+    /// ([`kube_stand_in::crds`]) server-side until they are Established.
     pub fn start() -> Result<KubeApiServer> {
         let bin = bin_dir()?;
         let dir = tempfile::Builder::new()
             .prefix("tollgate-kube-")
             .tempdir()?;
-        let pki = write_pki(dir.path())?;
+        let (pki, ca) = write_pki(dir.path())?;
         let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
-        let url = format!("https://127.0.0.1:{api_port}");
+        let server_url = format!("https://127.0.0.1:{api_port}");
+        let proxy = Proxy::start(&ProxyConfig {
+            upstream: server_url.clone(),
+            ca: pki.ca.clone(),
+            admin_cert: pki.admin_cert.clone(),
+            admin_key: pki.admin_key.clone(),
+            serving_cert: pki.serving_cert.clone(),
+            serving_key: pki.serving_key.clone(),
+            log: Some(dir.path().join("proxy.log")),
+        })?;
+        let url = proxy.url.clone();
+        let admin = (pki.admin_cert.as_path(), pki.admin_key.as_path());
+        let server_kubeconfig = dir.path().join("server.kubeconfig");
+        write_kubeconfig(&server_kubeconfig, &server_url, &pki.ca, admin)?;
         let kubeconfig = dir.path().join("admin.kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {{server: \"{url}\", certificate-authority: \"{}\"}}\nusers:\n- name: admin\n  user: {{client-certificate: \"{}\", client-key: \"{}\"}}\ncontexts:\n- name: test\n  context: {{cluster: test, user: admin, namespace: default}}\ncurrent-context: test\n",
-                pki.ca.display(),
-                pki.admin_cert.display(),
-                pki.admin_key.display()
-            ),
-        )?;
+        write_kubeconfig(&kubeconfig, &url, &pki.ca, admin)?;
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let etcd = spawn(
@@ -163,7 +205,10 @@ impl KubeApiServer {
             ],
             &dir.path().join("etcd.log"),
         )?;
-        let kc = kubeconfig.display().to_string();
+        let server_kc = server_kubeconfig.display().to_string();
+        // SubjectAccessReviews go to the proxy (as admin), which answers
+        // them from the stored RBAC objects.
+        let proxy_kc = kubeconfig.display().to_string();
         let apiserver = spawn(
             &bin.join("tollgate-test-apiserver"),
             &[
@@ -180,11 +225,15 @@ impl KubeApiServer {
                 "--client-ca-file",
                 &pki.ca.display().to_string(),
                 "--kubeconfig",
-                &kc,
+                &server_kc,
                 "--authentication-kubeconfig",
-                &kc,
+                &server_kc,
                 "--authorization-kubeconfig",
-                &kc,
+                &proxy_kc,
+                "--authorization-webhook-cache-authorized-ttl",
+                AUTHORIZATION_CACHE_TTL,
+                "--authorization-webhook-cache-unauthorized-ttl",
+                AUTHORIZATION_CACHE_TTL,
                 "--authentication-skip-lookup",
                 "--enable-priority-and-fairness=false",
                 "--disable-admission-plugins",
@@ -196,14 +245,49 @@ impl KubeApiServer {
             bin,
             kubeconfig,
             url,
+            server_url,
+            server_kubeconfig,
+            proxy: Some(proxy),
+            ca,
+            issued: AtomicUsize::new(0),
             etcd,
             apiserver,
             dir,
         };
         server.wait_healthy()?;
-        server.apply_gateway_api_crds()?;
-        server.apply_lease_stand_in()?;
+        server.apply_crds()?;
         Ok(server)
+    }
+
+    /// A kubeconfig for the proxy with a client certificate from the test CA
+    /// for `user` in `groups` (CN and O, as Kubernetes reads them). What it
+    /// may do is what the RBAC objects grant. A ServiceAccount is user
+    /// `system:serviceaccount:NS:NAME` in groups `system:serviceaccounts`,
+    /// `system:serviceaccounts:NS` and `system:authenticated`.
+    pub fn kubeconfig_for(&self, user: &str, groups: &[&str]) -> Result<PathBuf> {
+        let (cert, key) = kube_stand_in::identity::client_certificate(
+            &self.ca.der,
+            &self.ca.key_der,
+            user,
+            groups,
+        )?;
+        let n = self.issued.fetch_add(1, Ordering::Relaxed);
+        let name: String = user
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let base = self.dir.path().join(format!("user-{n}-{name}"));
+        let (cert_path, key_path) = (base.with_extension("crt"), base.with_extension("key"));
+        std::fs::write(&cert_path, cert)?;
+        std::fs::write(&key_path, key)?;
+        let kubeconfig = base.with_extension("kubeconfig");
+        write_kubeconfig(
+            &kubeconfig,
+            &self.url,
+            &self.ca.path,
+            (&cert_path, &key_path),
+        )?;
+        Ok(kubeconfig)
     }
 
     fn wait_healthy(&mut self) -> Result<()> {
@@ -215,7 +299,7 @@ impl KubeApiServer {
                     self.log("apiserver.log")
                 );
             }
-            let out = self.kubectl(&["get", "--raw", "/healthz"])?;
+            let out = self.kubectl_with(&self.server_kubeconfig, &["get", "--raw", "/healthz"])?;
             if out.status.success() && out.stdout == b"ok" {
                 return Ok(());
             }
@@ -229,7 +313,12 @@ impl KubeApiServer {
         }
     }
 
-    fn apply_gateway_api_crds(&self) -> Result<()> {
+    /// One server-side apply of every CRD (Gateway API, Lease and the
+    /// stand-ins), straight to the API server, then one wait until all are
+    /// Established. (Measured here: the first create of an object in the
+    /// ~2 s after that can still take about 2 s; later writes take
+    /// milliseconds.)
+    fn apply_crds(&self) -> Result<()> {
         let standard = gateway_api_crds()?;
         let mut args = vec!["apply".to_owned(), "--server-side".to_owned()];
         for entry in std::fs::read_dir(&standard)
@@ -243,39 +332,77 @@ impl KubeApiServer {
                 args.push(path.display().to_string());
             }
         }
+        let stand_ins = self.dir.path().join("stand-in-crds.yaml");
+        std::fs::write(
+            &stand_ins,
+            format!("{LEASE_STAND_IN}---\n{}\n", kube_stand_in::crds::yaml()),
+        )?;
+        args.push("-f".to_owned());
+        args.push(stand_ins.display().to_string());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.kubectl_ok(&args)?;
-        self.kubectl_ok(&[
-            "wait",
-            "--for",
-            "condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ])?;
-        Ok(())
+        self.kubectl_direct_ok(&args)?;
+        self.wait_established()
     }
 
-    /// Registers [`LEASE_STAND_IN`] and waits until it is Established. (Measured
-    /// here: the first create of a Lease in the ~2 s after that still takes
-    /// about 2 s; later writes take milliseconds.)
-    fn apply_lease_stand_in(&self) -> Result<()> {
-        self.apply(LEASE_STAND_IN)?;
-        self.kubectl_ok(&[
-            "wait",
-            "--for",
-            "condition=Established",
-            "crd/leases.coordination.k8s.io",
-            "--timeout=60s",
-        ])?;
-        Ok(())
+    /// Polls until every CRD is Established (within a few hundred
+    /// milliseconds of the apply here). `kubectl wait --for
+    /// condition=Established crd --all` takes 3 to 5 s for these 25 CRDs even
+    /// when all are Established already.
+    fn wait_established(&self) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            let list: serde_json::Value =
+                serde_json::from_str(&self.kubectl_direct_ok(&["get", "crd", "-o", "json"])?)?;
+            let items = list["items"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let waiting: Vec<&str> = items
+                .iter()
+                .filter(|crd| {
+                    !crd["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["type"] == "Established" && c["status"] == "True")
+                })
+                .filter_map(|crd| crd["metadata"]["name"].as_str())
+                .collect();
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() > ESTABLISHED_WITHIN {
+                bail!("CRDs not Established after {ESTABLISHED_WITHIN:?}: {waiting:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
-    /// Runs kubectl with the admin kubeconfig.
+    fn kubectl_direct_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.kubectl_with(&self.server_kubeconfig, args)?;
+        if !out.status.success() {
+            bail!(
+                "kubectl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs kubectl with the admin kubeconfig (through the proxy).
     pub fn kubectl(&self, args: &[&str]) -> Result<Output> {
+        self.kubectl_with(&self.kubeconfig, args)
+    }
+
+    /// Runs kubectl with `kubeconfig` (from [`KubeApiServer::kubeconfig_for`],
+    /// say), caching discovery in this server's directory.
+    pub fn kubectl_with(&self, kubeconfig: &Path, args: &[&str]) -> Result<Output> {
         Command::new(self.bin.join("kubectl"))
             .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+            .arg(kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kubectl-cache"))
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -316,17 +443,40 @@ impl KubeApiServer {
 
 impl Drop for KubeApiServer {
     fn drop(&mut self) {
+        // The proxy first: its watches end before the server goes.
+        drop(self.proxy.take());
         for child in [&mut self.apiserver, &mut self.etcd] {
             let _ = child.kill();
             let _ = child.wait();
         }
         if std::thread::panicking() {
+            let proxy_log = self.log("proxy.log");
+            let lines: Vec<&str> = proxy_log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(200)..].join("\n");
             eprintln!(
-                "---- API server log ----\n{}\n---- end of API server log ----",
+                "---- API server log ----\n{}\n---- end of API server log ----\n---- stand-in proxy log (last 200 lines) ----\n{tail}\n---- end of stand-in proxy log ----",
                 self.log("apiserver.log")
             );
         }
     }
+}
+
+fn write_kubeconfig(
+    path: &Path,
+    server: &str,
+    ca: &Path,
+    (cert, key): (&Path, &Path),
+) -> Result<()> {
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {{server: \"{server}\", certificate-authority: \"{}\"}}\nusers:\n- name: user\n  user: {{client-certificate: \"{}\", client-key: \"{}\"}}\ncontexts:\n- name: test\n  context: {{cluster: test, user: user, namespace: default}}\ncurrent-context: test\n",
+            ca.display(),
+            cert.display(),
+            key.display()
+        ),
+    )
+    .with_context(|| format!("writing {}", path.display()))
 }
 
 fn spawn(bin: &Path, args: &[&str], log: &Path) -> Result<Child> {
@@ -351,9 +501,18 @@ struct Files {
     admin_key: PathBuf,
 }
 
-/// A CA, the API server's serving certificate (127.0.0.1, localhost) and an
-/// admin client certificate in `system:masters` (always authorized).
-fn write_pki(dir: &Path) -> Result<Files> {
+/// The test CA, kept to issue client certificates for test identities.
+struct Ca {
+    path: PathBuf,
+    der: Vec<u8>,
+    /// PKCS#8.
+    key_der: Vec<u8>,
+}
+
+/// A CA, the API server's serving certificate (127.0.0.1, localhost; the
+/// proxy presents it too) and an admin client certificate in
+/// `system:masters` (always authorized).
+fn write_pki(dir: &Path) -> Result<(Files, Ca)> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params
         .distinguished_name
@@ -365,7 +524,10 @@ fn write_pki(dir: &Path) -> Result<Files> {
         KeyUsagePurpose::DigitalSignature,
     ];
     let ca_key = KeyPair::generate()?;
-    let ca_pem = params.self_signed(&ca_key)?.pem();
+    let ca_cert = params.self_signed(&ca_key)?;
+    let ca_pem = ca_cert.pem();
+    let ca_der = ca_cert.der().to_vec();
+    let ca_key_der = ca_key.serialize_der();
     let issuer = Issuer::new(params, ca_key);
     let leaf = |names: &[&str], dn: &[(DnType, &str)], usage| -> Result<(String, String)> {
         let mut params =
@@ -397,11 +559,17 @@ fn write_pki(dir: &Path) -> Result<Files> {
         std::fs::write(&path, text)?;
         Ok(path)
     };
-    Ok(Files {
+    let files = Files {
         ca: write("ca.crt", &ca_pem)?,
         serving_cert: write("serving.crt", &serving.0)?,
         serving_key: write("serving.key", &serving.1)?,
         admin_cert: write("admin.crt", &admin.0)?,
         admin_key: write("admin.key", &admin.1)?,
-    })
+    };
+    let ca = Ca {
+        path: files.ca.clone(),
+        der: ca_der,
+        key_der: ca_key_der,
+    };
+    Ok((files, ca))
 }

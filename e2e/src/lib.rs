@@ -19,7 +19,9 @@
 //!   (optionally with TLS); [`redis_cluster`] joins several into a real Redis Cluster.
 //! - [`ratelimit_server`] runs `tollgate ratelimit-server` against it.
 //! - [`kube_apiserver`] is a real Kubernetes API server (built from Debian's sources by
-//!   `scripts/kube-apiserver.sh`) with etcd and the Gateway API CRDs, for the Kubernetes provider.
+//!   `scripts/kube-apiserver.sh`) with etcd and the Gateway API CRDs, for the Kubernetes provider;
+//!   [`kube_stand_in`] stands in for core/v1, apps/v1 and authorization in front of it,
+//!   and [`kubelet`] for kubelet, cluster DNS and the load balancer of provisioned Envoys.
 //! - [`pki`] makes test certificates (CAs, server and client) for mutual TLS on xDS and Redis.
 //! - [`process`] keeps every process a test starts from outliving it.
 //! - [`conformance`] holds the Gateway API conformance tests as data
@@ -38,6 +40,8 @@ pub mod gateway;
 pub mod jwks_server;
 pub mod jwt_mint;
 pub mod kube_apiserver;
+pub mod kube_stand_in;
+pub mod kubelet;
 pub mod paths;
 pub mod pki;
 pub mod process;
