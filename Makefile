@@ -10,7 +10,7 @@ BENCH_MODULES := verify_bench
 WASM_TARGET := wasm32-wasip1
 WASM_OUT := target/$(WASM_TARGET)/release
 
-.PHONY: help setup build test unit e2e lint fmt fuzz run run-check bench bench-headers bench-jwt bench-ratelimit bench-canary bench-all-filters bench-ratelimit-server bench-controller clean
+.PHONY: help setup build manifests test unit e2e lint fmt fuzz run run-check bench bench-headers bench-jwt bench-ratelimit bench-canary bench-all-filters bench-ratelimit-server bench-controller clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -18,7 +18,7 @@ help: ## List the targets
 setup: ## Install everything the build and tests need (idempotent, quick once done; every target below runs it first)
 	@scripts/setup.sh
 
-build: setup ## Build the filters into dist/*.wasm and dist/libtollgate.so, the tollgate binary and the tools into dist/
+build: setup ## Build the filters into dist/*.wasm and dist/libtollgate.so, the tollgate binary, the tools and the Kubernetes install (dist/install.yaml) into dist/
 	@echo "==> building the dynamic module (all filters): libtollgate.so"
 	cargo build --profile release-native -p dynamic-module
 	@scripts/install-built.sh dist target/release-native/libtollgate.so
@@ -34,6 +34,13 @@ build: setup ## Build the filters into dist/*.wasm and dist/libtollgate.so, the 
 	@echo "==> building the tollgate binary"
 	cargo build --release -p tollgate
 	@scripts/install-built.sh dist target/release/tollgate
+	@$(MAKE) --no-print-directory manifests
+
+manifests: ## Write dist/install.yaml (the Kubernetes install, `tollgate manifests install`) from the built binary
+	@test -x dist/tollgate || { echo "no dist/tollgate: run make build" >&2; exit 1; }
+	dist/tollgate manifests install > dist/install.yaml.partial || { rm -f dist/install.yaml.partial; exit 1; }
+	@mv dist/install.yaml.partial dist/install.yaml
+	@echo "    dist/install.yaml ($$(grep -c '^kind: ' dist/install.yaml) objects)"
 
 lint: setup ## rustfmt check, clippy with warnings as errors, no dangling link or cited path, the dynamic module's imports exported by the pinned Envoy
 	cargo fmt --all -- --check

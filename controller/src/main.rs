@@ -2,10 +2,12 @@
 //! line over the `tollgate` library (`lib.rs`).
 //!
 //! One subcommand per job (see docs/design.md): `serve`, `bootstrap`, `translate`,
-//! `validate` and `ratelimit-server`.
+//! `validate`, `ratelimit-server` and `manifests`.
 //! Logs go to stderr through `tracing`; `RUST_LOG` sets the filter (default `info`).
 
-use tollgate::{bootstrap_command, ratelimit_server, serve, translate_command, validate_command};
+use tollgate::{
+    bootstrap_command, manifests, ratelimit_server, serve, translate_command, validate_command,
+};
 
 use std::process::ExitCode;
 
@@ -36,6 +38,17 @@ enum Command {
     Translate(translate_command::Args),
     /// Check a directory of Gateway API and policy YAML; print every problem with file:line.
     Validate(validate_command::Args),
+    /// Print Kubernetes manifests (`kubectl apply --server-side -f`).
+    Manifests {
+        #[command(subcommand)]
+        manifest: Manifest,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Manifest {
+    /// The install: namespace, policy CRDs, RBAC, the controller's Deployment and Service (multi-document YAML).
+    Install(manifests::install::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +66,9 @@ fn main() -> ExitCode {
         Command::Bootstrap(args) => bootstrap_command::run(&args),
         Command::RatelimitServer(args) => run_async(ratelimit_server::run(args)),
         Command::Serve(args) => run_async(serve::run(args)),
+        Command::Manifests {
+            manifest: Manifest::Install(args),
+        } => manifests::install::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -125,7 +125,15 @@ mod tests {
         let Some(fields) = schema.as_object() else {
             return;
         };
-        for bad in ["$ref", "$defs", "definitions", "oneOf", "anyOf", "allOf", "not"] {
+        for bad in [
+            "$ref",
+            "$defs",
+            "definitions",
+            "oneOf",
+            "anyOf",
+            "allOf",
+            "not",
+        ] {
             if fields.contains_key(bad) {
                 found.push(format!("{path}: {bad}"));
             }
@@ -160,7 +168,12 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["RateLimitPolicy", "JWTPolicy", "HeaderPolicy", "CanaryPolicy"]
+            [
+                "RateLimitPolicy",
+                "JWTPolicy",
+                "HeaderPolicy",
+                "CanaryPolicy"
+            ]
         );
         for crd in &crds {
             let version = &crd["spec"]["versions"][0];
@@ -175,7 +188,8 @@ mod tests {
     #[test]
     fn a_spec_schema_is_the_filter_config_type_with_the_target_refs() {
         let crds = policy_crds();
-        let rate_limit = &crds[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let rate_limit =
+            &crds[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
         assert_eq!(
             rate_limit["required"],
             json!(["rateLimit", "targetRefs"]),
@@ -188,7 +202,9 @@ mod tests {
             ["rules"]["items"];
         let unit = &rule["properties"]["limit"]["properties"]["unit"];
         assert!(
-            unit["enum"].as_array().is_some_and(|u| u.contains(&json!("Second"))),
+            unit["enum"]
+                .as_array()
+                .is_some_and(|u| u.contains(&json!("Second"))),
             "{unit:#}"
         );
     }

@@ -21,6 +21,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+/// The Lease every replica of `serve` contends for, in its namespace.
+pub const LEASE_NAME: &str = "tollgate-controller";
+
 /// Where and how long: the Lease `namespace/name`, this replica's identity,
 /// the lease duration (a leader that has not renewed for this long may be
 /// replaced; client-go default 15 s), how often to try (client-go retry

