@@ -1,18 +1,23 @@
 //! `tollgate serve --provider kubernetes` against a real Kubernetes API server
 //! (etcd and the API server built from Debian's sources, the Gateway API
 //! v1.6.1 CRDs, kubectl: `e2e::kube_apiserver`) and a real Envoy from
-//! `tollgate bootstrap`. The routes answer with a RequestRedirect, so no
-//! Service is needed: core/v1 is a kind this API server does not serve (the
-//! provider reads it as empty). The one stand-in is the leader Lease: a CRD
-//! at the real `coordination.k8s.io` URL (`e2e::kube_apiserver::LEASE_STAND_IN`).
+//! `tollgate bootstrap` (`--provision none`). The routes answer with a
+//! RequestRedirect, so no backend is needed. Stand-ins (named in their
+//! modules): the leader Lease, a CRD at the real `coordination.k8s.io` URL,
+//! and core/v1 behind `e2e::kube_stand_in`'s proxy. Tollgate's policy CRDs
+//! are not installed at first: the provider reads those kinds as empty until
+//! they are.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a broken setup should fail the test loudly
+
+mod kube;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use e2e::gateway::{free_port, Gateway, Options, Replica};
 use e2e::kube_apiserver::KubeApiServer;
+use kube::{condition, object_until, parent};
 use serde_json::Value;
 
 const OTHER_CONTROLLER: &str = "example.com/other-controller";
@@ -59,44 +64,19 @@ async fn location_becomes(port: u16, host: &str, wanted: &str) -> String {
     panic!("{host} on port {port}: no 301 to {wanted} after 20 s; last answer: {last}");
 }
 
-/// `kubectl get KIND NAME -o json`, polled (bounded: 20 s) until `done`.
-async fn object_until(
-    api: &KubeApiServer,
-    object: &[&str],
-    what: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let started = Instant::now();
-    let mut args = vec!["get"];
-    args.extend_from_slice(object);
-    args.extend(["-o", "json"]);
-    let mut last = Value::Null;
-    while started.elapsed() < Duration::from_secs(20) {
-        if let Ok(text) = api.kubectl_ok(&args) {
-            last = serde_json::from_str(&text).unwrap();
-            if done(&last) {
-                return last;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{object:?}: not {what} after 20 s; last:\n{last:#}");
-}
-
-/// The condition of type `kind` in a conditions list.
-fn condition<'a>(conditions: &'a Value, kind: &str) -> &'a Value {
-    conditions
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
-        .unwrap_or(&Value::Null)
-}
-
-/// The route parent entry written by `controller`.
-fn parent<'a>(route: &'a Value, controller: &str) -> &'a Value {
-    route["status"]["parents"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["controllerName"] == controller))
-        .unwrap_or(&Value::Null)
+/// The CRDs of `tollgate manifests install`, alone.
+fn policy_crds() -> String {
+    let install = std::process::Command::new(bin())
+        .args(["manifests", "install"])
+        .output()
+        .unwrap();
+    assert!(install.status.success());
+    String::from_utf8(install.stdout)
+        .unwrap()
+        .split("\n---\n")
+        .filter(|doc| doc.contains("\nkind: CustomResourceDefinition"))
+        .collect::<Vec<_>>()
+        .join("\n---\n")
 }
 
 /// Whether our parent entry of `route` says Accepted for `generation`.
@@ -218,13 +198,31 @@ async fn objects_applied_with_kubectl_are_served_their_edits_follow_and_a_bad_on
     assert!(message.contains("unknown field `options`"), "{message}");
 
     // The controller read every kind the server serves, and knows which it
-    // does not (core/v1 here), from its log.
+    // does not (Tollgate's policies here: their CRDs are not installed).
     let log = gw.serve_log();
     assert!(
-        log.contains("the API server does not serve Service"),
+        log.contains("the API server does not serve HeaderPolicy"),
         "{log}"
     );
     assert!(log.contains("every kind listed"), "{log}");
+
+    // Installed later, the CRDs are read: a policy applied then gets its
+    // status from the controller.
+    api.apply(&policy_crds()).unwrap();
+    api.kubectl_ok(&[
+        "wait",
+        "--for",
+        "condition=Established",
+        "crd/headerpolicies.tollgate.dev",
+        "--timeout=20s",
+    ])
+    .unwrap();
+    api.apply("apiVersion: tollgate.dev/v1alpha1\nkind: HeaderPolicy\nmetadata: {name: later, namespace: default}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: moved}]\n  headers:\n    response: {set: [{name: x-later, value: \"yes\"}]}\n")
+        .unwrap();
+    object_until(&api, &["headerpolicy", "later"], "Accepted", |p| {
+        condition(&p["status"]["conditions"], "Accepted")["status"] == "True"
+    })
+    .await;
     let status = gw.admin("/status").await.unwrap().1;
     assert!(status.contains("name: moved"), "{status}");
 }

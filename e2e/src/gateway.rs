@@ -336,6 +336,11 @@ impl Replica {
         Ok(metric_sample(&text, sample))
     }
 
+    /// Where its ADS server listens.
+    pub fn xds_address(&self) -> SocketAddr {
+        self.serve.xds
+    }
+
     pub fn log(&self) -> String {
         self.serve.log()
     }

@@ -21,6 +21,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use futures_util::StreamExt as _;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::utils::{Backoff, ResetTimerBackoff};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt as _;
 use serde_json::Value;
@@ -259,7 +260,7 @@ async fn watch_kind(
     changed: Arc<Notify>,
 ) {
     let mut events = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
+        .backoff(Retry::backoff())
         .boxed();
     let mut listing: BTreeMap<String, Value> = BTreeMap::new();
     while let Some(event) = events.next().await {
@@ -318,6 +319,40 @@ async fn watch_kind(
         if touched {
             changed.notify_one();
         }
+    }
+}
+
+/// How a failed watch is retried: 0.5 s, then twice as long each time, at
+/// most [`RETRY_AT_MOST`] apart (kube-runtime's default goes up to 30 s: a CRD
+/// installed after the controller started, its kind not served until then,
+/// is read within 5 s here); from 0.5 s again after two quiet minutes
+/// (kube-runtime's `ResetTimerBackoff`, as its default does).
+struct Retry {
+    next: Duration,
+}
+
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_AT_MOST: Duration = Duration::from_secs(5);
+
+impl Retry {
+    fn backoff() -> ResetTimerBackoff<Retry> {
+        ResetTimerBackoff::new(Retry { next: RETRY_FIRST }, Duration::from_secs(120))
+    }
+}
+
+impl Iterator for Retry {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let now = self.next;
+        self.next = (now * 2).min(RETRY_AT_MOST);
+        Some(now)
+    }
+}
+
+impl Backoff for Retry {
+    fn reset(&mut self) {
+        self.next = RETRY_FIRST;
     }
 }
 
@@ -424,6 +459,15 @@ impl Provider for Kubernetes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_watch_is_retried_at_most_five_seconds_apart() {
+        let delays: Vec<Duration> = Retry::backoff().take(6).collect();
+        assert_eq!(
+            delays,
+            [500, 1000, 2000, 4000, 5000, 5000].map(Duration::from_millis)
+        );
+    }
 
     #[test]
     fn every_kind_has_its_api_path_and_policies_their_plurals() {
