@@ -299,3 +299,40 @@ async fn when_the_leader_dies_the_other_replica_takes_over_and_writes_only_what_
     assert_eq!(version(&["gatewayclass", "tollgate"]), class_version);
     assert_eq!(version(&["gateway", "eg"]), gateway_version);
 }
+
+/// The API server restarts (an upgrade, a crash): the controller's watches
+/// break, the last good configuration keeps serving, and once the server is
+/// back the watches resume and an edit made then is served and its status
+/// written.
+#[tokio::test]
+async fn after_the_api_server_restarts_the_controller_reconnects_and_serves_edits() {
+    let mut api = KubeApiServer::start().unwrap();
+    let port = free_port().unwrap();
+    api.apply(&objects(port, "new.example")).unwrap();
+    let options = Options {
+        kubeconfig: Some(api.kubeconfig.clone()),
+        serve_args: vec!["--provision".into(), "none".into()],
+        ..Options::default()
+    };
+    let gw = Gateway::start_with(bin(), &[], &options).await.unwrap();
+    location_becomes(port, "old.example", "http://new.example").await;
+
+    api.restart().unwrap();
+    // Envoy kept its configuration throughout.
+    location_becomes(port, "old.example", "http://new.example").await;
+    api.apply(&objects(port, "newer.example")).unwrap();
+    location_becomes(port, "old.example", "http://newer.example").await;
+    object_until(
+        &api,
+        &["httproute", "moved"],
+        "Accepted at generation 2",
+        |r| route_accepted_at(r, 2),
+    )
+    .await;
+    assert_eq!(
+        gw.metric("tollgate_leader").await.unwrap(),
+        1,
+        "{}",
+        gw.serve_log()
+    );
+}

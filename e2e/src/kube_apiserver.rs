@@ -111,6 +111,8 @@ pub struct KubeApiServer {
     issued: AtomicUsize,
     etcd: Child,
     apiserver: Child,
+    /// How it was started, to start it again ([`KubeApiServer::restart`]).
+    apiserver_args: Vec<String>,
     dir: TempDir,
 }
 
@@ -209,9 +211,7 @@ impl KubeApiServer {
         // SubjectAccessReviews go to the proxy (as admin), which answers
         // them from the stored RBAC objects.
         let proxy_kc = kubeconfig.display().to_string();
-        let apiserver = spawn(
-            &bin.join("tollgate-test-apiserver"),
-            &[
+        let apiserver_args: Vec<String> = [
                 "--etcd-servers",
                 &etcd_url,
                 "--bind-address",
@@ -238,9 +238,10 @@ impl KubeApiServer {
                 "--enable-priority-and-fairness=false",
                 "--disable-admission-plugins",
                 "NamespaceLifecycle,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,MutatingAdmissionPolicy",
-            ],
-            &dir.path().join("apiserver.log"),
-        )?;
+        ]
+        .map(String::from)
+        .into();
+        let apiserver = spawn_apiserver(&bin, &apiserver_args, dir.path())?;
         let mut server = KubeApiServer {
             bin,
             kubeconfig,
@@ -252,11 +253,22 @@ impl KubeApiServer {
             issued: AtomicUsize::new(0),
             etcd,
             apiserver,
+            apiserver_args,
             dir,
         };
         server.wait_healthy()?;
         server.apply_crds()?;
         Ok(server)
+    }
+
+    /// Stops the API server (etcd keeps every object) and starts it again on
+    /// the same port, as an upgrade or a crash of the control plane would;
+    /// returns once it is healthy. Watches of its clients break meanwhile.
+    pub fn restart(&mut self) -> Result<()> {
+        self.apiserver.kill()?;
+        self.apiserver.wait()?;
+        self.apiserver = spawn_apiserver(&self.bin, &self.apiserver_args, self.dir.path())?;
+        self.wait_healthy()
     }
 
     /// A kubeconfig for the proxy with a client certificate from the test CA
@@ -479,8 +491,19 @@ fn write_kubeconfig(
     .with_context(|| format!("writing {}", path.display()))
 }
 
+/// The API server, logging to `apiserver.log` in `dir` (appended: a restart
+/// keeps the earlier log).
+fn spawn_apiserver(bin: &Path, args: &[String], dir: &Path) -> Result<Child> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    spawn(
+        &bin.join("tollgate-test-apiserver"),
+        &args,
+        &dir.join("apiserver.log"),
+    )
+}
+
 fn spawn(bin: &Path, args: &[&str], log: &Path) -> Result<Child> {
-    let log = File::create(log)?;
+    let log = File::options().create(true).append(true).open(log)?;
     let mut command = Command::new(bin);
     die_with_parent(&mut command);
     command

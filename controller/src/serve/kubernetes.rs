@@ -11,7 +11,9 @@
 //! with a warning; any other failure of a first list (403 from RBAC, the
 //! server down) fails the load, which keeps the last good configuration
 //! serving and is retried. Once listed, a kind's objects stay as last seen
-//! while its watch recovers (the informer's rule).
+//! while its watch recovers (the informer's rule), a 404 included: a
+//! restarting API server answers 404 for every CRD until it has loaded
+//! them.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -294,7 +296,12 @@ async fn watch_kind(
                 (Cache::Listed(objects), Some((key, _))) => objects.remove(&key).is_some(),
                 _ => false,
             },
-            Err(e) if is_not_served(&e) => {
+            // Only a kind never listed reads as not served: a server that
+            // restarts answers 404 for every CRD until it has loaded them,
+            // and emptying a listed kind then would serve routes without
+            // their policies. (A CRD deleted for real deletes its objects
+            // first, which the watch reports.)
+            Err(e) if is_not_served(&e) && !matches!(cache, Cache::Listed(_)) => {
                 let first = !matches!(cache, Cache::NotServed);
                 if first {
                     tracing::warn!(
