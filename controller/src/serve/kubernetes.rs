@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use futures_util::StreamExt as _;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::utils::{Backoff, ResetTimerBackoff};
 use kube::runtime::watcher::{self, Event};
@@ -153,6 +154,7 @@ impl Kubernetes {
             let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
             tokio::spawn(watch_kind(
                 api,
+                client.clone(),
                 resource.clone(),
                 index,
                 caches.clone(),
@@ -256,6 +258,7 @@ const FIRST_LISTS: Duration = Duration::from_secs(30);
 /// Keeps cache `index` current from a watch of `api` until the process ends.
 async fn watch_kind(
     api: Api<DynamicObject>,
+    client: kube::Client,
     resource: ApiResource,
     index: usize,
     caches: Caches,
@@ -266,6 +269,16 @@ async fn watch_kind(
         .boxed();
     let mut listing: BTreeMap<String, Value> = BTreeMap::new();
     while let Some(event) = events.next().await {
+        // A 404 for a kind never listed: is it not installed, or is the
+        // server still loading its CRD (after a restart)?
+        let listed = || {
+            let caches = caches.lock().unwrap_or_else(PoisonError::into_inner);
+            matches!(caches.get(index), Some(Cache::Listed(_)))
+        };
+        let not_served = match &event {
+            Err(e) if is_not_served(e) && !listed() => !crd_exists(&client, &resource).await,
+            _ => false,
+        };
         let mut caches = caches.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(cache) = caches.get_mut(index) else {
             return;
@@ -296,12 +309,12 @@ async fn watch_kind(
                 (Cache::Listed(objects), Some((key, _))) => objects.remove(&key).is_some(),
                 _ => false,
             },
-            // Only a kind never listed reads as not served: a server that
-            // restarts answers 404 for every CRD until it has loaded them,
-            // and emptying a listed kind then would serve routes without
-            // their policies. (A CRD deleted for real deletes its objects
-            // first, which the watch reports.)
-            Err(e) if is_not_served(&e) && !matches!(cache, Cache::Listed(_)) => {
+            // Only a kind never listed, whose CRD does not exist, reads as
+            // not served: a server that restarts answers 404 for every CRD
+            // until it has loaded them, and reading that as "none" would
+            // serve routes without their policies. (A CRD deleted for real
+            // deletes its objects first, which the watch reports.)
+            Err(_) if not_served => {
                 let first = !matches!(cache, Cache::NotServed);
                 if first {
                     tracing::warn!(
@@ -377,6 +390,29 @@ fn is_not_served(error: &watcher::Error) -> bool {
     // a Status with no code and no message.
     matches!(status, kube::Error::Api(response)
         if response.code == 404 || (response.code == 0 && response.message.is_empty()))
+}
+
+/// Whether the CRD that would serve `resource` exists (so a 404 for it is
+/// the server still loading it). A core kind is never a CRD; when the CRD
+/// cannot be read (RBAC without `get` on customresourcedefinitions), the
+/// kind is taken as not installed, with a warning.
+async fn crd_exists(client: &kube::Client, resource: &ApiResource) -> bool {
+    if resource.group.is_empty() {
+        return false;
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = format!("{}.{}", resource.plural, resource.group);
+    match crds.get_opt(&name).await {
+        Ok(found) => found.is_some(),
+        Err(e) => {
+            tracing::warn!(
+                kind = resource.kind,
+                "reading CustomResourceDefinition {name}: {e}; taking {} as not installed",
+                resource.kind
+            );
+            false
+        }
+    }
 }
 
 /// `object` as the JSON the loader reads (list items may lack apiVersion and
