@@ -291,15 +291,9 @@ pub async fn run(args: Args) -> Result<()> {
     let signal = crate::shutdown::wait_for_signal();
     tokio::pin!(signal);
     loop {
-        let retry_due = async {
-            match retry {
-                Some(after) => tokio::time::sleep(after).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             () = provider.changed() => retry = next_retry(reloader.reload(&mut provider), None),
-            () = retry_due => retry = next_retry(reloader.reload(&mut provider), retry),
+            () = after(retry) => retry = next_retry(reloader.reload(&mut provider), retry),
             () = &mut signal => break,
         }
     }
@@ -339,6 +333,14 @@ fn lease_settings(namespace: &str, seconds: u64) -> leader::LeaseSettings {
         duration,
         retry: duration / 7,
         renew_deadline: duration * 2 / 3,
+    }
+}
+
+/// Resolves `delay` from now; never when there is none.
+async fn after(delay: Option<Duration>) {
+    match delay {
+        Some(delay) => tokio::time::sleep(delay).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -116,17 +116,11 @@ impl Writer {
         let mut acceptances = self.views.acceptances();
         let mut retry: Option<Duration> = None;
         loop {
-            let retry_due = async {
-                match retry {
-                    Some(after) => tokio::time::sleep(after).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 changed = statuses.changed() => if changed.is_err() { return },
                 changed = acceptances.changed() => if changed.is_err() { return },
                 changed = leader.changed() => if changed.is_err() { return },
-                () = retry_due => {}
+                () = super::after(retry) => {}
                 _ = stop.wait_for(|stop| *stop) => return,
             }
             let leading = *leader.borrow_and_update();

@@ -309,6 +309,17 @@ spec:
         }
     }
 
+    /// `TWO_GATEWAYS` loaded, fresh views of them, and the snapshot of both.
+    fn two_gateways() -> (Resources, GatewayViews, Arc<Snapshot>) {
+        let mut resources = Resources::default();
+        load_str("gw.yaml", TWO_GATEWAYS, &mut resources).unwrap();
+        let options = options();
+        let all = Arc::new(Snapshot::from_translation(&translate::translate(
+            &resources, &options,
+        )));
+        (resources, GatewayViews::new(options), all)
+    }
+
     fn node(gateway: Option<&str>) -> Node {
         let metadata = gateway.map(|g| Struct {
             fields: [(
@@ -329,13 +340,7 @@ spec:
 
     #[test]
     fn a_gateway_node_gets_only_its_gateway() {
-        let mut resources = Resources::default();
-        load_str("gw.yaml", TWO_GATEWAYS, &mut resources).unwrap();
-        let options = options();
-        let views = GatewayViews::new(options.clone());
-        let all = Arc::new(Snapshot::from_translation(&translate::translate(
-            &resources, &options,
-        )));
+        let (resources, views, all) = two_gateways();
         let mut everything = views.subscribe(&node(None));
         views.publish(resources.clone(), all.clone());
         assert!(everything.has_changed().unwrap());
@@ -379,13 +384,7 @@ spec:
 
     #[test]
     fn nodes_naming_gateways_that_do_not_exist_share_one_snapshot_of_nothing() {
-        let mut resources = Resources::default();
-        load_str("gw.yaml", TWO_GATEWAYS, &mut resources).unwrap();
-        let options = options();
-        let views = GatewayViews::new(options.clone());
-        let all = Arc::new(Snapshot::from_translation(&translate::translate(
-            &resources, &options,
-        )));
+        let (resources, views, all) = two_gateways();
         views.publish(resources.clone(), all.clone());
         let made_up: Vec<_> = (0..500)
             .map(|i| views.subscribe(&node(Some(&format!("web/made-up-{i}")))))
@@ -412,13 +411,7 @@ spec:
     #[test]
     fn a_gateway_is_accepted_once_a_node_of_it_or_of_every_gateway_acknowledged_its_current_version(
     ) {
-        let mut resources = Resources::default();
-        load_str("gw.yaml", TWO_GATEWAYS, &mut resources).unwrap();
-        let options = options();
-        let views = GatewayViews::new(options.clone());
-        let all = Arc::new(Snapshot::from_translation(&translate::translate(
-            &resources, &options,
-        )));
+        let (resources, views, all) = two_gateways();
         views.publish(resources.clone(), all.clone());
         let mut acceptances = views.acceptances();
         let a = views.subscribe(&node(Some("web/a")));
@@ -434,7 +427,8 @@ spec:
         let mut edited = resources.clone();
         edited.http_routes.clear();
         let edited_all = Arc::new(Snapshot::from_translation(&translate::translate(
-            &edited, &options,
+            &edited,
+            &options(),
         )));
         views.publish(edited, edited_all.clone());
         assert!(views.accepted("web", "a"));

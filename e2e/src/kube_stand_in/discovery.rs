@@ -13,8 +13,8 @@ use anyhow::Result;
 use hyper::{Response, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::proxy::{json_response, State};
 use super::rewrite::ResponseBody;
+use super::upstream::{json_response, State};
 use super::{APPS_GROUP, CORE_GROUP, NAMESPACE_STAND_IN_PLURAL};
 
 /// The media type of aggregated discovery (v2; v2beta1 has the same shape).

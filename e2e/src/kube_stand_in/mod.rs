@@ -57,6 +57,7 @@ pub mod identity;
 pub mod proxy;
 mod rbac;
 mod rewrite;
+mod upstream;
 
 pub use proxy::{Proxy, ProxyConfig};
 

@@ -25,9 +25,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::proxy::{json_response, status_response, State};
 use super::real_group;
 use super::rewrite::{real_resource, ResponseBody};
+use super::upstream::{json_response, status_response, State};
 
 const RBAC: &str = "/apis/rbac.authorization.k8s.io/v1";
 
