@@ -1,11 +1,12 @@
 //! Plays the suite live: one `tollgate serve` and one Envoy for every test,
-//! the test's manifests swapped in and out of the config directory between
-//! tests, every case sent through Envoy to in-process echo backends.
+//! the test's manifests swapped in and out between tests (files of the
+//! config directory, or objects of a Kubernetes API server: [`Source`]),
+//! every case sent through Envoy to in-process echo backends.
 //!
 //! - **Backends.** One echo backend per Service any test names (pod = the
 //!   Service's name, namespace = its namespace), started once; `base.yaml`
-//!   is written once and never changes, each test's own files go to
-//!   `tests/<TestName>/` and are deleted when the next test starts.
+//!   is put in place once and never changes, each test's own manifests are
+//!   put in place when it starts and removed when the next test starts.
 //! - **Ports.** Every Gateway listener port of the suite (80, 443, 8080, …) is
 //!   served on a free loopback port picked for the run (`tollgate serve
 //!   --port-map`), so runs and other tests never compete for 10080. The
@@ -14,11 +15,15 @@
 //! - **Knowing Envoy caught up.** After every change the runner rewrites a
 //!   sentinel: its own Gateway and HTTPRoute (namespace
 //!   `tollgate-conformance-runner`, on a free port) redirecting to
-//!   `g<N>.sentinel.invalid`, N counting changes. The sentinel file is written
-//!   last, so when Envoy redirects to `gN`, the load that produced it saw all
-//!   of change N: no case is checked against the previous test's routes.
+//!   `g<N>.sentinel.invalid`, N counting changes. The sentinel is put in
+//!   place last, so when Envoy redirects to `gN`, the load that produced it
+//!   saw all of change N: no case is checked against the previous test's
+//!   routes (through the API server, see [`super::source`] for what that
+//!   proves of kinds other than HTTPRoute).
 //! - **Eventual consistency, bounded.** A step's status must hold (polled
-//!   for at most [`STATUS_TIMEOUT`]) and then each case is retried until it
+//!   for at most [`STATUS_TIMEOUT`]; through the API server, the status
+//!   written to the objects as well, for at most [`WRITTEN_STATUS_TIMEOUT`]:
+//!   [`super::written_status`]) and then each case is retried until it
 //!   passes, while the step is younger than [`STEP_SETTLE`] (a listener that
 //!   was just added may still be warming); after that each case gets one
 //!   attempt. Every failure names the test, the step and the case.
@@ -45,14 +50,19 @@ use serde_json::Value;
 use super::cases::{Case, Distribution, Request, Scheme, Step};
 use super::check::{case_name, check_case, check_distribution, check_mirrored, to_req};
 use super::placeholders::Backend;
+use super::source::Source;
 use super::status::check_status;
-use super::{ConformanceTest, Manifest, Suite};
+use super::{written_status, ConformanceTest, Manifest, Suite};
 use crate::echo::{Echo, EchoReply};
 use crate::gateway::{free_port, Gateway, Options, CHANGE_TIMEOUT};
 use crate::roundtrip::{self, Exchange};
 
 /// How long a step's status may take to hold once Envoy has its configuration.
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the status written to the API objects may take to hold once
+/// `/status` does: the leader writes after the translation, a Gateway's
+/// `Programmed` after Envoy accepted it.
+pub const WRITTEN_STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long after a change a failing case is retried.
 pub const STEP_SETTLE: Duration = Duration::from_secs(10);
 /// How long a mirror backend may take to record the mirrored request.
@@ -66,8 +76,6 @@ const RETRY: Duration = Duration::from_millis(100);
 
 /// The sentinel's namespace, which no test uses.
 const RUNNER_NAMESPACE: &str = "tollgate-conformance-runner";
-const SENTINEL_FILE: &str = "runner/sentinel.yaml";
-const TESTS_DIR: &str = "tests";
 
 /// What one test came to.
 #[derive(Debug)]
@@ -78,9 +86,11 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
-/// The live stage: `tollgate serve`, its Envoy, and the echo backends.
+/// The live stage: `tollgate serve`, its Envoy, the echo backends, and where
+/// the objects come from.
 pub struct Live {
     gw: Gateway,
+    source: Source,
     echoes: BTreeMap<Backend, Echo>,
     addrs: BTreeMap<Backend, SocketAddr>,
     /// Gateway listener port → the Envoy port serving it.
@@ -88,14 +98,15 @@ pub struct Live {
     sentinel_port: u16,
     generation: u64,
     http: reqwest::Client,
-    /// The test whose files are in the config directory.
+    /// The test whose objects are in place.
     current: Option<String>,
 }
 
 impl Live {
-    /// Starts every backend the suite names, picks its ports, and serves
-    /// `base.yaml` with `tollgate` (the binary).
-    pub async fn start(tollgate: &Path, suite: &Suite) -> Result<Live> {
+    /// Starts every backend the suite names, picks its ports, puts
+    /// `base.yaml` and the sentinel in `source`, and serves them with
+    /// `tollgate` (the binary).
+    pub async fn start(tollgate: &Path, suite: &Suite, source: Source) -> Result<Live> {
         let mut backends = BTreeSet::new();
         let mut listener_ports = BTreeSet::new();
         for test in &suite.tests {
@@ -134,14 +145,16 @@ impl Live {
             port_map: ports.iter().map(|(p, e)| (*p, *e)).collect(),
             ..Options::default()
         };
-        let gw = Gateway::start_with(
-            tollgate,
-            &[("base.yaml", &base), (SENTINEL_FILE, &sentinel)],
-            &options,
-        )
-        .await?;
+        let mut all = vec![base.as_str(), sentinel.as_str()];
+        for test in &suite.tests {
+            all.extend(test.manifests.iter().map(|m| m.text.as_str()));
+        }
+        let gw = source
+            .serve(tollgate, &base, &sentinel, &all, options)
+            .await?;
         Ok(Live {
             gw,
+            source,
             echoes,
             addrs,
             ports,
@@ -161,8 +174,8 @@ impl Live {
         &self.gw
     }
 
-    /// Swaps `test`'s files in and plays its steps; stops at the first step
-    /// that fails.
+    /// Swaps `test`'s objects in and plays its steps; stops at the first
+    /// step that fails.
     pub async fn play(&mut self, test: &ConformanceTest) -> Outcome {
         let started = Instant::now();
         let result = self.play_steps(test).await;
@@ -195,23 +208,21 @@ impl Live {
         Ok(sent)
     }
 
-    /// Deletes the previous test's files and writes `test`'s.
+    /// Removes the previous test's objects and puts `test`'s.
     fn swap_in(&mut self, test: &ConformanceTest) -> Result<()> {
         if let Some(previous) = self.current.take() {
-            self.gw.remove_dir(&format!("{TESTS_DIR}/{previous}"))?;
+            self.source.remove_test(&self.gw, &previous)?;
         }
         for echo in self.echoes.values() {
             echo.clear_received();
         }
-        for manifest in &test.manifests {
-            let text = substitute(manifest, &self.addrs)?;
-            self.gw.write(
-                &format!("{TESTS_DIR}/{}/{}", test.name, manifest.file),
-                &text,
-            )?;
-        }
+        let files = test
+            .manifests
+            .iter()
+            .map(|manifest| Ok((manifest.file.clone(), substitute(manifest, &self.addrs)?)))
+            .collect::<Result<Vec<_>>>()?;
         self.current = Some(test.name.clone());
-        Ok(())
+        self.source.put_test(&self.gw, &test.name, &files)
     }
 
     /// Applies the step's removals, waits for Envoy and the status, plays the
@@ -226,7 +237,7 @@ impl Live {
         sent: &mut usize,
     ) -> Vec<String> {
         for file in &step.remove {
-            if let Err(e) = self.gw.remove(&format!("{TESTS_DIR}/{}/{file}", test.name)) {
+            if let Err(e) = self.source.remove_file(&self.gw, &test.name, file) {
                 return vec![format!("{at}: {e:#}")];
             }
         }
@@ -237,6 +248,11 @@ impl Live {
         let mut problems = Vec::new();
         if let Err(e) = self.wait_status(step).await {
             problems.push(format!("{at} status: {e}"));
+        } else if let Err(e) = self.wait_written_status(step).await {
+            problems.push(format!(
+                "{at} status written to the API objects: {}",
+                e.replace('\n', "\n    ")
+            ));
         }
         for case in &step.cases {
             let name = case_name(*case_index, case);
@@ -265,17 +281,16 @@ impl Live {
         problems
     }
 
-    /// Bumps the sentinel and waits until Envoy serves it: the configuration
-    /// directory as it is now has reached Envoy. Fails fast when the
-    /// directory does not load because of `test`'s files.
+    /// Bumps the sentinel and waits until Envoy serves it: the objects as
+    /// they are now have reached Envoy. Fails fast when they do not load
+    /// because of `test`'s.
     async fn sync(&mut self, test: &str) -> Result<()> {
         self.generation += 1;
         let generation = self.generation;
-        self.gw
-            .write(SENTINEL_FILE, &sentinel(self.sentinel_port, generation))?;
+        self.source
+            .put_sentinel(&self.gw, &sentinel(self.sentinel_port, generation))?;
         let want = sentinel_host(generation);
         let url = format!("http://127.0.0.1:{}/", self.sentinel_port);
-        let own_files = format!("{TESTS_DIR}/{test}/");
         let started = Instant::now();
         loop {
             let location = match self.http.get(&url).send().await {
@@ -292,9 +307,10 @@ impl Live {
             }
             let status = self.status().await.unwrap_or(Value::Null);
             let errors = load_errors(&status);
-            if errors.iter().any(|e| e.contains(&own_files)) {
+            if errors.iter().any(|e| self.source.is_from_test(test, e)) {
                 bail!(
-                    "the configuration directory does not load:\n    {}",
+                    "the objects from {} do not load:\n    {}",
+                    self.source.describe(),
                     errors.join("\n    ")
                 );
             }
@@ -329,6 +345,30 @@ impl Live {
             match result {
                 Ok(()) => return Ok(()),
                 Err(e) if started.elapsed() > STATUS_TIMEOUT => return Err(e),
+                Err(_) => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+
+    /// Through the API server: polls until the status written to the
+    /// objects meets the step's expectations and agrees with `/status`
+    /// ([`written_status::check`]). Nothing to do for a directory.
+    async fn wait_written_status(&self, step: &Step) -> Result<(), String> {
+        let Some(api) = self.source.api() else {
+            return Ok(());
+        };
+        if step.status.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        loop {
+            let result = match (self.status().await, written_status::read(api)) {
+                (Ok(served), Ok(written)) => written_status::check(&step.status, &served, &written),
+                (Err(e), _) | (_, Err(e)) => Err(format!("{e:#}")),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if started.elapsed() > WRITTEN_STATUS_TIMEOUT => return Err(e),
                 Err(_) => tokio::time::sleep(POLL).await,
             }
         }

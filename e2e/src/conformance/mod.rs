@@ -1,5 +1,6 @@
-//! Gateway API conformance tests as data, for playing against Tollgate in file
-//! mode (`tollgate serve` + a real Envoy + in-process echo backends).
+//! Gateway API conformance tests as data, for playing against Tollgate live
+//! (`tollgate serve` + a real Envoy + in-process echo backends), in file mode
+//! or through a Kubernetes API server.
 //!
 //! Each test re-creates one upstream test of kubernetes-sigs/gateway-api
 //! (`conformance/tests/<name>.{go,yaml}`, Apache-2.0), or a seed scenario of
@@ -18,8 +19,14 @@
 //! for each step: deletes the step's `remove` files, waits (bounded) until
 //! the status and every case hold, and checks the distributions.
 //! Requests go to `127.0.0.1:<check::envoy_port(request.port)>`, or, in
-//! [`live`] (the runner `controller/tests/conformance_live.rs` uses), to the
-//! free port the run serves that Gateway port on.
+//! [`live`], to the free port the run serves that Gateway port on.
+//!
+//! The live runner plays every test with one `tollgate serve` and one Envoy;
+//! its objects come from a [`source::Source`]: the config directory
+//! (`controller/tests/conformance_live.rs`) or a real Kubernetes API server
+//! (`controller/tests/conformance_kubernetes.rs`, where the status written
+//! to the objects is checked too: [`written_status`]). Both tests share the
+//! loop in [`run`].
 //!
 //! `cases.yaml`:
 //!
@@ -62,7 +69,10 @@ pub mod cases;
 pub mod check;
 pub mod live;
 pub mod placeholders;
+pub mod run;
+pub mod source;
 pub mod status;
+pub mod written_status;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
