@@ -347,3 +347,102 @@ fn now() -> String {
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::kubernetes::Kubernetes;
+    use crate::translate::status::{Condition, ParentReference};
+    use e2e::kube_apiserver::KubeApiServer;
+
+    const ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: default}\nspec:\n  parentRefs: [{name: eg}]\n  rules: [{filters: [{type: RequestRedirect, requestRedirect: {hostname: x.example}}]}]\n";
+
+    /// Another controller's entry, as `kubectl patch --subresource=status`
+    /// would write it.
+    fn theirs(name: &str) -> String {
+        format!(
+            r#"{{"status":{{"parents":[{{"parentRef":{{"name":"{name}"}},"controllerName":"example.com/other","conditions":[{{"type":"Accepted","status":"True","reason":"Accepted","message":"","lastTransitionTime":"2026-01-01T00:00:00Z"}}]}}]}}}}"#
+        )
+    }
+
+    /// A route's status written by someone else between our read and our
+    /// write: the replace gets 409, reads again, and merges again, so their
+    /// write is kept and ours lands (against a real API server).
+    #[tokio::test]
+    async fn a_conflicting_write_to_a_routes_parents_is_read_again_and_kept() {
+        let api = KubeApiServer::start().unwrap();
+        api.apply(ROUTE).unwrap();
+        let patch = |name: &str| {
+            api.kubectl_ok(&[
+                "patch",
+                "httproute",
+                "r",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &theirs(name),
+            ])
+            .unwrap();
+        };
+        patch("first");
+        let cluster = Kubernetes::start(Some(&api.kubeconfig)).await.unwrap();
+        let objects = cluster.objects();
+        let stale = objects.get("HTTPRoute", "default", "r").unwrap();
+        // Theirs changes after the read we write over.
+        patch("second");
+        let options = crate::translate::Options {
+            listener_address: crate::translator_args::DEFAULT_LISTENER_ADDRESS,
+            port_remap: true,
+            port_map: Default::default(),
+            filter_runtime: crate::translate::FilterRuntime::DynamicModule,
+            ratelimit_service: None,
+        };
+        let metrics = Metrics::new();
+        let mut writer = Writer {
+            objects,
+            views: Arc::new(GatewayViews::new(options)),
+            provisioner: None,
+            metrics: metrics.clone(),
+            written: HashMap::new(),
+        };
+        let ours = RouteParentStatus {
+            parent_ref: ParentReference {
+                namespace: "default".into(),
+                name: "eg".into(),
+                section_name: None,
+                port: None,
+            },
+            controller_name: CONTROLLER_NAME.into(),
+            conditions: vec![Condition {
+                observed_generation: 1,
+                ..Condition::new("Accepted", true, "Accepted", String::new())
+            }],
+        };
+        assert!(
+            writer
+                .replace_parents("HTTPRoute", stale, &[ours], &now())
+                .await
+        );
+        let route: Value = serde_json::from_str(
+            &api.kubectl_ok(&["get", "httproute", "r", "-o", "json"])
+                .unwrap(),
+        )
+        .unwrap();
+        let parents: Vec<&str> = route["status"]["parents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["parentRef"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            parents,
+            ["second", "eg"],
+            "theirs as they wrote it last, then ours"
+        );
+        let text = metrics.render().unwrap();
+        assert!(
+            text.contains("tollgate_status_writes_total{kind=\"HTTPRoute\",result=\"conflict\"} 1"),
+            "{text}"
+        );
+    }
+}
