@@ -56,9 +56,10 @@ impl Stream {
         }
     }
 
-    /// The snapshot version the client has accepted all of, if it has.
-    pub fn acknowledged(&self) -> Option<&str> {
-        self.acknowledgement.acknowledged()
+    /// The snapshot version the client has accepted all of, if it has
+    /// (`snapshot`: the one being served).
+    pub fn acknowledged(&self, snapshot: &Snapshot) -> Option<&str> {
+        self.acknowledgement.acknowledged(snapshot)
     }
 
     pub fn on_request(
@@ -127,7 +128,7 @@ impl Stream {
         }
         match snapshot {
             Some(snapshot) => {
-                self.acknowledgement.serving(snapshot.version());
+                self.acknowledgement.serving_first(snapshot.version());
                 self.diff(&type_url, snapshot, first, true)
                     .into_iter()
                     .collect()

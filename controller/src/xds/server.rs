@@ -81,7 +81,7 @@ trait Protocol: Send + 'static {
         snapshot: Option<&Snapshot>,
     ) -> Vec<Self::Response>;
     fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<Self::Response>;
-    fn acknowledged(&self) -> Option<&str>;
+    fn acknowledged(&self, snapshot: &Snapshot) -> Option<&str>;
 }
 
 impl Protocol for sotw::Stream {
@@ -100,8 +100,8 @@ impl Protocol for sotw::Stream {
     fn on_snapshot(&mut self, s: &Snapshot) -> Vec<DiscoveryResponse> {
         sotw::Stream::on_snapshot(self, s)
     }
-    fn acknowledged(&self) -> Option<&str> {
-        sotw::Stream::acknowledged(self)
+    fn acknowledged(&self, snapshot: &Snapshot) -> Option<&str> {
+        sotw::Stream::acknowledged(self, snapshot)
     }
 }
 
@@ -125,8 +125,8 @@ impl Protocol for delta::Stream {
     fn on_snapshot(&mut self, s: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
         delta::Stream::on_snapshot(self, s)
     }
-    fn acknowledged(&self) -> Option<&str> {
-        delta::Stream::acknowledged(self)
+    fn acknowledged(&self, snapshot: &Snapshot) -> Option<&str> {
+        delta::Stream::acknowledged(self, snapshot)
     }
 }
 
@@ -180,9 +180,12 @@ async fn run<P>(
     'serve: loop {
         let responses = match next.take() {
             Some(request) => {
-                let snapshot = snapshots.borrow_and_update().clone();
+                // Not marked seen: a snapshot published since the last push
+                // is still pushed whole (`changed` below), whatever this
+                // request was answered with.
+                let snapshot = snapshots.borrow().clone();
                 let responses = stream.on_request(request, snapshot.as_deref());
-                if let Some(version) = stream.acknowledged() {
+                if let Some(version) = snapshot.as_deref().and_then(|s| stream.acknowledged(s)) {
                     if reported.as_deref() != Some(version) {
                         views.acknowledged(&node, version);
                         reported = Some(version.to_owned());

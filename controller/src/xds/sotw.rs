@@ -73,9 +73,10 @@ impl Stream {
         }
     }
 
-    /// The snapshot version the client has accepted all of, if it has.
-    pub fn acknowledged(&self) -> Option<&str> {
-        self.acknowledgement.acknowledged()
+    /// The snapshot version the client has accepted all of, if it has
+    /// (`snapshot`: the one being served).
+    pub fn acknowledged(&self, snapshot: &Snapshot) -> Option<&str> {
+        self.acknowledgement.acknowledged(snapshot)
     }
 
     /// What to send for `request`, given the snapshot being served (none
@@ -134,7 +135,7 @@ impl Stream {
         };
         match snapshot {
             Some(snapshot) if respond => {
-                self.acknowledgement.serving(snapshot.version());
+                self.acknowledgement.serving_first(snapshot.version());
                 self.respond(&type_url, snapshot).into_iter().collect()
             }
             _ => Vec::new(),
