@@ -27,9 +27,9 @@ use e2e::gateway::{free_port, Options, Replica};
 use e2e::kube_apiserver::KubeApiServer;
 use e2e::kubelet::Kubelet;
 use kube::{condition, object_until};
+use tollgate::serve::provision::Provisioner;
 
 const NAMESPACE: &str = "tollgate-system";
-const ENVOY: &str = "envoy-default-eg";
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tollgate"))
@@ -169,8 +169,9 @@ async fn the_install_and_the_quickstart_serve_traffic_through_a_provisioned_envo
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let envoy = Provisioner::object_name("default", "eg");
     for kind in ["serviceaccount", "configmap", "service"] {
-        api.kubectl_ok(&["get", kind, ENVOY, "-n", NAMESPACE])
+        api.kubectl_ok(&["get", kind, &envoy, "-n", NAMESPACE])
             .unwrap();
     }
 
@@ -289,7 +290,7 @@ async fn the_install_and_the_quickstart_serve_traffic_through_a_provisioned_envo
         let left: Vec<&str> = ["deployment", "service", "serviceaccount", "configmap"]
             .into_iter()
             .filter(|kind| {
-                api.kubectl_ok(&["get", kind, ENVOY, "-n", NAMESPACE])
+                api.kubectl_ok(&["get", kind, &envoy, "-n", NAMESPACE])
                     .is_ok()
             })
             .collect();

@@ -222,7 +222,7 @@ pub fn cluster_rules() -> Vec<Value> {
         }
     }
     // A kind answering 404: not installed, or its CRD still loading after
-    // the API server restarted (serve::kubernetes::crd_exists)?
+    // the API server restarted (serve::kubernetes::not_installed)?
     rules.push(rule(
         "apiextensions.k8s.io",
         &["customresourcedefinitions".to_owned()],

@@ -91,8 +91,8 @@ pub fn gateway(
 }
 
 /// A provisioned Gateway's addresses are its Envoy Service's load balancer
-/// ingress (none until the load balancer gives one).
-pub fn addresses_from(status: &mut Value, service: Option<&Value>) {
+/// ingress (none until the load balancer gives one); whether it has one.
+pub fn addresses_from(status: &mut Value, service: Option<&Value>) -> bool {
     let ingress = service
         .and_then(|s| s.pointer("/status/loadBalancer/ingress"))
         .and_then(Value::as_array);
@@ -105,13 +105,40 @@ pub fn addresses_from(status: &mut Value, service: Option<&Value>) {
             _ => None,
         })
         .collect();
+    let addressed = !addresses.is_empty();
     if let Some(fields) = status.as_object_mut() {
-        if addresses.is_empty() {
-            fields.remove("addresses");
-        } else {
+        if addressed {
             fields.insert("addresses".to_owned(), Value::Array(addresses));
+        } else {
+            fields.remove("addresses");
         }
     }
+    addressed
+}
+
+/// A provisioned Gateway whose Service has no address yet is not
+/// programmed (`AddressNotAssigned`, as Gateway API says), whatever runs.
+pub fn unaddressed(status: &mut Value, current: Option<&Value>, service: &str, now: &str) {
+    let old = find_condition(current.and_then(|s| s.get("conditions")), "Programmed");
+    let Some(programmed) = status["conditions"]
+        .as_array_mut()
+        .and_then(|cs| cs.iter_mut().find(|c| c["type"] == "Programmed"))
+    else {
+        return;
+    };
+    if programmed["status"] != "True" {
+        return;
+    }
+    let desired = Condition {
+        observed_generation: programmed["observedGeneration"].as_i64().unwrap_or(0),
+        ..Condition::new(
+            "Programmed",
+            false,
+            "AddressNotAssigned",
+            format!("Waiting for the load balancer of Service {service} to give an address"),
+        )
+    };
+    *programmed = condition(&desired, old, now);
 }
 
 /// A route's `status.parents` with Tollgate's entries replaced by `ours`
@@ -376,13 +403,15 @@ mod tests {
     fn a_provisioned_gateway_is_addressed_by_its_load_balancer() {
         let mut status = gateway(&gateway_status(true), None, true, T0);
         status["addresses"] = json!([{"type": "IPAddress", "value": "0.0.0.0"}]);
-        addresses_from(&mut status, None);
+        assert!(!addresses_from(&mut status, None));
+        unaddressed(&mut status, None, "envoy", T1);
+        assert_eq!(status["conditions"][1]["reason"], "AddressNotAssigned");
         assert!(
             status.get("addresses").is_none(),
             "no address before the load balancer's"
         );
         let service = json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}, {"hostname": "lb.example"}]}}});
-        addresses_from(&mut status, Some(&service));
+        assert!(addresses_from(&mut status, Some(&service)));
         assert_eq!(
             status["addresses"],
             json!([{"type": "IPAddress", "value": "192.0.2.7"}, {"type": "Hostname", "value": "lb.example"}])

@@ -276,7 +276,7 @@ async fn watch_kind(
             matches!(caches.get(index), Some(Cache::Listed(_)))
         };
         let not_served = match &event {
-            Err(e) if is_not_served(e) && !listed() => !crd_exists(&client, &resource).await,
+            Err(e) if is_not_served(e) && !listed() => not_installed(&client, &resource).await,
             _ => false,
         };
         let mut caches = caches.lock().unwrap_or_else(PoisonError::into_inner);
@@ -392,22 +392,24 @@ fn is_not_served(error: &watcher::Error) -> bool {
         if response.code == 404 || (response.code == 0 && response.message.is_empty()))
 }
 
-/// Whether the CRD that would serve `resource` exists (so a 404 for it is
-/// the server still loading it). A core kind is never a CRD; when the CRD
-/// cannot be read (RBAC without `get` on customresourcedefinitions), the
-/// kind is taken as not installed, with a warning.
-async fn crd_exists(client: &kube::Client, resource: &ApiResource) -> bool {
+/// Whether a kind answering 404 is not installed: its CRD does not exist
+/// (a 404 for it, when it does, is the server still loading it after a
+/// restart). A core kind is never a CRD. When the CRD cannot be read (the
+/// server down, RBAC without `get` on customresourcedefinitions), it is not
+/// known to be absent: the kind stays unlisted and the load waits, rather
+/// than serve routes without policies that may exist.
+async fn not_installed(client: &kube::Client, resource: &ApiResource) -> bool {
     if resource.group.is_empty() {
-        return false;
+        return true;
     }
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let name = format!("{}.{}", resource.plural, resource.group);
     match crds.get_opt(&name).await {
-        Ok(found) => found.is_some(),
+        Ok(found) => found.is_none(),
         Err(e) => {
             tracing::warn!(
                 kind = resource.kind,
-                "reading CustomResourceDefinition {name}: {e}; taking {} as not installed",
+                "{} answers 404 and CustomResourceDefinition {name} cannot be read ({e}): waiting",
                 resource.kind
             );
             false

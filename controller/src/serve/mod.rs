@@ -175,6 +175,15 @@ pub async fn run(args: Args) -> Result<()> {
             "--xds-tls-secrets is for --provider kubernetes, without the --xds-tls-* files"
         );
     }
+    if xds_tls.is_some()
+        && args.provider == ProviderKind::Kubernetes
+        && args.provision == Provision::Kubernetes
+    {
+        anyhow::bail!(
+            "--provision kubernetes gives its Envoys the certificates of --xds-tls-secrets, not the \
+             --xds-tls-* files: use --xds-tls-secrets, or --provision none and your own Envoys"
+        );
+    }
     let mut sinks: Vec<Box<dyn StatusSink + Send>> = Vec::new();
     if let Some(dir) = &args.status_dir {
         sinks.push(Box::new(StatusFile::create_in(dir)?));

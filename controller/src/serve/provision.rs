@@ -111,14 +111,27 @@ impl Provisioner {
         (&self.settings.namespace, Self::object_name(namespace, name))
     }
 
-    /// The name of the objects of Gateway `namespace/name`.
+    /// The name of the objects of Gateway `namespace/name`: readable, and
+    /// unique by a hash of both (`team-a/prod` and `team/a-prod` would
+    /// otherwise share one).
     pub fn object_name(namespace: &str, name: &str) -> String {
-        dns_label(&format!("envoy-{namespace}-{name}"))
+        let hash = Sha256::digest(format!("{namespace}/{name}").as_bytes());
+        let suffix: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        let start: String = dns_label(&format!("envoy-{namespace}-{name}"))
+            .chars()
+            .take(54)
+            .collect();
+        format!("{}-{suffix}", start.trim_end_matches('-'))
     }
 
     /// Applies and deletes until the objects match the Gateways; whether
     /// something failed (it is tried again later).
-    pub async fn reconcile(&mut self, objects: &ApiObjects, metrics: &Metrics) -> bool {
+    pub async fn reconcile(
+        &mut self,
+        objects: &ApiObjects,
+        metrics: &Metrics,
+        leader: &tokio::sync::watch::Receiver<bool>,
+    ) -> bool {
         let classes: HashMap<String, String> = objects
             .all("GatewayClass")
             .into_iter()
@@ -156,6 +169,9 @@ impl Provisioner {
                 }
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(client.clone(), &self.settings.namespace, &resource);
+                if !*leader.borrow() {
+                    return false;
+                }
                 let params = PatchParams::apply(CONTROLLER_NAME).force();
                 match api.patch(&name, &params, &Patch::Apply(&object)).await {
                     Ok(_) => {
@@ -171,7 +187,10 @@ impl Provisioner {
                 }
             }
         }
-        failed | self.delete_unwanted(&client, &wanted, metrics).await
+        failed
+            | self
+                .delete_unwanted(&client, &wanted, metrics, leader)
+                .await
     }
 
     /// Deletes provisioned objects no Gateway wants; whether something failed.
@@ -180,6 +199,7 @@ impl Provisioner {
         client: &kube::Client,
         wanted: &BTreeSet<(&'static str, String)>,
         metrics: &Metrics,
+        leader: &tokio::sync::watch::Receiver<bool>,
     ) -> bool {
         let mut failed = false;
         for (kind, resource) in kinds().into_iter().rev() {
@@ -200,6 +220,9 @@ impl Provisioner {
                 let key = (kind, name.clone());
                 if wanted.contains(&key) {
                     continue;
+                }
+                if !*leader.borrow() {
+                    return false;
                 }
                 match api.delete(&name, &DeleteParams::background()).await {
                     Ok(_) => {
@@ -365,7 +388,8 @@ fn gateway_key(gateway: &Value) -> String {
 
 /// `text` as a DNS label (lowercase letters, digits and `-`, at most 63,
 /// starting with a letter): dots become dashes, and a name too long keeps
-/// its start and a hash of the whole, so two long names never collide.
+/// its start and a hash of the whole. Two texts may give one label
+/// (`a.b`, `a-b`): names that must be unique add a hash of their own.
 pub fn dns_label(text: &str) -> String {
     let cleaned: String = text
         .chars()
@@ -424,7 +448,10 @@ mod tests {
             .objects_of(&gateway(), "tollgate", "uid-1")
             .unwrap();
         for object in [&account, &config, &deployment, &service] {
-            assert_eq!(object["metadata"]["name"], "envoy-web-eg");
+            assert_eq!(
+                object["metadata"]["name"],
+                Provisioner::object_name("web", "eg")
+            );
             assert_eq!(object["metadata"]["namespace"], "tollgate-system");
             assert_eq!(object["metadata"]["ownerReferences"][0]["uid"], "uid-1");
             assert_eq!(object["metadata"]["labels"][GATEWAY_NAME_LABEL], "eg");
@@ -480,6 +507,25 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("transport_socket"));
+    }
+
+    #[test]
+    fn gateways_whose_names_read_alike_get_objects_of_their_own() {
+        let name = Provisioner::object_name("web", "eg");
+        assert!(
+            name.starts_with("envoy-web-eg-") && name.len() <= 63,
+            "{name}"
+        );
+        assert_ne!(
+            Provisioner::object_name("team-a", "prod"),
+            Provisioner::object_name("team", "a-prod")
+        );
+        assert_ne!(
+            Provisioner::object_name("web", "a.b"),
+            Provisioner::object_name("web", "a-b")
+        );
+        let long = Provisioner::object_name(&"n".repeat(63), &"g".repeat(253));
+        assert!(long.len() <= 63, "{long}");
     }
 
     #[test]

@@ -53,17 +53,13 @@ pub const GATEWAY_API_KINDS: [&str; 4] =
 pub struct KubernetesStatus(watch::Sender<Option<Arc<Status>>>);
 
 impl StatusSink for KubernetesStatus {
+    /// Every reload wakes the writer, even with the same status: what it
+    /// writes also depends on objects the translation does not show (a
+    /// provisioned Service's load balancer address, a status someone else
+    /// changed); what the server holds is not written again.
     fn publish(&mut self, current: &Current) {
         if let Some(status) = &current.status {
-            self.0.send_if_modified(|last| {
-                let new = last
-                    .as_ref()
-                    .is_none_or(|l| !Arc::ptr_eq(l, status) && **l != **status);
-                if new {
-                    *last = Some(status.clone());
-                }
-                new
-            });
+            self.0.send_replace(Some(status.clone()));
         }
     }
 }
@@ -84,9 +80,10 @@ pub fn spawn(
         views,
         provisioner,
         metrics,
+        leader,
         written: HashMap::new(),
     };
-    let task = tokio::spawn(writer.run(statuses, leader, stop));
+    let task = tokio::spawn(writer.run(statuses, stop));
     (KubernetesStatus(sink), task)
 }
 
@@ -99,6 +96,9 @@ struct Writer {
     /// `None` with `--provision none`.
     provisioner: Option<Provisioner>,
     metrics: Metrics,
+    /// Whether this replica leads: checked before every write, so a replica
+    /// that lost the Lease mid-batch writes nothing more.
+    leader: watch::Receiver<bool>,
     /// What this replica last wrote to each object (without times), and the
     /// object's resourceVersion it wrote over: until the watch brings the
     /// write back, the cache still shows that version, and the write is not
@@ -110,9 +110,9 @@ impl Writer {
     async fn run(
         mut self,
         mut statuses: watch::Receiver<Option<Arc<Status>>>,
-        mut leader: watch::Receiver<bool>,
         mut stop: watch::Receiver<bool>,
     ) {
+        let mut leader = self.leader.clone();
         let mut acceptances = self.views.acceptances();
         let mut retry: Option<Duration> = None;
         loop {
@@ -138,7 +138,9 @@ impl Writer {
             if let Some(status) = status {
                 let mut failed = false;
                 if let Some(provisioner) = &mut self.provisioner {
-                    failed |= provisioner.reconcile(&self.objects, &self.metrics).await;
+                    failed |= provisioner
+                        .reconcile(&self.objects, &self.metrics, &self.leader)
+                        .await;
                 }
                 failed |= self.write_all(&status).await;
                 retry = failed.then_some(RETRY);
@@ -168,9 +170,11 @@ impl Writer {
             let running = self.views.accepted(&gateway.namespace, &gateway.name);
             let mut desired = kube_status::gateway(gateway, object.get("status"), running, &now);
             if let Some(provisioner) = &self.provisioner {
-                let service = provisioner.service_of(&gateway.namespace, &gateway.name);
-                let ingress = self.objects.get("Service", service.0, &service.1);
-                kube_status::addresses_from(&mut desired, ingress.as_ref());
+                let (namespace, name) = provisioner.service_of(&gateway.namespace, &gateway.name);
+                let service = self.objects.get("Service", namespace, &name);
+                if !kube_status::addresses_from(&mut desired, service.as_ref()) {
+                    kube_status::unaddressed(&mut desired, object.get("status"), &name, &now);
+                }
             }
             failed |= !self.apply("Gateway", &object, desired).await;
         }
@@ -230,6 +234,9 @@ impl Writer {
             "metadata": metadata,
             "status": status,
         });
+        if !*self.leader.borrow() {
+            return true;
+        }
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let result = api.patch_status(name, &params, &Patch::Apply(&body)).await;
         self.record(key, object, &status, result.map(|_| ()))
@@ -263,6 +270,9 @@ impl Writer {
             if let Some(metadata) = replaced["metadata"].as_object_mut() {
                 // Left out, the server keeps its own record of who owns what.
                 metadata.remove("managedFields");
+            }
+            if !*self.leader.borrow() {
+                return true;
             }
             let result = match serde_json::from_value::<DynamicObject>(replaced) {
                 Ok(replaced) => {
@@ -403,6 +413,7 @@ mod tests {
             views: Arc::new(GatewayViews::new(options)),
             provisioner: None,
             metrics: metrics.clone(),
+            leader: watch::channel(true).1,
             written: HashMap::new(),
         };
         let ours = RouteParentStatus {

@@ -44,7 +44,9 @@ pub async fn server_config(
 ) -> Result<ServerTlsConfig> {
     let api: Api<Secret> = Api::namespaced(client, namespace);
     let started = tokio::time::Instant::now();
-    let mut made_client = false;
+    // Whether the client Secret was tried (made by us or found made): a CA
+    // is made at most once.
+    let mut tried = false;
     loop {
         if let Some(secret) = api
             .get_opt(SERVER_SECRET)
@@ -56,11 +58,11 @@ pub async fn server_config(
             );
             return from_secret(&secret, namespace);
         }
-        if !made_client {
+        if !tried {
+            tried = true;
             let made = Made::new(namespace, service)?;
             match create(&api, CLIENT_SECRET, made.client).await? {
                 Created::Ours => {
-                    made_client = true;
                     if let Created::Ours = create(&api, SERVER_SECRET, made.server).await? {
                         tracing::info!(
                             "made the xDS CA and certificates: Secrets {namespace}/{SERVER_SECRET} and {namespace}/{CLIENT_SECRET}"
