@@ -336,3 +336,42 @@ async fn after_the_api_server_restarts_the_controller_reconnects_and_serves_edit
         gw.serve_log()
     );
 }
+
+/// An Envoy talks to the replica that does not lead: that replica lists the
+/// Gateway as running (its ConfigMap), and the leader, which sees none of
+/// that Envoy's ACKs itself, writes `Programmed` from the list.
+#[tokio::test]
+async fn a_gateway_whose_envoy_talks_to_a_follower_is_programmed_by_the_leader() {
+    let api = KubeApiServer::start().unwrap();
+    let port = free_port().unwrap();
+    api.apply(&objects(port, "new.example")).unwrap();
+    let options = Options {
+        kubeconfig: Some(api.kubeconfig.clone()),
+        serve_args: vec!["--provision".into(), "none".into()],
+        ..Options::default()
+    };
+    let leader = Replica::start(bin(), &options).await.unwrap();
+    let started = Instant::now();
+    while leader.metric("tollgate_leader").await.unwrap() != 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{}",
+            leader.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let follower = Gateway::start_with(bin(), &[], &options).await.unwrap();
+    location_becomes(port, "old.example", "http://new.example").await;
+    object_until(&api, &["gateway", "eg"], "Programmed", |g| {
+        condition(&g["status"]["conditions"], "Programmed")["status"] == "True"
+    })
+    .await;
+    assert_eq!(follower.metric("tollgate_leader").await.unwrap(), 0);
+    let writes = "tollgate_status_writes_total{kind=\"Gateway\",result=\"ok\"}";
+    assert_eq!(
+        follower.metric(writes).await.unwrap(),
+        0,
+        "only the leader writes"
+    );
+    assert!(leader.metric(writes).await.unwrap() >= 1);
+}

@@ -30,6 +30,7 @@ pub mod leader;
 mod metrics;
 pub mod provider;
 pub mod provision;
+mod replica_acceptance;
 pub mod status_writer;
 pub mod views;
 mod watcher;
@@ -230,15 +231,18 @@ pub async fn run(args: Args) -> Result<()> {
                 options: options.clone(),
             })
         });
-        let (leading, election) = leader::spawn(
+        let lease = lease_settings(&args.namespace, args.lease_duration);
+        let replicas = replica_acceptance::ReplicaAcceptance::new(
             objects.client(),
-            lease_settings(&args.namespace, args.lease_duration),
-            stop_rx.clone(),
+            &args.namespace,
+            &lease.identity,
         );
+        let (leading, election) = leader::spawn(objects.client(), lease, stop_rx.clone());
         let (sink, writer) = status_writer::spawn(
             objects,
             views.clone(),
             provisioner,
+            Some(replicas),
             leading,
             metrics.clone(),
             stop_rx.clone(),

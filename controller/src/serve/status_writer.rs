@@ -18,7 +18,7 @@
 //! get no status here: their CRDs define `status.ancestors`, which the
 //! translator does not compute yet.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ use super::kubernetes::ApiObjects;
 use super::metrics::Metrics;
 use super::provider::StatusSink;
 use super::provision::Provisioner;
+use super::replica_acceptance::ReplicaAcceptance;
 use super::views::GatewayViews;
 use super::Current;
 use crate::resources::policies::{PolicyKind, TOLLGATE_GROUP};
@@ -40,6 +41,9 @@ use crate::translate::status::{RouteParentStatus, Status, CONTROLLER_NAME};
 const FIELD_MANAGER: &str = CONTROLLER_NAME;
 /// A failed write is tried again after this long.
 const RETRY: Duration = Duration::from_secs(5);
+/// While a Gateway is not known to run, the other replicas' lists are read
+/// again this often.
+const PENDING_RECHECK: Duration = Duration::from_secs(2);
 /// Attempts at a route's parents when others keep writing in between.
 const CONFLICT_ATTEMPTS: usize = 5;
 const ROUTE_KINDS: [&str; 2] = ["HTTPRoute", "GRPCRoute"];
@@ -48,9 +52,12 @@ const ROUTE_KINDS: [&str; 2] = ["HTTPRoute", "GRPCRoute"];
 pub const GATEWAY_API_KINDS: [&str; 4] =
     ["GatewayClass", "Gateway", ROUTE_KINDS[0], ROUTE_KINDS[1]];
 
+/// What a reload served: the configuration's version and every object's status.
+type Served = Option<(String, Arc<Status>)>;
+
 /// The status sink of `serve --provider kubernetes`: hands each new status
 /// to the writer task.
-pub struct KubernetesStatus(watch::Sender<Option<Arc<Status>>>);
+pub struct KubernetesStatus(watch::Sender<Served>);
 
 impl StatusSink for KubernetesStatus {
     /// Every reload wakes the writer, even with the same status: what it
@@ -58,8 +65,9 @@ impl StatusSink for KubernetesStatus {
     /// provisioned Service's load balancer address, a status someone else
     /// changed); what the server holds is not written again.
     fn publish(&mut self, current: &Current) {
-        if let Some(status) = &current.status {
-            self.0.send_replace(Some(status.clone()));
+        if let (Some(snapshot), Some(status)) = (&current.snapshot, &current.status) {
+            self.0
+                .send_replace(Some((snapshot.version().to_owned(), status.clone())));
         }
     }
 }
@@ -70,6 +78,7 @@ pub fn spawn(
     objects: ApiObjects,
     views: Arc<GatewayViews>,
     provisioner: Option<Provisioner>,
+    replicas: Option<ReplicaAcceptance>,
     leader: watch::Receiver<bool>,
     metrics: Metrics,
     stop: watch::Receiver<bool>,
@@ -79,6 +88,7 @@ pub fn spawn(
         objects,
         views,
         provisioner,
+        replicas,
         metrics,
         leader,
         written: HashMap::new(),
@@ -95,6 +105,8 @@ struct Writer {
     views: Arc<GatewayViews>,
     /// `None` with `--provision none`.
     provisioner: Option<Provisioner>,
+    /// Which Gateways the other replicas' Envoys run.
+    replicas: Option<ReplicaAcceptance>,
     metrics: Metrics,
     /// Whether this replica leads: checked before every write, so a replica
     /// that lost the Lease mid-batch writes nothing more.
@@ -107,11 +119,7 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(
-        mut self,
-        mut statuses: watch::Receiver<Option<Arc<Status>>>,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    async fn run(mut self, mut statuses: watch::Receiver<Served>, mut stop: watch::Receiver<bool>) {
         let mut leader = self.leader.clone();
         let mut acceptances = self.views.acceptances();
         let mut retry: Option<Duration> = None;
@@ -123,8 +131,23 @@ impl Writer {
                 () = super::after(retry) => {}
                 _ = stop.wait_for(|stop| *stop) => return,
             }
+            let served = statuses.borrow_and_update().clone();
+            acceptances.mark_unchanged();
             let leading = *leader.borrow_and_update();
             self.metrics.leading(leading);
+            let Some((version, status)) = served else {
+                continue;
+            };
+            // Every replica says which Gateways its Envoys run.
+            let mut running: BTreeSet<String> = status
+                .gateways
+                .iter()
+                .filter(|g| self.views.accepted(&g.namespace, &g.name))
+                .map(|g| format!("{}/{}", g.namespace, g.name))
+                .collect();
+            if let Some(replicas) = &mut self.replicas {
+                replicas.publish(&version, &running).await;
+            }
             if !leading {
                 self.written.clear();
                 if let Some(provisioner) = &mut self.provisioner {
@@ -133,23 +156,32 @@ impl Writer {
                 retry = None;
                 continue;
             }
-            let status = statuses.borrow_and_update().clone();
-            acceptances.mark_unchanged();
-            if let Some(status) = status {
-                let mut failed = false;
-                if let Some(provisioner) = &mut self.provisioner {
-                    failed |= provisioner
-                        .reconcile(&self.objects, &self.metrics, &self.leader)
-                        .await;
-                }
-                failed |= self.write_all(&status).await;
-                retry = failed.then_some(RETRY);
+            if let Some(replicas) = &self.replicas {
+                running.extend(replicas.elsewhere(&version).await);
             }
+            let mut failed = false;
+            if let Some(provisioner) = &mut self.provisioner {
+                failed |= provisioner
+                    .reconcile(&self.objects, &self.metrics, &self.leader)
+                    .await;
+            }
+            failed |= self.write_all(&status, &running).await;
+            // Another replica's Envoys may come to run a Gateway: look again.
+            let pending = status
+                .gateways
+                .iter()
+                .any(|g| !running.contains(&format!("{}/{}", g.namespace, g.name)));
+            retry = if failed {
+                Some(RETRY)
+            } else {
+                pending.then_some(PENDING_RECHECK)
+            };
         }
     }
 
-    /// Writes every status the server does not hold; whether a write failed.
-    async fn write_all(&mut self, status: &Status) -> bool {
+    /// Writes every status the server does not hold (`running`: the
+    /// Gateways whose Envoys run their configuration); whether a write failed.
+    async fn write_all(&mut self, status: &Status, running: &BTreeSet<String>) -> bool {
         let now = now();
         let mut failed = false;
         for class in &status.gateway_classes {
@@ -167,8 +199,8 @@ impl Writer {
             else {
                 continue;
             };
-            let running = self.views.accepted(&gateway.namespace, &gateway.name);
-            let mut desired = kube_status::gateway(gateway, object.get("status"), running, &now);
+            let runs = running.contains(&format!("{}/{}", gateway.namespace, gateway.name));
+            let mut desired = kube_status::gateway(gateway, object.get("status"), runs, &now);
             if let Some(provisioner) = &self.provisioner {
                 let (namespace, name) = provisioner.service_of(&gateway.namespace, &gateway.name);
                 let service = self.objects.get("Service", namespace, &name);
@@ -412,6 +444,7 @@ mod tests {
             objects,
             views: Arc::new(GatewayViews::new(options)),
             provisioner: None,
+            replicas: None,
             metrics: metrics.clone(),
             leader: watch::channel(true).1,
             written: HashMap::new(),
