@@ -239,6 +239,22 @@ async fn the_install_and_the_quickstart_serve_traffic_through_a_provisioned_envo
         .await;
     }
 
+    // A provisioned object deleted by hand is applied again.
+    api.kubectl_ok(&["delete", "deployment", &envoy, "-n", NAMESPACE])
+        .unwrap();
+    let started = Instant::now();
+    while api
+        .kubectl_ok(&["get", "deployment", &envoy, "-n", NAMESPACE])
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the deleted Deployment was not applied again within 20 s:\n{}",
+            controller.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // An edit is served.
     api.apply(
         "apiVersion: tollgate.dev/v1alpha1\nkind: HeaderPolicy\nmetadata: {name: served-by, namespace: default}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: eg}]\n  headers:\n    response: {set: [{name: x-served-by, value: tollgate-edited}]}\n",

@@ -236,6 +236,15 @@ impl ApiObjects {
         }
     }
 
+    /// Whether object `namespace/name` of `kind` is there, as last seen.
+    pub fn contains(&self, kind: &str, namespace: &str, name: &str) -> bool {
+        let caches = self.caches.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.index(kind).and_then(|i| caches.get(i)) {
+            Some(Cache::Listed(objects)) => objects.contains_key(&format!("{namespace}/{name}")),
+            _ => false,
+        }
+    }
+
     /// The API of `kind` in `namespace` (all namespaces, or a cluster-scoped
     /// kind, when empty).
     pub fn api(&self, kind: &str, namespace: &str) -> Option<Api<DynamicObject>> {

@@ -193,7 +193,9 @@ impl Provisioner {
                 .await
     }
 
-    /// Deletes provisioned objects no Gateway wants; whether something failed.
+    /// Deletes provisioned objects no Gateway wants, and forgets having
+    /// applied a wanted one that is gone (deleted by hand), so the next pass
+    /// applies it again; whether something failed or needs another pass.
     async fn delete_unwanted(
         &mut self,
         client: &kube::Client,
@@ -213,6 +215,18 @@ impl Provisioner {
                     continue;
                 }
             };
+            let present: BTreeSet<String> = listed
+                .iter()
+                .filter_map(|o| o.metadata.name.clone())
+                .collect();
+            // A wanted object someone deleted is applied again next time.
+            for (wanted_kind, name) in wanted {
+                if *wanted_kind == kind && !present.contains(name) {
+                    tracing::warn!(kind, name, "gone: applying it again");
+                    self.applied.remove(&(kind, name.clone()));
+                    failed = true;
+                }
+            }
             for object in listed {
                 let Some(name) = object.metadata.name else {
                     continue;

@@ -10,9 +10,10 @@
 //!
 //! It writes when the translation's status changes, when an Envoy accepts
 //! a new configuration (a Gateway's `Programmed`), when this replica becomes
-//! the leader, and again a while after a write failed. What to write comes
-//! from [`super::kube_status`]; an object whose status the server already
-//! holds is not written, so a new leader rewrites nothing that is right.
+//! the leader, again a while after a write failed, and every 10 s anyway.
+//! What to write comes from [`super::kube_status`]; an object whose status
+//! the server already holds is not written, so a new leader rewrites
+//! nothing that is right.
 //!
 //! The Envoy Gateway policy kinds (BackendTrafficPolicy, SecurityPolicy)
 //! get no status here: their CRDs define `status.ancestors`, which the
@@ -44,6 +45,10 @@ const RETRY: Duration = Duration::from_secs(5);
 /// While a Gateway is not known to run, the other replicas' lists are read
 /// again this often.
 const PENDING_RECHECK: Duration = Duration::from_secs(2);
+/// The leader goes over everything this often even when nothing it watches
+/// changed: a provisioned object deleted by hand (those kinds are not
+/// watched) is applied again.
+const RESYNC: Duration = Duration::from_secs(10);
 /// Attempts at a route's parents when others keep writing in between.
 const CONFLICT_ATTEMPTS: usize = 5;
 const ROUTE_KINDS: [&str; 2] = ["HTTPRoute", "GRPCRoute"];
@@ -171,11 +176,13 @@ impl Writer {
                 .gateways
                 .iter()
                 .any(|g| !running.contains(&format!("{}/{}", g.namespace, g.name)));
-            retry = if failed {
-                Some(RETRY)
+            retry = Some(if failed {
+                RETRY
+            } else if pending {
+                PENDING_RECHECK
             } else {
-                pending.then_some(PENDING_RECHECK)
-            };
+                RESYNC
+            });
         }
     }
 
@@ -183,6 +190,10 @@ impl Writer {
     /// Gateways whose Envoys run their configuration); whether a write failed.
     async fn write_all(&mut self, status: &Status, running: &BTreeSet<String>) -> bool {
         let now = now();
+        // What was written to objects since deleted is forgotten.
+        let objects = &self.objects;
+        self.written
+            .retain(|(kind, namespace, name), _| objects.contains(kind, namespace, name));
         let mut failed = false;
         for class in &status.gateway_classes {
             let Some(object) = self.objects.get("GatewayClass", "", &class.name) else {
