@@ -64,6 +64,24 @@ async fn location_becomes(port: u16, host: &str, wanted: &str) -> String {
     panic!("{host} on port {port}: no 301 to {wanted} after 20 s; last answer: {last}");
 }
 
+/// A test API server holding the objects (redirecting to `to`), their
+/// Gateway's port, and `serve`'s options for it: `--provision none` (each
+/// test runs its own Envoy from `tollgate bootstrap`, as users of that
+/// flag do) and `more` flags.
+fn cluster_with_objects(to: &str, more: &[&str]) -> (KubeApiServer, u16, Options) {
+    let api = KubeApiServer::start().unwrap();
+    let port = free_port().unwrap();
+    api.apply(&objects(port, to)).unwrap();
+    let mut serve_args: Vec<String> = vec!["--provision".into(), "none".into()];
+    serve_args.extend(more.iter().map(|a| (*a).to_owned()));
+    let options = Options {
+        kubeconfig: Some(api.kubeconfig.clone()),
+        serve_args,
+        ..Options::default()
+    };
+    (api, port, options)
+}
+
 /// The CRDs of `tollgate manifests install`, alone.
 fn policy_crds() -> String {
     let install = std::process::Command::new(bin())
@@ -91,9 +109,7 @@ fn route_accepted_at(route: &Value, generation: i64) -> bool {
 #[tokio::test]
 async fn objects_applied_with_kubectl_are_served_their_edits_follow_and_a_bad_one_costs_only_itself(
 ) {
-    let api = KubeApiServer::start().unwrap();
-    let port = free_port().unwrap();
-    api.apply(&objects(port, "new.example")).unwrap();
+    let (api, port, options) = cluster_with_objects("new.example", &[]);
     // Another controller's Gateway also parents the route; its entry in the
     // route's status is its own.
     api.kubectl_ok(&[
@@ -101,13 +117,6 @@ async fn objects_applied_with_kubectl_are_served_their_edits_follow_and_a_bad_on
         &format!(r#"{{"status":{{"parents":[{{"parentRef":{{"name":"theirs"}},"controllerName":"{OTHER_CONTROLLER}","conditions":[{{"type":"Accepted","status":"True","reason":"Accepted","message":"","lastTransitionTime":"2026-01-01T00:00:00Z"}}]}}]}}}}"#),
     ])
     .unwrap();
-    // The test runs its own Envoy (`tollgate bootstrap`), as users of
-    // `--provision none` do.
-    let options = Options {
-        kubeconfig: Some(api.kubeconfig.clone()),
-        serve_args: vec!["--provision".into(), "none".into()],
-        ..Options::default()
-    };
     let gw = Gateway::start_with(bin(), &[], &options).await.unwrap();
     let location = location_becomes(port, "old.example", "http://new.example").await;
     assert_eq!(location, format!("http://new.example:{port}/a"));
@@ -233,16 +242,7 @@ async fn objects_applied_with_kubectl_are_served_their_edits_follow_and_a_bad_on
 /// statuses the server already holds are not written again (none doubled).
 #[tokio::test]
 async fn when_the_leader_dies_the_other_replica_takes_over_and_writes_only_what_changed() {
-    let api = KubeApiServer::start().unwrap();
-    let port = free_port().unwrap();
-    api.apply(&objects(port, "new.example")).unwrap();
-    let options = Options {
-        kubeconfig: Some(api.kubeconfig.clone()),
-        serve_args: ["--lease-duration", "2", "--provision", "none"]
-            .map(String::from)
-            .into(),
-        ..Options::default()
-    };
+    let (api, port, options) = cluster_with_objects("new.example", &["--lease-duration", "2"]);
     let mut first = Gateway::start_with(bin(), &[], &options).await.unwrap();
     object_until(&api, &["gateway", "eg"], "Programmed", |g| {
         condition(&g["status"]["conditions"], "Programmed")["status"] == "True"
@@ -306,14 +306,7 @@ async fn when_the_leader_dies_the_other_replica_takes_over_and_writes_only_what_
 /// written.
 #[tokio::test]
 async fn after_the_api_server_restarts_the_controller_reconnects_and_serves_edits() {
-    let mut api = KubeApiServer::start().unwrap();
-    let port = free_port().unwrap();
-    api.apply(&objects(port, "new.example")).unwrap();
-    let options = Options {
-        kubeconfig: Some(api.kubeconfig.clone()),
-        serve_args: vec!["--provision".into(), "none".into()],
-        ..Options::default()
-    };
+    let (mut api, port, options) = cluster_with_objects("new.example", &[]);
     let gw = Gateway::start_with(bin(), &[], &options).await.unwrap();
     location_becomes(port, "old.example", "http://new.example").await;
 
@@ -342,14 +335,7 @@ async fn after_the_api_server_restarts_the_controller_reconnects_and_serves_edit
 /// that Envoy's ACKs itself, writes `Programmed` from the list.
 #[tokio::test]
 async fn a_gateway_whose_envoy_talks_to_a_follower_is_programmed_by_the_leader() {
-    let api = KubeApiServer::start().unwrap();
-    let port = free_port().unwrap();
-    api.apply(&objects(port, "new.example")).unwrap();
-    let options = Options {
-        kubeconfig: Some(api.kubeconfig.clone()),
-        serve_args: vec!["--provision".into(), "none".into()],
-        ..Options::default()
-    };
+    let (api, port, options) = cluster_with_objects("new.example", &[]);
     let leader = Replica::start(bin(), &options).await.unwrap();
     let started = Instant::now();
     while leader.metric("tollgate_leader").await.unwrap() != 1 {

@@ -391,15 +391,7 @@ impl KubeApiServer {
     }
 
     fn kubectl_direct_ok(&self, args: &[&str]) -> Result<String> {
-        let out = self.kubectl_with(&self.server_kubeconfig, args)?;
-        if !out.status.success() {
-            bail!(
-                "kubectl {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        stdout_of(args, self.kubectl_with(&self.server_kubeconfig, args)?)
     }
 
     /// Runs kubectl with the admin kubeconfig (through the proxy).
@@ -423,15 +415,7 @@ impl KubeApiServer {
 
     /// Runs kubectl; its stdout, or an error with its stderr.
     pub fn kubectl_ok(&self, args: &[&str]) -> Result<String> {
-        let out = self.kubectl(args)?;
-        if !out.status.success() {
-            bail!(
-                "kubectl {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        stdout_of(args, self.kubectl(args)?)
     }
 
     /// `kubectl apply --server-side -f -` of `yaml`.
@@ -489,6 +473,18 @@ fn write_kubeconfig(
         ),
     )
     .with_context(|| format!("writing {}", path.display()))
+}
+
+/// A kubectl run's stdout, or an error with its stderr.
+fn stdout_of(args: &[&str], out: Output) -> Result<String> {
+    if !out.status.success() {
+        bail!(
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The API server, logging to `apiserver.log` in `dir` (appended: a restart

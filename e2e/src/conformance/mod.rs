@@ -231,21 +231,22 @@ fn load_test(dir: &Path, base: &Manifest) -> Result<ConformanceTest, Vec<String>
     }
 }
 
-/// The minimal shape every Kubernetes object has, to find the Services.
+/// The minimal shape every Kubernetes object has: its kind, name and
+/// namespace (to find the Services, and the namespaces to make).
 #[derive(Deserialize)]
-struct Object {
+pub(crate) struct Object {
     #[serde(default)]
-    kind: String,
+    pub(crate) kind: String,
     #[serde(default)]
-    metadata: Metadata,
+    pub(crate) metadata: Metadata,
 }
 
 #[derive(Default, Deserialize)]
-struct Metadata {
+pub(crate) struct Metadata {
     #[serde(default)]
-    name: String,
+    pub(crate) name: String,
     #[serde(default)]
-    namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
 }
 
 /// Services defined in `manifest` (`default` namespace when unset).

@@ -42,7 +42,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use serde::Deserialize;
+use serde::Deserialize as _;
+
+use super::Object;
 use tempfile::TempDir;
 
 use crate::gateway::{Gateway, Options};
@@ -241,22 +243,6 @@ fn test_dir(test: &str) -> String {
 
 fn test_file(test: &str, file: &str) -> String {
     format!("{TESTS_DIR}/{test}/{file}")
-}
-
-#[derive(Deserialize)]
-struct Object {
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    metadata: Metadata,
-}
-
-#[derive(Default, Deserialize)]
-struct Metadata {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    namespace: Option<String>,
 }
 
 /// The namespaces objects in `texts` are in (`default` when unset, for a

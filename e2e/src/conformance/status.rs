@@ -34,11 +34,11 @@ fn find<'a>(status: &'a Value, list: &str, name: &Backend) -> Option<&'a Value> 
     })
 }
 
-fn str_at<'a>(value: &'a Value, key: &str) -> &'a str {
+pub(super) fn str_at<'a>(value: &'a Value, key: &str) -> &'a str {
     value.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-fn array_at<'a>(value: &'a Value, key: &str) -> &'a [Value] {
+pub(super) fn array_at<'a>(value: &'a Value, key: &str) -> &'a [Value] {
     value
         .get(key)
         .and_then(Value::as_array)

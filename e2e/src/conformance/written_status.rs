@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::cases::StatusExpectations;
 use super::placeholders::Backend;
-use super::status::check_status;
+use super::status::{array_at, check_status, str_at};
 use crate::kube_apiserver::KubeApiServer;
 
 /// The controller name of Tollgate's entries in a route's `status.parents`.
@@ -207,17 +207,6 @@ fn conditions(object: &Value) -> Summary {
         })
         .collect();
     by_type.into_values().collect()
-}
-
-fn str_at<'a>(value: &'a Value, key: &str) -> &'a str {
-    value.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn array_at<'a>(value: &'a Value, key: &str) -> &'a [Value] {
-    value
-        .get(key)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
 }
 
 #[cfg(test)]
