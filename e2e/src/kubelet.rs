@@ -35,6 +35,10 @@ use crate::kube_apiserver::KubeApiServer;
 
 /// Where the Tollgate image keeps the filters its init container copies.
 const IMAGE_FILTERS: &str = "/usr/lib/tollgate";
+/// A Deployment's status once its one replica runs (kubelet's part).
+const AVAILABLE: &str = r#"{"status":{"replicas":1,"readyReplicas":1,"availableReplicas":1}}"#;
+/// A Service's status once the load balancer gave it an address.
+const LOAD_BALANCED: &str = r#"{"status":{"loadBalancer":{"ingress":[{"ip":"127.0.0.1"}]}}}"#;
 /// The labels of provisioned Deployments.
 const PROVISIONED: &str = "app.kubernetes.io/managed-by=tollgate,app.kubernetes.io/component=proxy";
 
@@ -89,28 +93,8 @@ impl Kubelet {
                 .await
                 .with_context(|| format!("running Deployment {name}"))?;
             self.pods.insert(name.clone(), envoy);
-            api.kubectl_ok(&[
-                "patch",
-                "deployment",
-                name,
-                "-n",
-                &self.namespace,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                r#"{"status":{"replicas":1,"readyReplicas":1,"availableReplicas":1}}"#,
-            ])?;
-            api.kubectl_ok(&[
-                "patch",
-                "service",
-                name,
-                "-n",
-                &self.namespace,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                r#"{"status":{"loadBalancer":{"ingress":[{"ip":"127.0.0.1"}]}}}"#,
-            ])?;
+            self.patch_status(api, "deployment", name, AVAILABLE)?;
+            self.patch_status(api, "service", name, LOAD_BALANCED)?;
         }
         Ok(self.pods.keys().cloned().collect())
     }
@@ -220,6 +204,23 @@ impl Kubelet {
             ["endpoint"]["address"]["socket_address"];
         address["address"] = self.xds.ip().to_string().into();
         address["port_value"] = self.xds.port().into();
+        Ok(())
+    }
+
+    /// What kubelet or the load balancer would write: a merge patch of the
+    /// `/status` of `kind` `name`.
+    fn patch_status(&self, api: &KubeApiServer, kind: &str, name: &str, patch: &str) -> Result<()> {
+        api.kubectl_ok(&[
+            "patch",
+            kind,
+            name,
+            "-n",
+            &self.namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            patch,
+        ])?;
         Ok(())
     }
 

@@ -115,8 +115,7 @@ impl Provisioner {
     /// unique by a hash of both (`team-a/prod` and `team/a-prod` would
     /// otherwise share one).
     pub fn object_name(namespace: &str, name: &str) -> String {
-        let hash = Sha256::digest(format!("{namespace}/{name}").as_bytes());
-        let suffix: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        let suffix = short_hash(&format!("{namespace}/{name}"));
         let start: String = dns_label(&format!("envoy-{namespace}-{name}"))
             .chars()
             .take(54)
@@ -416,10 +415,18 @@ pub fn dns_label(text: &str) -> String {
     if cleaned.len() <= 63 && cleaned.starts_with(|c: char| c.is_ascii_lowercase()) {
         return cleaned;
     }
-    let hash = Sha256::digest(text.as_bytes());
-    let suffix: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
     let start: String = cleaned.chars().take(50).collect();
-    format!("g{}-{suffix}", start.trim_end_matches('-'))
+    format!("g{}-{}", start.trim_end_matches('-'), short_hash(text))
+}
+
+/// The first 8 hex digits of SHA-256 over `text`: what keeps two names
+/// apart once they are cut or cleaned.
+fn short_hash(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -148,7 +148,7 @@ impl Writer {
                 .gateways
                 .iter()
                 .filter(|g| self.views.accepted(&g.namespace, &g.name))
-                .map(|g| format!("{}/{}", g.namespace, g.name))
+                .map(|g| gateway_key(&g.namespace, &g.name))
                 .collect();
             if let Some(replicas) = &mut self.replicas {
                 replicas.publish(&version, &running).await;
@@ -175,7 +175,7 @@ impl Writer {
             let pending = status
                 .gateways
                 .iter()
-                .any(|g| !running.contains(&format!("{}/{}", g.namespace, g.name)));
+                .any(|g| !running.contains(&gateway_key(&g.namespace, &g.name)));
             retry = Some(if failed {
                 RETRY
             } else if pending {
@@ -210,7 +210,7 @@ impl Writer {
             else {
                 continue;
             };
-            let runs = running.contains(&format!("{}/{}", gateway.namespace, gateway.name));
+            let runs = running.contains(&gateway_key(&gateway.namespace, &gateway.name));
             let mut desired = kube_status::gateway(gateway, object.get("status"), runs, &now);
             if let Some(provisioner) = &self.provisioner {
                 let (namespace, name) = provisioner.service_of(&gateway.namespace, &gateway.name);
@@ -235,12 +235,8 @@ impl Writer {
                 kube_status::conditions_only(&policy.conditions, object.get("status"), &now);
             failed |= !self.apply(kind.name(), &object, desired).await;
         }
-        for kind in ROUTE_KINDS {
-            let statuses = if kind == "HTTPRoute" {
-                &status.http_routes
-            } else {
-                &status.grpc_routes
-            };
+        let routes = [&status.http_routes, &status.grpc_routes];
+        for (kind, statuses) in ROUTE_KINDS.into_iter().zip(routes) {
             for object in self.objects.all(kind) {
                 let (namespace, name) = namespace_name(&object);
                 let ours = statuses
@@ -380,6 +376,12 @@ impl Writer {
             }
         }
     }
+}
+
+/// How a Gateway is named in the running set and the replicas' lists
+/// (`NAMESPACE/NAME`).
+fn gateway_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
 }
 
 fn namespace_name(object: &Value) -> (&str, &str) {
